@@ -1,0 +1,340 @@
+"""Media I/O shared by every stage: streamed video frames, audio as float32 mono, atomic H.264/AAC output.
+
+Videos are never held in memory whole: frames come out in chunks (decord) and go into an ffmpeg pipe one
+chunk at a time. ffmpeg always runs from an argument list (never a shell string), so any path works.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+
+class MediaError(ValueError):
+    """An input file cannot be used (missing, not a video, no audio stream, ...). The message says which and why."""
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg to run: the system one if installed, else the static binary shipped by imageio-ffmpeg."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - part of the pinned stack
+        raise RuntimeError("ffmpeg not found: install it (apt install ffmpeg) or `pip install imageio-ffmpeg`") from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _safe_path(path: str | os.PathLike) -> str:
+    """Absolute path, so a name starting with '-' can never be read by ffmpeg as an option."""
+    return os.path.abspath(os.fspath(path))
+
+
+def _require_file(path: str | os.PathLike, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"{what} not found: {p}")
+    if p.stat().st_size == 0:
+        raise MediaError(f"{what} is empty (0 bytes): {p}")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------- probing
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, as the readers below will deliver it (rotation already applied to width/height)."""
+
+    path: str
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    rotation: int  # display rotation from the container (0/90/180/270); decoded frames are already upright
+    has_audio: bool
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps if self.fps else 0.0
+
+
+def _ffmpeg_stream_report(path: str) -> str:
+    """ffmpeg's description of the input's streams (it has no ffprobe; `-i` alone prints them to stderr)."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _safe_path(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+    )
+    return proc.stderr
+
+
+def _rotation_from_report(report: str) -> int:
+    """Display rotation recorded in the container (phone videos), in degrees."""
+    match = re.search(r"display ?matrix: rotation of (-?[\d.]+) degrees", report, flags=re.IGNORECASE)
+    if match:
+        return int(round(float(match.group(1)))) % 360
+    match = re.search(r"^\s*rotate\s*:\s*(-?\d+)", report, flags=re.MULTILINE)
+    if match:
+        return int(match.group(1)) % 360
+    return 0
+
+
+def _open_decord(path: str | os.PathLike):
+    import decord
+
+    p = _require_file(path, "video file")
+    try:
+        return decord.VideoReader(_safe_path(p), ctx=decord.cpu(0), num_threads=1)
+    except Exception as exc:  # decord raises its own DECORDError / RuntimeError types
+        raise MediaError(f"cannot read video frames from {p}: {str(exc).splitlines()[0][:200]} "
+                         "(is it a video file? try re-encoding it with ffmpeg)") from None
+
+
+def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
+    """Open a video and report fps, frame count, (upright) size, rotation and whether it has audio."""
+    reader = reader if reader is not None else _open_decord(path)
+    num_frames = len(reader)
+    if num_frames == 0:
+        raise MediaError(f"video has no frames: {path}")
+    fps = float(reader.get_avg_fps())
+    if not fps or not math.isfinite(fps) or fps <= 0:
+        raise MediaError(f"video has no valid frame rate: {path}")
+    height, width = reader[0].shape[:2]  # decord applies the display rotation, as ffmpeg's autorotate does
+    report = _ffmpeg_stream_report(os.fspath(path))
+    rotation = _rotation_from_report(report)
+    has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
+    return VideoInfo(os.fspath(path), fps, num_frames, int(width), int(height), rotation, has_audio)
+
+
+# ----------------------------------------------------------------------------------------------- frames
+
+
+def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
+    """Source frame index for each output frame when converting frame rate by selection/duplication.
+
+    Output frame k shows the instant k/target_fps; it takes the source frame on screen at that instant.
+    The output lasts as long as the input: ceil(num_frames * target / source) frames.
+    """
+    if num_frames <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if abs(source_fps - target_fps) < 1e-6:
+        return np.arange(num_frames, dtype=np.int64)
+    count = math.ceil(num_frames * target_fps / source_fps - 1e-6)
+    idx = np.floor(np.arange(count) * (source_fps / target_fps) + 1e-6).astype(np.int64)
+    return np.minimum(idx, num_frames - 1)
+
+
+class VideoReader:
+    """A video opened for streaming: `info` plus chunked iteration at the source or a target frame rate."""
+
+    def __init__(self, path: str | os.PathLike, target_fps: float | None = None):
+        self._reader = _open_decord(path)
+        self.info = probe_video(path, self._reader)
+        self.target_fps = float(target_fps) if target_fps else self.info.fps
+        self.indices = resample_indices(self.info.num_frames, self.info.fps, self.target_fps)
+
+    def __len__(self) -> int:
+        """Number of frames delivered (after frame-rate conversion)."""
+        return len(self.indices)
+
+    @property
+    def fps(self) -> float:
+        return self.target_fps
+
+    def get_frames(self, output_indices: Iterable[int]) -> np.ndarray:
+        """Frames at the given output positions, (n, h, w, 3) RGB uint8."""
+        src = self.indices[np.asarray(list(output_indices), dtype=np.int64)]
+        return self._reader.get_batch(src.tolist()).asnumpy()
+
+    def iter_chunks(self, chunk_size: int = 16, start: int = 0) -> Iterator[np.ndarray]:
+        """Consecutive chunks of at most `chunk_size` frames (the last may be shorter)."""
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        for begin in range(start, len(self), chunk_size):
+            yield self.get_frames(range(begin, min(begin + chunk_size, len(self))))
+
+
+def iter_frames(path: str | os.PathLike, chunk_size: int = 16, target_fps: float | None = None) -> Iterator[np.ndarray]:
+    """Stream a video as RGB uint8 chunks (n, h, w, 3), optionally converted to `target_fps`."""
+    yield from VideoReader(path, target_fps=target_fps).iter_chunks(chunk_size)
+
+
+# ----------------------------------------------------------------------------------------------- audio
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
+    """Audio track of any container as float32 mono at `sample_rate` (int16 PCM / 32768, like whisper's loader)."""
+    import ffmpeg
+
+    p = _require_file(path, "audio file")
+    stream = ffmpeg.input(_safe_path(p)).output("pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=sample_rate)
+    try:
+        out, _ = stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-vn").run(
+            cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True
+        )
+    except ffmpeg.Error as exc:
+        message = exc.stderr.decode(errors="replace").strip()
+        if "does not contain any stream" in message or "matches no streams" in message:
+            raise MediaError(f"no audio stream in {p}; give a file with an audio track") from None
+        raise MediaError(f"cannot read audio from {p}: {message.splitlines()[-1][:300] if message else exc}") from None
+    samples = np.frombuffer(out, dtype=np.int16)
+    if samples.size == 0:
+        raise MediaError(f"no audio samples in {p}; give a file with an audio track")
+    return samples.astype(np.float32) / 32768.0
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
+    """Write float samples in [-1, 1] (mono (n,) or (n, channels)) as 16-bit PCM WAV."""
+    import soundfile
+
+    soundfile.write(os.fspath(path), np.asarray(samples, dtype=np.float32), sample_rate, subtype="PCM_16")
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def _partial_path(final: Path) -> Path:
+    """A temp name in the output's folder (same filesystem, so the final rename is atomic), same extension."""
+    fd, name = tempfile.mkstemp(prefix=f".{final.stem[:40]}.", suffix=f".partial{final.suffix}", dir=final.parent)
+    os.close(fd)
+    return Path(name)
+
+
+class VideoWriter:
+    """Incremental H.264 (yuv420p) writer with optional AAC audio, written atomically.
+
+    Frames are pushed chunk by chunk into one ffmpeg process. The file appears at `path` only when
+    `close()` succeeds; on any error (or leaving a `with` block by exception) the partial file is removed.
+    Odd widths/heights are padded by one pixel (yuv420p needs even sizes).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, audio_path: str | os.PathLike | None = None,
+                 crf: int = 18, preset: str = "medium", audio_bitrate: str = "192k"):
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise MediaError(f"output folder does not exist: {self.path.parent}")
+        if audio_path is not None:
+            _require_file(audio_path, "audio file")
+        self.fps = float(fps)
+        self.audio_path = audio_path
+        self.crf, self.preset, self.audio_bitrate = crf, preset, audio_bitrate
+        self._proc: subprocess.Popen | None = None
+        self._tmp: Path | None = None
+        self._size: tuple[int, int] | None = None
+        self.frames_written = 0
+
+    def _start(self, height: int, width: int) -> None:
+        self._size = (height, width)
+        self._tmp = _partial_path(self.path)
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{self.fps}", "-i", "pipe:0"]
+        if self.audio_path is not None:
+            cmd += ["-i", _safe_path(self.audio_path), "-map", "0:v:0", "-map", "1:a:0",
+                    "-c:a", "aac", "-b:a", self.audio_bitrate]
+        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", self.preset,
+                "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(self._tmp)]
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append frames: (n, h, w, 3) or a single (h, w, 3), RGB uint8."""
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (n, h, w, 3) RGB, got shape {frames.shape}")
+        if frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8, got {frames.dtype}")
+        if self._proc is None:
+            self._start(*frames.shape[1:3])
+        elif frames.shape[1:3] != self._size:
+            raise ValueError(f"frame size changed from {self._size} to {frames.shape[1:3]}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
+        except BrokenPipeError:
+            self._fail("ffmpeg stopped accepting frames")
+        self.frames_written += len(frames)
+
+    def _error_text(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace").strip()[-1000:]
+
+    def _fail(self, what: str) -> None:
+        detail = self._error_text() if self._proc is not None else ""
+        self.abort()
+        raise RuntimeError(f"writing {self.path} failed: {what}. ffmpeg said: {detail}")
+
+    def close(self) -> Path:
+        """Finish encoding and move the file into place. Returns the final path."""
+        if self._proc is None:
+            raise MediaError(f"no frames were written to {self.path}; nothing to save")
+        self._proc.stdin.close()
+        code = self._proc.wait()
+        if code != 0:
+            self._fail(f"ffmpeg exited with code {code}")
+        os.replace(self._tmp, self.path)
+        self._stderr.close()
+        self._proc = None
+        return self.path
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete the partial file; the output path is left untouched."""
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+            self._stderr.close()
+        if self._tmp is not None and self._tmp.exists():
+            self._tmp.unlink()
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float,
+                audio_path: str | os.PathLike | None = None) -> Path:
+    """Write an iterable of frame chunks (or single frames) to an H.264 file, muxing audio if given."""
+    with VideoWriter(path, fps, audio_path=audio_path) as writer:
+        for chunk in frames:
+            writer.write(chunk)
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """Stream facts of a finished file, read back with ffmpeg (used by tests and by the pipeline's summary)."""
+
+    video_codec: str | None
+    audio_codec: str | None
+    duration: float
+
+
+def describe_streams(path: str | os.PathLike) -> StreamSummary:
+    report = _ffmpeg_stream_report(os.fspath(_require_file(path, "media file")))
+    video = re.search(r"Stream #\d+:\d+.*: Video: (\w+)", report)
+    audio = re.search(r"Stream #\d+:\d+.*: Audio: (\w+)", report)
+    dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", report)
+    seconds = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    return StreamSummary(video.group(1) if video else None, audio.group(1) if audio else None, seconds)

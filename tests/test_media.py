@@ -1,0 +1,177 @@
+"""Media I/O round trips on fixtures generated here (moving pattern + sine tone), and the real demo clip."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from latentsync.utils import media
+from tests.conftest import shared_file
+
+
+def moving_pattern(num_frames: int, height: int = 48, width: int = 64) -> np.ndarray:
+    """Frames whose content encodes the frame index: a bright bar moves right one step per frame."""
+    frames = np.full((num_frames, height, width, 3), 40, dtype=np.uint8)
+    for i in range(num_frames):
+        x = (i * 2) % (width - 4)
+        frames[i, :, x : x + 4] = 220
+        frames[i, :4, :, 0] = (i * 7) % 256  # a per-frame colour stripe
+    return frames
+
+
+def bar_position(frame: np.ndarray) -> int:
+    column_brightness = frame[8:, :, 1].astype(float).mean(axis=0)
+    return int(np.argmax(column_brightness > 130))
+
+
+def sine(seconds: float, rate: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    return np.stack([tone] * channels, axis=1) if channels > 1 else tone
+
+
+@pytest.fixture()
+def tone_wav(tmp_path):
+    path = tmp_path / "tone.wav"
+    media.write_wav(path, sine(2.0, 44100, channels=2), 44100)
+    return path
+
+
+def test_round_trip_preserves_count_and_fps(tmp_path):
+    frames = moving_pattern(20)
+    out = media.write_video(tmp_path / "v.mp4", [frames[:7], frames[7:]], fps=25)
+    info = media.probe_video(out)
+    assert (info.num_frames, info.fps, info.width, info.height) == (20, 25.0, 64, 48)
+    decoded = np.concatenate(list(media.iter_frames(out, chunk_size=6)))
+    assert decoded.shape == frames.shape
+    assert [bar_position(f) for f in decoded] == [bar_position(f) for f in frames]
+    assert np.abs(decoded.astype(int) - frames.astype(int)).mean() < 3
+
+
+def test_chunks_have_requested_size(tmp_path):
+    out = media.write_video(tmp_path / "v.mp4", [moving_pattern(20)], fps=25)
+    sizes = [len(c) for c in media.iter_frames(out, chunk_size=8)]
+    assert sizes == [8, 8, 4]
+
+
+def test_30_to_25_fps_count_and_timing(tmp_path):
+    frames = moving_pattern(60)  # 2 s at 30 fps
+    out = media.write_video(tmp_path / "v30.mp4", [frames], fps=30)
+    reader = media.VideoReader(out, target_fps=25)
+    assert len(reader) == 50 and reader.fps == 25
+    decoded = np.concatenate(list(reader.iter_chunks(16)))
+    # Output frame k shows time k/25 s, i.e. the 30 fps source frame floor(k * 30 / 25).
+    for k in (0, 1, 5, 13, 49):
+        assert bar_position(decoded[k]) == bar_position(frames[int(np.floor(k * 30 / 25 + 1e-6))])
+
+
+def test_resample_indices_arithmetic():
+    assert media.resample_indices(30, 30, 25).tolist() == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 18, 19,
+                                                           20, 21, 22, 24, 25, 26, 27, 28]
+    assert len(media.resample_indices(31, 30, 25)) == 26  # 1.033 s still shows a frame at t = 1.0 s
+    assert media.resample_indices(10, 25, 25).tolist() == list(range(10))
+    up = media.resample_indices(10, 12.5, 25)
+    assert up.tolist() == [i // 2 for i in range(20)]  # duplication when the source is slower
+
+
+def test_read_audio_resamples_to_16k_mono(tone_wav):
+    audio = media.read_audio(tone_wav, sample_rate=16000)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) / 16000 - 2.0) < 0.01
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spectrum) * 16000 / len(audio) - 440) < 2
+    assert 0.25 < np.abs(audio).max() < 0.35
+
+
+def test_read_audio_from_video_container(tmp_path, tone_wav):
+    out = media.write_video(tmp_path / "with audio.mp4", [moving_pattern(50)], fps=25, audio_path=tone_wav)
+    audio = media.read_audio(out)
+    assert abs(len(audio) / 16000 - 2.0) < 0.05
+
+
+def test_mux_has_both_streams_and_duration(tmp_path, tone_wav):
+    out = media.write_video(tmp_path / "muxed.mp4", [moving_pattern(50)], fps=25, audio_path=tone_wav)
+    streams = media.describe_streams(out)
+    assert streams.video_codec == "h264" and streams.audio_codec == "aac"
+    assert abs(streams.duration - 2.0) < 0.1
+    assert media.probe_video(out).has_audio
+
+
+def test_odd_dimensions_are_padded(tmp_path):
+    out = media.write_video(tmp_path / "odd.mp4", [moving_pattern(5, height=33, width=45)], fps=25)
+    info = media.probe_video(out)
+    assert (info.width, info.height) == (46, 34)
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    target = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="boom"):
+        with media.VideoWriter(target, fps=25) as writer:
+            writer.write(moving_pattern(5))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_rejects_size_change_and_cleans_up(tmp_path):
+    target = tmp_path / "out.mp4"
+    writer = media.VideoWriter(target, fps=25)
+    writer.write(moving_pattern(3))
+    with pytest.raises(ValueError, match="frame size changed"):
+        writer.write(moving_pattern(3, height=20))
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hostile_path_names(tmp_path):
+    folder = tmp_path / "a dir with 'quotes' and \"double\" $(touch pwned) ünï"
+    folder.mkdir()
+    audio = folder / "tone $(touch pwned2).wav"
+    media.write_wav(audio, sine(1.0, 16000), 16000)
+    video = folder / "-v 'x' $(touch pwned3).mp4"
+    media.write_video(video, [moving_pattern(25)], fps=25, audio_path=audio)
+    assert media.probe_video(video).num_frames == 25
+    assert len(media.read_audio(video)) > 15000
+    stray = [p for p in tmp_path.rglob("pwned*")] + [p for p in (os.getcwd(),) if os.path.exists("pwned")]
+    assert stray == []
+
+
+def test_clear_errors(tmp_path):
+    with pytest.raises(media.MediaError, match="not found"):
+        media.probe_video(tmp_path / "missing.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(media.MediaError, match="cannot read video"):
+        media.probe_video(junk)
+    silent = media.write_video(tmp_path / "silent.mp4", [moving_pattern(5)], fps=25)
+    with pytest.raises(media.MediaError, match="no audio stream"):
+        media.read_audio(silent)
+    with pytest.raises(media.MediaError, match="no frames were written"):
+        media.VideoWriter(tmp_path / "empty.mp4", fps=25).close()
+
+
+def test_rotation_metadata_is_honoured(tmp_path):
+    plain = media.write_video(tmp_path / "plain.mp4", [moving_pattern(5, height=32, width=64)], fps=25)
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([media.ffmpeg_exe(), "-loglevel", "error", "-display_rotation", "90", "-i", str(plain),
+                    "-c", "copy", str(rotated)], check=True)
+    info = media.probe_video(rotated)
+    assert info.rotation in (90, 270) and (info.width, info.height) == (32, 64)
+    frame = next(media.iter_frames(rotated, chunk_size=1))[0]
+    assert frame.shape == (64, 32, 3)
+    upright = subprocess.run([media.ffmpeg_exe(), "-loglevel", "error", "-i", str(rotated), "-frames:v", "1",
+                              "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    reference = np.frombuffer(upright, np.uint8).reshape(64, 32, 3)  # ffmpeg auto-rotates on decode
+    assert np.abs(frame.astype(int) - reference).mean() < 1
+
+
+@pytest.mark.needs_shared
+def test_demo_clip_hevc_1080x1920():
+    path = shared_file("media", "demo1_video.mp4")
+    reader = media.VideoReader(path, target_fps=25)
+    assert len(reader) == 250 and reader.fps == 25
+    assert (reader.info.width, reader.info.height) == (1080, 1920)
+    first = next(reader.iter_chunks(4))
+    assert first.shape == (4, 1920, 1080, 3) and first.dtype == np.uint8
