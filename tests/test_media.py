@@ -100,6 +100,12 @@ def test_mux_has_both_streams_and_duration(tmp_path, tone_wav):
     assert media.probe_video(out).has_audio
 
 
+def test_mux_trims_audio_to_requested_duration(tmp_path, tone_wav):
+    out = media.write_video(tmp_path / "trimmed.mp4", [moving_pattern(25)], fps=25, audio_path=tone_wav,
+                            audio_duration=1.0)
+    assert abs(len(media.read_audio(out)) / 16000 - 1.0) < 0.05
+
+
 def test_odd_dimensions_are_padded(tmp_path):
     out = media.write_video(tmp_path / "odd.mp4", [moving_pattern(5, height=33, width=45)], fps=25)
     info = media.probe_video(out)

@@ -221,7 +221,8 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, audio_path: str | os.PathLike | None = None,
-                 crf: int = 18, preset: str = "medium", audio_bitrate: str = "192k"):
+                 crf: int = 18, preset: str = "medium", audio_bitrate: str = "192k",
+                 audio_duration: float | None = None):
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise MediaError(f"output folder does not exist: {self.path.parent}")
@@ -229,6 +230,7 @@ class VideoWriter:
             _require_file(audio_path, "audio file")
         self.fps = float(fps)
         self.audio_path = audio_path
+        self.audio_duration = audio_duration  # seconds of the audio track to keep (None: all of it)
         self.crf, self.preset, self.audio_bitrate = crf, preset, audio_bitrate
         self._proc: subprocess.Popen | None = None
         self._tmp: Path | None = None
@@ -241,6 +243,8 @@ class VideoWriter:
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{self.fps}", "-i", "pipe:0"]
         if self.audio_path is not None:
+            if self.audio_duration is not None:
+                cmd += ["-t", f"{self.audio_duration:.6f}"]
             cmd += ["-i", _safe_path(self.audio_path), "-map", "0:v:0", "-map", "1:a:0",
                     "-c:a", "aac", "-b:a", self.audio_bitrate]
         cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", self.preset,
@@ -314,9 +318,9 @@ class VideoWriter:
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float,
-                audio_path: str | os.PathLike | None = None) -> Path:
+                audio_path: str | os.PathLike | None = None, audio_duration: float | None = None) -> Path:
     """Write an iterable of frame chunks (or single frames) to an H.264 file, muxing audio if given."""
-    with VideoWriter(path, fps, audio_path=audio_path) as writer:
+    with VideoWriter(path, fps, audio_path=audio_path, audio_duration=audio_duration) as writer:
         for chunk in frames:
             writer.write(chunk)
     return Path(path)
