@@ -1,0 +1,195 @@
+"""Python API: `latentsync.lipsync(video, audio, out, **options)` — used by the CLI, batch mode and the app.
+
+Building the pipeline checks everything a user can get wrong before any heavy work starts: the files
+exist, the U-Net checkpoint fits the config (else the error names the config that fits), the Whisper
+width matches the U-Net's audio cross-attention.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+
+from latentsync.config import REPO_ROOT, load_config, model_config
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_UNET_CONFIG = "configs/unet/stage2.yaml"
+DEFAULT_CKPT = "checkpoints/latentsync_unet.pt"
+DEFAULT_VAE = "checkpoints/sd-vae-ft-mse"
+WHISPER_BY_WIDTH = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
+SCHEDULERS = ("ddim", "dpmsolver++")
+
+
+class InputError(ValueError):
+    """The user's input or set-up is wrong (missing file, mismatched checkpoint, ...): exit code 2."""
+
+
+@dataclass
+class LipsyncOptions:
+    """Every knob of a run. Defaults are the official inference defaults."""
+
+    unet_config_path: str = DEFAULT_UNET_CONFIG
+    inference_ckpt_path: str = DEFAULT_CKPT
+    vae_path: str = DEFAULT_VAE
+    whisper_path: str | None = None  # None: checkpoints/whisper/{tiny,small}.pt by the U-Net's audio width
+    inference_steps: int = 20
+    guidance_scale: float = 1.5
+    seed: int = 1247
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto (fp16 on CUDA capability > 7, else fp32) | fp32 | fp16 | bf16
+    length_mode: str = "pingpong"
+    scheduler: str = "ddim"
+    enable_deepcache: bool = False
+    face_detector: str = "mediapipe"
+    temp_dir: str | None = None  # kept for CLI compatibility; nothing is written outside the output folder
+    progress: bool = True
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "LipsyncOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown option(s) {unknown}; valid options: {sorted(known)}")
+        return cls(**{k: v for k, v in kwargs.items() if v is not None or k == "whisper_path"})
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was requested but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """fp16 on CUDA with compute capability > 7 (as the official), fp32 elsewhere unless asked otherwise."""
+    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] > 7:
+            return torch.float16
+        return torch.float32
+    if name not in table:
+        raise InputError(f"unknown dtype {name!r}; choose auto, fp32, fp16 or bf16")
+    if name == "fp16" and device.type == "cpu":
+        raise InputError("fp16 is not supported on the CPU; use --dtype fp32 or bf16")
+    return table[name]
+
+
+def _repo_path(path: str) -> Path:
+    """Paths in options are relative to the cwd, falling back to the repository root (like configs)."""
+    p = Path(path)
+    return p if p.exists() or p.is_absolute() else (REPO_ROOT / p if (REPO_ROOT / p).exists() else p)
+
+
+def _require(path: Path, what: str, hint: str) -> Path:
+    if not path.exists():
+        raise InputError(f"{what} not found at {path}. {hint}")
+    return path
+
+
+def build_scheduler(name: str):
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    config = DDIMScheduler.load_config(str(REPO_ROOT / "configs"))
+    if name == "ddim":
+        return DDIMScheduler.from_config(config)
+    if name == "dpmsolver++":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+    raise InputError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+
+
+def build_pipeline(options: LipsyncOptions):
+    """Load VAE, Whisper, U-Net and scheduler per the options and return (pipeline, config, device, dtype)."""
+    from diffusers import AutoencoderKL
+
+    from latentsync.models.unet import UNet3DConditionModel
+    from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
+    from latentsync.whisper.audio2feature import Audio2Feature
+
+    setup_hint = "Run `source setup_env.sh` on a machine with internet access, or see checkpoints/README.md."
+    config_path = _require(_repo_path(options.unet_config_path), "U-Net config", "Pass --unet_config_path.")
+    config = load_config(config_path)
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+
+    ckpt = _require(_repo_path(options.inference_ckpt_path), "U-Net checkpoint", setup_hint)
+    width = int(config.model.cross_attention_dim)
+    whisper_path = options.whisper_path or WHISPER_BY_WIDTH.get(width)
+    if whisper_path is None:
+        raise InputError(f"no default Whisper model for cross_attention_dim {width}; pass --whisper_path")
+    whisper = _require(_repo_path(whisper_path), "Whisper checkpoint", setup_hint)
+    vae_dir = _require(_repo_path(options.vae_path), "VAE (diffusers AutoencoderKL folder)", setup_hint)
+
+    try:
+        unet, _ = UNet3DConditionModel.from_pretrained(model_config(config), str(ckpt), device="cpu")
+    except (ValueError, KeyError) as exc:  # the loader's mismatch/corruption errors name the fitting config
+        raise InputError(str(exc)) from exc
+    unet = unet.to(device=device, dtype=dtype)
+
+    audio_encoder = Audio2Feature(model_path=str(whisper), device=str(device), num_frames=config.data.num_frames,
+                                  audio_feat_length=list(config.data.audio_feat_length))
+    if audio_encoder.embedding_dim != width:
+        raise InputError(f"Whisper model {whisper} gives {audio_encoder.embedding_dim}-dim features but the U-Net "
+                         f"config {config_path} expects cross_attention_dim {width}; use the matching Whisper "
+                         f"checkpoint (tiny = 384, small = 768)")
+    vae = AutoencoderKL.from_pretrained(str(vae_dir), torch_dtype=dtype).to(device)
+    vae.config.scaling_factor = 0.18215  # sd-vae-ft-mse, as the official pipeline sets them
+    vae.config.shift_factor = 0
+
+    face_detector = _face_detector(options.face_detector)
+    pipeline = LipsyncPipeline(vae=vae, audio_encoder=audio_encoder, unet=unet, scheduler=build_scheduler(options.scheduler),
+                               face_detector=face_detector)
+    if options.enable_deepcache:
+        from latentsync.pipelines.deepcache import enable_deepcache
+
+        enable_deepcache(pipeline)
+    return pipeline, config, device, dtype
+
+
+def _face_detector(name: str):
+    from latentsync.utils.face_detector import FaceDetector
+
+    try:
+        return FaceDetector(backend=name)
+    except (FileNotFoundError, ImportError) as exc:
+        raise InputError(str(exc)) from exc
+
+
+def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
+    """Lip-sync `video` to `audio` and write `out` (atomically). Returns a LipsyncResult.
+
+    `pipeline_bundle` (from `build_pipeline`) lets callers such as batch mode and the app reuse loaded models.
+    """
+    opts = LipsyncOptions.from_kwargs(**options)
+    for path, what in ((video, "video"), (audio, "audio")):
+        if not Path(path).is_file():
+            raise InputError(f"{what} file not found: {path}")
+    if not Path(out).parent.exists():
+        raise InputError(f"output folder does not exist: {Path(out).parent}")
+    pipeline, config, device, dtype = pipeline_bundle or build_pipeline(opts)
+    generator = torch.Generator(device="cpu").manual_seed(opts.seed if opts.seed >= 0 else torch.seed())
+    return pipeline(
+        video_path=str(video),
+        audio_path=str(audio),
+        video_out_path=str(out),
+        num_frames=int(config.data.num_frames),
+        video_fps=int(config.data.video_fps),
+        audio_sample_rate=int(config.data.audio_sample_rate),
+        height=int(config.data.resolution),
+        width=int(config.data.resolution),
+        num_inference_steps=opts.inference_steps,
+        guidance_scale=opts.guidance_scale,
+        weight_dtype=dtype,
+        mask_image_path=config.data.get("mask_image_path") or None,
+        generator=generator,
+        length_mode=opts.length_mode,
+        progress=opts.progress,
+    )

@@ -1,0 +1,248 @@
+"""The inference pipeline: video + audio -> lip-synced video, streamed chunk by chunk.
+
+Orchestration only: the numerics live in the components (U-Net, VAE, Whisper features, AlignRestore,
+mask). The semantics follow the official LatentSync pipeline:
+- one initial noise tensor (1, 4, 1, h, w) repeated over every frame of the video;
+- per 16-frame chunk: VAE-encode the masked faces and the reference faces (posterior *sampled* with the
+  generator, masked first), DDIM with classifier-free guidance whose unconditional half is zero audio
+  (`[uncond, audio]` order), U-Net input `cat([latents, mask, masked latents, reference latents])`;
+- decode, paste the unmasked reference pixels back, restore the face into the original frame.
+What differs from the official code is operational: frames are decoded, aligned, denoised, restored and
+encoded chunk by chunk (memory does not grow with video length), frames without a face pass through
+unchanged, and the output is written atomically with the audio muxed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from tqdm.auto import tqdm
+
+from latentsync.pipelines.face_track import FaceTrack, track_faces
+from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
+from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
+from latentsync.utils.media import MediaError, VideoReader, VideoWriter, read_audio
+
+logger = logging.getLogger(__name__)
+
+
+class NoFaceError(ValueError):
+    """No frame of the input video contains a detectable face."""
+
+
+@dataclass
+class LipsyncResult:
+    """What a run produced, for the CLI summary, batch mode and the app."""
+
+    output_path: Path
+    num_frames: int
+    frames_with_face: int
+    frames_bridged: int
+    fps: float
+    seconds_per_stage: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds_per_stage.items())
+        return (f"{self.output_path}: {self.num_frames} frames at {self.fps:g} fps, face in "
+                f"{self.frames_with_face} ({self.frames_bridged} bridged), "
+                f"{self.num_frames - self.frames_with_face} passed through unchanged; time: {stages}")
+
+
+class LipsyncPipeline:
+    """`LipsyncPipeline(vae, audio_encoder, unet, scheduler)(video_path, audio_path, video_out_path, ...)`."""
+
+    def __init__(self, vae, audio_encoder, unet, scheduler, face_detector=None):
+        self.vae = vae
+        self.audio_encoder = audio_encoder
+        self.unet = unet
+        self.scheduler = scheduler
+        self.face_detector = face_detector  # None: the default detector (built on first use)
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.deepcache = None  # the DeepCache helper, when latentsync.pipelines.deepcache.enable_deepcache() is on
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def to(self, device) -> "LipsyncPipeline":
+        self.vae.to(device)
+        self.unet.to(device)
+        return self
+
+    # ---------------------------------------------------------------------------------------- steps
+
+    def _encode(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """VAE latents (1, c, f, h, w) of (f, 3, H, W) pixels in [-1, 1], posterior sampled as the official."""
+        cfg = self.vae.config
+        posterior = self.vae.encode(pixels.to(self.device, self.vae.dtype)).latent_dist
+        latents = posterior.sample(generator=generator)
+        latents = (latents - (getattr(cfg, "shift_factor", None) or 0.0)) * cfg.scaling_factor
+        return rearrange(latents, "f c h w -> 1 c f h w")
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        cfg = self.vae.config
+        latents = latents / cfg.scaling_factor + (getattr(cfg, "shift_factor", None) or 0.0)
+        latents = rearrange(latents, "b c f h w -> (b f) c h w").to(self.vae.dtype)
+        return self.vae.decode(latents).sample
+
+    def _denoise(self, latents, mask_latents, masked_latents, ref_latents, audio_embeds, guidance_scale,
+                 extra_step_kwargs, progress) -> torch.Tensor:
+        """The sampling loop for one chunk (official order of inputs and guidance)."""
+        do_cfg = guidance_scale > 1.0
+        if do_cfg:
+            mask_latents, masked_latents, ref_latents = (torch.cat([x] * 2) for x in
+                                                         (mask_latents, masked_latents, ref_latents))
+            if audio_embeds is not None:
+                audio_embeds = torch.cat([torch.zeros_like(audio_embeds), audio_embeds])
+        for t in self.scheduler.timesteps:
+            unet_input = torch.cat([latents] * 2) if do_cfg else latents
+            unet_input = self.scheduler.scale_model_input(unet_input, t)
+            unet_input = torch.cat([unet_input, mask_latents, masked_latents, ref_latents], dim=1)
+            noise_pred = self.unet(unet_input, t, encoder_hidden_states=audio_embeds).sample
+            if do_cfg:
+                noise_uncond, noise_audio = noise_pred.chunk(2)
+                noise_pred = noise_uncond + guidance_scale * (noise_audio - noise_uncond)
+            latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
+            progress.update()
+        return latents
+
+    def _restore(self, frames: np.ndarray, faces: torch.Tensor, matrices: np.ndarray,
+                 image_processor: ImageProcessor) -> np.ndarray:
+        """Paste generated (n, 3, R, R) faces in [-1, 1] back into their frames."""
+        restorer = image_processor.restorer
+        crop_h, crop_w = restorer.face_size[1], restorer.face_size[0]
+        faces = F.interpolate(faces.float(), size=(crop_h, crop_w), mode="bicubic", antialias=True,
+                              align_corners=False)
+        out = frames.copy()
+        for i in range(len(frames)):
+            out[i] = restorer.restore_img(frames[i], faces[i], matrices[i][None])
+        return out
+
+    # ---------------------------------------------------------------------------------------- call
+
+    @torch.no_grad()
+    def __call__(self, video_path: str, audio_path: str, video_out_path: str, num_frames: int = 16,
+                 video_fps: int = 25, audio_sample_rate: int = 16000, height: int | None = None,
+                 width: int | None = None, num_inference_steps: int = 20, guidance_scale: float = 1.5,
+                 weight_dtype: torch.dtype | None = None, eta: float = 0.0, mask_image_path: str | None = None,
+                 temp_dir: str | None = None, generator: torch.Generator | None = None,
+                 length_mode: str = "pingpong", progress: bool = True, **_ignored) -> LipsyncResult:
+        timings: dict[str, float] = {}
+        height = height or self.unet.config.sample_size * self.vae_scale_factor
+        width = width or height
+        if height != width or height % 8:
+            raise ValueError(f"resolution must be square and a multiple of 8, got {height}x{width}")
+        was_training = self.unet.training
+        self.unet.eval()
+        device = self.device
+
+        with _timer(timings, "audio"):
+            audio = read_audio(audio_path, audio_sample_rate)
+            audio_seconds = len(audio) / audio_sample_rate
+            if audio_seconds < 1.0 / video_fps:
+                raise MediaError(f"audio is shorter than one video frame ({audio_seconds:.3f} s): {audio_path}")
+            features = self.audio_encoder.audio2feat(audio_path)
+
+        reader = VideoReader(video_path, target_fps=video_fps)
+        n_out = num_output_frames(audio_seconds, len(reader), video_fps, length_mode)
+        schedule = source_frame_indices(n_out, len(reader), length_mode)
+        logger.info("video %s: %d frames at %.3g fps -> %d output frames at %d fps (%s)", video_path,
+                    reader.info.num_frames, reader.info.fps, n_out, video_fps, length_mode)
+
+        mask = load_fixed_mask(height, mask_image_path) if mask_image_path else load_fixed_mask(height)
+        image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
+        with _timer(timings, "faces"):
+            # Only the frames the output shows are analysed; smoothing runs in source order, as the official.
+            needed = int(schedule.max()) + 1
+            track: FaceTrack = track_faces(reader, needed, image_processor, detector=self.face_detector,
+                                           progress=progress)
+        if not track.has_face[schedule].any():
+            raise NoFaceError(f"no face was found in any frame of {video_path}; nothing to lip-sync "
+                              "(try another --face_detector, or a video where the face is visible)")
+
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        extra_step_kwargs = _step_kwargs(self.scheduler, generator, eta)
+        latent_hw = height // self.vae_scale_factor
+        noise = torch.randn((1, self.vae.config.latent_channels, 1, latent_hw, latent_hw), generator=generator,
+                            device=generator.device if generator is not None else "cpu", dtype=torch.float32)
+        noise = (noise * self.scheduler.init_noise_sigma).to(device, weight_dtype or self.unet.dtype)
+        dtype = noise.dtype
+        mask_latent = F.interpolate(mask[0:1][None].float(), size=(latent_hw, latent_hw))  # nearest, as official
+
+        num_chunks = -(-n_out // num_frames)
+        steps_bar = tqdm(total=num_chunks * len(self.scheduler.timesteps), desc="denoising", unit="step",
+                         disable=not progress)
+        timings.update(denoise=0.0, vae=0.0, restore=0.0, write=0.0)
+        frames_with_face = 0
+        with VideoWriter(video_out_path, video_fps, audio_path=audio_path,
+                         audio_duration=n_out / video_fps) as writer:
+            for chunk_start in range(0, n_out, num_frames):
+                out_idx = np.arange(chunk_start, min(chunk_start + num_frames, n_out))
+                src_idx = schedule[out_idx]
+                frames = reader.get_frames(src_idx)
+                faced = track.has_face[src_idx]
+                if faced.any():
+                    t0 = time.perf_counter()
+                    faces = track.warp(frames[faced], src_idx[faced], image_processor)
+                    pixels, masked, _ = image_processor.prepare_masks_and_masked_images(faces, affine_transform=False)
+                    masked_latents = self._encode(masked, generator).to(dtype)
+                    ref_latents = self._encode(pixels, generator).to(dtype)
+                    timings["vae"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    audio_embeds = None
+                    if self.unet.add_audio_layer:
+                        audio_embeds = self.audio_encoder.frame_features(features, out_idx[faced], video_fps)
+                        audio_embeds = audio_embeds.to(device, dtype)
+                    mask_latents = mask_latent.to(device, dtype)[:, :, None].expand(-1, -1, int(faced.sum()), -1, -1)
+                    latents = noise.expand(-1, -1, int(faced.sum()), -1, -1).clone()
+                    latents = self._denoise(latents, mask_latents, masked_latents, ref_latents, audio_embeds,
+                                            guidance_scale, extra_step_kwargs, steps_bar)
+                    timings["denoise"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    decoded = self._decode(latents).float().cpu()
+                    keep = mask[0:1].float()  # 1 = keep the reference pixel, 0 = generated mouth region
+                    decoded = decoded * (1 - keep) + pixels.float() * keep
+                    timings["vae"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    frames[faced] = self._restore(frames[faced], decoded, track.matrices[src_idx[faced]],
+                                                  image_processor)
+                    timings["restore"] += time.perf_counter() - t0
+                    frames_with_face += int(faced.sum())
+                else:
+                    steps_bar.update(len(self.scheduler.timesteps))
+                t0 = time.perf_counter()
+                writer.write(frames)
+                timings["write"] += time.perf_counter() - t0
+        steps_bar.close()
+        if was_training:
+            self.unet.train()
+        return LipsyncResult(Path(video_out_path), n_out, frames_with_face, int(track.bridged[schedule].sum()),
+                             float(video_fps), timings)
+
+
+def _step_kwargs(scheduler, generator, eta) -> dict:
+    """eta and generator only for schedulers whose `step` takes them (DDIM does; DPM-Solver++ does not take eta)."""
+    import inspect
+
+    params = inspect.signature(scheduler.step).parameters
+    kwargs = {}
+    if "eta" in params:
+        kwargs["eta"] = eta
+    if "generator" in params:
+        kwargs["generator"] = generator
+    return kwargs
+
+
+@contextmanager
+def _timer(timings: dict, name: str):
+    start = time.perf_counter()
+    yield
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start

@@ -1,0 +1,138 @@
+"""Lip-sync command line: one video, or a batch file of many.
+
+    python -m scripts.inference --video_path in.mp4 --audio_path speech.wav --video_out_path out.mp4
+    python -m scripts.inference --batch jobs.csv            # CSV (video,audio,output) or JSON list of objects
+
+Exit codes: 0 success, 2 bad input (missing/unreadable file, no face, wrong checkpoint for the config, ...),
+1 internal error. In batch mode outputs that already exist are skipped, one failure does not stop the
+rest, and the exit code is 0 only if every row succeeded (2 if the failures were all bad inputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from latentsync.api import SCHEDULERS, InputError, LipsyncOptions, build_pipeline, lipsync
+from latentsync.pipelines.frame_schedule import LENGTH_MODES
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    d = LipsyncOptions()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--unet_config_path", default=d.unet_config_path)
+    p.add_argument("--inference_ckpt_path", default=d.inference_ckpt_path)
+    p.add_argument("--video_path")
+    p.add_argument("--audio_path")
+    p.add_argument("--video_out_path")
+    p.add_argument("--batch", type=Path, help="CSV (header video,audio,output) or JSON list of {video, audio, output}")
+    p.add_argument("--inference_steps", type=int, default=d.inference_steps)
+    p.add_argument("--guidance_scale", type=float, default=d.guidance_scale)
+    p.add_argument("--seed", type=int, default=d.seed, help="-1 for a random seed")
+    p.add_argument("--temp_dir", default=None, help="accepted for compatibility; outputs are written atomically")
+    p.add_argument("--enable_deepcache", action="store_true")
+    p.add_argument("--vae_path", default=d.vae_path)
+    p.add_argument("--whisper_path", default=None)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--dtype", default=d.dtype, choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument("--face_detector", default=d.face_detector)
+    p.add_argument("--length_mode", default=d.length_mode, choices=LENGTH_MODES)
+    p.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS)
+    p.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    args = p.parse_args(argv)
+    single = (args.video_path, args.audio_path, args.video_out_path)
+    if args.batch is None and not all(single):
+        p.error("give --video_path, --audio_path and --video_out_path, or --batch FILE")
+    if args.batch is not None and any(single):
+        p.error("--batch cannot be combined with --video_path/--audio_path/--video_out_path")
+    return args
+
+
+def options_from_args(args) -> LipsyncOptions:
+    keys = ("unet_config_path", "inference_ckpt_path", "vae_path", "whisper_path", "inference_steps",
+            "guidance_scale", "seed", "device", "dtype", "length_mode", "scheduler", "enable_deepcache",
+            "face_detector", "temp_dir")
+    return LipsyncOptions(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
+
+
+def read_batch(path: Path) -> list[dict]:
+    """Rows of {video, audio, output} from a CSV with a header or a JSON list."""
+    if not path.is_file():
+        raise InputError(f"batch file not found: {path}")
+    if path.suffix.lower() == ".json":
+        rows = json.loads(path.read_text())
+    else:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not {"video", "audio", "output"} <= set(row):
+            raise InputError(f"batch row {i + 1} of {path} needs video, audio and output fields; got {row}")
+    return rows
+
+
+def classify(exc: BaseException) -> int:
+    """Bad input (the user can fix it) vs internal error."""
+    from latentsync.pipelines.lipsync_pipeline import NoFaceError
+    from latentsync.utils.media import MediaError
+
+    return EXIT_BAD_INPUT if isinstance(exc, (InputError, MediaError, NoFaceError, FileNotFoundError)) else EXIT_INTERNAL
+
+
+def run_single(args, options: LipsyncOptions) -> int:
+    try:
+        result = lipsync(args.video_path, args.audio_path, args.video_out_path, **vars(options))
+    except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into a message + exit code
+        code = classify(exc)
+        if code == EXIT_INTERNAL:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return code
+    print(result.summary())
+    return EXIT_OK
+
+
+def run_batch(args, options: LipsyncOptions) -> int:
+    try:
+        rows = read_batch(args.batch)
+        bundle = build_pipeline(options)
+    except Exception as exc:  # noqa: BLE001
+        print(f"error: {exc}", file=sys.stderr)
+        return classify(exc)
+    results, codes = [], []
+    for row in rows:
+        video, audio, output = row["video"], row["audio"], row["output"]
+        if Path(output).exists():
+            results.append((output, "skipped (exists)", ""))
+            continue
+        start = time.perf_counter()
+        try:
+            lipsync(video, audio, output, pipeline_bundle=bundle, **vars(options))
+            results.append((output, "ok", f"{time.perf_counter() - start:.1f}s"))
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the batch
+            codes.append(classify(exc))
+            if codes[-1] == EXIT_INTERNAL:
+                traceback.print_exc()
+            results.append((output, "failed", str(exc).splitlines()[0][:200]))
+    print(f"\nbatch summary: {len(results) - len(codes)} of {len(results)} ok, {len(codes)} failed")
+    for output, status, detail in results:
+        print(f"  {status:18s} {output}  {detail}")
+    return max(codes, key=lambda c: c == EXIT_INTERNAL) if codes else EXIT_OK
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    options = options_from_args(args)
+    return run_batch(args, options) if args.batch else run_single(args, options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
