@@ -1,0 +1,1 @@
+"""Whisper audio features for LatentSync (openai-whisper package, official checkpoint format)."""
