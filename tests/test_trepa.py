@@ -169,7 +169,7 @@ def test_official_checkpoint_wrappers_load_strictly(tmp_path, wrapper):
     loaded = load_videomae(path, cfg)
     for key, value in state_dict.items():
         assert torch.equal(loaded.state_dict()[key], value), key
-    clip = (_clips(8) / 2 + 0.5)
+    clip = _clips(8) / 2 + 0.5
     clip = torch.nn.functional.interpolate(clip[0].transpose(0, 1), size=(224, 224)).transpose(0, 1)[None]
     with torch.no_grad():
         torch.testing.assert_close(loaded.forward_features(clip), source.forward_features(clip), atol=0, rtol=0)

@@ -199,7 +199,9 @@ class DownEncoder2D(nn.Module):
         self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
         self.down_blocks = nn.ModuleList()
         channels = block_out_channels[0]
-        for out_channels, factor, with_attention in zip(block_out_channels, downsample_factors, attn_blocks):
+        for out_channels, factor, with_attention in zip(
+            block_out_channels, downsample_factors, attn_blocks, strict=True
+        ):
             self.down_blocks.append(
                 ResnetBlock2D(channels, out_channels, factor, dropout=dropout, norm_num_groups=norm_num_groups)
             )
@@ -335,7 +337,7 @@ def read_syncnet_checkpoint(path: str | Path, map_location: str | torch.device =
     if not path.is_file():
         raise FileNotFoundError(
             f"syncnet checkpoint not found: {path}. The released one is checkpoints/stable_syncnet.pt "
-            "(huggingface-cli download ByteDance/LatentSync-1.6 stable_syncnet.pt --local-dir checkpoints)"
+            "from ByteDance/LatentSync-1.5 (see checkpoints/README.md)"
         )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file

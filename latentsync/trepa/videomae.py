@@ -159,7 +159,9 @@ class VideoMAEv2(nn.Module):
         self.with_cp = with_cp
         self.patch_embed = TubeletEmbedding(cfg)
         tubelets, rows, cols = cfg.grid
-        self.register_buffer("pos_embed", sinusoid_position_table(tubelets * rows * cols, cfg.embed_dim), persistent=False)
+        self.register_buffer(
+            "pos_embed", sinusoid_position_table(tubelets * rows * cols, cfg.embed_dim), persistent=False
+        )
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
         self.head = nn.Linear(cfg.embed_dim, cfg.num_classes)
