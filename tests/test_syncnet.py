@@ -217,3 +217,12 @@ def test_gradient_checkpointing_is_numerically_identical():
     assert torch.equal(v0, v1) and torch.equal(a0, a1) and torch.equal(gi0, gi1)
     for name in g0:
         assert torch.equal(g0[name], g1[name]), name
+
+
+def test_accepts_omegaconf_section_directly():
+    cfg = load_config(REPO_ROOT / "configs" / "syncnet" / "tiny.yaml")
+    with torch.device("meta"):
+        from_omegaconf = StableSyncNet(cfg.model)
+        from_dict = StableSyncNet(model_config(cfg))
+    assert list(from_omegaconf.state_dict()) == list(from_dict.state_dict())
+    assert from_omegaconf.config == from_dict.config

@@ -248,7 +248,10 @@ def _encoder_kwargs(config: Mapping, name: str) -> dict:
     return {
         "in_channels": int(section["in_channels"]),
         "block_out_channels": [int(c) for c in section["block_out_channels"]],
-        "downsample_factors": list(section["downsample_factors"]),
+        "downsample_factors": [
+            [int(s) for s in f] if isinstance(f, Sequence) and not isinstance(f, str) else int(f)
+            for f in section["downsample_factors"]
+        ],
         "attn_blocks": [int(a) for a in section["attn_blocks"]],
         "dropout": float(section["dropout"]),
     }
