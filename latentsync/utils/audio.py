@@ -8,7 +8,7 @@ The result matches the official `latentsync/utils/audio.py melspectrogram` (floa
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -21,7 +21,7 @@ class AudioInputError(MediaError):
     """Audio that cannot be used: missing file, no audio stream, too short, wrong shape. The message says which."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def audio_config():
     """The `audio:` section of configs/audio.yaml (read once)."""
     from latentsync.config import load_config
@@ -41,7 +41,7 @@ def _hop_size(cfg) -> int:
     return int(cfg.frame_shift_ms / 1000 * cfg.sample_rate)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mel_basis(sample_rate: int, n_fft: int, num_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """Slaney-style mel filterbank, (num_mels, 1 + n_fft // 2).
 

@@ -75,9 +75,9 @@ class Audio2Feature:
         """Whisper's normalised log-mel (n_mels, n_samples // 160) of the whole input, on the CPU in fp32."""
         samples = load_waveform(audio)
         if len(samples) < self.min_samples:
-            source = audio if isinstance(audio, (str, os.PathLike)) else "the audio array"
+            source = f"audio file {audio}" if isinstance(audio, (str, os.PathLike)) else "the audio array"
             raise AudioInputError(
-                f"audio in {source} is {len(samples) / SAMPLE_RATE:.3f} s long, shorter than one video frame "
+                f"{source} is {len(samples) / SAMPLE_RATE:.3f} s long, shorter than one video frame "
                 f"({self.min_samples} samples at {SAMPLE_RATE} Hz); give at least {self.min_samples / SAMPLE_RATE:.2f} s"
             )
         return log_mel_spectrogram(torch.from_numpy(samples), n_mels=self.dims.n_mels)

@@ -7,7 +7,7 @@ ends repeat the first/last feature. Rows are time-major, layer-minor: row j·(L+
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

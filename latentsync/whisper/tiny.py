@@ -1,4 +1,5 @@
-"""Random whisper checkpoints in the openai format, for tests and benchmarks that must not download weights.
+"""Random whisper checkpoints in the openai format and a synthetic test signal, for tests and benchmarks
+that must not download weights or data.
 
 Weights follow the reference goldens' scheme so every layer matters and activations stay O(1):
 norm weights 1 + 0.1·N(0,1), norm biases 0.1·N(0,1), matrices N(0,1)/sqrt(fan_in), other biases 0.05·N(0,1).
@@ -12,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from whisper.model import ModelDimensions, Whisper
 
@@ -55,3 +57,18 @@ def make_random_whisper_checkpoint(path: str | os.PathLike, dims: dict | str | o
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"dims": dims, "model_state_dict": state}, path)
     return path
+
+
+def synthetic_audio(seconds: float, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A deterministic test signal (float32 in [-1, 1]): chirp + AM tone + gated 3 kHz tone + noise bursts.
+
+    Rich enough that every whisper layer and the SyncNet mel change over time; no speech needed.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    chirp = 0.3 * np.sin(2 * np.pi * (100 * t + 150 * t**2 / max(seconds, 1e-3)))
+    am_tone = 0.2 * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) * np.sin(2 * np.pi * 440 * t)
+    gated = 0.15 * (np.sin(2 * np.pi * 1.7 * t) > 0.6) * np.sin(2 * np.pi * 3000 * t)
+    bursts = 0.2 * (np.sin(2 * np.pi * 0.9 * t + 1.0) > 0.8) * rng.standard_normal(t.shape)
+    noise = 0.01 * rng.standard_normal(t.shape)
+    return np.clip(chirp + am_tone + gated + bursts + noise, -1, 1).astype(np.float32)
