@@ -11,7 +11,7 @@ from pathlib import Path
 from statistics import fmean
 
 from eval.settings import SyncNetProtocol, TrackingSettings, checkpoint_path, load_eval_config
-from eval.syncnet.face_tracks import FaceTrackExtractor
+from eval.syncnet.face_tracks import FaceTrackExtractor, TrackClip
 from eval.syncnet.syncnet_eval import SyncNetEval
 
 
@@ -32,22 +32,27 @@ class VideoSyncResult:
         return asdict(self)
 
 
-def evaluate_video(syncnet: SyncNetEval, extractor: FaceTrackExtractor, video_path: str | Path) -> VideoSyncResult:
-    """Score every face track of one video and average. Raises SyncEvalError subclasses with the reason."""
-    clips = extractor(video_path)
+def evaluate_clips(syncnet: SyncNetEval, clips: list[TrackClip], video: str, detector: str) -> VideoSyncResult:
+    """Score already extracted face-track clips of one video and average over tracks."""
     tracks = []
     for clip in clips:
         scores = syncnet.evaluate_arrays(clip.crops_bgr, clip.audio_int16)
         tracks.append({"start_frame": clip.track.start, "end_frame": clip.track.end, **scores.as_dict()})
     return VideoSyncResult(
-        video=str(video_path),
+        video=video,
         av_offset=math.trunc(fmean(t["av_offset"] for t in tracks)),
         lse_c=fmean(t["lse_c"] for t in tracks),
         lse_d=fmean(t["lse_d"] for t in tracks),
         num_tracks=len(tracks),
-        detector=getattr(extractor.detector, "name", type(extractor.detector).__name__),
+        detector=detector,
         tracks=tracks,
     )
+
+
+def evaluate_video(syncnet: SyncNetEval, extractor: FaceTrackExtractor, video_path: str | Path) -> VideoSyncResult:
+    """Score every face track of one video and average. Raises SyncEvalError subclasses with the reason."""
+    detector = getattr(extractor.detector, "name", type(extractor.detector).__name__)
+    return evaluate_clips(syncnet, extractor(video_path), str(video_path), detector)
 
 
 def passes_sync_filter(result: VideoSyncResult, cfg=None) -> bool:
