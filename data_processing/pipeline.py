@@ -1,0 +1,78 @@
+"""The seven steps in order, for one shard of the input: plan (dry run) or run, then summarize."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from data_processing.layout import Layout
+from data_processing.runner import StepPlan, plan_step, run_step
+from data_processing.sharding import check_shard
+from data_processing.summary import StepSummary, format_table, summarize, write_summary
+
+STEP_NAMES = ("broken", "resample", "shot", "segment", "affine", "sync", "quality")
+
+
+@dataclass
+class PipelineReport:
+    layout: Layout
+    plans: list[StepPlan]
+    summary: list[StepSummary]
+    dry_run: bool
+
+
+def select_steps(requested: list[str] | None) -> list[str]:
+    """The steps to run, in pipeline order. A later step reads the manifest of the one before it."""
+    if not requested:
+        return list(STEP_NAMES)
+    unknown = [s for s in requested if s not in STEP_NAMES]
+    if unknown:
+        raise ValueError(f"unknown step(s) {unknown}; steps are: {', '.join(STEP_NAMES)}")
+    return [s for s in STEP_NAMES if s in requested]
+
+
+def run_pipeline(input_dir: str | Path, cfg, steps: list[str] | None = None, output_root: str | Path | None = None,
+                 shard_index: int = 0, num_shards: int = 1, num_workers: int | None = None, dry_run: bool = False,
+                 retry_errors: bool = False, progress: bool = True, log=print) -> PipelineReport:
+    """Run (or, with dry_run, only plan) the selected steps for one shard. Safe to re-run at any time."""
+    check_shard(shard_index, num_shards)
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"input folder not found: {input_dir}")
+    layout = Layout.create(input_dir, output_root, cfg)
+    chain = list(STEP_NAMES)  # folders and manifests always follow the full chain
+    selected = select_steps(steps)
+    workers = int(num_workers if num_workers is not None else cfg.runtime.num_workers)
+    plans = []
+    for step in selected:
+        if dry_run:
+            plan = plan_step(chain, step, layout, cfg, shard_index, num_shards, retry_errors)
+            log(describe_plan(plan, int(cfg.runtime.max_listed)))
+        else:
+            plan = run_step(chain, step, layout, cfg, shard_index, num_shards, workers, retry_errors, progress)
+        plans.append(plan)
+    rows = summarize(layout, selected)
+    if not dry_run:
+        path = write_summary(layout, rows)
+        log(format_table(rows))
+        log(f"summary written to {path}")
+    return PipelineReport(layout, plans, rows, dry_run)
+
+
+def describe_plan(plan: StepPlan, max_listed: int) -> str:
+    head = f"[{plan.step}] {plan.input_folder} -> {plan.output_folder}"
+    if plan.waiting_on:
+        return f"{head}\n  inputs come from step '{plan.waiting_on}', which has not run yet"
+    lines = [f"{head}\n  {len(plan.pending)} to process, {plan.done} already done, {plan.other_shards} in other shards"]
+    lines += [f"    {item}" for item, _ in plan.pending[:max_listed]]
+    if len(plan.pending) > max_listed:
+        lines.append(f"    ... and {len(plan.pending) - max_listed} more")
+    return "\n".join(lines)
+
+
+def eprint(*args) -> None:
+    print(*args, file=sys.stderr)
+
+
+__all__ = ["STEP_NAMES", "PipelineReport", "run_pipeline", "select_steps", "format_table"]

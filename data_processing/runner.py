@@ -1,0 +1,202 @@
+"""Running one step over its items: resume, shard, worker pool, atomic publishing, manifest, progress.
+
+Crash safety comes from the order of operations per item:
+  1. the step writes into a private scratch folder,
+  2. finished files are renamed into the output folder (atomic on one filesystem),
+  3. the item's record is appended (and fsynced) to the shard's manifest.
+An item without a record is redone on the next run and its deterministic output names are overwritten,
+so killing the process at any point loses and duplicates nothing. Scratch folders of the shard are wiped
+when a step starts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data_processing.layout import Layout, list_videos
+from data_processing.manifest import ManifestWriter, manifest_file, read_manifest
+from data_processing.settings import as_config, as_plain
+from data_processing.sharding import shard_of, shard_tag
+from data_processing.steps import make_step
+from data_processing.steps.base import DROPPED, ERROR, KEPT, Drop, Outcome, WorkItem
+
+
+@dataclass
+class StepPlan:
+    """What a step would do in this shard."""
+
+    step: str
+    input_folder: Path
+    output_folder: Path
+    pending: list[tuple[str, str]] = field(default_factory=list)  # (item, source) to process, sorted
+    done: int = 0  # items of this shard already in the manifest
+    other_shards: int = 0  # items that belong to other shards
+    waiting_on: str | None = None  # previous step that has not produced this step's inputs yet
+    note: str | None = None
+
+
+def available_items(steps: list[str], step: str, layout: Layout, cfg) -> tuple[list[tuple[str, str]] | None, str | None]:
+    """(item, source) pairs the step can process now, or (None, previous step) when its inputs do not exist yet.
+
+    The first step lists the input folder. Later steps take the outputs of the previous step's *kept*
+    records, so half-published outputs of an interrupted item are never read; with no manifest for the
+    previous step (running a step on a folder made elsewhere) every video in the input folder is taken.
+    """
+    index = steps.index(step)
+    folder = layout.input_of(steps, step)
+    if index > 0:
+        previous = steps[index - 1]
+        if layout.manifest_dir(previous).is_dir():
+            pairs = {}
+            for record in read_manifest(layout.manifest_dir(previous)).values():
+                if record["status"] == KEPT:
+                    for output in record["outputs"]:
+                        pairs[output] = record["source"]
+            return sorted(pairs.items()), None
+        if not folder.is_dir():
+            return None, previous
+    if not folder.is_dir():
+        raise FileNotFoundError(f"input folder of step '{step}' does not exist: {folder}")
+    return [(rel, rel) for rel in list_videos(folder, cfg.video_extensions)], None
+
+
+def plan_step(steps: list[str], step: str, layout: Layout, cfg, shard_index: int, num_shards: int,
+              retry_errors: bool = False) -> StepPlan:
+    plan = StepPlan(step, layout.input_of(steps, step), layout.outputs[step])
+    items, waiting_on = available_items(steps, step, layout, cfg)
+    if items is None:
+        plan.waiting_on = waiting_on
+        return plan
+    records = read_manifest(layout.manifest_dir(step))
+    for item, source in items:
+        if shard_of(source, num_shards) != shard_index:
+            plan.other_shards += 1
+            continue
+        record = records.get(item)
+        if record is not None and not (retry_errors and record["status"] == ERROR):
+            plan.done += 1
+        else:
+            plan.pending.append((item, source))
+    return plan
+
+
+# ----------------------------------------------------------------------------------------------- one item
+
+
+def _publish(outcome: Outcome, output_dir: Path) -> list[str]:
+    """Move finished files from scratch to their final names; returns the output names."""
+    for name, produced in sorted(outcome.outputs.items()):
+        if produced is None:
+            continue
+        final = output_dir / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(produced, final)
+    return sorted(outcome.outputs)
+
+
+def execute(step_obj, work: WorkItem) -> dict:
+    """Process one item and publish its outputs; returns its manifest record. Never raises for a bad item."""
+    started = time.perf_counter()
+    work.tmp_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        try:
+            outcome = step_obj.process(work)
+        except Drop as drop:
+            outcome = Outcome(DROPPED, drop.reason, drop.detail, scores=drop.scores, duration=drop.duration)
+        except Exception as exc:  # noqa: BLE001 - one bad video must not stop the run; it is recorded
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            detail = f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
+            print(f"[{step_obj.name}] error on {work.item}: {detail}", file=sys.stderr)
+            outcome = Outcome(ERROR, reason="error", detail=detail)
+        outputs = _publish(outcome, work.output_dir) if outcome.status == KEPT else []
+    finally:
+        shutil.rmtree(work.tmp_dir, ignore_errors=True)
+    return {
+        "step": step_obj.name,
+        "item": work.item,
+        "source": work.source,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "detail": outcome.detail,
+        "outputs": outputs,
+        "scores": outcome.scores,
+        "duration": None if outcome.duration is None else round(float(outcome.duration), 4),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- workers
+
+_WORKER_STEP = None
+
+
+def _init_worker(step_name: str, plain_cfg: dict, counter) -> None:
+    """Pool initializer: build the step and load its models once for this process."""
+    global _WORKER_STEP
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: intra-op threads would only oversubscribe
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    _WORKER_STEP = make_step(step_name, as_config(plain_cfg), worker_index=index)
+    _WORKER_STEP.setup()
+
+
+def _work(work: WorkItem) -> dict:
+    return execute(_WORKER_STEP, work)
+
+
+def run_step(steps: list[str], step: str, layout: Layout, cfg, shard_index: int = 0, num_shards: int = 1,
+             num_workers: int = 1, retry_errors: bool = False, progress: bool = True) -> StepPlan:
+    """Process every pending item of this shard; returns the plan that was executed."""
+    plan = plan_step(steps, step, layout, cfg, shard_index, num_shards, retry_errors)
+    if plan.waiting_on is not None:
+        raise RuntimeError(f"step '{step}' has no input: step '{plan.waiting_on}' has not been run")
+    layout.manifest_dir(step).mkdir(parents=True, exist_ok=True)  # marks the step as run, even with nothing to do
+    tag = shard_tag(shard_index, num_shards)
+    scratch_root = layout.tmp_dir(step, tag)
+    shutil.rmtree(scratch_root, ignore_errors=True)  # leftovers of a killed run of this shard
+    if not plan.pending:
+        return plan
+    layout.outputs[step].mkdir(parents=True, exist_ok=True)
+    works = [
+        WorkItem(item, source, plan.input_folder / item, layout.outputs[step], scratch_root / f"{i:07d}")
+        for i, (item, source) in enumerate(plan.pending)
+    ]
+    writer = ManifestWriter(manifest_file(layout.manifest_dir(step), shard_index, num_shards))
+    bar = tqdm(total=len(works), desc=f"{step:>8}", unit="clip", disable=not progress, file=sys.stderr)
+    try:
+        if num_workers <= 1 or len(works) == 1:
+            step_obj = make_step(step, cfg, worker_index=0)
+            step_obj.setup()
+            results = (execute(step_obj, work) for work in works)
+            _drain(results, writer, bar)
+        else:
+            context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state in workers
+            counter = context.Value("i", 0)
+            workers = min(num_workers, len(works))
+            with context.Pool(workers, initializer=_init_worker, initargs=(step, as_plain(cfg), counter)) as pool:
+                _drain(pool.imap_unordered(_work, works), writer, bar)
+    finally:
+        bar.close()
+        writer.close()
+        shutil.rmtree(scratch_root, ignore_errors=True)
+    return plan
+
+
+def _drain(results, writer: ManifestWriter, bar) -> None:
+    for record in results:
+        writer.write(record)
+        bar.update(1)
+        if record["status"] != KEPT:
+            bar.set_postfix_str(f"last drop: {record['reason']}", refresh=False)

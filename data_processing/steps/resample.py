@@ -1,0 +1,42 @@
+"""Step 2: every video to 25 fps with 16 kHz mono audio (what the SyncNet, Whisper and training expect).
+
+A video already at 25 fps in H.264 keeps its video stream (no re-encode); others are converted with the
+frame selection of latentsync.utils.media, the same rule inference uses, so training and inference see
+frames sampled the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from latentsync.utils.media import VideoReader, describe_streams, read_audio
+
+from data_processing.clips import replace_audio, write_clip
+from data_processing.steps.base import Outcome, Step, WorkItem
+
+COPYABLE_CODECS = ("h264",)
+
+
+def output_name(item: WorkItem) -> str:
+    """Same name with .mp4; other containers keep their extension in the stem so names cannot collide."""
+    extension = Path(item.item).suffix.lower()
+    return item.output_name() if extension == ".mp4" else item.output_name(suffix=f"_{extension[1:]}")
+
+
+class Resample(Step):
+    name = "resample"
+
+    def process(self, item: WorkItem) -> Outcome:
+        fps, rate = self.cfg.resample.fps, self.cfg.resample.sample_rate
+        reader = VideoReader(item.input_path, target_fps=fps)
+        audio = read_audio(item.input_path, sample_rate=rate)
+        out = item.scratch("resampled.mp4")
+        source_fps = reader.info.fps
+        copy_video = (abs(source_fps - fps) <= self.cfg.resample.fps_tolerance
+                      and describe_streams(item.input_path).video_codec in COPYABLE_CODECS)
+        if copy_video:
+            replace_audio(item.input_path, audio, rate, out, self.cfg.encoding)
+        else:
+            write_clip(reader, 0, len(reader), audio, rate, out, self.cfg.encoding, self.cfg.runtime.chunk_size)
+        return Outcome.kept({output_name(item): out}, duration=reader.info.duration, source_fps=round(source_fps, 4),
+                            frames=len(reader), video_copied=copy_video)

@@ -1,0 +1,44 @@
+"""Step 3: split each video into shots at scene cuts (PySceneDetect's adaptive detector, as the official
+`scenedetect detect-adaptive --threshold 2 split-video`), with frame-exact cuts and their audio."""
+
+from __future__ import annotations
+
+from latentsync.utils.media import VideoReader, read_audio
+
+from data_processing.clips import write_clip
+from data_processing.steps.base import Outcome, Step, WorkItem
+
+
+def detect_cuts(path, settings) -> list[tuple[int, int]]:
+    """Shot frame ranges [start, end) found by scenedetect; an empty list when it finds no cut."""
+    from scenedetect import AdaptiveDetector, detect
+
+    detector = AdaptiveDetector(adaptive_threshold=settings.adaptive_threshold, min_scene_len=settings.min_scene_len,
+                                window_width=settings.window_width, min_content_val=settings.min_content_val)
+    scenes = detect(str(path), detector, backend=settings.backend)
+    return [(start.get_frames(), end.get_frames()) for start, end in scenes]
+
+
+def shot_ranges(cuts: list[tuple[int, int]], num_frames: int) -> list[tuple[int, int]]:
+    """Shots covering the decoded frames: scenedetect's ranges clipped to our frame count (its backend may
+    count a frame more or less), the whole video when there is no cut."""
+    ranges = [(max(0, s), min(e, num_frames)) for s, e in cuts]
+    ranges = [(s, e) for s, e in ranges if e > s]
+    return ranges or [(0, num_frames)]
+
+
+class SplitShots(Step):
+    name = "shot"
+
+    def process(self, item: WorkItem) -> Outcome:
+        reader = VideoReader(item.input_path, target_fps=self.cfg.resample.fps)
+        rate = self.cfg.resample.sample_rate
+        audio = read_audio(item.input_path, sample_rate=rate)
+        shots = shot_ranges(detect_cuts(item.input_path, self.cfg.shot), len(reader))
+        outputs = {}
+        for number, (start, end) in enumerate(shots, start=1):
+            out = item.scratch(f"shot_{number:03d}.mp4")
+            write_clip(reader, start, end, audio, rate, out, self.cfg.encoding, self.cfg.runtime.chunk_size)
+            outputs[item.output_name(suffix=f"_shot_{number:03d}")] = out
+        return Outcome.kept(outputs, duration=reader.info.duration, num_shots=len(shots),
+                            cuts=[start for start, _ in shots[1:]])
