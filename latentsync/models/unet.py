@@ -1,0 +1,502 @@
+"""The audio-conditioned 3-D U-Net of LatentSync, checkpoint-compatible with the official one.
+
+`UNet3DConditionModel` is built from the `model:` section of `configs/unet/*.yaml` and has the official
+state-dict keys, shapes and order, so official checkpoints (`{"state_dict": ..., "global_step": int}`)
+load unchanged. It denoises a clip of latents `(b, 13, f, h, w)` (noisy 4 + mask 1 + masked 4 +
+reference 4 channels) conditioned on the timestep and on Whisper audio tokens, one group per frame.
+
+Loading differs from the official project on purpose: `from_pretrained` reports what was skipped or
+missing, and refuses checkpoints that do not fit the config (naming the config that does) rather than
+silently running a half-random network.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+from torch import nn
+
+from .checkpoint import LoadReport, SkippedTensor, read_checkpoint, state_dict_shapes
+from .resnet import InflatedConv3d
+from .unet_blocks import UNetMidBlock3DCrossAttn, get_down_block, get_up_block
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "UNet3DConditionModel",
+    "UNet3DConditionOutput",
+    "IncompatibleCheckpointError",
+    "analyse_unet_checkpoint",
+]
+
+MOTION_MODULE_KEY = ".motion_modules."
+# Audio token widths of the Whisper encoders LatentSync uses, for error messages.
+WHISPER_WIDTHS = {384: "Whisper tiny", 768: "Whisper small"}
+
+
+class IncompatibleCheckpointError(ValueError):
+    """A checkpoint's tensors do not fit the U-Net config it is being loaded into."""
+
+
+@dataclass
+class UNet3DConditionOutput(BaseOutput):
+    """`sample`: the predicted noise, (b, out_channels, f, h, w)."""
+
+    sample: torch.Tensor
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoint compatibility (official partial-load rules + our refusal policy)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _partial_load_skips(config: Mapping, ckpt_shapes: Mapping, model_shapes: Mapping) -> dict[str, str]:
+    """Checkpoint keys the official loader drops so they keep their init: key -> why.
+
+    conv_in/conv_out with other channel counts (e.g. a 4-channel SD-1.5 input layer) and audio
+    cross-attention keys/values of another audio width (e.g. Whisper small 768 vs tiny 384).
+    """
+    skips: dict[str, str] = {}
+    conv_in = ckpt_shapes.get("conv_in.weight")
+    if conv_in is not None and len(conv_in) > 1 and conv_in[1] != config["in_channels"]:
+        for key in ("conv_in.weight", "conv_in.bias"):
+            skips[key] = f"conv_in takes {conv_in[1]} channels, config in_channels={config['in_channels']}"
+    conv_out = ckpt_shapes.get("conv_out.weight")
+    if conv_out is not None and conv_out[0] != config["out_channels"]:
+        for key in ("conv_out.weight", "conv_out.bias"):
+            skips[key] = f"conv_out gives {conv_out[0]} channels, config out_channels={config['out_channels']}"
+    width = config["cross_attention_dim"]
+    for key, shape in ckpt_shapes.items():
+        if ("attn2.to_k." in key or "attn2.to_v." in key) and len(shape) > 1 and shape[1] != width:
+            skips[key] = f"audio width {shape[1]}, config cross_attention_dim={width}"
+    return {key: why for key, why in skips.items() if key in ckpt_shapes and key in model_shapes}
+
+
+def analyse_unet_checkpoint(config: Mapping, model_shapes: Mapping, ckpt_shapes: Mapping) -> LoadReport:
+    """Compare a checkpoint's key->shape map with a model's, applying the official skip rules."""
+    skips = _partial_load_skips(config, ckpt_shapes, model_shapes)
+    report = LoadReport(source="")
+    report.skipped = [
+        SkippedTensor(key, tuple(ckpt_shapes[key]), tuple(model_shapes[key]), why) for key, why in skips.items()
+    ]
+    for key, shape in ckpt_shapes.items():
+        if key in skips:
+            continue
+        if key not in model_shapes:
+            report.unexpected.append(key)
+        elif tuple(shape) != tuple(model_shapes[key]):
+            report.mismatched.append(SkippedTensor(key, tuple(shape), tuple(model_shapes[key]), "shape differs"))
+        else:
+            report.loaded += 1
+    report.missing = [key for key in model_shapes if key not in ckpt_shapes]
+    return report
+
+
+def _refusal_reasons(report: LoadReport, ckpt_shapes: Mapping, allow_partial: bool) -> list[str]:
+    """Why a checkpoint must not be loaded; empty when it may (possibly as a reported partial load)."""
+    reasons = []
+    if report.unexpected:
+        reasons.append(f"{len(report.unexpected)} tensors the model does not have (e.g. {report.unexpected[:3]})")
+    if report.mismatched:
+        examples = ", ".join(
+            f"{m.key}: checkpoint {list(m.checkpoint_shape)} vs model {list(m.model_shape)}"
+            for m in report.mismatched[:3]
+        )
+        reasons.append(f"{len(report.mismatched)} tensors with other shapes ({examples})")
+    motion_missing = [k for k in report.missing if MOTION_MODULE_KEY in k]
+    other_missing = [k for k in report.missing if MOTION_MODULE_KEY not in k]
+    if other_missing:
+        reasons.append(f"{len(other_missing)} non-motion-module tensors missing (e.g. {other_missing[:3]})")
+    if motion_missing and any(MOTION_MODULE_KEY in k for k in ckpt_shapes):
+        reasons.append(
+            f"the checkpoint has motion modules but not at the places this config puts them "
+            f"({len(motion_missing)} missing, e.g. {motion_missing[:2]})"
+        )
+    if not allow_partial and not reasons and (report.skipped or report.missing):
+        reasons.append(
+            f"a partial load ({len(report.skipped)} skipped, {len(report.missing)} missing tensors) was not allowed"
+        )
+    return reasons
+
+
+def _registry_hint(ckpt_shapes: Mapping, model_config: Mapping) -> str:
+    """A sentence naming the config that fits the checkpoint (and the one that was given), if known."""
+    try:
+        from . import registry
+
+        return registry.describe_mismatch(ckpt_shapes, model_config, kind="unet")
+    except Exception as err:  # the hint must never hide the real error
+        logger.debug("config registry lookup failed: %s", err)
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------------
+
+
+def _per_block(value, count: int, name: str) -> list:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != count:
+            raise ValueError(f"{name} has {len(value)} entries but there are {count} down blocks")
+        return list(value)
+    return [value] * count
+
+
+class UNet3DConditionModel(ModelMixin, ConfigMixin):
+    """LatentSync's 3-D U-Net (official architecture, state dict and config keys).
+
+    Activations are kept in frame-major channels-last memory (see `latentsync.models.resnet`); inputs
+    and outputs are ordinary contiguous `(b, c, f, h, w)` tensors.
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        sample_size: int | None = None,
+        in_channels: int = 4,
+        out_channels: int = 4,
+        center_input_sample: bool = False,
+        flip_sin_to_cos: bool = True,
+        freq_shift: int = 0,
+        down_block_types: Sequence[str] = (
+            "CrossAttnDownBlock3D",
+            "CrossAttnDownBlock3D",
+            "CrossAttnDownBlock3D",
+            "DownBlock3D",
+        ),
+        mid_block_type: str = "UNetMidBlock3DCrossAttn",
+        up_block_types: Sequence[str] = ("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+        only_cross_attention: bool | Sequence[bool] = False,
+        block_out_channels: Sequence[int] = (320, 640, 1280, 1280),
+        layers_per_block: int = 2,
+        downsample_padding: int = 1,
+        mid_block_scale_factor: float = 1,
+        act_fn: str = "silu",
+        norm_num_groups: int = 32,
+        norm_eps: float = 1e-5,
+        cross_attention_dim: int = 1280,
+        attention_head_dim: int | Sequence[int] = 8,
+        dual_cross_attention: bool = False,
+        use_linear_projection: bool = False,
+        class_embed_type: str | None = None,
+        num_class_embeds: int | None = None,
+        upcast_attention: bool = False,
+        resnet_time_scale_shift: str = "default",
+        use_inflated_groupnorm: bool = False,
+        use_motion_module: bool = False,
+        motion_module_resolutions: Sequence[int] = (1, 2, 4, 8),
+        motion_module_mid_block: bool = False,
+        motion_module_decoder_only: bool = False,
+        motion_module_type: str | None = None,
+        motion_module_kwargs: dict | None = None,
+        add_audio_layer: bool = False,
+    ):
+        super().__init__()
+        unsupported = {
+            "class_embed_type": class_embed_type is not None,
+            "num_class_embeds": num_class_embeds is not None,
+            "dual_cross_attention": bool(dual_cross_attention),
+            "use_linear_projection": bool(use_linear_projection),
+            "only_cross_attention": any(_per_block(only_cross_attention, len(down_block_types), "only_cross_attention")),
+            "resnet_time_scale_shift": resnet_time_scale_shift != "default",
+        }
+        if any(unsupported.values()):
+            raise ValueError(
+                f"unsupported U-Net options {[k for k, v in unsupported.items() if v]}: LatentSync configs use "
+                "class_embed_type/num_class_embeds null, dual_cross_attention/use_linear_projection/"
+                "only_cross_attention false and resnet_time_scale_shift 'default'"
+            )
+        if mid_block_type != "UNetMidBlock3DCrossAttn":
+            raise ValueError(f"unknown mid_block_type {mid_block_type!r}; expected 'UNetMidBlock3DCrossAttn'")
+        if not (len(down_block_types) == len(up_block_types) == len(block_out_channels)):
+            raise ValueError("down_block_types, up_block_types and block_out_channels must have the same length")
+
+        num_levels = len(block_out_channels)
+        heads = _per_block(attention_head_dim, num_levels, "attention_head_dim")  # a head COUNT per level
+        time_embed_dim = block_out_channels[0] * 4
+        motion = dict(motion_module_type=motion_module_type, motion_module_kwargs=dict(motion_module_kwargs or {}))
+        common = dict(
+            temb_channels=time_embed_dim,
+            resnet_eps=norm_eps,
+            resnet_act_fn=act_fn,
+            resnet_groups=norm_num_groups,
+            use_inflated_groupnorm=use_inflated_groupnorm,
+            cross_attention_dim=cross_attention_dim,
+            add_audio_layer=add_audio_layer,
+            **motion,
+        )
+        self.max_frames = (motion["motion_module_kwargs"] or {}).get("temporal_position_encoding_max_len", 24)
+
+        # Registration order = official state-dict order: conv_in, time_proj, time_embedding,
+        # down_blocks, up_blocks, mid_block, out layers. up_blocks is registered (empty) before mid_block
+        # is built, exactly like the official code, so mid_block's keys come after the up blocks'.
+        self.conv_in = InflatedConv3d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
+        self.time_proj = Timesteps(block_out_channels[0], flip_sin_to_cos, freq_shift)
+        self.time_embedding = TimestepEmbedding(block_out_channels[0], time_embed_dim)
+        self.down_blocks = nn.ModuleList()
+        self.up_blocks = nn.ModuleList()
+
+        output_channel = block_out_channels[0]
+        for i, block_type in enumerate(down_block_types):
+            input_channel, output_channel = output_channel, block_out_channels[i]
+            self.down_blocks.append(
+                get_down_block(
+                    block_type,
+                    in_channels=input_channel,
+                    out_channels=output_channel,
+                    num_layers=layers_per_block,
+                    add_downsample=i < num_levels - 1,
+                    downsample_padding=downsample_padding,
+                    attn_num_head_channels=heads[i],
+                    use_motion_module=bool(use_motion_module)
+                    and 2**i in motion_module_resolutions
+                    and not motion_module_decoder_only,
+                    **common,
+                )
+            )
+
+        self.mid_block = UNetMidBlock3DCrossAttn(
+            in_channels=block_out_channels[-1],
+            output_scale_factor=mid_block_scale_factor,
+            attn_num_head_channels=heads[-1],
+            use_motion_module=bool(use_motion_module) and motion_module_mid_block,
+            **common,
+        )
+
+        reversed_channels = list(reversed(block_out_channels))
+        reversed_heads = list(reversed(heads))
+        output_channel = reversed_channels[0]
+        for i, block_type in enumerate(up_block_types):
+            prev_output_channel, output_channel = output_channel, reversed_channels[i]
+            # The official resolution index counts down from 8 for every config (2**(3-i)).
+            self.up_blocks.append(
+                get_up_block(
+                    block_type,
+                    in_channels=reversed_channels[min(i + 1, num_levels - 1)],
+                    out_channels=output_channel,
+                    prev_output_channel=prev_output_channel,
+                    num_layers=layers_per_block + 1,
+                    add_upsample=i < num_levels - 1,
+                    attn_num_head_channels=reversed_heads[i],
+                    use_motion_module=bool(use_motion_module) and 2 ** (3 - i) in motion_module_resolutions,
+                    **common,
+                )
+            )
+
+        self.conv_norm_out = nn.GroupNorm(norm_num_groups, block_out_channels[0], eps=norm_eps)
+        self.conv_act = nn.SiLU()
+        self.conv_out = InflatedConv3d(block_out_channels[0], out_channels, kernel_size=3, padding=1)
+
+        # Official zero-initialised layers: the input and output convolutions.
+        for layer in (self.conv_in, self.conv_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+        # Activation memory layout; frame-major channels-last is fastest on CPU (docs/benchmarks.md).
+        self.activation_memory_format = torch.channels_last_3d
+
+    # ------------------------------------------------------------------------------------------ forward
+
+    def _check_inputs(self, sample: torch.Tensor, encoder_hidden_states: torch.Tensor | None) -> None:
+        cfg = self.config
+        if sample.ndim != 5:
+            raise ValueError(
+                f"sample must be (batch, channels, frames, height, width), got shape {tuple(sample.shape)}"
+            )
+        if sample.shape[1] != cfg.in_channels:
+            raise ValueError(
+                f"sample has {sample.shape[1]} channels but this U-Net takes in_channels={cfg.in_channels} "
+                "(LatentSync: noisy latents 4 + mask 1 + masked latents 4 + reference latents 4 = 13)"
+            )
+        num_frames = sample.shape[2]
+        if cfg.use_motion_module and num_frames > self.max_frames:
+            raise ValueError(
+                f"clip has {num_frames} frames but the motion modules' position encoding covers at most "
+                f"{self.max_frames}; run the clip in chunks of <= {self.max_frames} frames"
+            )
+        if encoder_hidden_states is None or not cfg.add_audio_layer:
+            return
+        batch = sample.shape[0]
+        ehs = encoder_hidden_states
+        ok_layout = (ehs.ndim == 3 and ehs.shape[0] == batch * num_frames) or (
+            ehs.ndim == 4 and tuple(ehs.shape[:2]) == (batch, num_frames)
+        )
+        if not ok_layout:
+            raise ValueError(
+                f"encoder_hidden_states has shape {tuple(ehs.shape)}; for a sample of {batch} clip(s) x "
+                f"{num_frames} frames it must be ({batch * num_frames}, tokens, dim) with row b*frames+f for "
+                f"clip b, frame f, or ({batch}, {num_frames}, tokens, dim)"
+            )
+        if ehs.shape[-1] != cfg.cross_attention_dim:
+            raise ValueError(
+                f"audio features are {ehs.shape[-1]} wide but this U-Net's cross_attention_dim is "
+                f"{cfg.cross_attention_dim} ({WHISPER_WIDTHS.get(cfg.cross_attention_dim, 'another encoder')}); "
+                f"use the matching Whisper model ({WHISPER_WIDTHS.get(ehs.shape[-1], 'unknown width')} gives "
+                f"{ehs.shape[-1]}) or the matching U-Net config"
+            )
+
+    def _time_embedding(self, timestep, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """Official timestep semantics: int -> int64, float -> float64, 0-dim -> [t], broadcast to batch."""
+        if not torch.is_tensor(timestep):
+            is_mps = device.type == "mps"
+            if isinstance(timestep, float):
+                ts_dtype = torch.float32 if is_mps else torch.float64
+            else:
+                ts_dtype = torch.int32 if is_mps else torch.int64
+            timesteps = torch.tensor([timestep], dtype=ts_dtype, device=device)
+        else:
+            timesteps = timestep.to(device).reshape(-1)
+        timesteps = timesteps.expand(batch)
+        return self.time_embedding(self.time_proj(timesteps).to(dtype))
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | float | int,
+        encoder_hidden_states: torch.Tensor | None = None,
+        class_labels: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        down_block_additional_residuals: Sequence[torch.Tensor] | None = None,
+        mid_block_additional_residual: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> UNet3DConditionOutput | tuple[torch.Tensor]:
+        """Predict the noise of `sample` (b, c, f, h, w) at `timestep` given per-frame audio tokens.
+
+        `encoder_hidden_states`: (b*f, n, d) with row b*f_count+f for clip b / frame f (the pipeline's
+        layout), or (b, f, n, d) (the training layout); None skips every audio cross-attention.
+        `timestep`: a number, a 0-dim tensor or one value per clip. Inputs are cast to the model dtype.
+        `class_labels` and `attention_mask` exist for signature compatibility; the official model has no
+        class embedding and ignores attention masks, so only None is accepted.
+        """
+        if class_labels is not None or attention_mask is not None:
+            raise ValueError(
+                "class_labels and attention_mask are not supported (the official LatentSync U-Net has no class "
+                "embedding and ignores attention masks); pass None"
+            )
+        self._check_inputs(sample, encoder_hidden_states)
+        dtype = self.conv_in.weight.dtype
+        batch, _, num_frames = sample.shape[:3]
+
+        audio = None
+        if encoder_hidden_states is not None and self.config.add_audio_layer:
+            audio = encoder_hidden_states.reshape(batch * num_frames, *encoder_hidden_states.shape[-2:]).to(dtype)
+        emb = self._time_embedding(timestep, batch, sample.device, dtype)
+
+        x = sample.to(dtype)
+        if self.config.center_input_sample:
+            x = 2 * x - 1.0
+        x = self.conv_in(x.contiguous(memory_format=self.activation_memory_format))
+
+        skips = [x]
+        for block in self.down_blocks:
+            x, block_skips = block(x, emb, audio)
+            skips.extend(block_skips)
+        if down_block_additional_residuals is not None:  # ControlNet-style residuals, as in the official model
+            skips = [s + (r.unsqueeze(2) if r.ndim == 4 else r) for s, r in zip(skips, down_block_additional_residuals)]
+
+        x = self.mid_block(x, emb, audio)
+        if mid_block_additional_residual is not None:
+            r = mid_block_additional_residual
+            x = x + (r.unsqueeze(2) if r.ndim == 4 else r)
+
+        for block in self.up_blocks:
+            count = len(block.resnets)
+            level_skips, skips = skips[-count:], skips[:-count]
+            # Always pass the target size: identical to x2 when even, and right for odd-sized latents.
+            upsample_size = tuple(skips[-1].shape[-2:]) if block.upsamplers is not None else None
+            x = block(x, level_skips, emb, audio, upsample_size)
+
+        x = self.conv_out(self.conv_act(self.conv_norm_out(x)))
+        x = x.contiguous()
+        if not return_dict:
+            return (x,)
+        return UNet3DConditionOutput(sample=x)
+
+    # ------------------------------------------------------------------------------------------ loading
+
+    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
+        """`nn.Module.load_state_dict` with the official partial-load rules, without touching `state_dict`.
+
+        conv_in/conv_out with other channel counts and `attn2.to_k/to_v` of another audio width are left
+        out (they keep their init and are logged); with `strict=True` they then count as missing, as in
+        the official model. For verified loading with a report, use `from_pretrained`/`load_checkpoint`.
+        """
+        model_shapes = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        skips = _partial_load_skips(self.config, state_dict_shapes(state_dict), model_shapes)
+        for key, why in skips.items():
+            logger.warning("not loading %s (%s); it keeps its initialisation", key, why)
+        kept = {k: v for k, v in state_dict.items() if k not in skips}
+        return super().load_state_dict(kept, strict=strict, assign=assign)
+
+    def load_checkpoint(
+        self,
+        state_dict: Mapping[str, torch.Tensor],
+        source: str = "<state dict>",
+        global_step: int = 0,
+        allow_partial: bool = True,
+    ) -> LoadReport:
+        """Verify `state_dict` against this model and load it; returns (and attaches) a `LoadReport`.
+
+        Refused (IncompatibleCheckpointError naming the config that fits): unexpected tensors, shape
+        mismatches other than the documented skippable layers, missing non-motion tensors, motion
+        modules at other places. Allowed and reported: the skippable layers, and a checkpoint with no
+        motion modules at all (stage 1 / SD) loaded into a model that has them (they start as the
+        identity when zero-initialised). `allow_partial=False` refuses those too (use it for inference).
+        """
+        ckpt_shapes = state_dict_shapes(state_dict)
+        model_shapes = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        report = analyse_unet_checkpoint(self.config, model_shapes, ckpt_shapes)
+        report.source, report.global_step = source, global_step
+        report.checkpoint_dtypes = tuple(sorted({str(v.dtype).replace("torch.", "") for v in state_dict.values()}))
+        reasons = _refusal_reasons(report, ckpt_shapes, allow_partial)
+        if reasons:
+            hint = _registry_hint(ckpt_shapes, dict(self.config))
+            raise IncompatibleCheckpointError(
+                f"checkpoint {source} does not fit this U-Net config: " + "; ".join(reasons) + (f". {hint}" if hint else "")
+            )
+        if report.missing and any(MOTION_MODULE_KEY in k for k in report.missing):
+            zero_init = (self.config.motion_module_kwargs or {}).get("zero_initialize", True)
+            report.notes.append(
+                "motion modules are not in the checkpoint (stage-1 hand-off): they start as the identity"
+                if zero_init
+                else "motion modules are not in the checkpoint and zero_initialize is false: they start random"
+            )
+        skipped = {s.key for s in report.skipped}
+        result = nn.Module.load_state_dict(
+            self, {k: v for k, v in state_dict.items() if k not in skipped}, strict=False
+        )
+        assert not result.unexpected_keys and set(result.missing_keys) == set(report.missing) | skipped
+        (logger.info if report.exact else logger.warning)("U-Net checkpoint: %s", report.summary())
+        self.load_report = report
+        return report
+
+    @classmethod
+    def from_pretrained(cls, model_config: dict, ckpt_path: str, device="cpu", *, allow_partial: bool = True):
+        """Build the U-Net from a config's `model:` section and load an official checkpoint.
+
+        Returns `(unet, global_step)` like the official loader; `ckpt_path=""` gives the fresh init and
+        step 0. The `LoadReport` is attached as `unet.load_report`. `model_config` is not modified.
+        """
+        config = copy.deepcopy(dict(model_config))
+        with torch.device(device):
+            unet = cls.from_config(config)
+        if not ckpt_path:
+            unet.load_report = LoadReport(source="", notes=["fresh initialisation"])
+            return unet, 0
+        logger.info("loading U-Net checkpoint %s", ckpt_path)
+        checkpoint = read_checkpoint(ckpt_path)
+        unet.load_checkpoint(
+            checkpoint.state_dict, source=str(ckpt_path), global_step=checkpoint.global_step, allow_partial=allow_partial
+        )
+        return unet, checkpoint.global_step

@@ -1,0 +1,297 @@
+"""Down, mid and up blocks of the 3-D U-Net: ResNet -> [spatial transformer] -> [motion module] per layer.
+
+The cross-attention and plain variants share one implementation; the cross-attention one registers its
+`attentions` first, which is the official state-dict order (`attentions, resnets, motion_modules,
+down/upsamplers`). Absent motion modules are `None` entries, as in the official `ModuleList`s.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.utils.checkpoint
+from torch import nn
+
+from .attention import Transformer3DModel
+from .motion_module import get_motion_module
+from .resnet import Downsample3D, ResnetBlock3D, Upsample3D
+
+__all__ = [
+    "DownBlock3D",
+    "CrossAttnDownBlock3D",
+    "UpBlock3D",
+    "CrossAttnUpBlock3D",
+    "UNetMidBlock3DCrossAttn",
+    "get_down_block",
+    "get_up_block",
+]
+
+
+def _default_checkpoint(module: nn.Module, *args):
+    """Non-reentrant activation checkpointing (diffusers installs its own equivalent when enabled)."""
+    return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False)
+
+
+class _CheckpointableBlock(nn.Module):
+    """Runs sub-layers through activation checkpointing when `gradient_checkpointing` is on and grads are."""
+
+    def __init__(self):
+        super().__init__()
+        self.gradient_checkpointing = False
+        self._gradient_checkpointing_func = _default_checkpoint
+
+    def _call(self, module: nn.Module, *args):
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return self._gradient_checkpointing_func(module, *args)
+        return module(*args)
+
+    def _layer(self, resnet, attention, motion_module, x, temb, audio):
+        x = self._call(resnet, x, temb)
+        if attention is not None:
+            x = self._call(attention, x, audio)
+        if motion_module is not None:
+            x = self._call(motion_module, x)
+        return x
+
+
+def _transformer(channels: int, heads: int, groups: int, cross_attention_dim: int, add_audio_layer: bool):
+    return Transformer3DModel(
+        heads,
+        channels // heads,
+        in_channels=channels,
+        norm_num_groups=groups,
+        cross_attention_dim=cross_attention_dim,
+        add_audio_layer=add_audio_layer,
+    )
+
+
+def _motion_modules(channels: int, count: int, enabled: bool, kind: str | None, kwargs: dict | None):
+    return nn.ModuleList(get_motion_module(channels, kind, kwargs) if enabled else None for _ in range(count))
+
+
+class DownBlock3D(_CheckpointableBlock):
+    """Encoder level: `num_layers` x (resnet [, attention] [, motion]) then an optional stride-2 conv.
+
+    Returns the hidden state and every intermediate output (the skip connections for the decoder).
+    """
+
+    has_cross_attention = False
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        temb_channels: int,
+        num_layers: int = 1,
+        resnet_eps: float = 1e-6,
+        resnet_act_fn: str = "silu",
+        resnet_groups: int = 32,
+        add_downsample: bool = True,
+        downsample_padding: int = 1,
+        output_scale_factor: float = 1.0,
+        use_inflated_groupnorm: bool = False,
+        use_motion_module: bool = False,
+        motion_module_type: str | None = None,
+        motion_module_kwargs: dict | None = None,
+        attn_num_head_channels: int = 8,
+        cross_attention_dim: int | None = None,
+        add_audio_layer: bool = False,
+    ):
+        super().__init__()
+        if self.has_cross_attention:
+            self.attentions = nn.ModuleList(
+                _transformer(out_channels, attn_num_head_channels, resnet_groups, cross_attention_dim, add_audio_layer)
+                for _ in range(num_layers)
+            )
+        self.resnets = nn.ModuleList(
+            ResnetBlock3D(
+                in_channels if i == 0 else out_channels,
+                out_channels,
+                temb_channels,
+                groups=resnet_groups,
+                eps=resnet_eps,
+                act_fn=resnet_act_fn,
+                output_scale_factor=output_scale_factor,
+                inflated_groupnorm=use_inflated_groupnorm,
+            )
+            for i in range(num_layers)
+        )
+        self.motion_modules = _motion_modules(
+            out_channels, num_layers, use_motion_module, motion_module_type, motion_module_kwargs
+        )
+        self.downsamplers = (
+            nn.ModuleList([Downsample3D(out_channels, padding=downsample_padding)]) if add_downsample else None
+        )
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None = None):
+        attentions = self.attentions if self.has_cross_attention else [None] * len(self.resnets)
+        skips = []
+        for resnet, attention, motion_module in zip(self.resnets, attentions, self.motion_modules):
+            x = self._layer(resnet, attention, motion_module, x, temb, audio)
+            skips.append(x)
+        if self.downsamplers is not None:
+            for downsampler in self.downsamplers:
+                x = downsampler(x)
+            skips.append(x)
+        return x, tuple(skips)
+
+
+class CrossAttnDownBlock3D(DownBlock3D):
+    """`DownBlock3D` with a spatial transformer (self + audio cross-attention) after each resnet."""
+
+    has_cross_attention = True
+
+
+class UpBlock3D(_CheckpointableBlock):
+    """Decoder level: per layer, concatenate a skip connection on channels, then resnet [, attn] [, motion];
+    finally an optional nearest x2 upsampler.
+    """
+
+    has_cross_attention = False
+
+    def __init__(
+        self,
+        in_channels: int,
+        prev_output_channel: int,
+        out_channels: int,
+        temb_channels: int,
+        num_layers: int = 1,
+        resnet_eps: float = 1e-6,
+        resnet_act_fn: str = "silu",
+        resnet_groups: int = 32,
+        add_upsample: bool = True,
+        output_scale_factor: float = 1.0,
+        use_inflated_groupnorm: bool = False,
+        use_motion_module: bool = False,
+        motion_module_type: str | None = None,
+        motion_module_kwargs: dict | None = None,
+        attn_num_head_channels: int = 8,
+        cross_attention_dim: int | None = None,
+        add_audio_layer: bool = False,
+    ):
+        super().__init__()
+        if self.has_cross_attention:
+            self.attentions = nn.ModuleList(
+                _transformer(out_channels, attn_num_head_channels, resnet_groups, cross_attention_dim, add_audio_layer)
+                for _ in range(num_layers)
+            )
+        resnets = []
+        for i in range(num_layers):
+            skip_channels = in_channels if i == num_layers - 1 else out_channels
+            resnet_in_channels = prev_output_channel if i == 0 else out_channels
+            resnets.append(
+                ResnetBlock3D(
+                    resnet_in_channels + skip_channels,
+                    out_channels,
+                    temb_channels,
+                    groups=resnet_groups,
+                    eps=resnet_eps,
+                    act_fn=resnet_act_fn,
+                    output_scale_factor=output_scale_factor,
+                    inflated_groupnorm=use_inflated_groupnorm,
+                )
+            )
+        self.resnets = nn.ModuleList(resnets)
+        self.motion_modules = _motion_modules(
+            out_channels, num_layers, use_motion_module, motion_module_type, motion_module_kwargs
+        )
+        self.upsamplers = nn.ModuleList([Upsample3D(out_channels)]) if add_upsample else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        skips: tuple[torch.Tensor, ...],
+        temb: torch.Tensor,
+        audio: torch.Tensor | None = None,
+        upsample_size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """`skips` are this level's encoder outputs in encoder order; they are consumed last-first."""
+        attentions = self.attentions if self.has_cross_attention else [None] * len(self.resnets)
+        for i, (resnet, attention, motion_module) in enumerate(zip(self.resnets, attentions, self.motion_modules)):
+            x = torch.cat([x, skips[-1 - i]], dim=1)
+            x = self._layer(resnet, attention, motion_module, x, temb, audio)
+        if self.upsamplers is not None:
+            for upsampler in self.upsamplers:
+                x = upsampler(x, upsample_size)
+        return x
+
+
+class CrossAttnUpBlock3D(UpBlock3D):
+    """`UpBlock3D` with a spatial transformer (self + audio cross-attention) after each resnet."""
+
+    has_cross_attention = True
+
+
+class UNetMidBlock3DCrossAttn(_CheckpointableBlock):
+    """Bottleneck: resnet, then `num_layers` x (attention [, motion module], resnet)."""
+
+    has_cross_attention = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        temb_channels: int,
+        num_layers: int = 1,
+        resnet_eps: float = 1e-6,
+        resnet_act_fn: str = "silu",
+        resnet_groups: int = 32,
+        output_scale_factor: float = 1.0,
+        use_inflated_groupnorm: bool = False,
+        use_motion_module: bool = False,
+        motion_module_type: str | None = None,
+        motion_module_kwargs: dict | None = None,
+        attn_num_head_channels: int = 8,
+        cross_attention_dim: int | None = None,
+        add_audio_layer: bool = False,
+    ):
+        super().__init__()
+
+        def resnet():
+            return ResnetBlock3D(
+                in_channels,
+                in_channels,
+                temb_channels,
+                groups=resnet_groups,
+                eps=resnet_eps,
+                act_fn=resnet_act_fn,
+                output_scale_factor=output_scale_factor,
+                inflated_groupnorm=use_inflated_groupnorm,
+            )
+
+        self.attentions = nn.ModuleList(
+            _transformer(in_channels, attn_num_head_channels, resnet_groups, cross_attention_dim, add_audio_layer)
+            for _ in range(num_layers)
+        )
+        self.resnets = nn.ModuleList(resnet() for _ in range(num_layers + 1))
+        self.motion_modules = _motion_modules(
+            in_channels, num_layers, use_motion_module, motion_module_type, motion_module_kwargs
+        )
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
+        x = self._call(self.resnets[0], x, temb)
+        for attention, motion_module, resnet in zip(self.attentions, self.motion_modules, self.resnets[1:]):
+            x = self._call(attention, x, audio)
+            if motion_module is not None:
+                x = self._call(motion_module, x)
+            x = self._call(resnet, x, temb)
+        return x
+
+
+_DOWN_BLOCKS = {"DownBlock3D": DownBlock3D, "CrossAttnDownBlock3D": CrossAttnDownBlock3D}
+_UP_BLOCKS = {"UpBlock3D": UpBlock3D, "CrossAttnUpBlock3D": CrossAttnUpBlock3D}
+
+
+def _block_class(kind: str, table: dict, what: str):
+    name = kind[len("UNetRes") :] if kind.startswith("UNetRes") else kind
+    if name not in table:
+        raise ValueError(f"unknown {what} {kind!r}; expected one of {sorted(table)}")
+    return table[name]
+
+
+def get_down_block(down_block_type: str, **kwargs) -> DownBlock3D:
+    """Build a down block from its config name (`down_block_types` entry)."""
+    return _block_class(down_block_type, _DOWN_BLOCKS, "down block type")(**kwargs)
+
+
+def get_up_block(up_block_type: str, **kwargs) -> UpBlock3D:
+    """Build an up block from its config name (`up_block_types` entry)."""
+    return _block_class(up_block_type, _UP_BLOCKS, "up block type")(**kwargs)
