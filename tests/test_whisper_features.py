@@ -230,3 +230,13 @@ def test_boundary_option_changes_only_features_near_boundary(tiny_ckpt, encoder,
     assert torch.all(d_steps[1499] > 2 * typical), "the official features should jump at the 30 s boundary"
     assert torch.all(s_steps[1499] < 1.5 * typical), "the option should remove the jump"
     assert torch.all(s_steps.amax(dim=0) < 2 * typical), "the cross-fade should not create a new jump"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fp16_like_official(tiny_ckpt, encoder, long_samples):
+    """On CUDA the encoder runs in fp16 (weights cast per op, as whisper does) and the features come out fp16."""
+    gpu = Audio2Feature(tiny_ckpt, device="cuda")
+    feat = gpu.audio2feat(long_samples)
+    assert feat.dtype == torch.float16 and feat.device.type == "cpu"
+    reference = encoder.audio2feat(long_samples)
+    assert ((feat.float() - reference).norm() / reference.norm()).item() < 1e-2
