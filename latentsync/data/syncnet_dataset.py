@@ -1,0 +1,107 @@
+"""SyncNet training pairs: 16 aligned face frames and a SyncNet mel window, in sync (y=1) or not (y=0).
+
+As in the official `SyncNetDataset`: the mel window always belongs to a random start frame; with
+probability 1/2 the frames come from that same start (positive), otherwise from a different start of the
+same clip (negative). Frames are (F, 3, H, W) in [-1, 1]; the mel window is (1, 80, 52) for 16 frames at
+25 fps, starting at mel frame int(80 · start / 25). The lower half of the face and the
+`b f c h w -> b (f c) h w` stacking happen in `syncnet_visual_input`, after the optional VAE encoding
+(`latent_space` configs), exactly where the official trainer does them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from latentsync.data.clips import ClipDataset, ClipReader, ClipUnusable, mel_window_fits, read_mel_cached, \
+    resolve_video_paths
+from latentsync.data.mel_cache import MelCache
+from latentsync.utils.audio import crop_mel_window, mel_frames_per_second, mel_window_length, melspectrogram
+from latentsync.utils.media import read_audio
+
+
+def syncnet_visual_input(frames: torch.Tensor, lower_half: bool) -> torch.Tensor:
+    """(b, f, c, h, w) frames or latents -> (b, f*c, h', w') SyncNet input, keeping rows [h//2:] if lower_half."""
+    stacked = rearrange(frames, "b f c h w -> b (f c) h w")
+    if lower_half:
+        stacked = stacked[:, :, stacked.shape[2] // 2 :, :]
+    return stacked
+
+
+def compute_mel(path: str, sample_rate: int) -> torch.Tensor:
+    """SyncNet mel (80, T) of a clip's audio track (float64, as the official cache holds it)."""
+    try:
+        samples = read_audio(path, sample_rate=sample_rate)
+    except Exception as exc:
+        raise ClipUnusable(f"no usable audio ({exc})") from None
+    return torch.from_numpy(melspectrogram(samples))
+
+
+def valid_starts(num_frames_in_clip: int, num_mel: int, window: int, fps: float, mel_length: int) -> np.ndarray:
+    """Start frames whose video window and mel window both lie inside the clip."""
+    starts = np.arange(max(0, num_frames_in_clip - window + 1))
+    per_second = mel_frames_per_second()
+    return np.array([s for s in starts if mel_window_fits(num_mel, s, mel_length, fps, per_second)], dtype=np.int64)
+
+
+class SyncNetDataset(ClipDataset):
+    """`SyncNetDataset(data_dir, fileslist, config)` with the official argument order; the file list wins."""
+
+    def __init__(self, data_dir: str, fileslist: str, config):
+        data = config.data
+        super().__init__(
+            resolve_video_paths(data_dir, fileslist),
+            seed=int(config.run.seed),
+            max_attempts=int(data.get("max_sample_attempts", 20)),
+        )
+        self.resolution = int(data.resolution)
+        self.num_frames = int(data.num_frames)
+        self.video_fps = float(data.video_fps)
+        self.audio_sample_rate = int(data.audio_sample_rate)
+        self.mel_window_length = mel_window_length(self.num_frames, self.video_fps)
+        self.mel_cache_dir = data.get("audio_mel_cache_dir") or None
+        self._mel_cache = None
+        self._image_processor = None
+
+    @property
+    def image_processor(self):
+        """Built on first use (in the worker), so the dataset pickles cheaply."""
+        if self._image_processor is None:
+            from latentsync.utils.image_processor import ImageProcessor
+
+            self._image_processor = ImageProcessor(resolution=self.resolution)
+        return self._image_processor
+
+    def read_mel(self, path: str) -> torch.Tensor:
+        if self._mel_cache is None and self.mel_cache_dir:
+            self._mel_cache = MelCache(self.mel_cache_dir)
+        return read_mel_cached(path, self._mel_cache, lambda p: compute_mel(p, self.audio_sample_rate))
+
+    def crop_audio_window(self, mel: torch.Tensor, start_index: int) -> torch.Tensor:
+        """(1, 80, 52) mel window of video frames [start_index, start_index + num_frames)."""
+        return crop_mel_window(mel, start_index, self.num_frames, self.video_fps)
+
+    def load_sample(self, path: str, rng: np.random.Generator) -> dict:
+        reader = ClipReader(path, self.video_fps)
+        if len(reader) < 2 * self.num_frames:
+            raise ClipUnusable(f"only {len(reader)} frames, need at least {2 * self.num_frames}")
+        mel = self.read_mel(path)
+        starts = valid_starts(len(reader), mel.shape[-1], self.num_frames, self.video_fps, self.mel_window_length)
+        if len(starts) < 2:
+            raise ClipUnusable(f"audio ({mel.shape[-1]} mel frames) too short for two {self.num_frames}-frame windows")
+        start = int(rng.choice(starts))
+        positive = bool(rng.integers(2))
+        if positive:
+            frame_start = start
+        else:  # any other start of the same clip, video window only (the mel stays at `start`)
+            others = np.arange(len(reader) - self.num_frames + 1)
+            frame_start = int(rng.choice(others[others != start]))
+        frames = self.image_processor.process_images(reader.frames(frame_start, self.num_frames))
+        return {
+            "frames": frames.float(),
+            "audio_samples": self.crop_audio_window(mel, start).float(),
+            "y": torch.ones(1) if positive else torch.zeros(1),
+            "video_path": path,
+            "start_idx": start,
+        }

@@ -1,0 +1,128 @@
+"""A real face aligned to the LatentSync template, with a mouth drawn per frame at a given opening and width.
+
+The source is `skimage.data.astronaut()` (public domain). Its own smile is inpainted away once; each frame
+then warps the face with a slow head sway and draws lips, mouth cavity and teeth as anti-aliased ellipses at
+`supersample` times the output size, area-downsampled for smooth edges. Aligned like the official training
+data: the eyebrows and nose land on the template points of `latentsync.utils.affine_transform`, and the
+(75 x 100) template box is stretched to a square frame.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from latentsync.utils.affine_transform import TEMPLATE_BOX_WH, TEMPLATE_POINTS, TEMPLATE_SCALE_AT_256
+
+INPAINT_RADIUS = 5
+
+
+@lru_cache(maxsize=4)
+def _source_face(mouth_center: tuple[int, int], conceal_axes: tuple[int, int]) -> np.ndarray:
+    """The astronaut photo (RGB uint8) with the region of its smile inpainted to plain skin."""
+    from skimage import data
+
+    image = data.astronaut()
+    hole = np.zeros(image.shape[:2], np.uint8)
+    cv2.ellipse(hole, mouth_center, conceal_axes, 0, 0, 360, 255, -1)
+    bgr = cv2.inpaint(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), hole, INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    out = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    out.setflags(write=False)
+    return out
+
+
+def template_matrix(face_cfg, size: int) -> np.ndarray:
+    """2x3 affine from source pixels to an aligned `size` x `size` frame (similarity, then template stretch)."""
+    ratio = size / 256 * TEMPLATE_SCALE_AT_256
+    template = np.array(TEMPLATE_POINTS, dtype=np.float64) * ratio
+    source = np.array([face_cfg.left_brow, face_cfg.right_brow, face_cfg.nose], dtype=np.float64)
+    similarity, _ = cv2.estimateAffinePartial2D(source, template, method=cv2.LMEDS)
+    stretch = np.diag([size / (TEMPLATE_BOX_WH[0] * ratio), size / (TEMPLATE_BOX_WH[1] * ratio)])
+    return np.hstack([stretch @ similarity[:, :2], (stretch @ similarity[:, 2:])])
+
+
+def _apply(matrix: np.ndarray, point) -> np.ndarray:
+    return matrix[:, :2] @ np.asarray(point, dtype=np.float64) + matrix[:, 2]
+
+
+class FaceRenderer:
+    """Renders frames of one clip: fixed per-clip appearance and head-sway parameters drawn from `rng`."""
+
+    def __init__(self, resolution: int, cfg, rng: np.random.Generator, fps: float = 25.0):
+        self.resolution = resolution
+        self.size = resolution * int(cfg.supersample)
+        self.face_cfg = cfg.face
+        self.look = cfg.appearance
+        self.fps = fps
+        source = _source_face(tuple(cfg.face.mouth_center), tuple(cfg.face.conceal_axes)).astype(np.float32)
+        gain = rng.uniform(*self.look.channel_gain, size=3)
+        self.source = np.clip(source * gain + rng.uniform(*self.look.brightness), 0, 255).astype(np.uint8)
+        low, high = np.array(self.look.lip_rgb, dtype=np.float64)
+        self.lip_rgb = tuple(float(c) for c in rng.uniform(low, high))
+        self.base = template_matrix(cfg.face, self.size)
+        motion = cfg.head_motion
+        self.sway = {
+            name: (rng.uniform(0, amp), rng.uniform(*motion.frequency_hz), rng.uniform(0, 2 * np.pi))
+            for name, amp in (("dx", motion.shift), ("dy", motion.shift), ("angle", motion.angle_deg),
+                              ("scale", motion.scale))
+        }
+
+    def _sway(self, name: str, t: float) -> float:
+        amplitude, frequency, phase = self.sway[name]
+        return amplitude * np.sin(2 * np.pi * frequency * t + phase)
+
+    def frame_matrix(self, index: int) -> np.ndarray:
+        """Source -> frame affine of frame `index`: the template alignment plus the head sway."""
+        t = index / self.fps
+        centre = (self.size / 2, self.size / 2)
+        sway = cv2.getRotationMatrix2D(centre, self._sway("angle", t), 1 + self._sway("scale", t))
+        sway[:, 2] += (self._sway("dx", t) * self.size, self._sway("dy", t) * self.size)
+        return np.vstack([sway, [0, 0, 1]])[:2] @ np.vstack([self.base, [0, 0, 1]])
+
+    def mouth_box(self, index: int = 0) -> tuple[float, float, float]:
+        """(x, y, closed width) of the mouth in output pixels for frame `index` (used by tests/measurements)."""
+        matrix = self.frame_matrix(index)
+        x, y = _apply(matrix, self.face_cfg.mouth_center)
+        scale_x = np.hypot(*matrix[0, :2])
+        factor = self.resolution / self.size
+        return x * factor, y * factor, self.face_cfg.mouth_width * scale_x * factor
+
+    def _draw_mouth(self, canvas: np.ndarray, matrix: np.ndarray, opening: float, width: float) -> None:
+        cx, cy = _apply(matrix, self.face_cfg.mouth_center)
+        scale_x, scale_y = np.hypot(*matrix[0, :2]), np.hypot(*matrix[1, :2])
+        angle = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))
+        half_w = 0.5 * self.face_cfg.mouth_width * width * scale_x
+        lip = self.look.lip_thickness * self.face_cfg.mouth_width * scale_y
+        gap = 0.5 * opening * self.look.max_opening * self.face_cfg.mouth_width * scale_y
+        shift = 4  # cv2 fixed-point bits: sub-pixel ellipse geometry
+        def ellipse(image, axes, colour):
+            cv2.ellipse(image, (int(round(cx * 16)), int(round(cy * 16))),
+                        (max(1, int(round(axes[0] * 16))), max(1, int(round(axes[1] * 16)))),
+                        angle, 0, 360, colour, -1, cv2.LINE_AA, shift)
+
+        ellipse(canvas, (half_w, gap + lip), self.lip_rgb)
+        if gap > 0.25:
+            ellipse(canvas, (half_w * 0.82, gap), tuple(float(c) for c in self.look.cavity_rgb))
+            if opening > self.look.teeth_from_opening:
+                teeth = canvas.copy()
+                ellipse(teeth, (half_w * 0.7, gap * 0.9), tuple(float(c) for c in self.look.teeth_rgb))
+                rows = np.arange(canvas.shape[0])[:, None]
+                upper = rows < cy - gap * 0.35  # teeth only along the upper lip
+                canvas[:] = np.where(upper[..., None], teeth, canvas)
+        else:
+            cv2.line(canvas, (int(round((cx - half_w * 0.9) * 16)), int(round(cy * 16))),
+                     (int(round((cx + half_w * 0.9) * 16)), int(round(cy * 16))),
+                     tuple(float(c) * 0.6 for c in self.lip_rgb), max(1, self.size // 128), cv2.LINE_AA, shift)
+
+    def render(self, opening: np.ndarray, width: np.ndarray) -> np.ndarray:
+        """Frames (n, R, R, 3) uint8 RGB for per-frame mouth opening in [0, 1] and width multipliers."""
+        frames = np.empty((len(opening), self.resolution, self.resolution, 3), np.uint8)
+        for index, (o, w) in enumerate(zip(opening, width)):
+            matrix = self.frame_matrix(index)
+            canvas = cv2.warpAffine(self.source, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE)
+            self._draw_mouth(canvas, matrix, float(o), float(w))
+            frames[index] = cv2.resize(canvas, (self.resolution, self.resolution), interpolation=cv2.INTER_AREA)
+        return frames

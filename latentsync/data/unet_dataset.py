@@ -1,0 +1,148 @@
+"""U-Net training samples: a 16-frame ground-truth window, its masked copy, a non-overlapping reference window,
+the SyncNet mel window and the Whisper embeddings of the same frames.
+
+Follows the official `UNetDataset`: clips need at least 3 x 16 frames; the reference window starts at
+least 16 frames away from the ground truth, so the U-Net cannot copy the mouth from it and must take it
+from the audio. Pixel tensors are (F, 3, H, W) in [-1, 1], masks (F, 1, H, W) with 1 = keep, 0 = regenerate.
+`mel` (1, 80, 52) is present when the sync loss is on; `audio_embeds` (F, 10·(L+1), D) when the U-Net has
+audio layers, computed by the audio front-end (`Audio2Feature`, content-keyed cache) on the CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentsync.data.clips import ClipDataset, ClipReader, ClipUnusable, read_mel_cached, resolve_video_paths
+from latentsync.data.mel_cache import MelCache
+from latentsync.data.syncnet_dataset import compute_mel, valid_starts
+from latentsync.utils.audio import crop_mel_window, mel_window_length
+
+# Official whisper choice by the U-Net's cross-attention width (scripts/train_unet.py).
+WHISPER_BY_CROSS_ATTENTION_DIM = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
+
+
+def whisper_checkpoint_path(config) -> str:
+    """ckpt.whisper_path if set, else the official checkpoint for model.cross_attention_dim."""
+    explicit = config.get("ckpt", {}).get("whisper_path", "")
+    if explicit:
+        return str(explicit)
+    dim = int(config.model.cross_attention_dim)
+    if dim not in WHISPER_BY_CROSS_ATTENTION_DIM:
+        raise ValueError(
+            f"no default whisper checkpoint for cross_attention_dim {dim} (official: 384 -> tiny, 768 -> small); "
+            "set ckpt.whisper_path=PATH"
+        )
+    return WHISPER_BY_CROSS_ATTENTION_DIM[dim]
+
+
+def reference_starts(num_frames_in_clip: int, window: int, gt_start: int) -> np.ndarray:
+    """Reference window starts that do not overlap the ground-truth window [gt_start, gt_start + window)."""
+    starts = np.arange(num_frames_in_clip - window + 1)
+    return starts[np.abs(starts - gt_start) >= window]
+
+
+class UNetDataset(ClipDataset):
+    """`UNetDataset(train_data_dir, config)` as in the official code; `config.data.train_fileslist` wins."""
+
+    def __init__(self, train_data_dir: str, config, fileslist: str | None = None):
+        data = config.data
+        fileslist = data.get("train_fileslist", "") if fileslist is None else fileslist
+        super().__init__(
+            resolve_video_paths(train_data_dir, fileslist),
+            seed=int(config.run.seed),
+            max_attempts=int(data.get("max_sample_attempts", 20)),
+        )
+        self.resolution = int(data.resolution)
+        self.num_frames = int(data.num_frames)
+        self.video_fps = float(data.video_fps)
+        self.audio_sample_rate = int(data.audio_sample_rate)
+        self.mask_image_path = data.get("mask_image_path", "")
+        self.mel_window_length = mel_window_length(self.num_frames, self.video_fps)
+        self.load_mel = bool(config.model.add_audio_layer and config.run.use_syncnet)
+        self.load_audio_embeds = bool(config.model.add_audio_layer)
+        self.mel_cache_dir = data.get("audio_mel_cache_dir") or None
+        self.audio_embeds_cache_dir = data.get("audio_embeds_cache_dir") or None
+        self.audio_feat_length = list(data.get("audio_feat_length", [2, 2]))
+        self.whisper_path = whisper_checkpoint_path(config) if self.load_audio_embeds else None
+        if self.whisper_path and not Path(self.whisper_path).is_file():
+            raise FileNotFoundError(
+                f"whisper checkpoint not found: {self.whisper_path} (set ckpt.whisper_path; "
+                "tools/make_tiny_checkpoints.py writes a tiny one for tests)"
+            )
+        self._image_processor = None
+        self._audio_encoder = None
+        self._mel_cache = None
+
+    # -- components built on first use (inside the worker process) ---------------------------------------
+
+    @property
+    def image_processor(self):
+        if self._image_processor is None:
+            from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
+
+            mask = load_fixed_mask(self.resolution, self.mask_image_path or None)
+            self._image_processor = ImageProcessor(self.resolution, mask_image=mask)
+        return self._image_processor
+
+    @property
+    def audio_encoder(self):
+        if self._audio_encoder is None:
+            from latentsync.whisper.audio2feature import Audio2Feature
+
+            self._audio_encoder = Audio2Feature(
+                model_path=self.whisper_path,
+                device="cpu",
+                audio_embeds_cache_dir=self.audio_embeds_cache_dir,
+                num_frames=self.num_frames,
+                audio_feat_length=self.audio_feat_length,
+            )
+        return self._audio_encoder
+
+    def read_mel(self, path: str) -> torch.Tensor:
+        if self._mel_cache is None and self.mel_cache_dir:
+            self._mel_cache = MelCache(self.mel_cache_dir)
+        return read_mel_cached(path, self._mel_cache, lambda p: compute_mel(p, self.audio_sample_rate))
+
+    # -- one sample ------------------------------------------------------------------------------------------
+
+    def _choose_windows(self, reader: ClipReader, mel, rng: np.random.Generator) -> tuple[int, int]:
+        count = len(reader)
+        if mel is not None:
+            starts = valid_starts(count, mel.shape[-1], self.num_frames, self.video_fps, self.mel_window_length)
+        else:
+            starts = np.arange(count - self.num_frames + 1)
+        starts = np.array([s for s in starts if len(reference_starts(count, self.num_frames, s))], dtype=np.int64)
+        if len(starts) == 0:
+            raise ClipUnusable(f"no ground-truth window with a non-overlapping reference and audio ({count} frames)")
+        start = int(rng.choice(starts))
+        return start, int(rng.choice(reference_starts(count, self.num_frames, start)))
+
+    def load_sample(self, path: str, rng: np.random.Generator) -> dict:
+        reader = ClipReader(path, self.video_fps)
+        if len(reader) < 3 * self.num_frames:
+            raise ClipUnusable(f"only {len(reader)} frames, need at least {3 * self.num_frames}")
+        mel = self.read_mel(path) if self.load_mel else None
+        start, ref_start = self._choose_windows(reader, mel, rng)
+        gt, masked, masks = self.image_processor.prepare_masks_and_masked_images(
+            reader.frames(start, self.num_frames), affine_transform=False
+        )
+        sample = {
+            "gt_pixel_values": gt.float(),
+            "masked_pixel_values": masked.float(),
+            "masks": masks.float(),
+            "ref_pixel_values": self.image_processor.process_images(reader.frames(ref_start, self.num_frames)).float(),
+            "video_path": path,
+            "start_idx": start,
+        }
+        if mel is not None:
+            sample["mel"] = crop_mel_window(mel, start, self.num_frames, self.video_fps).float()
+        if self.load_audio_embeds:
+            try:
+                features = self.audio_encoder.audio2feat(path)
+            except (OSError, ValueError) as exc:
+                raise ClipUnusable(f"whisper features failed ({exc})") from None
+            sample["audio_embeds"] = self.audio_encoder.crop_overlap_audio_window(features, start).float()
+        return sample

@@ -1,0 +1,241 @@
+"""Plumbing shared by scripts/train_syncnet.py and scripts/train_unet.py.
+
+- configs: the run config merged over configs/training/defaults.yaml, plus command-line overrides;
+- processes: an `accelerate` Accelerator (single CPU, one or many GPUs, many nodes; gloo on CPU);
+- randomness: every random draw of a step comes from a generator seeded by (seed, rank, step), and every
+  sample from (seed, epoch, index), so a resumed run repeats an uninterrupted one without saving RNG states;
+- data order: a sharded, epoch-seeded sampler that can skip the batches a resumed run already consumed;
+- checkpoints: the official single-file format, written atomically, plus an optional `*.state.pt` sidecar
+  (optimizer, LR scheduler, grad scaler) for exact resumption; everything loads with weights_only=True;
+- charts: PNG line charts of the loss/accuracy histories.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Sampler
+
+from latentsync.config import CONFIG_DIR, load_config
+
+logger = logging.getLogger(__name__)
+
+TRAINING_DEFAULTS = CONFIG_DIR / "training" / "defaults.yaml"
+STATE_SUFFIX = ".state.pt"
+RANK_SEED_STRIDE = 1_000_003  # per-rank streams must not overlap for nearby seeds
+
+
+# ---------------------------------------------------------------------------------------------- configs
+
+
+def load_training_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
+    """configs/training/defaults.yaml <- the run config <- `key=value` overrides (later wins)."""
+    run_config = load_config(path, overrides)
+    merged = OmegaConf.merge(OmegaConf.load(TRAINING_DEFAULTS), run_config)
+    merged.config_path = str(path)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+
+def make_accelerator(mixed_precision: bool, gradient_accumulation_steps: int = 1, find_unused_parameters=False):
+    """Accelerator for whatever `accelerate launch` (or a plain `python -m`) set up.
+
+    fp16 mixed precision needs CUDA; on a CPU the run stays in fp32 and says so.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    precision = "no"
+    if mixed_precision:
+        if torch.cuda.is_available():
+            precision = "fp16"
+        else:
+            logger.info("mixed precision requested but no CUDA device: training in fp32")
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)]
+    return Accelerator(
+        mixed_precision=precision,
+        gradient_accumulation_steps=int(gradient_accumulation_steps),
+        kwargs_handlers=handlers,
+    )
+
+
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """CPU generator for the random draws of one training step on one rank (noise, timesteps, VAE samples)."""
+    return torch.Generator().manual_seed(int(seed) + RANK_SEED_STRIDE * int(rank) + 7919 * int(step))
+
+
+def randn(shape, generator: torch.Generator, device, dtype=torch.float32) -> torch.Tensor:
+    """Gaussian noise drawn on the CPU (same numbers on every device type) and moved to `device`."""
+    return torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+
+
+def make_run_dir(base: str | os.PathLike, config: DictConfig, is_main: bool) -> Path:
+    """`<base>/train-<timestamp>` with checkpoints/ and loss_charts/, and the resolved config saved in it."""
+    name = "train-" + datetime.datetime.now().strftime("%Y_%m_%d-%H-%M-%S")
+    run_dir = Path(base) / name
+    if is_main:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "loss_charts").mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, run_dir / "config.yaml")
+    return run_dir
+
+
+# ---------------------------------------------------------------------------------------------- data order
+
+
+class EpochShardSampler(Sampler[int]):
+    """Like DistributedSampler(shuffle, drop_last): a permutation seeded by seed + epoch, split across ranks.
+
+    `set_epoch(epoch, skip)` also skips the first `skip` indices of this rank's share, which is how a resumed
+    run picks up in the middle of an epoch without loading (or drawing random numbers for) the skipped samples.
+    """
+
+    def __init__(self, size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
+        if size < num_replicas:
+            raise ValueError(f"dataset of {size} samples cannot be split across {num_replicas} processes")
+        self.size, self.num_replicas, self.rank = size, num_replicas, rank
+        self.seed, self.shuffle = int(seed), shuffle
+        self.per_rank = size // num_replicas
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = int(epoch), int(skip)
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(self.size)
+        share = order[: self.per_rank * self.num_replicas][self.rank :: self.num_replicas]
+        return iter(share[self.skip :].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank - self.skip
+
+
+def make_loader(dataset, batch_size: int, sampler: Sampler, num_workers: int) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      drop_last=True, pin_memory=False, persistent_workers=False)
+
+
+def data_position(global_step: int, batches_per_epoch: int, accumulation: int) -> tuple[int, int]:
+    """(epoch, batches already consumed in it) after `global_step` optimizer steps."""
+    if batches_per_epoch <= 0:
+        raise ValueError("the training data gives no full batch: lower data.batch_size or add clips")
+    consumed = global_step * accumulation
+    return consumed // batches_per_epoch, consumed % batches_per_epoch
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+
+def atomic_save(obj, path: str | os.PathLike) -> Path:
+    """torch.save to a temp file in the same folder, then rename: a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def state_path_for(checkpoint_path: str | os.PathLike) -> Path:
+    """Where the resume sidecar of `checkpoint-N.pt` lives: `checkpoint-N.state.pt`."""
+    path = Path(checkpoint_path)
+    return path.with_name(path.stem + STATE_SUFFIX)
+
+
+def save_training_state(checkpoint_path, optimizer, lr_scheduler=None, scaler=None, **extra) -> Path:
+    """Optimizer / scheduler / scaler states next to the checkpoint, plus plain-data extras (trainable names...)."""
+    state = {"optimizer": optimizer.state_dict(), **extra}
+    if lr_scheduler is not None:
+        state["lr_scheduler"] = lr_scheduler.state_dict()
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    return atomic_save(state, state_path_for(checkpoint_path))
+
+
+def load_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path} (check ckpt.resume_ckpt_path)")
+    try:
+        contents = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc}") from None
+    if not isinstance(contents, dict) or "state_dict" not in contents:
+        raise ValueError(f"{what} {path} is not in the official format (a dict with 'state_dict')")
+    return contents
+
+
+def load_training_state(checkpoint_path, expected_names: Sequence[str]) -> dict | None:
+    """The sidecar of a checkpoint if it exists and was made for the same trainable parameters, else None.
+
+    A stage-1 checkpoint resumed by a stage-2 config (different trainable set) gives None: the weights are
+    loaded, the optimizer starts fresh; the log says so.
+    """
+    path = state_path_for(checkpoint_path)
+    if not path.is_file():
+        logger.info("no training state next to %s: optimizer and LR schedule start fresh", checkpoint_path)
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if list(state.get("trainable_names", [])) != list(expected_names):
+        logger.info("training state %s belongs to a different set of trainable parameters (e.g. a stage-1 run): "
+                    "weights loaded, optimizer starts fresh", path)
+        return None
+    return state
+
+
+# ---------------------------------------------------------------------------------------------- charts
+
+
+def plot_chart(path: str | os.PathLike, *series: tuple[str, Sequence[float], Sequence[float]],
+               ylabel: str = "Loss", title: str | None = None) -> Path:
+    """Line chart of (label, steps, values) series saved as PNG (matplotlib, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, steps, values in series:
+        if len(steps):
+            ax.plot(list(steps), list(values), label=label, marker="." if len(steps) < 30 else None)
+    ax.set_xlabel("Step")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def finite_or_raise(value: float, step: int, what: str = "loss") -> float:
+    """Stop with a clear message instead of training on NaN/inf."""
+    if not math.isfinite(value):
+        raise FloatingPointError(f"{what} became {value} at step {step}; lower optimizer.lr or check the data")
+    return value
