@@ -1,0 +1,227 @@
+"""Video-level face processing for the pipelines: frames in, aligned faces out, faces back into frames.
+
+`FaceTrackProcessor.process(frames)` (or `align_video(frames)`) streams: it takes frames or chunks of frames
+and yields one `AlignedFrame` per frame, in order, as soon as that frame is settled. A frame without a face is
+held back for at most `gaps.max_bridge` frames: if a face comes back within that many frames, the gap is
+bridged by interpolating the alignment points; otherwise those frames are yielded with `has_face=False` and
+later stages pass them through untouched. `restore(frames, faces, aligned)` pastes generated faces back,
+chunk by chunk. `stats` counts frames with a face, without, and bridged.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .affine_transform import AlignRestore
+from .face_detector import FaceDetector, _as_config
+from .face_smoothing import PointSmoother, interpolate_points
+from .face_tracking import FaceTracker
+
+
+@dataclass
+class AlignedFrame:
+    """One video frame after face processing. Face fields are None when `has_face` is False."""
+
+    index: int
+    frame: np.ndarray  # (H, W, 3) uint8 RGB, the input frame (not copied)
+    has_face: bool
+    bridged: bool = False  # face-less frame whose alignment was interpolated from its neighbours
+    face: torch.Tensor | None = None  # (3, R, R) uint8, the aligned crop resized as the official pipeline does
+    box: list[int] | None = None  # [0, 0, w, h]: the crop size `restore` resizes the generated face back to
+    affine_matrix: torch.Tensor | None = None  # (1, 2, 3) image -> crop
+    points3: np.ndarray | None = None  # the 3 alignment points used (smoothed, rounded), frame pixels
+    face_box: np.ndarray | None = None  # (x1, y1, x2, y2) landmark box in the frame
+    score: float | None = None  # detection score of the face's track
+    track_id: int | None = None
+    landmarks: np.ndarray | None = None  # (N, 2) backend landmarks, frame pixels (None when bridged)
+
+
+@dataclass
+class FaceTrackStats:
+    """Per-video counts. frames = with_face + bridged + without_face."""
+
+    frames: int = 0
+    with_face: int = 0
+    without_face: int = 0
+    bridged: int = 0
+    detector_runs: int = 0
+    no_face_indices: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("frames", "with_face", "without_face", "bridged", "detector_runs")}
+
+
+@dataclass
+class _Pending:
+    index: int
+    frame: np.ndarray
+    points3: np.ndarray | None
+    face_box: np.ndarray | None = None
+    score: float | None = None
+    track_id: int | None = None
+    landmarks: np.ndarray | None = None
+    bridged: bool = False
+
+
+def _iter_single_frames(frames: Iterable) -> Iterator[np.ndarray]:
+    """Accept single (H, W, 3) frames or (N, H, W, 3) chunks (as media.iter_frames yields)."""
+    for item in frames:
+        array = item.numpy() if torch.is_tensor(item) else np.asarray(item)
+        if array.ndim == 3:
+            yield array
+        elif array.ndim == 4:
+            yield from array
+        else:
+            raise ValueError(f"expected RGB frames (H, W, 3) or chunks (N, H, W, 3), got shape {array.shape}")
+
+
+def resize_faces_to_box(faces: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
+    """(N, 3, R, R) generated faces -> (N, 3, h, w) crop size: bicubic with antialias, like torchvision's resize."""
+    x1, y1, x2, y2 = box
+    return F.interpolate(faces, size=(int(y2 - y1), int(x2 - x1)), mode="bicubic", antialias=True,
+                         align_corners=False)
+
+
+class FaceTrackProcessor:
+    """Detect, track, smooth, bridge and align the faces of one video; paste generated faces back.
+
+    One instance per video: the tracker, the smoother and the official nose smoothing (`p_bias`) carry state
+    from frame to frame.
+    """
+
+    def __init__(self, resolution: int = 256, detector: FaceDetector | str | None = None, config=None,
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, **tracker_overrides):
+        self.config = _as_config(config) if not isinstance(detector, FaceDetector) else detector.config
+        if not isinstance(detector, FaceDetector):
+            detector = FaceDetector(device=device, backend=detector, config=self.config)
+        self.detector = detector
+        self.tracker = FaceTracker(detector, **tracker_overrides)
+        sm = self.config.smoothing
+        self.smoother = PointSmoother(sm.method, float(sm.alpha), float(sm.ema_weight))
+        self.round_points = bool(sm.round_points)
+        self.max_bridge = int(self.config.gaps.max_bridge)
+        self.resolution = resolution
+        self.restorer = AlignRestore(resolution=resolution, device=device, dtype=dtype)
+        self.stats = FaceTrackStats()
+        self._last_track_id = None
+        self._last_width = None
+
+    # ------------------------------------------------------------------------------------------ align
+
+    def process(self, frames: Iterable, batch_size: int = 16) -> Iterator[AlignedFrame]:
+        """Yield an AlignedFrame per input frame, in order. Warps are batched `batch_size` frames at a time."""
+        pending: deque[_Pending] = deque()  # frames not yet settled (a possible gap to bridge)
+        ready: list[_Pending] = []
+        last_face: _Pending | None = None
+        for index, frame in enumerate(_iter_single_frames(frames)):
+            item = self._observe(index, frame)
+            if item.points3 is None:
+                pending.append(item)
+                if len(pending) > self.max_bridge:  # too long to bridge: release the gap as face-less
+                    ready.extend(pending)
+                    pending.clear()
+                    last_face = None
+            else:
+                if pending and last_face is not None:  # short interior gap: bridge it
+                    for gap_item, pts in zip(pending, interpolate_points(last_face.points3, item.points3, len(pending))):
+                        gap_item.points3, gap_item.bridged = pts, True
+                        gap_item.face_box, gap_item.track_id = last_face.face_box, last_face.track_id
+                        gap_item.score = last_face.score
+                ready.extend(pending)
+                pending.clear()
+                ready.append(item)
+                last_face = item
+            if len(ready) >= batch_size:
+                yield from self._finish(ready)
+                ready = []
+        ready.extend(pending)  # a gap at the end has no right neighbour: face-less
+        if ready:
+            yield from self._finish(ready)
+        self.stats.detector_runs = self.tracker.detector_runs
+
+    def _observe(self, index: int, frame: np.ndarray) -> _Pending:
+        tracked = self.tracker.update(frame)
+        if tracked is None:
+            return _Pending(index, frame, None)
+        return _Pending(index, frame, tracked.points3, tracked.box, tracked.score, tracked.track_id, tracked.landmarks)
+
+    def _settle_points(self, item: _Pending) -> np.ndarray:
+        """Smoothing (restarted for a new track or after an unbridged gap) and the official rounding."""
+        if item.track_id != self._last_track_id:
+            self.smoother.reset()
+            self._last_track_id = item.track_id
+        width = float(item.face_box[2] - item.face_box[0])
+        points = self.smoother(item.points3, width)
+        return np.round(points) if self.round_points else points
+
+    def _finish(self, items: list[_Pending]) -> list[AlignedFrame]:
+        """Align the settled frames (one batched warp) and build their results."""
+        out, with_face, matrices = [], [], []
+        for item in items:
+            self.stats.frames += 1
+            if item.points3 is None:
+                self.stats.without_face += 1
+                self.stats.no_face_indices.append(item.index)
+                self.smoother.reset()
+                self._last_track_id = None
+                out.append(AlignedFrame(index=item.index, frame=item.frame, has_face=False))
+                continue
+            self.stats.bridged += int(item.bridged)
+            self.stats.with_face += int(not item.bridged)
+            points = self._settle_points(item)
+            matrices.append(self.restorer.next_matrix(points, smooth=True))
+            result = AlignedFrame(index=item.index, frame=item.frame, has_face=True, bridged=item.bridged,
+                                  points3=points, face_box=item.face_box, score=item.score, track_id=item.track_id,
+                                  landmarks=item.landmarks)
+            with_face.append(result)
+            out.append(result)
+        if with_face:
+            crops, matrix_t = self.restorer.warp_faces([r.frame for r in with_face], np.stack(matrices))
+            crops = crops.cpu().numpy()
+            w, h = self.restorer.face_size
+            for k, result in enumerate(with_face):
+                resized = cv2.resize(crops[k], (self.resolution, self.resolution), interpolation=cv2.INTER_LANCZOS4)
+                result.face = torch.from_numpy(resized).permute(2, 0, 1).contiguous()
+                result.box = [0, 0, w, h]
+                result.affine_matrix = matrix_t[k : k + 1]
+        return out
+
+    # ------------------------------------------------------------------------------------------ restore
+
+    def restore(self, frames, faces: torch.Tensor, aligned: Sequence[AlignedFrame]) -> np.ndarray:
+        """Paste generated faces ((N, 3, R, R) in [-1, 1]) into their frames; face-less frames pass through.
+
+        `aligned` are the AlignedFrame results of those frames. Returns new (N, H, W, 3) uint8 frames.
+        """
+        frames = np.asarray(frames)
+        if not len(frames) == len(faces) == len(aligned):
+            raise ValueError(f"restore needs as many frames, faces and results; got {len(frames)}, "
+                             f"{len(faces)}, {len(aligned)}")
+        out = frames.copy()
+        keep = [k for k, a in enumerate(aligned) if a.has_face]
+        if not keep:
+            return out
+        resized = resize_faces_to_box(faces[keep].float(), aligned[keep[0]].box)
+        for j, k in enumerate(keep):
+            self.restorer.restore_imgs(out[k : k + 1], resized[j : j + 1], aligned[k].affine_matrix, inplace=True)
+        return out
+
+    def close(self) -> None:
+        self.detector.close()
+
+
+def align_video(frames: Iterable, resolution: int = 256, detector: str | FaceDetector | None = None, config=None,
+                device: str = "cpu", batch_size: int = 16) -> Iterator[AlignedFrame]:
+    """Convenience generator: `for r in align_video(iter_frames(path)): ...` (one AlignedFrame per frame)."""
+    processor = FaceTrackProcessor(resolution=resolution, detector=detector, config=config, device=device)
+    try:
+        yield from processor.process(frames, batch_size=batch_size)
+    finally:
+        processor.close()
