@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_processing.layout import Layout
+from data_processing.models import ModelUnavailableError
 from data_processing.runner import StepPlan, plan_step, run_step
 from data_processing.sharding import check_shard
+from data_processing.steps import step_class
 from data_processing.summary import StepSummary, format_table, summarize, write_summary
 
 STEP_NAMES = ("broken", "resample", "shot", "segment", "affine", "sync", "quality")
@@ -44,10 +46,21 @@ def run_pipeline(input_dir: str | Path, cfg, steps: list[str] | None = None, out
     chain = list(STEP_NAMES)  # folders and manifests always follow the full chain
     selected = select_steps(steps)
     workers = int(num_workers if num_workers is not None else cfg.runtime.num_workers)
+    missing = missing_requirements(selected, cfg)
+    if missing and not dry_run:  # before hours of work, not when the step is reached
+        raise ModelUnavailableError("cannot run the pipeline:\n  " + "\n  ".join(missing))
+    for problem in missing:
+        log(f"warning: {problem}")
     plans = []
+    upstream = None  # dry run: first selected step that still has work, which later steps must wait for
     for step in selected:
         if dry_run:
-            plan = plan_step(chain, step, layout, cfg, shard_index, num_shards, retry_errors)
+            if upstream is None:
+                plan = plan_step(chain, step, layout, cfg, shard_index, num_shards, retry_errors)
+            else:
+                plan = StepPlan(step, layout.input_of(chain, step), layout.outputs[step], waiting_on=upstream)
+            if plan.pending or plan.waiting_on:
+                upstream = upstream or step
             log(describe_plan(plan, int(cfg.runtime.max_listed)))
         else:
             plan = run_step(chain, step, layout, cfg, shard_index, num_shards, workers, retry_errors, progress)
@@ -60,10 +73,21 @@ def run_pipeline(input_dir: str | Path, cfg, steps: list[str] | None = None, out
     return PipelineReport(layout, plans, rows, dry_run)
 
 
+def missing_requirements(steps: list[str], cfg) -> list[str]:
+    """One line per selected step whose models or checkpoints are not available."""
+    problems = []
+    for step in steps:
+        try:
+            step_class(step).check_requirements(cfg)
+        except Exception as exc:  # noqa: BLE001 - reported together, with the step's name
+            problems.append(f"step '{step}': {exc}")
+    return problems
+
+
 def describe_plan(plan: StepPlan, max_listed: int) -> str:
     head = f"[{plan.step}] {plan.input_folder} -> {plan.output_folder}"
     if plan.waiting_on:
-        return f"{head}\n  inputs come from step '{plan.waiting_on}', which has not run yet"
+        return f"{head}\n  waits for step '{plan.waiting_on}' (its outputs are this step's inputs)"
     lines = [f"{head}\n  {len(plan.pending)} to process, {plan.done} already done, {plan.other_shards} in other shards"]
     lines += [f"    {item}" for item, _ in plan.pending[:max_listed]]
     if len(plan.pending) > max_listed:

@@ -26,7 +26,7 @@ from data_processing.layout import Layout, list_videos
 from data_processing.manifest import ManifestWriter, manifest_file, read_manifest
 from data_processing.settings import as_config, as_plain
 from data_processing.sharding import shard_of, shard_tag
-from data_processing.steps import make_step
+from data_processing.steps import make_step, step_class
 from data_processing.steps.base import DROPPED, ERROR, KEPT, Drop, Outcome, WorkItem
 
 
@@ -139,20 +139,32 @@ def execute(step_obj, work: WorkItem) -> dict:
 _WORKER_STEP = None
 
 
-def _init_worker(step_name: str, plain_cfg: dict, counter) -> None:
-    """Pool initializer: build the step and load its models once for this process."""
-    global _WORKER_STEP
+_WORKER_FAILURE: BaseException | None = None
+
+
+def _init_worker(step_name: str, plain_cfg: dict, layout: Layout, counter) -> None:
+    """Pool initializer: build the step and load its models once for this process.
+
+    A failure is kept and raised by the first task (an initializer that raises would make the pool respawn
+    workers forever); the parent then stops the step without recording anything.
+    """
+    global _WORKER_STEP, _WORKER_FAILURE
     import torch
 
     torch.set_num_threads(1)  # one process per core: intra-op threads would only oversubscribe
     with counter.get_lock():
         index = counter.value
         counter.value += 1
-    _WORKER_STEP = make_step(step_name, as_config(plain_cfg), worker_index=index)
-    _WORKER_STEP.setup()
+    try:
+        _WORKER_STEP = make_step(step_name, as_config(plain_cfg), worker_index=index, layout=layout)
+        _WORKER_STEP.setup()
+    except Exception as exc:  # noqa: BLE001 - re-raised in _work
+        _WORKER_FAILURE = RuntimeError(f"worker {index} could not set up step '{step_name}': {type(exc).__name__}: {exc}")
 
 
 def _work(work: WorkItem) -> dict:
+    if _WORKER_FAILURE is not None:
+        raise _WORKER_FAILURE
     return execute(_WORKER_STEP, work)
 
 
@@ -162,6 +174,8 @@ def run_step(steps: list[str], step: str, layout: Layout, cfg, shard_index: int 
     plan = plan_step(steps, step, layout, cfg, shard_index, num_shards, retry_errors)
     if plan.waiting_on is not None:
         raise RuntimeError(f"step '{step}' has no input: step '{plan.waiting_on}' has not been run")
+    if plan.pending:
+        step_class(step).check_requirements(cfg)
     layout.manifest_dir(step).mkdir(parents=True, exist_ok=True)  # marks the step as run, even with nothing to do
     tag = shard_tag(shard_index, num_shards)
     scratch_root = layout.tmp_dir(step, tag)
@@ -177,7 +191,7 @@ def run_step(steps: list[str], step: str, layout: Layout, cfg, shard_index: int 
     bar = tqdm(total=len(works), desc=f"{step:>8}", unit="clip", disable=not progress, file=sys.stderr)
     try:
         if num_workers <= 1 or len(works) == 1:
-            step_obj = make_step(step, cfg, worker_index=0)
+            step_obj = make_step(step, cfg, worker_index=0, layout=layout)
             step_obj.setup()
             results = (execute(step_obj, work) for work in works)
             _drain(results, writer, bar)
@@ -185,7 +199,7 @@ def run_step(steps: list[str], step: str, layout: Layout, cfg, shard_index: int 
             context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state in workers
             counter = context.Value("i", 0)
             workers = min(num_workers, len(works))
-            with context.Pool(workers, initializer=_init_worker, initargs=(step, as_plain(cfg), counter)) as pool:
+            with context.Pool(workers, initializer=_init_worker, initargs=(step, as_plain(cfg), layout, counter)) as pool:
                 _drain(pool.imap_unordered(_work, works), writer, bar)
     finally:
         bar.close()

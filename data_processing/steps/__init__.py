@@ -23,5 +23,5 @@ def step_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def make_step(name: str, cfg, worker_index: int = 0):
-    return step_class(name)(cfg, worker_index=worker_index)
+def make_step(name: str, cfg, worker_index: int = 0, layout=None):
+    return step_class(name)(cfg, worker_index=worker_index, layout=layout)

@@ -68,9 +68,14 @@ class Step:
 
     name = ""
 
-    def __init__(self, cfg: DictConfig, worker_index: int = 0):
+    def __init__(self, cfg: DictConfig, worker_index: int = 0, layout=None):
         self.cfg = cfg
         self.worker_index = worker_index
+        self.layout = layout  # data_processing.layout.Layout of the run (folders, manifests)
+
+    @classmethod
+    def check_requirements(cls, cfg: DictConfig) -> None:
+        """Raise a clear error, before any item is processed, when a model or checkpoint is missing."""
 
     def setup(self) -> None:
         """Load models; called once per worker process before the first item."""
