@@ -31,8 +31,8 @@ __all__ = [
 SAFETENSORS_SUFFIXES = (".safetensors",)
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated, corrupt, or not a tensor checkpoint."""
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, corrupt, or not a tensor checkpoint (a bad input file)."""
 
 
 @dataclass

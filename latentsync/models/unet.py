@@ -222,6 +222,11 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
         if not (len(down_block_types) == len(up_block_types) == len(block_out_channels)):
             raise ValueError("down_block_types, up_block_types and block_out_channels must have the same length")
 
+        # Attributes the official model exposes and pipelines read.
+        self.sample_size = sample_size
+        self.use_motion_module = use_motion_module
+        self.add_audio_layer = add_audio_layer
+
         num_levels = len(block_out_channels)
         heads = _per_block(attention_head_dim, num_levels, "attention_head_dim")  # a head COUNT per level
         time_embed_dim = block_out_channels[0] * 4
@@ -305,6 +310,11 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
 
         # Activation memory layout; frame-major channels-last is fastest on CPU (docs/benchmarks.md).
         self.activation_memory_format = torch.channels_last_3d
+
+    def to(self, *args, **kwargs):
+        # Plain nn.Module.to: diffusers 0.42's override warns about fp32-kept modules on every dtype
+        # cast even when there are none, and adds nothing this model uses.
+        return nn.Module.to(self, *args, **kwargs)
 
     # ------------------------------------------------------------------------------------------ forward
 
