@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,22 +51,29 @@ def _size_text(path: Path) -> str:
     return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size} bytes"
 
 
+def _corrupt(path: Path, err: Exception) -> CheckpointError:
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else "no detail"
+    return CheckpointError(
+        f"cannot read checkpoint {path} ({_size_text(path)}): the file is truncated or corrupt "
+        f"({type(err).__name__}: {detail}). Re-download it (see checkpoints/README.md) or re-save it."
+    )
+
+
 def _load_torch_file(path: Path, map_location) -> object:
     try:
         # Zip-format files (every torch.save since 1.6) are memory-mapped: tensors are paged in lazily.
         return torch.load(path, map_location=map_location, weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as err:
+        disallowed = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if disallowed is None:  # garbage that happens to start like a pickle
+            raise _corrupt(path, err) from err
         raise CheckpointError(
-            f"{path} holds Python objects other than tensors and plain containers, so it was NOT unpickled "
-            f"(weights_only=True). Use a plain checkpoint ({{'state_dict': ..., 'global_step': ...}}) or a "
-            f".safetensors file; convert it only if you trust its origin. Detail: {str(err).splitlines()[0]}"
+            f"{path} holds Python objects other than tensors and plain containers ({disallowed.group(1)}), so it "
+            "was NOT unpickled (weights_only=True). Use a plain checkpoint ({'state_dict': ..., 'global_step': "
+            "...}) or a .safetensors file; convert it only if you trust its origin."
         ) from err
     except Exception as err:  # zip/EOF/unpickler errors of truncated or corrupt files
-        raise CheckpointError(
-            f"cannot read checkpoint {path} ({_size_text(path)}): the file is truncated or corrupt "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no detail'}). "
-            "Re-download it (see checkpoints/README.md) or re-save it."
-        ) from err
+        raise _corrupt(path, err) from err
 
 
 def _load_safetensors_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

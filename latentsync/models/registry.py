@@ -184,9 +184,18 @@ def identify_checkpoint(source, kind: str | None = None) -> list[str]:
 
 
 def configs_with_model_section(section: Mapping, kind: str) -> list[str]:
-    """Config paths whose `model:` section equals `section` (to name the config a caller passed)."""
-    wanted = json.dumps(dict(section), sort_keys=True)
-    return [path for path in known_configs(kind) if _section_json(path) == wanted]
+    """Config paths whose `model:` section `section` agrees with (to name the config a caller passed).
+
+    `section` may be a yaml model section or a model's resolved config (which adds defaults): every key
+    the yaml file sets must have the same value.
+    """
+    given = json.loads(json.dumps(dict(section), default=list))
+    matches = []
+    for path in known_configs(kind):
+        expected = json.loads(_section_json(path))
+        if all(key in given and given[key] == value for key, value in expected.items()):
+            matches.append(path)
+    return matches
 
 
 def check_config_fits(config_path: str | Path, source) -> None:
