@@ -227,3 +227,35 @@ class SharpnessQuality:
 
 def sharpness_quality(cfg=None):
     return SharpnessQuality()
+
+
+# ----------------------------------------------------------------------------------------------- inspection
+
+
+def audio_facts(path: Path) -> tuple[int, int]:
+    """(sample rate, channels) of a file's first audio stream, read from ffmpeg's stream report."""
+    import re
+    import subprocess
+
+    report = subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
+                            text=True, errors="replace").stderr
+    match = re.search(r"Stream #\d+:\d+.*: Audio: .*?, (\d+) Hz, (mono|stereo|[\d.]+ channels?)", report)
+    if match is None:
+        raise AssertionError(f"no audio stream in {path}:\n{report}")
+    layout = match.group(2)
+    channels = {"mono": 1, "stereo": 2}.get(layout) or int(float(layout.split()[0]))
+    return int(match.group(1)), channels
+
+
+def aligned_like_clip(path: Path, seconds: float = 6.0, video_seed: int = 7, audio_seed: int | None = None,
+                      delay_frames: int = 0, blur_sigma: float = 0.0, size: int = 256) -> Path:
+    """A 25 fps face clip at the aligned size (what steps 6-7 read), optionally with unrelated or late audio,
+    or blurred (Gaussian `blur_sigma` at the output size)."""
+    count = int(math.ceil(seconds / BEAT_SECONDS)) + 1
+    frames = frames_for(seconds, 25, beat_bits(count, video_seed))
+    frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in frames])
+    if blur_sigma > 0:
+        frames = np.stack([cv2.GaussianBlur(f, (0, 0), blur_sigma) for f in frames])
+    audio = audio_for(seconds, 16000, beat_bits(count, audio_seed if audio_seed is not None else video_seed),
+                      delay_frames)
+    return write_clip(path, frames, 25, audio)
