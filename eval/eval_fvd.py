@@ -92,13 +92,13 @@ def list_videos(source: str | Path) -> list[Path]:
 
 def eval_fvd(real_videos, fake_videos, i3d=None, device: str = "cpu", settings: FVDSettings | None = None) -> float:
     """FVD between the face clips of two video sets (folders, files or lists). `i3d` defaults to the checkpoint."""
+    if i3d is None:  # before the slow clip extraction, so a missing model fails fast
+        i3d = load_i3d(checkpoint_path("i3d"), device)
     extractor = FaceClipExtractor(settings)
     try:
         real, fake = extractor.clips(real_videos), extractor.clips(fake_videos)
     finally:
         extractor.close()
-    if i3d is None:
-        i3d = load_i3d(checkpoint_path("i3d"), device)
     # The original passes (real, fake) into compute_our_fvd(videos_fake, videos_real): keep that order so the
     # value matches it to the last bits (the distance is symmetric up to ~1e-9 relative).
     return compute_fvd(i3d_features(i3d, real, device), i3d_features(i3d, fake, device))

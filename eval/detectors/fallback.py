@@ -21,12 +21,14 @@ class LatentSyncFaceBoxes:
         self.threshold = threshold
 
     def __call__(self, frame_rgb: np.ndarray) -> np.ndarray:
-        result = self.detector(frame_rgb, threshold=self.threshold)
-        box = result[0] if isinstance(result, tuple) else result
+        if hasattr(self.detector, "detect_all"):  # every valid face with its score
+            faces = self.detector.detect_all(frame_rgb, self.threshold)
+            rows = [[*(float(v) for v in face.box[:4]), float(face.score)] for face in faces]
+            return np.array(rows, dtype=np.float64).reshape(-1, 5)
+        box, _ = self.detector(frame_rgb, threshold=self.threshold)  # official interface: the largest face
         if box is None:
             return np.zeros((0, 5))
-        x1, y1, x2, y2 = (float(v) for v in box[:4])
-        return np.array([[x1, y1, x2, y2, 1.0]])
+        return np.array([[*(float(v) for v in box[:4]), 1.0]])
 
 
 class MediapipeFaceBoxes:
