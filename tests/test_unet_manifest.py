@@ -41,7 +41,7 @@ def test_state_dict_matches_manifest_in_order(manifest_name, config_name):
     unet = _build_meta(config_name)
     ours = [[key, list(t.shape), str(t.dtype).removeprefix("torch.")] for key, t in unet.state_dict().items()]
     theirs = manifest["state_dict"]
-    for i, (mine, official) in enumerate(zip(ours, theirs)):
+    for i, (mine, official) in enumerate(zip(ours, theirs, strict=False)):
         assert mine == official, f"state-dict entry {i} differs: ours {mine}, official {official}"
     assert len(ours) == len(theirs) == manifest["num_state_dict_keys"]
 

@@ -80,7 +80,7 @@ class TemporalTransformerBlock(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """`hidden_states` (b*h*w, frames, dim): one frame sequence per pixel."""
-        for attention, norm in zip(self.attention_blocks, self.norms):
+        for attention, norm in zip(self.attention_blocks, self.norms, strict=True):
             hidden_states = attention(norm(hidden_states)) + hidden_states
         return self.ff(self.ff_norm(hidden_states)) + hidden_states
 

@@ -143,7 +143,9 @@ def _compare(kind: str, section: Mapping, model_shapes: Shapes, ckpt_shapes: Sha
     reshaped = [k for k in ckpt_shapes if k in model_shapes and ckpt_shapes[k] != model_shapes[k]]
     differences = len(missing) + len(unexpected) + len(reshaped)
     detail = ", ".join(
-        f"{n} {label}" for n, label in ((len(missing), "missing"), (len(unexpected), "unexpected"), (len(reshaped), "reshaped")) if n
+        f"{n} {label}"
+        for n, label in ((len(missing), "missing"), (len(unexpected), "unexpected"), (len(reshaped), "reshaped"))
+        if n
     )
     if differences == 0:
         return "exact", 0, "", []

@@ -208,7 +208,9 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
             "num_class_embeds": num_class_embeds is not None,
             "dual_cross_attention": bool(dual_cross_attention),
             "use_linear_projection": bool(use_linear_projection),
-            "only_cross_attention": any(_per_block(only_cross_attention, len(down_block_types), "only_cross_attention")),
+            "only_cross_attention": any(
+                _per_block(only_cross_attention, len(down_block_types), "only_cross_attention")
+            ),
             "resnet_time_scale_shift": resnet_time_scale_shift != "default",
         }
         if any(unsupported.values()):
@@ -413,7 +415,10 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
             x, block_skips = block(x, emb, audio)
             skips.extend(block_skips)
         if down_block_additional_residuals is not None:  # ControlNet-style residuals, as in the official model
-            skips = [s + (r.unsqueeze(2) if r.ndim == 4 else r) for s, r in zip(skips, down_block_additional_residuals)]
+            skips = [
+                s + (r.unsqueeze(2) if r.ndim == 4 else r)
+                for s, r in zip(skips, down_block_additional_residuals, strict=False)
+            ]
 
         x = self.mid_block(x, emb, audio)
         if mid_block_additional_residual is not None:
@@ -473,7 +478,9 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
         if reasons:
             hint = _registry_hint(ckpt_shapes, dict(self.config))
             raise IncompatibleCheckpointError(
-                f"checkpoint {source} does not fit this U-Net config: " + "; ".join(reasons) + (f". {hint}" if hint else "")
+                f"checkpoint {source} does not fit this U-Net config: "
+                + "; ".join(reasons)
+                + (f". {hint}" if hint else "")
             )
         if report.missing and any(MOTION_MODULE_KEY in k for k in report.missing):
             zero_init = (self.config.motion_module_kwargs or {}).get("zero_initialize", True)
@@ -507,6 +514,9 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
         logger.info("loading U-Net checkpoint %s", ckpt_path)
         checkpoint = read_checkpoint(ckpt_path)
         unet.load_checkpoint(
-            checkpoint.state_dict, source=str(ckpt_path), global_step=checkpoint.global_step, allow_partial=allow_partial
+            checkpoint.state_dict,
+            source=str(ckpt_path),
+            global_step=checkpoint.global_step,
+            allow_partial=allow_partial,
         )
         return unet, checkpoint.global_step

@@ -125,7 +125,7 @@ class DownBlock3D(_CheckpointableBlock):
     def forward(self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None = None):
         attentions = self.attentions if self.has_cross_attention else [None] * len(self.resnets)
         skips = []
-        for resnet, attention, motion_module in zip(self.resnets, attentions, self.motion_modules):
+        for resnet, attention, motion_module in zip(self.resnets, attentions, self.motion_modules, strict=True):
             x = self._layer(resnet, attention, motion_module, x, temb, audio)
             skips.append(x)
         if self.downsamplers is not None:
@@ -206,7 +206,9 @@ class UpBlock3D(_CheckpointableBlock):
     ) -> torch.Tensor:
         """`skips` are this level's encoder outputs in encoder order; they are consumed last-first."""
         attentions = self.attentions if self.has_cross_attention else [None] * len(self.resnets)
-        for i, (resnet, attention, motion_module) in enumerate(zip(self.resnets, attentions, self.motion_modules)):
+        for i, (resnet, attention, motion_module) in enumerate(
+            zip(self.resnets, attentions, self.motion_modules, strict=True)
+        ):
             x = torch.cat([x, skips[-1 - i]], dim=1)
             x = self._layer(resnet, attention, motion_module, x, temb, audio)
         if self.upsamplers is not None:
@@ -268,7 +270,9 @@ class UNetMidBlock3DCrossAttn(_CheckpointableBlock):
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
         x = self._call(self.resnets[0], x, temb)
-        for attention, motion_module, resnet in zip(self.attentions, self.motion_modules, self.resnets[1:]):
+        for attention, motion_module, resnet in zip(
+            self.attentions, self.motion_modules, self.resnets[1:], strict=True
+        ):
             x = self._call(attention, x, audio)
             if motion_module is not None:
                 x = self._call(motion_module, x)
