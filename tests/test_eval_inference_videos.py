@@ -92,8 +92,7 @@ def test_batch_run_scores_outputs_and_real_videos(inputs, tmp_path):
 
 
 def test_missing_syncnet_weights_exit_cleanly(tmp_path, capsys):
-    from eval.fvd import FVDSampleSizeWarning
-from eval.inference_videos import main
+    from eval.inference_videos import main
 
     (tmp_path / "v.txt").write_text("v.mp4\n")
     (tmp_path / "a.txt").write_text("a.wav\n")
