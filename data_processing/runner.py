@@ -27,7 +27,7 @@ from data_processing.manifest import ManifestWriter, manifest_file, read_manifes
 from data_processing.settings import as_config, as_plain
 from data_processing.sharding import shard_of, shard_tag
 from data_processing.steps import make_step, step_class
-from data_processing.steps.base import DROPPED, ERROR, KEPT, Drop, Outcome, WorkItem
+from data_processing.steps.base import DROPPED, ERROR, KEPT, Drop, Outcome, WorkItem, describe_error
 
 
 @dataclass
@@ -114,7 +114,7 @@ def execute(step_obj, work: WorkItem) -> dict:
             outcome = Outcome(DROPPED, drop.reason, drop.detail, scores=drop.scores, duration=drop.duration)
         except Exception as exc:  # noqa: BLE001 - one bad video must not stop the run; it is recorded
             last = traceback.extract_tb(exc.__traceback__)[-1]
-            detail = f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
+            detail = f"{type(exc).__name__}: {describe_error(exc, work)} (at {Path(last.filename).name}:{last.lineno})"
             print(f"[{step_obj.name}] error on {work.item}: {detail}", file=sys.stderr)
             outcome = Outcome(ERROR, reason="error", detail=detail)
         outputs = _publish(outcome, work.output_dir) if outcome.status == KEPT else []

@@ -7,6 +7,7 @@ never leaves a half-written file under its final name, whatever happens.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,14 @@ class Outcome:
     @classmethod
     def dropped(cls, reason: str, detail: str, duration: float | None = None, **scores) -> "Outcome":
         return cls(DROPPED, reason=reason, detail=detail, duration=duration, scores=scores)
+
+
+def describe_error(exc: BaseException, item: "WorkItem") -> str:
+    """An error message fit for the manifest: the item's relative name instead of the absolute path, without
+    decord's timestamped source locations (so the same failure reads the same on every run)."""
+    message = str(exc).replace(str(item.input_path), item.item)
+    message = re.sub(r"\[\d{2}:\d{2}:\d{2}\] \S+:\d+: ", "", message)
+    return message.strip()
 
 
 class Drop(Exception):

@@ -10,7 +10,7 @@ import os
 
 from latentsync.utils.media import MediaError, VideoReader, describe_streams, read_audio
 
-from data_processing.steps.base import Drop, Outcome, Step, WorkItem
+from data_processing.steps.base import Drop, Outcome, Step, WorkItem, describe_error
 
 
 class CheckBroken(Step):
@@ -30,7 +30,7 @@ class CheckBroken(Step):
         try:
             streams = describe_streams(item.input_path)
         except MediaError as exc:
-            raise Drop("empty_file", str(exc)) from None
+            raise Drop("empty_file", describe_error(exc, item)) from None
         if streams.video_codec is None:
             raise Drop("no_video_stream", f"no video stream in {item.item}")
         if streams.audio_codec is None:
@@ -38,18 +38,18 @@ class CheckBroken(Step):
         try:
             reader = VideoReader(item.input_path)
         except MediaError as exc:
-            raise Drop("cannot_decode", str(exc)) from None
+            raise Drop("cannot_decode", describe_error(exc, item)) from None
         count = len(reader)
         if count < limits.min_frames:
             raise Drop("zero_length", f"{count} decodable frames in {item.item}")
         try:  # opening reads the index only; decode the ends and the middle to catch truncated files
             reader.get_frames(sorted({0, count // 2, count - 1}))
         except Exception as exc:  # noqa: BLE001 - decord raises several types
-            raise Drop("cannot_decode", f"frames of {item.item} do not decode: {str(exc)[:200]}") from None
+            raise Drop("cannot_decode", f"frames of {item.item} do not decode: {describe_error(exc, item)[:200]}") from None
         try:
             samples = read_audio(item.input_path, sample_rate=self.cfg.resample.sample_rate)
         except MediaError as exc:
-            raise Drop("cannot_decode_audio", str(exc)) from None
+            raise Drop("cannot_decode_audio", describe_error(exc, item)) from None
         audio_seconds = len(samples) / self.cfg.resample.sample_rate
         if audio_seconds < limits.min_audio_seconds:
             raise Drop("zero_length", f"{audio_seconds:.3f} s of audio in {item.item}")

@@ -12,7 +12,7 @@ import shutil
 
 from data_processing import models
 from data_processing.clips import replace_audio, shift_audio
-from data_processing.steps.base import Drop, Outcome, Step, WorkItem
+from data_processing.steps.base import Drop, Outcome, Step, WorkItem, describe_error
 
 TRACK_DETECTORS = ("s3fd", "auto", "latentsync", "mediapipe")
 
@@ -73,23 +73,24 @@ class SyncFilter(Step):
 
     def score(self, path):
         """(av_offset, confidence, min_dist, number of face tracks, detector name) of one clip."""
-        from eval.syncnet.face_tracks import SyncEvalError
-
         if self.cfg.sync.crop == "full_frame":
             offset, min_dist, conf = self.syncnet.evaluate(path)
             return offset, conf, min_dist, 1, "full_frame"
-        try:
-            result = self.evaluator(path)
-        except SyncEvalError as exc:
-            raise Drop("no_face_track", str(exc)) from None
+        result = self.evaluator(path)
         return result.av_offset, result.lse_c, result.lse_d, result.num_tracks, result.detector
 
     def process(self, item: WorkItem) -> Outcome:
+        from eval.syncnet.face_tracks import SyncEvalError
         from eval.syncnet.video_eval import VideoSyncResult, passes_sync_filter
 
         from latentsync.utils.media import VideoReader, read_audio
 
-        offset, conf, min_dist, tracks, detector = self.score(item.input_path)
+        try:
+            offset, conf, min_dist, tracks, detector = self.score(item.input_path)
+        except SyncEvalError as exc:  # no usable face track (or shorter than one)
+            raise Drop("no_face_track", describe_error(exc, item)) from None
+        except ValueError as exc:  # e.g. too short for one SyncNet window
+            raise Drop("sync_unscorable", describe_error(exc, item)) from None
         scores = {"av_offset": int(offset), "confidence": round(float(conf), 4), "min_dist": round(float(min_dist), 4),
                   "num_tracks": tracks}
         result = VideoSyncResult(str(item.input_path), int(offset), float(conf), float(min_dist), tracks, detector)
