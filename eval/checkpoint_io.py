@@ -8,8 +8,8 @@ environment the user trusts.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 

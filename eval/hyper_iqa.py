@@ -10,8 +10,8 @@ Shared entry point: `HyperIQAScorer(checkpoint).score_frames(frames) -> float`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -16,9 +16,9 @@ import argparse
 import logging
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from statistics import fmean
-from typing import Callable
 
 from eval.report import format_table, write_json
 
@@ -38,7 +38,7 @@ def read_fileslist(path: str | Path) -> list[str]:
 def pair_inputs(videos: list[str], audios: list[str], seed: int, pairing: str = "shuffle") -> list[tuple[str, str]]:
     """(video, audio) pairs. "shuffle" reproduces the original's seeded shuffle/truncate/shuffle, "zip" keeps order."""
     if pairing == "zip":
-        return list(zip(videos, audios))
+        return list(zip(videos, audios, strict=False))
     if pairing != "shuffle":
         raise ValueError(f"pairing must be 'shuffle' or 'zip', got {pairing!r}")
     videos, audios = list(videos), list(audios)
@@ -49,7 +49,7 @@ def pair_inputs(videos: list[str], audios: list[str], seed: int, pairing: str = 
     videos, audios = videos[:count], audios[:count]
     random.shuffle(videos)
     random.shuffle(audios)
-    return list(zip(videos, audios))
+    return list(zip(videos, audios, strict=True))
 
 
 def output_name(video: str, audio: str) -> str:

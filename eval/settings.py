@@ -6,9 +6,9 @@ and tests can change them without touching code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterable
 
 from omegaconf import DictConfig, OmegaConf
 

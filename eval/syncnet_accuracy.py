@@ -5,8 +5,8 @@ Library form of the official eval/eval_syncnet_acc.py, so training validation an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 import torch
 import torch.nn.functional as F

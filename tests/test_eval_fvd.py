@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval.fvd import FVDSampleSizeWarning, I3D_KWARGS, compute_fvd, compute_our_fvd, load_i3d
+from eval.fvd import I3D_KWARGS, FVDSampleSizeWarning, compute_fvd, compute_our_fvd, load_i3d
 from tests.conftest import shared_file
 
 SCALAR_RTOL = 1e-5

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from eval.checkpoint_io import CheckpointError
-from eval.hyper_iqa import (KONIQ_ARGS, HyperIQAScorer, HyperNet, TargetNet, center_crop,
-                            quality_frame_indices)
+from eval.hyper_iqa import KONIQ_ARGS, HyperIQAScorer, HyperNet, TargetNet, center_crop, quality_frame_indices
 from tests.conftest import shared_file
 
 SCALAR_RTOL = 1e-5
@@ -91,7 +90,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path, random_scorer):
     torch.save(random_scorer.model.state_dict(), path)
     loaded = HyperIQAScorer(path)
     assert all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(),
-                                                  random_scorer.model.state_dict().values()))
+                                                  random_scorer.model.state_dict().values(), strict=True))
     torch.save({"res.conv1.weight": torch.zeros(1)}, tmp_path / "bad.pkl")
     with pytest.raises(CheckpointError, match="does not fit"):
         HyperIQAScorer(tmp_path / "bad.pkl")

@@ -89,7 +89,7 @@ def test_full_forward_and_checkpoint_round_trip(tmp_path):
     path = tmp_path / "sfd_face.pth"
     torch.save(net.state_dict(), path)
     detector = S3FD(checkpoint=path)
-    assert all(torch.equal(a, b) for a, b in zip(detector.net.state_dict().values(), net.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(detector.net.state_dict().values(), net.state_dict().values(), strict=True))
     image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     with torch.no_grad():
         out = detector.net(torch.zeros(1, 3, 48, 64))

@@ -103,9 +103,9 @@ class FaceTrackExtractor:
         needed = np.unique(np.concatenate([track.frames for track in tracks]))
         for begin in range(0, len(needed), DECODE_CHUNK):
             indices = needed[begin : begin + DECODE_CHUNK]
-            for frame_index, frame_rgb in zip(indices, reader.get_frames(indices)):
+            for frame_index, frame_rgb in zip(indices, reader.get_frames(indices), strict=True):
                 frame_bgr = np.ascontiguousarray(frame_rgb[..., ::-1])
-                for k, (track, window) in enumerate(zip(tracks, windows)):
+                for k, (track, window) in enumerate(zip(tracks, windows, strict=True)):
                     if track.start <= frame_index <= track.end:
                         i = frame_index - track.start
                         crops[k].append(
@@ -115,5 +115,5 @@ class FaceTrackExtractor:
         spf = self.protocol.samples_per_frame
         return [
             TrackClip(track, np.stack(track_crops), audio[track.start * spf : (track.end + 1) * spf])
-            for track, track_crops in zip(tracks, crops)
+            for track, track_crops in zip(tracks, crops, strict=True)
         ]

@@ -77,7 +77,7 @@ class SyncEvaluator:
         device: str = "cpu",
         width_divisor: int = 1,
         load_weights: bool = True,
-    ) -> "SyncEvaluator":
+    ) -> SyncEvaluator:
         """Build from configs/eval.yaml. `load_weights=False` keeps random weights (tests, smoke runs)."""
         from eval.detectors import make_face_detector
 

@@ -39,7 +39,7 @@ def prior_boxes(input_hw: tuple[int, int], feature_maps: list[tuple[int, int]]) 
     """(P, 4) anchors `[cx, cy, w, h]` normalised to the network input, head by head, row-major."""
     height, width = input_hw
     rows = []
-    for (fh, fw), step, size in zip(feature_maps, STEPS, MIN_SIZES):
+    for (fh, fw), step, size in zip(feature_maps, STEPS, MIN_SIZES, strict=True):
         ii, jj = np.meshgrid(np.arange(fh), np.arange(fw), indexing="ij")
         cx = (jj.ravel() + 0.5) / (width / step)
         cy = (ii.ravel() + 0.5) / (height / step)

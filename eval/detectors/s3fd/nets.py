@@ -60,11 +60,11 @@ class S3FDNet(nn.Module):
         self.extras = nn.ModuleList(nn.Conv2d(i, o, k, s, padding=p) for i, o, k, s, p in EXTRAS)
         self.loc = nn.ModuleList(nn.Conv2d(c, 4, 3, 1, padding=1) for c in SOURCE_CHANNELS)
         conf_out = [BACKGROUND_MAXOUT + 1] + [2] * (len(SOURCE_CHANNELS) - 1)
-        self.conf = nn.ModuleList(nn.Conv2d(c, o, 3, 1, padding=1) for c, o in zip(SOURCE_CHANNELS, conf_out))
+        self.conf = nn.ModuleList(nn.Conv2d(c, o, 3, 1, padding=1) for c, o in zip(SOURCE_CHANNELS, conf_out, strict=True))
 
     def _sources(self, x: torch.Tensor) -> list[torch.Tensor]:
         sources, start = [], 0
-        for (end, _, _), norm in zip(L2_TAPS, (self.L2Norm3_3, self.L2Norm4_3, self.L2Norm5_3)):
+        for (end, _, _), norm in zip(L2_TAPS, (self.L2Norm3_3, self.L2Norm4_3, self.L2Norm5_3), strict=True):
             for layer in self.vgg[start:end]:
                 x = layer(x)
             sources.append(norm(x))
