@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import kornia
 import numpy as np
 import torch
@@ -43,8 +44,14 @@ def _bilinear_footprint(matrix_inv: np.ndarray, width: int, height: int, pad: fl
 
 
 def _invert_affine_np(matrix: np.ndarray) -> np.ndarray:
-    full = np.vstack([matrix.astype(np.float64), [0.0, 0.0, 1.0]])
-    return np.linalg.inv(full)[:2]
+    """Inverse of a 2x3 affine matrix, in float64 (closed form: no LAPACK call per frame)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    a, b, c, d = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    det = a * d - b * c
+    if det == 0:
+        raise ValueError("degenerate alignment matrix (zero determinant): the 3 landmark points are collinear")
+    linear = np.array([[d, -b], [-c, a]]) / det
+    return np.concatenate([linear, -(linear @ m[:, 2:3])], axis=1)
 
 
 def _clip_box(points: np.ndarray, width: int, height: int, margin: int) -> tuple[int, int, int, int]:
@@ -59,11 +66,19 @@ def _clip_box(points: np.ndarray, width: int, height: int, margin: int) -> tuple
     return x0, y0, x1, y1
 
 
-def _shift_source(matrix: torch.Tensor, x0: int, y0: int) -> torch.Tensor:
-    """Matrix that reads from an ROI starting at (x0, y0) of the image `matrix` reads from."""
-    shifted = matrix.clone()
-    shifted[..., 2] = matrix[..., 2] + matrix[..., 0] * x0 + matrix[..., 1] * y0
-    return shifted
+def _sampling_grid(inverse: np.ndarray, out_hw: tuple[int, int], origin: tuple[int, int], src_hw) -> np.ndarray:
+    """`grid_sample` grid (align_corners=True) reading source pixel inverse @ (u, v, 1) for each output pixel.
+
+    Computed in float64 (then float32) so cutting out a region of interest does not add rounding.
+    """
+    out_h, out_w = out_hw
+    u = np.arange(out_w, dtype=np.float64)[None, :]
+    v = np.arange(out_h, dtype=np.float64)[:, None]
+    x = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2] - origin[0]
+    y = inverse[1, 0] * u + inverse[1, 1] * v + inverse[1, 2] - origin[1]
+    src_h, src_w = src_hw
+    grid = np.stack([x * (2.0 / max(src_w - 1, 1)) - 1.0, y * (2.0 / max(src_h - 1, 1)) - 1.0], axis=-1)
+    return grid.astype(np.float32)
 
 
 def _shift_target(matrix: torch.Tensor, x0: int, y0: int) -> torch.Tensor:
@@ -78,7 +93,8 @@ def erode_rect(mask: torch.Tensor, size: int) -> torch.Tensor:
     """`cv2.erode(mask, np.ones((size, size)))` for (N, 1, H, W) float masks, on any device.
 
     Same window (anchor at size // 2), same border rule (pixels outside the image never erode), and an empty
-    kernel means 3x3 as in OpenCV. The minimum of the same values is exact, so results equal OpenCV's.
+    kernel means 3x3 as in OpenCV. A rectangle's minimum is the minimum of row minima, so it runs as two
+    1-D passes; the minimum of the same values is exact, so results equal OpenCV's.
     """
     if size <= 0:
         size = 3
@@ -86,8 +102,10 @@ def erode_rect(mask: torch.Tensor, size: int) -> torch.Tensor:
         return mask.clone()
     before = size // 2
     after = size - 1 - before
-    padded = F.pad(-mask, (before, after, before, after), mode="constant", value=-math.inf)
-    return -F.max_pool2d(padded, kernel_size=size, stride=1)
+    negated = F.pad(-mask, (before, after, 0, 0), mode="constant", value=-math.inf)
+    negated = F.max_pool2d(negated, kernel_size=(1, size), stride=1)
+    negated = F.pad(negated, (0, 0, before, after), mode="constant", value=-math.inf)
+    return -F.max_pool2d(negated, kernel_size=(size, 1), stride=1)
 
 
 def _matmul_small(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -190,29 +208,30 @@ class AlignRestore:
         """Warp N frames ((N, H, W, 3) uint8, or a list of (H, W, 3)) with N matrices (N, 2, 3) to template crops.
 
         Returns (crops (N, h, w, 3) uint8 tensor on `device` [float32 before truncation if `as_float`],
-        matrices (N, 2, 3) tensor in `dtype`). Only the union of the crops' source footprints is read.
+        matrices (N, 2, 3) tensor in `dtype`). Same sampling as kornia's bilinear `warp_affine` with a grey
+        fill, but each frame only reads its face's footprint: the footprint is cut out with a 1-pixel grey
+        border, so the fill needs no second (mask) resampling pass.
         """
         matrices_np = np.asarray(matrices, dtype=np.float32).reshape(-1, 2, 3)
-        height, width = frames[0].shape[:2]
         crop_w, crop_h = self.face_size
-        corners = np.concatenate(
-            [_bilinear_footprint(_invert_affine_np(m), crop_w, crop_h, pad=0.0) for m in matrices_np]
-        )
-        x0, y0, x1, y1 = _clip_box(corners, width, height, margin=2)
-
-        rois = [torch.as_tensor(np.ascontiguousarray(f[y0:y1, x0:x1])) for f in frames]
-        roi = torch.stack(rois).to(device=self.device, dtype=self.dtype).permute(0, 3, 1, 2)
-        matrix_t = torch.from_numpy(matrices_np).to(device=self.device, dtype=self.dtype)
-        crops = kornia.geometry.transform.warp_affine(
-            roi,
-            _shift_source(matrix_t, x0, y0),
-            (crop_h, crop_w),
-            mode="bilinear",
-            padding_mode="fill",
-            fill_value=self.fill_value,
-        ).permute(0, 2, 3, 1)
+        rois, grids = [], []
+        for frame, matrix in zip(frames, matrices_np):
+            height, width = frame.shape[:2]
+            inverse = _invert_affine_np(matrix)
+            x0, y0, x1, y1 = _clip_box(_bilinear_footprint(inverse, crop_w, crop_h, pad=0.0), width, height, margin=2)
+            roi = np.asarray(frame[y0:y1, x0:x1])
+            roi = cv2.copyMakeBorder(roi, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(FILL_VALUE,) * 3)
+            rois.append(torch.from_numpy(roi))
+            grids.append(_sampling_grid(inverse, (crop_h, crop_w), (x0 - 1, y0 - 1), roi.shape[:2]))
+        crops = []
+        for roi, grid in zip(rois, grids):
+            src = roi.to(device=self.device, dtype=self.dtype).permute(2, 0, 1)[None]
+            grid = torch.from_numpy(grid).to(device=self.device, dtype=self.dtype)[None]
+            crops.append(F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)[0])
+        crops = torch.stack(crops).permute(0, 2, 3, 1)
         if not as_float:
             crops = crops.to(torch.uint8)  # truncation, as the official `.astype(np.uint8)`
+        matrix_t = torch.from_numpy(matrices_np).to(device=self.device, dtype=self.dtype)
         return crops, matrix_t
 
     # ------------------------------------------------------------------------------------------ restore
@@ -270,7 +289,11 @@ class AlignRestore:
         pasted_face = inv_mask_erosion[0] * inv_face
 
         w_edge = int(torch.sum(inv_mask_erosion.float()).item() ** 0.5) // EDGE_DIVISOR
-        inv_mask_center = erode_rect(inv_mask_erosion, 2 * w_edge)
+        if inv_mask_erosion.device.type == "cpu":  # OpenCV's separable erosion is the fastest on CPU (official)
+            eroded = cv2.erode(inv_mask_erosion[0, 0].float().numpy(), np.ones((2 * w_edge, 2 * w_edge), np.uint8))
+            inv_mask_center = torch.from_numpy(eroded).to(self.dtype)[None, None]
+        else:
+            inv_mask_center = erode_rect(inv_mask_erosion, 2 * w_edge)
         blur_size = 2 * w_edge + 1
         sigma = 0.3 * ((blur_size - 1) * 0.5 - 1) + 0.8
         soft = kornia.filters.gaussian_blur2d(inv_mask_center, (blur_size, blur_size), (sigma, sigma))[0]

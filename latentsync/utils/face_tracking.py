@@ -34,8 +34,9 @@ class FaceTracker:
     """Stateful per-frame face follower. Call `update(frame)` on consecutive RGB uint8 frames."""
 
     def __init__(self, detector: FaceDetector, detect_every: int | None = None, choice: str | None = None,
-                 choice_index: int | None = None, choice_position=None, min_iou: float | None = None):
-        cfg = detector.config
+                 choice_index: int | None = None, choice_position=None, min_iou: float | None = None,
+                 config=None):
+        cfg = config if config is not None else detector.config
         self.detector = detector
         self.detect_every = max(1, int(detect_every if detect_every is not None else cfg.tracking.detect_every))
         self.choice = choice or cfg.detector.choice

@@ -92,17 +92,25 @@ def resize_faces_to_box(faces: torch.Tensor, box: Sequence[int]) -> torch.Tensor
 class FaceTrackProcessor:
     """Detect, track, smooth, bridge and align the faces of one video; paste generated faces back.
 
+    `detector` is a FaceDetector (shared, e.g. across clips), a backend name, or None for the configured one.
+    `config` (configs/faces.yaml by default) sets tracking, choice, smoothing and gap bridging; keyword
+    overrides such as `detect_every=1` go to the tracker.
+
     One instance per video: the tracker, the smoother and the official nose smoothing (`p_bias`) carry state
     from frame to frame.
     """
 
     def __init__(self, resolution: int = 256, detector: FaceDetector | str | None = None, config=None,
                  device: str = "cpu", dtype: torch.dtype = torch.float32, **tracker_overrides):
-        self.config = _as_config(config) if not isinstance(detector, FaceDetector) else detector.config
-        if not isinstance(detector, FaceDetector):
+        self._owns_detector = not isinstance(detector, FaceDetector)
+        if config is None and not self._owns_detector:
+            self.config = detector.config  # a detector passed in brings its settings
+        else:
+            self.config = _as_config(config)
+        if self._owns_detector:
             detector = FaceDetector(device=device, backend=detector, config=self.config)
         self.detector = detector
-        self.tracker = FaceTracker(detector, **tracker_overrides)
+        self.tracker = FaceTracker(detector, config=self.config, **tracker_overrides)
         sm = self.config.smoothing
         self.smoother = PointSmoother(sm.method, float(sm.alpha), float(sm.ema_weight))
         self.round_points = bool(sm.round_points)
@@ -195,16 +203,17 @@ class FaceTrackProcessor:
 
     # ------------------------------------------------------------------------------------------ restore
 
-    def restore(self, frames, faces: torch.Tensor, aligned: Sequence[AlignedFrame]) -> np.ndarray:
+    def restore(self, frames, faces: torch.Tensor, aligned: Sequence[AlignedFrame], inplace: bool = False) -> np.ndarray:
         """Paste generated faces ((N, 3, R, R) in [-1, 1]) into their frames; face-less frames pass through.
 
-        `aligned` are the AlignedFrame results of those frames. Returns new (N, H, W, 3) uint8 frames.
+        `aligned` are the AlignedFrame results of those frames. Returns new (N, H, W, 3) uint8 frames, or
+        writes into `frames` (a writable uint8 array) with `inplace=True`, which saves a full copy per chunk.
         """
         frames = np.asarray(frames)
         if not len(frames) == len(faces) == len(aligned):
             raise ValueError(f"restore needs as many frames, faces and results; got {len(frames)}, "
                              f"{len(faces)}, {len(aligned)}")
-        out = frames.copy()
+        out = frames if inplace else frames.copy()
         keep = [k for k, a in enumerate(aligned) if a.has_face]
         if not keep:
             return out
@@ -214,7 +223,9 @@ class FaceTrackProcessor:
         return out
 
     def close(self) -> None:
-        self.detector.close()
+        """Release the detector if this processor created it (a detector passed in stays usable)."""
+        if self._owns_detector:
+            self.detector.close()
 
 
 def align_video(frames: Iterable, resolution: int = 256, detector: str | FaceDetector | None = None, config=None,

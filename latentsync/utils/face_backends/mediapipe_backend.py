@@ -77,7 +77,7 @@ class MediaPipeBackend(FaceBackend):
         scale = min(1.0, self.detect_max_side / max(height, width))
         small = frame
         if scale < 1.0:
-            small = cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_LINEAR)
         result = self._detector.process(np.ascontiguousarray(small))
         faces = []
         for det in result.detections or []:

@@ -1,0 +1,87 @@
+"""Frames per second of the face stage on a video: decode, detect + align (with and without a detection
+stride), and restore (paste generated faces back).
+
+    .venv/bin/python benchmarks/bench_faces.py --video ../shared/media/demo1_video.mp4 --threads 2
+
+Decoding is timed on its own; detect + align and restore run on frames already in memory, so their numbers
+are the face stage's cost alone. Restore pastes the aligned crops themselves back (the round trip), which
+costs the same as pasting generated faces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from latentsync.utils.face_detector import FaceDetector, load_faces_config  # noqa: E402
+from latentsync.utils.face_video import FaceTrackProcessor  # noqa: E402
+from latentsync.utils.media import iter_frames  # noqa: E402
+
+
+def decode(video: str, max_frames: int) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    chunks, count = [], 0
+    for chunk in iter_frames(video, chunk_size=16):
+        chunks.append(chunk)
+        count += len(chunk)
+        if count >= max_frames:
+            break
+    frames = np.concatenate(chunks)[:max_frames]
+    return frames, len(frames) / (time.perf_counter() - start)
+
+
+def align(frames: np.ndarray, detector: FaceDetector, resolution: int, detect_every: int, batch: int):
+    config = load_faces_config(overrides=[f"tracking.detect_every={detect_every}"])
+    processor = FaceTrackProcessor(resolution=resolution, detector=detector, config=config)
+    start = time.perf_counter()
+    results = list(processor.process(iter(frames), batch_size=batch))
+    fps = len(frames) / (time.perf_counter() - start)
+    return results, fps, processor
+
+
+def restore(frames: np.ndarray, results, processor: FaceTrackProcessor, batch: int) -> float:
+    faces = torch.stack([r.face.float() / 127.5 - 1 for r in results])
+    start = time.perf_counter()
+    for k in range(0, len(frames), batch):
+        processor.restore(frames[k : k + batch], faces[k : k + batch], results[k : k + batch])
+    return len(frames) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--video", default=str(Path(__file__).resolve().parents[2] / "shared/media/demo1_video.mp4"))
+    parser.add_argument("--frames", type=int, default=250, help="frames to use (from the start)")
+    parser.add_argument("--resolution", type=int, default=256, choices=[256, 512])
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
+    parser.add_argument("--batch", type=int, default=16, help="frames per warp / restore batch")
+    parser.add_argument("--strides", default="5,1", help="detection strides to time (1 = detector on every frame)")
+    args = parser.parse_args()
+    if not Path(args.video).is_file():
+        sys.exit(f"video not found: {args.video} (pass --video)")
+    torch.set_num_threads(args.threads)
+
+    frames, decode_fps = decode(args.video, args.frames)
+    report = {"video": args.video, "frames": len(frames), "frame_hw": list(frames.shape[1:3]),
+              "resolution": args.resolution, "torch_threads": args.threads, "cpus": os.cpu_count(),
+              "decode_fps": round(decode_fps, 1)}
+    with FaceDetector(backend="mediapipe") as detector:
+        align(frames[:8], detector, args.resolution, 1, args.batch)  # warm-up: graph start, first allocations
+        for stride in (int(s) for s in args.strides.split(",")):
+            results, fps, processor = align(frames, detector, args.resolution, stride, args.batch)
+            report[f"detect_align_fps_stride{stride}"] = round(fps, 1)
+            report[f"stats_stride{stride}"] = processor.stats.as_dict()
+        report["restore_fps"] = round(restore(frames, results, processor, args.batch), 1)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
