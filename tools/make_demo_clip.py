@@ -32,11 +32,29 @@ def astronaut_face() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut()[0:300, 110:410])
 
 
+MARKER_BITS, MARKER_CELL = 10, 8  # frame-index code: 10 black/white cells of 8x8 px in the top-left corner
+
+
+def paint_index_marker(frame: np.ndarray, index: int) -> None:
+    """Write `index` as a binary code in the frame's top-left corner (far from the face) for tests to read back."""
+    for bit in range(MARKER_BITS):
+        value = 255 if (index >> bit) & 1 else 0
+        frame[:MARKER_CELL, bit * MARKER_CELL : (bit + 1) * MARKER_CELL] = value
+
+
+def read_index_marker(frame: np.ndarray) -> int:
+    """Inverse of `paint_index_marker` (robust to codec noise: each cell's mean is thresholded)."""
+    cells = [frame[1 : MARKER_CELL - 1, b * MARKER_CELL + 1 : (b + 1) * MARKER_CELL - 1].mean() for b in range(MARKER_BITS)]
+    return sum(1 << b for b, v in enumerate(cells) if v > 127)
+
+
 def render_face_frames(num_frames: int, width: int = 360, height: int = 480, fps: float = 25.0,
-                       motion: float = 1.0, blank_frames: tuple[int, ...] = (), seed: int = 0) -> np.ndarray:
+                       motion: float = 1.0, blank_frames: tuple[int, ...] = (), seed: int = 0,
+                       index_marker: bool = False) -> np.ndarray:
     """Frames (n, h, w, 3) of the face on a plain background, swaying and nodding slowly.
 
     `motion` scales the head movement (0 = still). Frames listed in `blank_frames` show no face.
+    With `index_marker`, each frame carries its index as a small binary code in the top-left corner.
     """
     face = astronaut_face()
     rng = np.random.default_rng(seed)
@@ -57,6 +75,8 @@ def render_face_frames(num_frames: int, width: int = 360, height: int = 480, fps
             warped = cv2.warpAffine(face, matrix, (width, height), flags=cv2.INTER_LINEAR)
             inside = cv2.warpAffine(np.ones(face.shape[:2], np.uint8), matrix, (width, height)) > 0
             frame[inside] = warped[inside]
+        if index_marker:
+            paint_index_marker(frame, i)
         frames[i] = frame
     return frames
 
@@ -99,20 +119,23 @@ def espeak_speech(seconds: float, sample_rate: int = 16000) -> np.ndarray | None
 
 def make_demo_clip(out_dir: Path, seconds: float = 5.0, fps: float = 25.0, width: int = 360, height: int = 480,
                    sample_rate: int = 16000, blank_frames: tuple[int, ...] = (), motion: float = 1.0,
-                   video_name: str = "demo_video.mp4", audio_name: str = "demo_audio.wav") -> tuple[Path, Path]:
+                   video_name: str = "demo_video.mp4", audio_name: str = "demo_audio.wav",
+                   index_marker: bool = False, audio_seconds: float | None = None) -> tuple[Path, Path]:
     """Write the demo video (with its speech track) and the speech alone as a WAV. Returns both paths."""
     from latentsync.utils.media import VideoWriter, write_wav
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    speech = espeak_speech(seconds, sample_rate)
+    audio_seconds = audio_seconds or seconds
+    speech = espeak_speech(audio_seconds, sample_rate)
     if speech is None:
-        speech = synthetic_speech(seconds, sample_rate)
+        speech = synthetic_speech(audio_seconds, sample_rate)
     audio_path = out_dir / audio_name
     write_wav(audio_path, speech, sample_rate)
     video_path = out_dir / video_name
     num_frames = int(round(seconds * fps))
-    frames = render_face_frames(num_frames, width, height, fps, motion=motion, blank_frames=blank_frames)
-    with VideoWriter(video_path, fps, audio_path=audio_path) as writer:
+    frames = render_face_frames(num_frames, width, height, fps, motion=motion, blank_frames=blank_frames,
+                                index_marker=index_marker)
+    with VideoWriter(video_path, fps, audio_path=audio_path, audio_duration=num_frames / fps) as writer:
         for start in range(0, num_frames, 25):
             writer.write(frames[start : start + 25])
     return video_path, audio_path

@@ -30,6 +30,7 @@ from latentsync.pipelines.face_track import FaceTrack, track_faces
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoReader, VideoWriter, read_audio
+from latentsync.whisper.slicing import frame_feature_indices, gather_frames
 
 logger = logging.getLogger(__name__)
 
@@ -114,18 +115,6 @@ class LipsyncPipeline:
             progress.update()
         return latents
 
-    def _restore(self, frames: np.ndarray, faces: torch.Tensor, matrices: np.ndarray,
-                 image_processor: ImageProcessor) -> np.ndarray:
-        """Paste generated (n, 3, R, R) faces in [-1, 1] back into their frames."""
-        restorer = image_processor.restorer
-        crop_h, crop_w = restorer.face_size[1], restorer.face_size[0]
-        faces = F.interpolate(faces.float(), size=(crop_h, crop_w), mode="bicubic", antialias=True,
-                              align_corners=False)
-        out = frames.copy()
-        for i in range(len(frames)):
-            out[i] = restorer.restore_img(frames[i], faces[i], matrices[i][None])
-        return out
-
     # ---------------------------------------------------------------------------------------- call
 
     @torch.no_grad()
@@ -149,7 +138,7 @@ class LipsyncPipeline:
             audio_seconds = len(audio) / audio_sample_rate
             if audio_seconds < 1.0 / video_fps:
                 raise MediaError(f"audio is shorter than one video frame ({audio_seconds:.3f} s): {audio_path}")
-            features = self.audio_encoder.audio2feat(audio_path)
+            features = self.audio_encoder.audio2feat(audio)  # the decoded 16 kHz samples: no second decode
 
         reader = VideoReader(video_path, target_fps=video_fps)
         n_out = num_output_frames(audio_seconds, len(reader), video_fps, length_mode)
@@ -162,8 +151,8 @@ class LipsyncPipeline:
         with _timer(timings, "faces"):
             # Only the frames the output shows are analysed; smoothing runs in source order, as the official.
             needed = int(schedule.max()) + 1
-            track: FaceTrack = track_faces(reader, needed, image_processor, detector=self.face_detector,
-                                           progress=progress)
+            track: FaceTrack = track_faces(reader, needed, height, detector=self.face_detector,
+                                           chunk_size=num_frames, progress=progress)
         if not track.has_face[schedule].any():
             raise NoFaceError(f"no face was found in any frame of {video_path}; nothing to lip-sync "
                               "(try another --face_detector, or a video where the face is visible)")
@@ -191,7 +180,7 @@ class LipsyncPipeline:
                 faced = track.has_face[src_idx]
                 if faced.any():
                     t0 = time.perf_counter()
-                    faces = track.warp(frames[faced], src_idx[faced], image_processor)
+                    faces = track.warp(frames[faced], src_idx[faced])
                     pixels, masked, _ = image_processor.prepare_masks_and_masked_images(faces, affine_transform=False)
                     masked_latents = self._encode(masked, generator).to(dtype)
                     ref_latents = self._encode(pixels, generator).to(dtype)
@@ -199,8 +188,9 @@ class LipsyncPipeline:
                     t0 = time.perf_counter()
                     audio_embeds = None
                     if self.unet.add_audio_layer:
-                        audio_embeds = self.audio_encoder.frame_features(features, out_idx[faced], video_fps)
-                        audio_embeds = audio_embeds.to(device, dtype)
+                        feature_idx = frame_feature_indices(len(features), out_idx[faced], video_fps,
+                                                            self.audio_encoder.audio_feat_length)
+                        audio_embeds = gather_frames(features, feature_idx).to(device, dtype)
                     mask_latents = mask_latent.to(device, dtype)[:, :, None].expand(-1, -1, int(faced.sum()), -1, -1)
                     latents = noise.expand(-1, -1, int(faced.sum()), -1, -1).clone()
                     latents = self._denoise(latents, mask_latents, masked_latents, ref_latents, audio_embeds,
@@ -212,8 +202,7 @@ class LipsyncPipeline:
                     decoded = decoded * (1 - keep) + pixels.float() * keep
                     timings["vae"] += time.perf_counter() - t0
                     t0 = time.perf_counter()
-                    frames[faced] = self._restore(frames[faced], decoded, track.matrices[src_idx[faced]],
-                                                  image_processor)
+                    frames[faced] = track.restore(frames[faced], decoded, src_idx[faced])
                     timings["restore"] += time.perf_counter() - t0
                     frames_with_face += int(faced.sum())
                 else:

@@ -1,0 +1,251 @@
+"""End-to-end lip-sync inference with tiny random models on self-made face clips (CPU).
+
+The models are random, so the mouth region is garbage — these tests check the machinery: lengths, frame
+order, pass-through of face-less frames, untouched pixels outside the face, streams, errors, exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from latentsync.api import InputError, LipsyncOptions, build_pipeline, lipsync
+from latentsync.pipelines.frame_schedule import source_frame_indices
+from latentsync.pipelines.lipsync_pipeline import NoFaceError
+from latentsync.utils.media import describe_streams, probe_video, write_video
+from scripts import inference as cli
+from tests.inference_fixtures import (audio_seconds, cli_args, decode_all, face_clip, source_indices,
+                                      tiny_options)
+from tests.conftest import shared_file
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    from tools.make_tiny_checkpoints import make_tiny_checkpoints
+
+    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts"))
+
+
+@pytest.fixture(scope="module")
+def bundle(ckpts):
+    return build_pipeline(LipsyncOptions(**tiny_options(ckpts)))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    return {
+        "two_seconds": face_clip(folder, "two_seconds", 2.0),
+        "short_video_long_audio": face_clip(folder, "short", 1.0, audio_seconds=2.3),
+        "thirty_fps": face_clip(folder, "thirty", 1.2, fps=30),
+        "gaps": face_clip(folder, "gaps", 1.6, blank_frames=tuple(range(8, 20))),
+    }
+
+
+def run(bundle, ckpts, video, audio, out, **overrides):
+    return lipsync(str(video), str(audio), str(out), pipeline_bundle=bundle, **tiny_options(ckpts, **overrides))
+
+
+def face_region(frame_shape, frames_in: np.ndarray) -> np.ndarray:
+    """Pixels that belong to the face area of the clip (where the astronaut is drawn), as a boolean mask."""
+    background = np.median(frames_in[:, -5:, -5:].reshape(-1, 3), axis=0)
+    return (np.abs(frames_in[0].astype(int) - background).sum(-1) > 30)
+
+
+def test_end_to_end_on_self_made_clip(bundle, ckpts, clips, tmp_path):
+    video, audio = clips["two_seconds"]
+    out = tmp_path / "out.mp4"
+    result = run(bundle, ckpts, video, audio, out)
+    info, streams = probe_video(out), describe_streams(out)
+    assert (streams.video_codec, streams.audio_codec) == ("h264", "aac")
+    assert info.fps == 25 and (info.width, info.height) == (240, 320)
+    assert abs(info.num_frames / 25 - audio_seconds(audio)) <= 1 / 25
+    assert result.frames_with_face == result.num_frames == info.num_frames
+
+    frames_in, frames_out = decode_all(video), decode_all(out)
+    diff = np.abs(frames_out.astype(int) - frames_in.astype(int)).max(-1)  # (n, h, w)
+    # The face is pasted back through a feathered mask around the aligned crop; far from it nothing changes.
+    changed = (diff > 12).any(0)
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 200, "the mouth region did not change"
+    box_h, box_w = ys.max() - ys.min(), xs.max() - xs.min()
+    assert box_h < 0.8 * 320 and box_w < 0.9 * 240, "changes must stay inside the face area"
+    outside = np.ones_like(changed)
+    outside[max(0, ys.min() - 10): ys.max() + 10, max(0, xs.min() - 10): xs.max() + 10] = False
+    assert diff[:, outside].mean() < 1.5 and np.percentile(diff[:, outside], 99.9) <= 12
+    assert source_indices(frames_out) == list(range(len(frames_out)))
+
+
+@pytest.mark.parametrize("mode", ["pingpong", "loop", "cut_to_shortest"])
+def test_audio_longer_than_video(bundle, ckpts, clips, tmp_path, mode):
+    video, audio = clips["short_video_long_audio"]  # 25 video frames, 2.3 s of audio
+    out = tmp_path / f"{mode}.mp4"
+    run(bundle, ckpts, video, audio, out, length_mode=mode)
+    frames = decode_all(out)
+    expected_len = 25 if mode == "cut_to_shortest" else int(np.ceil(2.3 * 25))
+    assert len(frames) == expected_len
+    assert source_indices(frames) == source_frame_indices(expected_len, 25, mode).tolist()
+    assert abs(describe_streams(out).duration - expected_len / 25) < 0.1
+
+
+def test_audio_shorter_than_video(bundle, ckpts, clips, tmp_path):
+    video, _ = clips["two_seconds"]
+    _, short_audio = clips["short_video_long_audio"]
+    from latentsync.utils.media import read_audio, write_wav
+
+    one_second = tmp_path / "one_second.wav"
+    write_wav(one_second, read_audio(short_audio)[:16000], 16000)
+    out = tmp_path / "short_audio.mp4"
+    run(bundle, ckpts, video, one_second, out)
+    frames = decode_all(out)
+    assert len(frames) == 25 and source_indices(frames) == list(range(25))
+
+
+def test_30fps_input_gives_25fps_output(bundle, ckpts, clips, tmp_path):
+    video, audio = clips["thirty_fps"]  # 36 frames at 30 fps = 1.2 s, audio 1.2 s
+    out = tmp_path / "from30.mp4"
+    run(bundle, ckpts, video, audio, out)
+    info = probe_video(out)
+    assert info.fps == 25 and info.num_frames == 30
+    shown = source_indices(decode_all(out))
+    assert shown == [int(np.floor(k * 30 / 25 + 1e-6)) for k in range(30)]
+
+
+def test_frames_without_face_pass_through(bundle, ckpts, clips, tmp_path):
+    video, audio = clips["gaps"]  # 40 frames, no face in 8..19
+    out = tmp_path / "gaps.mp4"
+    result = run(bundle, ckpts, video, audio, out)
+    assert result.frames_with_face == 40 - 12
+    frames_in, frames_out = decode_all(video), decode_all(out)
+    blank_diff = np.abs(frames_out[8:20].astype(int) - frames_in[8:20].astype(int))
+    assert blank_diff.mean() < 1.5
+    face_diff = np.abs(frames_out[:8].astype(int) - frames_in[:8].astype(int)).max(-1)
+    assert (face_diff > 12).sum() > 100
+
+
+def test_no_face_anywhere_fails_clearly(bundle, ckpts, tmp_path):
+    video, audio = face_clip(tmp_path, "empty", 0.8, blank_frames=tuple(range(20)))
+    out = tmp_path / "never.mp4"
+    with pytest.raises(NoFaceError, match="no face"):
+        run(bundle, ckpts, video, audio, out)
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_same_seed_same_output_and_cfg_off_single_batch(bundle, ckpts, clips, tmp_path):
+    video, audio = clips["short_video_long_audio"]
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    run(bundle, ckpts, video, audio, a, seed=7, length_mode="cut_to_shortest")
+    run(bundle, ckpts, video, audio, b, seed=7, length_mode="cut_to_shortest")
+    assert np.array_equal(decode_all(a), decode_all(b))
+
+    pipeline = bundle[0]
+    batch_sizes = []
+    hook = pipeline.unet.register_forward_pre_hook(lambda m, args: batch_sizes.append(args[0].shape[0]))
+    try:
+        run(bundle, ckpts, video, audio, tmp_path / "c.mp4", guidance_scale=1.0, length_mode="cut_to_shortest")
+        assert set(batch_sizes) == {1}
+        batch_sizes.clear()
+        run(bundle, ckpts, video, audio, tmp_path / "d.mp4", guidance_scale=1.5, length_mode="cut_to_shortest")
+        assert set(batch_sizes) == {2}
+    finally:
+        hook.remove()
+
+
+def test_cfg_uses_zero_audio_as_unconditional_half(bundle, ckpts, clips, tmp_path):
+    video, audio = clips["short_video_long_audio"]
+    pipeline = bundle[0]
+    seen = []
+    hook = pipeline.unet.register_forward_hook(
+        lambda m, args, kwargs, out: seen.append(kwargs["encoder_hidden_states"].clone()), with_kwargs=True)
+    try:
+        run(bundle, ckpts, video, audio, tmp_path / "cfg.mp4", length_mode="cut_to_shortest")
+    finally:
+        hook.remove()
+    ehs = seen[0]
+    half = ehs.shape[0] // 2
+    assert torch.count_nonzero(ehs[:half]) == 0 and torch.count_nonzero(ehs[half:]) > 0
+
+
+def test_bad_inputs_exit_codes_and_no_partial_output(ckpts, clips, tmp_path):
+    video, audio = clips["short_video_long_audio"]
+    out = tmp_path / "o.mp4"
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("just text " * 50)
+    silent = tmp_path / "silent.wav"
+    silent.write_bytes(b"RIFF")
+    no_audio = write_video(tmp_path / "no_audio.mp4", [decode_all(video)[:5]], fps=25)
+    cases = [
+        (cli_args(ckpts, tmp_path / "missing.mp4", audio, out), "not found"),
+        (cli_args(ckpts, not_video, audio, out), "cannot read video"),
+        (cli_args(ckpts, video, silent, out), "audio"),
+        (cli_args(ckpts, video, no_audio, out), "no audio stream"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == cli.EXIT_BAD_INPUT, argv
+        assert not out.exists()
+    wrong = cli_args(ckpts, video, audio, out)
+    wrong[wrong.index("--unet_config_path") + 1] = "configs/unet/stage2.yaml"
+    assert cli.main(wrong) == cli.EXIT_BAD_INPUT and not out.exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_error_messages(ckpts, clips, tmp_path, capsys):
+    video, audio = clips["short_video_long_audio"]
+    wrong = cli_args(ckpts, video, audio, tmp_path / "o.mp4")
+    wrong[wrong.index("--unet_config_path") + 1] = "configs/unet/stage2.yaml"
+    cli.main(wrong)
+    err = capsys.readouterr().err
+    assert "error:" in err and "tiny" in err  # names the config the checkpoint actually fits
+    with pytest.raises(InputError, match="U-Net checkpoint not found"):
+        build_pipeline(LipsyncOptions(**{**tiny_options(ckpts), "inference_ckpt_path": str(tmp_path / "nope.pt")}))
+
+
+def test_hostile_paths(bundle, ckpts, clips, tmp_path):
+    folder = tmp_path / "we'ird \"dir\" $(touch pwned)"
+    folder.mkdir()
+    video, audio = clips["short_video_long_audio"]
+    v, a = folder / "in $(touch pwned2).mp4", folder / "a 'b'.wav"
+    v.write_bytes(video.read_bytes())
+    a.write_bytes(audio.read_bytes())
+    out = folder / "out `touch pwned3`.mp4"
+    assert cli.main(cli_args(ckpts, v, a, out, "--length_mode", "cut_to_shortest")) == cli.EXIT_OK
+    assert out.exists() and not list(tmp_path.rglob("pwned*"))
+
+
+def test_batch_mode_with_one_bad_row(ckpts, clips, tmp_path, capsys):
+    video, audio = clips["short_video_long_audio"]
+    rows = [{"video": str(video), "audio": str(audio), "output": str(tmp_path / "ok1.mp4")},
+            {"video": str(tmp_path / "missing.mp4"), "audio": str(audio), "output": str(tmp_path / "bad.mp4")},
+            {"video": str(video), "audio": str(audio), "output": str(tmp_path / "ok2.mp4")}]
+    batch = tmp_path / "jobs.json"
+    batch.write_text(json.dumps(rows))
+    argv = [a for a in cli_args(ckpts, video, audio, tmp_path / "x.mp4")]
+    for flag in ("--video_path", "--audio_path", "--video_out_path"):
+        i = argv.index(flag)
+        del argv[i : i + 2]
+    code = cli.main(argv + ["--batch", str(batch), "--length_mode", "cut_to_shortest"])
+    assert code == cli.EXIT_BAD_INPUT
+    assert (tmp_path / "ok1.mp4").exists() and (tmp_path / "ok2.mp4").exists() and not (tmp_path / "bad.mp4").exists()
+    summary = capsys.readouterr().out
+    assert "2 of 3 ok, 1 failed" in summary and "missing.mp4" not in summary.split("failed")[0]
+    # re-running skips the finished outputs
+    cli.main(argv + ["--batch", str(batch), "--length_mode", "cut_to_shortest"])
+    assert capsys.readouterr().out.count("skipped (exists)") == 2
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared
+def test_real_demo_clip(bundle, ckpts, tmp_path):
+    video = shared_file("media", "demo1_video.mp4")
+    audio = shared_file("media", "demo1_audio.wav")
+    out = tmp_path / "demo1_out.mp4"
+    result = run(bundle, ckpts, video, audio, out)
+    info = probe_video(out)
+    assert (info.width, info.height, info.fps) == (1080, 1920, 25)
+    assert abs(info.num_frames / 25 - audio_seconds(audio)) <= 1 / 25
+    assert result.frames_with_face == result.num_frames
+    streams = describe_streams(out)
+    assert (streams.video_codec, streams.audio_codec) == ("h264", "aac")
