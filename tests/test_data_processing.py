@@ -354,3 +354,63 @@ def test_quality_resolution_filter_uses_the_face_size_of_step_5(aligned):
     shutil.rmtree(aligned / "manifests" / "quality")
     run(aligned, ["quality"], overrides=["quality.min_face_size=40"])
     assert {r["status"] for r in records(aligned, "quality").values()} == {"kept"}
+
+
+# ----------------------------------------------------------------------------------------------- slow
+
+
+@pytest.mark.slow
+def test_full_pipeline_keeps_exactly_the_good_clips(raw_dir, tmp_path):
+    shutil.copytree(raw_dir, tmp_path / "raw")
+    report = run(tmp_path, None)
+    drops = {(r["source"], step, r["reason"]) for step in report.layout.outputs
+             for r in records(tmp_path, step).values() if r["status"] != "kept"}
+    expected = {(name, *fate.split(":")) for name, fate in fx.FIXTURES.items() if fate != "kept"}
+    assert drops == expected
+    final = sorted(p.name for p in (tmp_path / "high_visual_quality").glob("*.mp4"))
+    assert final == ["audio_shift_shot_001_000.mp4", "fps30_44k_shot_001_000.mp4",
+                     *[f"long_25s_shot_001_{i:03d}.mp4" for i in range(3)],
+                     "two_shots_shot_001_000.mp4", "two_shots_shot_002_000.mp4"]
+    for name in final:
+        reader = VideoReader(tmp_path / "high_visual_quality" / name)
+        assert (reader.info.width, reader.info.height, reader.fps) == (256, 256, 25.0)
+        assert 5.0 <= len(reader) / 25 <= 10.0 and fx.audio_facts(tmp_path / "high_visual_quality" / name) == (16000, 1)
+    assert records(tmp_path, "sync")["audio_shift_shot_001_000.mp4"]["scores"]["av_offset"] == -fx.SHIFT_FRAMES
+    summary = (tmp_path / "manifests" / "summary.md").read_text()
+    assert "| quality | high_visual_quality | 8 | 7 | 1 | 0 | 7 |" in summary
+
+
+@pytest.mark.slow
+def test_alignment_at_512(early, tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "segmented").mkdir()
+    shutil.copy(early[0] / "segmented" / "two_shots_shot_001_000.mp4", tmp_path / "segmented")
+    run(tmp_path, ["affine"], overrides=["affine.resolution=512"])
+    reader = VideoReader(tmp_path / "affine_transformed" / "two_shots_shot_001_000.mp4")
+    assert (reader.info.width, reader.info.height, len(reader)) == (512, 512, 150)
+
+
+@pytest.mark.slow
+def test_real_model_classes_load_from_checkpoint_files(tmp_path):
+    """Random-weight SyncNet and HyperIQA of the official sizes, saved in the official file formats."""
+    import torch
+
+    from eval.hyper_iqa import KONIQ_ARGS, HyperIQAScorer, HyperNet
+    from eval.syncnet.model import S
+
+    torch.manual_seed(0)
+    torch.save(S().state_dict(), tmp_path / "syncnet_v2.model")
+    torch.save(HyperNet(**KONIQ_ARGS).state_dict(), tmp_path / "koniq_pretrained.pkl")
+    for folder in ("raw", "affine_transformed"):
+        (tmp_path / folder).mkdir()
+    fx.aligned_like_clip(tmp_path / "affine_transformed" / "face.mp4", seconds=2.5)
+    checkpoints = [f"models.syncnet.checkpoint={tmp_path / 'syncnet_v2.model'}", "models.syncnet.factory=null",
+                   f"models.hyperiqa.checkpoint={tmp_path / 'koniq_pretrained.pkl'}", "models.hyperiqa.factory=null",
+                   "sync.min_confidence=-1000", "sync.max_abs_offset=15"]  # random weights: keep whatever they say
+    run(tmp_path, ["sync", "quality"], overrides=checkpoints)
+    sync = records(tmp_path, "sync")["face.mp4"]
+    assert sync["status"] == "kept" and isinstance(sync["scores"]["av_offset"], int)
+    quality = records(tmp_path, "quality")["face.mp4"]
+    assert quality["status"] in ("kept", "dropped") and quality["reason"] in (None, "low_quality")
+    direct = HyperIQAScorer(tmp_path / "koniq_pretrained.pkl").score_video(tmp_path / "av_synced_-1000" / "face.mp4")
+    assert quality["scores"]["quality"] == pytest.approx(direct, abs=1e-3)
