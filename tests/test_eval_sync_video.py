@@ -207,3 +207,19 @@ def test_extractor_rejects_when_no_track_is_long_enough(tmp_path, settings):
     extractor = FaceTrackExtractor(EveryOtherFrame(), settings, SyncNetProtocol.from_config())
     with pytest.raises(NoFaceError, match="faces found in 20 of 60 frames"):
         extractor(video)
+
+
+@pytest.mark.needs_shared
+def test_evaluate_on_a_crop_video_file(random_evaluator, demo_clips, tmp_path):
+    """`SyncNetEval.evaluate(path)` (the original's per-crop-video entry point) = the array path on the decoded file."""
+    from eval.syncnet.features import float_to_int16_scale
+    from latentsync.utils.media import VideoReader, read_audio
+
+    clip = demo_clips[0]
+    crops_rgb = np.ascontiguousarray(clip.crops_bgr[:60, :, :, ::-1])
+    video = _write_clip(tmp_path / "crop.mp4", crops_rgb, tmp_path)
+    syncnet = random_evaluator.syncnet
+    offset, min_dist, conf = syncnet.evaluate(video)
+    decoded = VideoReader(video, target_fps=25).get_frames(range(60))[..., ::-1]
+    expected = syncnet.evaluate_arrays(np.ascontiguousarray(decoded), float_to_int16_scale(read_audio(video)))
+    assert (offset, min_dist, conf) == (expected.av_offset, expected.min_dist, expected.confidence)
