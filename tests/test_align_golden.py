@@ -177,6 +177,15 @@ def test_erode_rect_matches_opencv(size):
     np.testing.assert_array_equal(ours, expected)
 
 
+def test_erode_2x2_matches_kornia():
+    """The 2x2 footprint erosion (kornia's origin and geodesic border) as a min-pool."""
+    rng = np.random.default_rng(3)
+    mask = torch.from_numpy(rng.uniform(size=(1, 1, 30, 40)).astype(np.float32))
+    mask[..., :3, :] = 0
+    expected = kornia.morphology.erosion(mask, torch.ones(2, 2))
+    assert torch.equal(erode_rect(mask, 2), expected)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
     rng = np.random.default_rng(2)

@@ -4,14 +4,15 @@
 
 - a similarity transform maps three points (left eyebrow centre, right eyebrow centre, nose centre) onto a
   fixed template; with `smooth=True` the nose residual is low-pass filtered across frames (`p_bias`);
-- `align_warp_face` warps to a (100 x 75) * 2.8 * R/256 crop with kornia's bilinear `warp_affine`;
+- `align_warp_face` warps to a (100 x 75) * 2.8 * R/256 crop, bilinear with a grey (127) fill, truncated to
+  uint8 like the official kornia `warp_affine` call;
 - `restore_img` warps the generated face back, erodes and Gaussian-feathers the footprint and blends.
 
-Both directions only touch the face's region of interest (ROI) instead of the whole frame: the ROI is cut
-out, the matrix is shifted by the ROI offset, and the result is identical to the full-frame computation up
-to float rounding of the sampling grid (checked against the official goldens: uint8 within 1). This is what
-makes 1080p frames cheap. Everything runs in float32 on CPU or CUDA (the official fp16 default produces NaNs
-on CPU, see the reference README).
+Both directions only touch the face's region of interest (ROI) instead of the whole frame, and sample with
+grids computed in float64 straight from the matrix. The result equals the official full-frame kornia
+computation up to float rounding of the sampling grid (checked against the official goldens: uint8 within 1,
+float crops within 0.01). That is what makes 1080p frames cheap. Everything runs in float32 on CPU or CUDA
+(the official fp16 default produces NaNs on CPU, see the reference README).
 """
 
 from __future__ import annotations
@@ -66,27 +67,21 @@ def _clip_box(points: np.ndarray, width: int, height: int, margin: int) -> tuple
     return x0, y0, x1, y1
 
 
-def _sampling_grid(inverse: np.ndarray, out_hw: tuple[int, int], origin: tuple[int, int], src_hw) -> np.ndarray:
-    """`grid_sample` grid (align_corners=True) reading source pixel inverse @ (u, v, 1) for each output pixel.
+def _sampling_grid(out_to_src: np.ndarray, out_hw: tuple[int, int], src_origin: tuple[int, int], src_hw,
+                   out_origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """`grid_sample` grid (align_corners=True): output pixel (u, v) reads source pixel out_to_src @ (u, v, 1).
 
-    Computed in float64 (then float32) so cutting out a region of interest does not add rounding.
+    `out_origin` / `src_origin` are where the output and source arrays start in the matrix's coordinates
+    (regions of interest, padding). Computed in float64, then float32, so cutting regions adds no rounding.
     """
     out_h, out_w = out_hw
-    u = np.arange(out_w, dtype=np.float64)[None, :]
-    v = np.arange(out_h, dtype=np.float64)[:, None]
-    x = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2] - origin[0]
-    y = inverse[1, 0] * u + inverse[1, 1] * v + inverse[1, 2] - origin[1]
+    u = np.arange(out_w, dtype=np.float64)[None, :] + out_origin[0]
+    v = np.arange(out_h, dtype=np.float64)[:, None] + out_origin[1]
+    x = out_to_src[0, 0] * u + out_to_src[0, 1] * v + out_to_src[0, 2] - src_origin[0]
+    y = out_to_src[1, 0] * u + out_to_src[1, 1] * v + out_to_src[1, 2] - src_origin[1]
     src_h, src_w = src_hw
     grid = np.stack([x * (2.0 / max(src_w - 1, 1)) - 1.0, y * (2.0 / max(src_h - 1, 1)) - 1.0], axis=-1)
     return grid.astype(np.float32)
-
-
-def _shift_target(matrix: torch.Tensor, x0: int, y0: int) -> torch.Tensor:
-    """Matrix that writes into an ROI starting at (x0, y0) of the image `matrix` writes into."""
-    shifted = matrix.clone()
-    shifted[..., 0, 2] = matrix[..., 0, 2] - x0
-    shifted[..., 1, 2] = matrix[..., 1, 2] - y0
-    return shifted
 
 
 def erode_rect(mask: torch.Tensor, size: int) -> torch.Tensor:
@@ -257,35 +252,37 @@ class AlignRestore:
         return out
 
     def _restore_one(self, frame: np.ndarray, face: torch.Tensor, matrix: torch.Tensor) -> None:
-        """Blend one face into `frame` in place, working inside the face's region of interest."""
+        """Blend one face into `frame` in place, working inside the face's region of interest.
+
+        The official steps, each restricted to the ROI: warp the face back (grey fill outside it) and a ones
+        mask (zero outside), erode the mask 2x2, erode it again by 2 * w_edge, blur it, blend, truncate.
+        Both warps sample at `matrix @ (x, y, 1)` directly (float64 grid), as kornia does with float32 math.
+        """
         height, width = frame.shape[:2]
         face = face.to(device=self.device, dtype=self.dtype)
         face_h, face_w = face.shape[-2:]
-        matrix = matrix.to(device=self.device, dtype=self.dtype)[None]
-        inv_matrix = kornia.geometry.transform.invert_affine_transform(matrix)
+        frame_to_crop = matrix.reshape(2, 3).double().cpu().numpy()
 
         # Pixels that can receive any weight: the face rectangle (plus the bilinear fringe) in the frame.
-        footprint = _bilinear_footprint(inv_matrix[0].double().cpu().numpy(), face_w, face_h, pad=1.0)
+        footprint = _bilinear_footprint(_invert_affine_np(frame_to_crop), face_w, face_h, pad=1.0)
         span = max(np.ptp(footprint[:, 0]), np.ptp(footprint[:, 1]), 1.0)
         max_edge = int(span) // EDGE_DIVISOR  # bounds w_edge, since the footprint area <= span^2
         margin = 3 * max_edge + 4  # erosion (2 w_edge) + blur radius (w_edge) + kernel fringe
         x0, y0, x1, y1 = _clip_box(footprint, width, height, margin)
-        roi_h, roi_w = y1 - y0, x1 - x0
-        roi_inv = _shift_target(inv_matrix, x0, y0)
+        roi_hw = (y1 - y0, x1 - x0)
 
-        inv_face = kornia.geometry.transform.warp_affine(
-            face[None], roi_inv, (roi_h, roi_w), mode="bilinear", padding_mode="fill", fill_value=self.fill_value
-        )[0]
+        # face with a 1-pixel grey border = kornia's "fill" padding; ones with zeros padding = the warped mask
+        padded = F.pad(face[None], (1, 1, 1, 1), mode="constant", value=FILL_VALUE)
+        face_grid = _sampling_grid(frame_to_crop, roi_hw, (-1, -1), (face_h + 2, face_w + 2), out_origin=(x0, y0))
+        mask_grid = _sampling_grid(frame_to_crop, roi_hw, (0, 0), (face_h, face_w), out_origin=(x0, y0))
+        inv_face = F.grid_sample(padded, torch.from_numpy(face_grid).to(self.device, self.dtype)[None],
+                                 mode="bilinear", padding_mode="border", align_corners=True)[0]
         inv_face = (inv_face / 2 + 0.5).clamp(0, 1) * 255
+        ones = torch.ones((1, 1, face_h, face_w), device=self.device, dtype=self.dtype)
+        inv_mask = F.grid_sample(ones, torch.from_numpy(mask_grid).to(self.device, self.dtype)[None],
+                                 mode="bilinear", padding_mode="zeros", align_corners=True)
 
-        inv_mask = kornia.geometry.transform.warp_affine(
-            torch.ones((1, 1, face_h, face_w), device=self.device, dtype=self.dtype),
-            roi_inv,
-            (roi_h, roi_w),
-            padding_mode="zeros",
-        )
-        kernel = torch.ones((MASK_EROSION_PX * self.upscale_factor,) * 2, device=self.device, dtype=self.dtype)
-        inv_mask_erosion = kornia.morphology.erosion(inv_mask, kernel)
+        inv_mask_erosion = erode_rect(inv_mask, MASK_EROSION_PX * self.upscale_factor)  # = kornia 2x2 erosion
         pasted_face = inv_mask_erosion[0] * inv_face
 
         w_edge = int(torch.sum(inv_mask_erosion.float()).item() ** 0.5) // EDGE_DIVISOR
