@@ -64,6 +64,12 @@ class FaceStage:
         return float(np.linalg.norm(self.patch_points[1] - self.patch_points[0]) * scale)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Face ops are small; on 2 shared cores a second torch thread only adds contention."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="module")
 def detector():
     with FaceDetector(backend="mediapipe") as det:

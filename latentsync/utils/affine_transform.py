@@ -210,7 +210,7 @@ class AlignRestore:
         matrices_np = np.asarray(matrices, dtype=np.float32).reshape(-1, 2, 3)
         crop_w, crop_h = self.face_size
         rois, grids = [], []
-        for frame, matrix in zip(frames, matrices_np):
+        for frame, matrix in zip(frames, matrices_np, strict=True):
             height, width = frame.shape[:2]
             inverse = _invert_affine_np(matrix)
             x0, y0, x1, y1 = _clip_box(_bilinear_footprint(inverse, crop_w, crop_h, pad=0.0), width, height, margin=2)
@@ -219,7 +219,7 @@ class AlignRestore:
             rois.append(torch.from_numpy(roi))
             grids.append(_sampling_grid(inverse, (crop_h, crop_w), (x0 - 1, y0 - 1), roi.shape[:2]))
         crops = []
-        for roi, grid in zip(rois, grids):
+        for roi, grid in zip(rois, grids, strict=True):
             src = roi.to(device=self.device, dtype=self.dtype).permute(2, 0, 1)[None]
             grid = torch.from_numpy(grid).to(device=self.device, dtype=self.dtype)[None]
             crops.append(F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)[0])

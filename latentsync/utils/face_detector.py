@@ -36,6 +36,7 @@ __all__ = [
     "FaceDetector",
     "FaceModelNotFoundError",
     "FaceResult",
+    "as_faces_config",
     "box_iou",
     "choose_face",
     "load_faces_config",
@@ -47,7 +48,8 @@ def load_faces_config(path: str | Path | None = None, overrides=()) -> DictConfi
     return load_config(path or FACES_CONFIG, overrides)
 
 
-def _as_config(config) -> DictConfig:
+def as_faces_config(config) -> DictConfig:
+    """A faces config from None (the default file), a DictConfig, a dict of overrides, or a path."""
     if config is None:
         return load_faces_config()
     if isinstance(config, DictConfig):
@@ -114,7 +116,7 @@ class FaceDetector:
     """Per-frame face detection through a backend, with the official validity filters and face choice."""
 
     def __init__(self, device: str = "cpu", backend: str | FaceBackend | None = None, config=None):
-        self.config = _as_config(config)
+        self.config = as_faces_config(config)
         self.device = device
         if isinstance(backend, FaceBackend):
             self.backend = backend

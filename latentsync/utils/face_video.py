@@ -11,8 +11,8 @@ chunk by chunk. `stats` counts frames with a face, without, and bridged.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .affine_transform import AlignRestore
-from .face_detector import FaceDetector, _as_config
+from .face_detector import FaceDetector, as_faces_config
 from .face_smoothing import PointSmoother, interpolate_points
 from .face_tracking import FaceTracker
 
@@ -106,7 +106,7 @@ class FaceTrackProcessor:
         if config is None and not self._owns_detector:
             self.config = detector.config  # a detector passed in brings its settings
         else:
-            self.config = _as_config(config)
+            self.config = as_faces_config(config)
         if self._owns_detector:
             detector = FaceDetector(device=device, backend=detector, config=self.config)
         self.detector = detector
@@ -138,7 +138,7 @@ class FaceTrackProcessor:
                     last_face = None
             else:
                 if pending and last_face is not None:  # short interior gap: bridge it
-                    for gap_item, pts in zip(pending, interpolate_points(last_face.points3, item.points3, len(pending))):
+                    for gap_item, pts in zip(pending, interpolate_points(last_face.points3, item.points3, len(pending)), strict=True):
                         gap_item.points3, gap_item.bridged = pts, True
                         gap_item.face_box, gap_item.track_id = last_face.face_box, last_face.track_id
                         gap_item.score = last_face.score

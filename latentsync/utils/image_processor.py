@@ -8,7 +8,6 @@ geometric description instead of read from `latentsync/utils/mask.png`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
@@ -122,7 +121,7 @@ class ImageProcessor:
         masked_pixel_values = pixel_values * self.mask_image
         return pixel_values, masked_pixel_values, self.mask_image[0:1]
 
-    def prepare_masks_and_masked_images(self, images: Union[torch.Tensor, np.ndarray], affine_transform=False):
+    def prepare_masks_and_masked_images(self, images: torch.Tensor | np.ndarray, affine_transform=False):
         """Stacked (pixel_values, masked_pixel_values, masks) for (F, H, W, 3) or (F, 3, H, W) images."""
         images = self._to_fchw(images)
         if not affine_transform:  # one batched resize instead of a per-frame loop; same numbers
@@ -130,10 +129,10 @@ class ImageProcessor:
             count = len(images)
             return pixel_values, pixel_values * self.mask_image, self.mask_image[0:1].expand(count, -1, -1, -1).clone()
         results = [self.preprocess_fixed_mask_image(image, affine_transform=True) for image in images]
-        pixel_values, masked, masks = zip(*results)
+        pixel_values, masked, masks = zip(*results, strict=True)
         return torch.stack(pixel_values), torch.stack(masked), torch.stack(masks)
 
-    def process_images(self, images: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
+    def process_images(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(F, 3, R, R) pixel values in [-1, 1]."""
         return normalize(self.resize(self._to_fchw(images)))
 

@@ -40,7 +40,7 @@ def base_mask_u8() -> np.ndarray:
     row0, row1 = geo["band_rows"]
     for x0, x1 in geo["band_spans"]:
         mask[row0:row1, x0:x1] = 0
-    for offset, (x0, x1) in enumerate(zip(geo["bowl_left"], geo["bowl_right"])):
+    for offset, (x0, x1) in enumerate(zip(geo["bowl_left"], geo["bowl_right"], strict=True)):
         mask[geo["bowl_start"] + offset, x0:x1] = 0
     mask.setflags(write=False)
     return mask

@@ -103,5 +103,5 @@ class FaceBackend(ABC):
     def points3(self, landmarks: np.ndarray) -> np.ndarray:
         return self.point_set.points3(landmarks)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
         """Release native resources (graphs, sessions)."""
