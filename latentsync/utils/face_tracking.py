@@ -97,8 +97,12 @@ class FaceTracker:
         detected = False
         landmarks = None
         if self._keyframe_due():
+            previous_box = self._track_box
             landmarks, _ = self._run_detector(frame)
             detected = True
+            if landmarks is None and previous_box is not None:
+                # the box detector missed (or rejected) every face: the landmark model may still hold the track
+                landmarks = self.detector.backend.landmarks(frame, previous_box)
         else:
             landmarks = self.detector.backend.landmarks(frame, self._track_box)
             if landmarks is None and self.lost_redetect:
