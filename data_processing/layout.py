@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from data_processing.settings import threshold_label
 
@@ -32,7 +32,7 @@ class Layout:
     manifests: Path
 
     @classmethod
-    def create(cls, input_dir: str | os.PathLike, output_root: str | os.PathLike | None, cfg) -> "Layout":
+    def create(cls, input_dir: str | os.PathLike, output_root: str | os.PathLike | None, cfg) -> Layout:
         input_dir = Path(input_dir).expanduser().resolve()
         root = Path(output_root).expanduser().resolve() if output_root else input_dir.parent
         outputs = {}

@@ -45,7 +45,7 @@ class ManifestWriter:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> "ManifestWriter":
+    def __enter__(self) -> ManifestWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,7 +6,7 @@ processes so it pickles cheaply and identically everywhere.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from omegaconf import DictConfig, OmegaConf
 

@@ -77,7 +77,7 @@ def test_segment_ranges_stay_within_bounds_and_cover_the_shot():
         lengths = [e - s for s, e in parts]
         assert all(125 <= n <= 250 for n in lengths), (frames, lengths)
         assert parts[0][0] == 0 and parts[-1][1] == frames
-        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
         assert max(lengths) - min(lengths) <= 1  # "split evenly"
 
 

@@ -48,15 +48,15 @@ class Outcome:
     duration: float | None = None  # seconds of media in the input
 
     @classmethod
-    def kept(cls, outputs: dict, duration: float | None = None, **scores) -> "Outcome":
+    def kept(cls, outputs: dict, duration: float | None = None, **scores) -> Outcome:
         return cls(KEPT, outputs=outputs, duration=duration, scores=scores)
 
     @classmethod
-    def dropped(cls, reason: str, detail: str, duration: float | None = None, **scores) -> "Outcome":
+    def dropped(cls, reason: str, detail: str, duration: float | None = None, **scores) -> Outcome:
         return cls(DROPPED, reason=reason, detail=detail, duration=duration, scores=scores)
 
 
-def describe_error(exc: BaseException, item: "WorkItem") -> str:
+def describe_error(exc: BaseException, item: WorkItem) -> str:
     """An error message fit for the manifest: the item's relative name instead of the absolute path, without
     decord's timestamped source locations (so the same failure reads the same on every run)."""
     message = str(exc).replace(str(item.input_path), item.item)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 
-from latentsync.utils.media import MediaError, VideoReader, describe_streams, read_audio
-
 from data_processing.steps.base import Drop, Outcome, Step, WorkItem, describe_error
+from latentsync.utils.media import MediaError, VideoReader, describe_streams, read_audio
 
 
 class CheckBroken(Step):

@@ -38,7 +38,6 @@ class QualityFilter(Step):
 
     def process(self, item: WorkItem) -> Outcome:
         from eval.hyper_iqa import quality_frame_indices
-
         from latentsync.utils.media import VideoReader
 
         reader = VideoReader(item.input_path)

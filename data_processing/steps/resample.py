@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from latentsync.utils.media import VideoReader, describe_streams, read_audio
-
 from data_processing.clips import replace_audio, write_clip
 from data_processing.steps.base import Outcome, Step, WorkItem
+from latentsync.utils.media import VideoReader, describe_streams, read_audio
 
 COPYABLE_CODECS = ("h264",)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 
-from latentsync.utils.media import VideoReader, read_audio
-
 from data_processing.clips import write_clip
 from data_processing.steps.base import Drop, Outcome, Step, WorkItem
+from latentsync.utils.media import VideoReader, read_audio
 
 
 def segment_ranges(num_frames: int, min_frames: int, max_frames: int) -> list[tuple[int, int]]:

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from latentsync.utils.media import VideoReader, read_audio
-
 from data_processing.clips import write_clip
 from data_processing.steps.base import Outcome, Step, WorkItem
+from latentsync.utils.media import VideoReader, read_audio
 
 
 def detect_cuts(path, settings) -> list[tuple[int, int]]:

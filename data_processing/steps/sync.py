@@ -82,7 +82,6 @@ class SyncFilter(Step):
     def process(self, item: WorkItem) -> Outcome:
         from eval.syncnet.face_tracks import SyncEvalError
         from eval.syncnet.video_eval import VideoSyncResult, passes_sync_filter
-
         from latentsync.utils.media import VideoReader, read_audio
 
         try:
