@@ -97,7 +97,8 @@ def build_app(service: LipsyncService):
                 video_in = gr.Video(label="Input video", elem_id="video_in")
                 audio_in = gr.Audio(label="Input audio", type="filepath", elem_id="audio_in")
                 with gr.Row():
-                    steps = gr.Slider(1, 50, value=APP.default_steps, step=1, label="Inference steps")
+                    steps = gr.Slider(1, 50, value=APP.default_steps, step=1, label="Inference steps",
+                                      elem_id="steps")
                     guidance = gr.Slider(1.0, 3.0, value=APP.default_guidance, step=0.1, label="Guidance scale")
                 with gr.Row():
                     seed = gr.Number(value=APP.default_seed, precision=0, label="Seed")

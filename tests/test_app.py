@@ -1,0 +1,116 @@
+"""The Gradio app: the service's limits and clean-up, and the real UI in a headless browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from latentsync.api import InputError, LipsyncOptions
+from tests.inference_fixtures import face_clip, tiny_options
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    from tools.make_tiny_checkpoints import make_tiny_checkpoints
+
+    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts_app"))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return face_clip(tmp_path_factory.mktemp("app_clip"), "clip", 0.8)
+
+
+def test_service_runs_one_job_and_cleans_up(ckpts, clip):
+    import gradio_app
+
+    options = LipsyncOptions(**{k: v for k, v in tiny_options(ckpts).items()})
+    service = gradio_app.LipsyncService(options)
+    try:
+        first = Path(service.run(str(clip[0]), str(clip[1]), 2, 1.5, 1, "pingpong"))
+        assert first.exists()
+        second = Path(service.run(str(clip[0]), str(clip[1]), 2, 1.0, 2, "loop"))
+        assert second.exists() and not first.exists(), "older results are removed"
+        with pytest.raises(InputError, match="upload a video"):
+            service.run(None, str(clip[1]), 2, 1.5, 1, "pingpong")
+    finally:
+        service.close()
+    assert not service.workdir.exists()
+
+
+def test_upload_size_limit(ckpts, clip, monkeypatch):
+    import gradio_app
+
+    monkeypatch.setattr(gradio_app.APP, "max_upload_mb", 0.001)
+    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)))
+    try:
+        with pytest.raises(InputError, match="limit"):
+            service.run(str(clip[0]), str(clip[1]), 2, 1.5, 1, "pingpong")
+    finally:
+        service.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser installed (apt-get install chromium)")
+def test_app_in_headless_browser(ckpts, clip, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    port = _free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, str(REPO_ROOT / "gradio_app.py"), "--unet_config_path", "configs/unet/tiny.yaml",
+           "--inference_ckpt_path", str(ckpts["unet"]), "--vae_path", str(ckpts["vae"]),
+           "--whisper_path", str(ckpts["whisper"]), "--device", "cpu", "--port", str(port)]
+    log = open(tmp_path / "app.log", "w")
+    server = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "app.log").read_text()
+                time.sleep(1)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page()
+            page.goto(url, wait_until="networkidle")
+            page.locator("#video_in input[type=file]").set_input_files(str(clip[0]))
+            page.locator("#audio_in input[type=file]").set_input_files(str(clip[1]))
+            steps = page.locator("#steps input[type=number]")
+            steps.fill("2")
+            steps.press("Enter")
+            page.wait_for_timeout(1500)
+            page.locator("#run").click()
+            page.wait_for_selector("#video_out video", timeout=240_000)
+            duration = page.evaluate("""async () => {
+                const v = document.querySelector('#video_out video');
+                if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
+                await v.play().catch(() => {});
+                await new Promise(r => setTimeout(r, 300));
+                return [v.duration, v.currentTime];
+            }""")
+            browser.close()
+        assert abs(duration[0] - 0.8) < 0.1, duration
+        assert duration[1] > 0, "the result video did not play"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
