@@ -3,8 +3,8 @@
 The source is `skimage.data.astronaut()` (public domain). Its own smile is inpainted away once; each frame
 then warps the face with a slow head sway and draws lips, mouth cavity and teeth as anti-aliased ellipses at
 `supersample` times the output size, area-downsampled for smooth edges. Aligned like the official training
-data: the eyebrows and nose land on the template points of `latentsync.utils.affine_transform`, and the
-(75 x 100) template box is stretched to a square frame.
+data: the official similarity transform puts the eyebrows and nose on the template points of
+`latentsync.utils.affine_transform`, and the (75 x 100) template box is stretched to a square frame.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from latentsync.utils.affine_transform import TEMPLATE_BOX_WH, TEMPLATE_POINTS, TEMPLATE_SCALE_AT_256
+from latentsync.utils.affine_transform import AlignRestore
 
 INPAINT_RADIUS = 5
 
@@ -34,13 +34,18 @@ def _source_face(mouth_center: tuple[int, int], conceal_axes: tuple[int, int]) -
 
 
 def template_matrix(face_cfg, size: int) -> np.ndarray:
-    """2x3 affine from source pixels to an aligned `size` x `size` frame (similarity, then template stretch)."""
-    ratio = size / 256 * TEMPLATE_SCALE_AT_256
-    template = np.array(TEMPLATE_POINTS, dtype=np.float64) * ratio
+    """2x3 affine from source pixels to an aligned `size` x `size` frame.
+
+    The official alignment (`AlignRestore.transformation_from_points`, no smoothing) maps the three points to
+    the template crop of (75 x 100) * 2.8 * size/256 pixels, which is then stretched to a square, exactly as
+    the preprocessing resizes the crop to the training resolution.
+    """
+    restorer = AlignRestore(resolution=size)
     source = np.array([face_cfg.left_brow, face_cfg.right_brow, face_cfg.nose], dtype=np.float64)
-    similarity, _ = cv2.estimateAffinePartial2D(source, template, method=cv2.LMEDS)
-    stretch = np.diag([size / (TEMPLATE_BOX_WH[0] * ratio), size / (TEMPLATE_BOX_WH[1] * ratio)])
-    return np.hstack([stretch @ similarity[:, :2], (stretch @ similarity[:, 2:])])
+    similarity, _ = restorer.transformation_from_points(source, restorer.face_template, smooth=False)
+    crop_w, crop_h = restorer.face_size
+    stretch = np.diag([size / crop_w, size / crop_h])
+    return np.hstack([stretch @ similarity[:, :2], stretch @ similarity[:, 2:]]).astype(np.float64)
 
 
 def _apply(matrix: np.ndarray, point) -> np.ndarray:

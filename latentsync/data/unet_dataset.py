@@ -136,6 +136,7 @@ class UNetDataset(ClipDataset):
             "ref_pixel_values": self.image_processor.process_images(reader.frames(ref_start, self.num_frames)).float(),
             "video_path": path,
             "start_idx": start,
+            "ref_start_idx": ref_start,
         }
         if mel is not None:
             sample["mel"] = crop_mel_window(mel, start, self.num_frames, self.video_fps).float()
