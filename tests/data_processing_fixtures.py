@@ -259,3 +259,19 @@ def aligned_like_clip(path: Path, seconds: float = 6.0, video_seed: int = 7, aud
     audio = audio_for(seconds, 16000, beat_bits(count, audio_seed if audio_seed is not None else video_seed),
                       delay_frames)
     return write_clip(path, frames, 25, audio)
+
+
+class FailingQuality:
+    """A scorer that raises on every clip (an unexpected error inside a step)."""
+
+    def score_frames(self, frames_rgb: np.ndarray) -> float:
+        raise RuntimeError("scorer exploded")
+
+
+def failing_quality(cfg=None):
+    return FailingQuality()
+
+
+def unbuildable_model(cfg=None):
+    """A factory that fails while a worker sets up (e.g. a GPU that cannot be used)."""
+    raise RuntimeError("cannot build this model here")

@@ -414,3 +414,17 @@ def test_real_model_classes_load_from_checkpoint_files(tmp_path):
     assert quality["status"] in ("kept", "dropped") and quality["reason"] in (None, "low_quality")
     direct = HyperIQAScorer(tmp_path / "koniq_pretrained.pkl").score_video(tmp_path / "av_synced_-1000" / "face.mp4")
     assert quality["scores"]["quality"] == pytest.approx(direct, abs=1e-3)
+
+
+def test_errors_are_recorded_and_retried_only_on_request(tmp_path):
+    folder = tmp_path / "av_synced_3"
+    folder.mkdir(parents=True)
+    (tmp_path / "raw").mkdir()
+    fx.aligned_like_clip(folder / "clip.mp4", seconds=1.0)
+    report = run(tmp_path, ["quality"], overrides=["models.hyperiqa.factory=tests.data_processing_fixtures:failing_quality"])
+    record = records(tmp_path, "quality")["clip.mp4"]
+    assert record["status"] == "error" and "scorer exploded" in record["detail"]
+    assert report.summary[0].errors == 1
+    assert not run(tmp_path, ["quality"]).plans[0].pending  # an error counts as done...
+    run(tmp_path, ["quality"], retry_errors=True)  # ...until asked to retry
+    assert records(tmp_path, "quality")["clip.mp4"]["status"] == "kept"

@@ -138,3 +138,15 @@ def test_two_shards_side_by_side_equal_one_run(raw_dir, reference, tmp_path):
         for index, path in enumerate(files):
             for line in path.read_text().splitlines():
                 assert shard_of(json.loads(line)["source"], 2) == index  # each shard did only its own videos
+
+
+def test_a_worker_that_cannot_load_its_model_stops_the_step_without_records(tmp_path):
+    for folder in ("raw", "av_synced_3"):
+        (tmp_path / folder).mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        fx.aligned_like_clip(tmp_path / "av_synced_3" / name, seconds=1.0)
+    cfg = load_settings(overrides=["models.hyperiqa.factory=tests.data_processing_fixtures:unbuildable_model"])
+    with pytest.raises(RuntimeError, match="could not set up step 'quality'.*cannot build this model here"):
+        run_pipeline(tmp_path / "raw", cfg, steps=["quality"], num_workers=2, progress=False, log=lambda *_: None)
+    assert list(iter_records(tmp_path / "manifests" / "quality")) == []
+    assert not list((tmp_path / "high_visual_quality").glob("*.mp4"))
