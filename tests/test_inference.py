@@ -250,3 +250,27 @@ def test_real_demo_clip(bundle, ckpts, tmp_path):
     assert result.frames_with_face == result.num_frames
     streams = describe_streams(out)
     assert (streams.video_codec, streams.audio_codec) == ("h264", "aac")
+
+
+def test_dpmsolver_and_deepcache(ckpts, clips, tmp_path):
+    video, audio = clips["short_video_long_audio"]
+    out = tmp_path / "dpm.mp4"
+    assert cli.main(cli_args(ckpts, video, audio, out, "--scheduler", "dpmsolver++", "--length_mode", "loop")) == 0
+    assert probe_video(out).num_frames == 38  # two chunks: the multistep state restarts per chunk
+
+    plain = build_pipeline(LipsyncOptions(**tiny_options(ckpts, inference_steps=6)))
+    cached = build_pipeline(LipsyncOptions(**tiny_options(ckpts, inference_steps=6, enable_deepcache=True)))
+    counts = {}
+    for name, bundle in (("plain", plain), ("cached", cached)):
+        deep = bundle[0].unet.mid_block.resnets[0].conv1  # only runs when the deep branch is recomputed
+        calls = []
+        handle = deep.register_forward_hook(lambda *a, calls=calls: calls.append(1))
+        try:
+            run(bundle, ckpts, video, audio, tmp_path / f"{name}.mp4", inference_steps=6,
+                length_mode="cut_to_shortest")
+        finally:
+            handle.remove()
+        counts[name] = len(calls)
+    assert counts["plain"] == 6 and counts["cached"] == 2  # cache_interval 3: full passes at steps 0 and 3
+    a, b = decode_all(tmp_path / "plain.mp4"), decode_all(tmp_path / "cached.mp4")
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 10  # an approximation of the same result

@@ -98,6 +98,8 @@ class LipsyncPipeline:
                  extra_step_kwargs, progress) -> torch.Tensor:
         """The sampling loop for one chunk (official order of inputs and guidance)."""
         do_cfg = guidance_scale > 1.0
+        # Multistep solvers (DPM-Solver++) keep per-trajectory state: every chunk starts a fresh trajectory.
+        self.scheduler.set_timesteps(len(self.scheduler.timesteps), device=latents.device)
         if do_cfg:
             mask_latents, masked_latents, ref_latents = (torch.cat([x] * 2) for x in
                                                          (mask_latents, masked_latents, ref_latents))
