@@ -1,0 +1,135 @@
+"""Inference benchmarks (not tests). Results go to docs/benchmarks.md with the command that produced them.
+
+    # peak RSS + wall time of the tiny-model pipeline, 10 s vs 60 s clip (each run in its own process)
+    python benchmarks/bench_inference.py memory --seconds 10 60
+    # seconds per output frame with the real-size stage-2 architecture (random weights), 2 steps, CPU
+    python benchmarks/bench_inference.py speed --frames 16 --threads 2
+
+`speed` builds the stage2.yaml U-Net (1.27 B parameters), an sd-vae-ft-mse-sized VAE and a Whisper-tiny-sized
+encoder with random weights, so the numbers are real-architecture costs without the real checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+SD_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, norm_num_groups=32,
+              block_out_channels=[128, 256, 512, 512], sample_size=256, scaling_factor=0.18215,
+              down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4)
+WHISPER_TINY_DIMS = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6, n_audio_layer=4,
+                         n_vocab=51865, n_text_ctx=448, n_text_state=384, n_text_head=6, n_text_layer=4)
+
+
+def run_once(args) -> None:
+    """Child process: one tiny-model run; prints a JSON line with timings and this process's peak RSS."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from latentsync import lipsync
+    from tests.inference_fixtures import tiny_options
+    from tools.make_demo_clip import make_demo_clip
+    from tools.make_tiny_checkpoints import make_tiny_checkpoints
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpts = make_tiny_checkpoints(tmp / "ckpts")
+        video, audio = make_demo_clip(tmp, seconds=args.child_seconds, width=360, height=480)
+        start = time.perf_counter()
+        result = lipsync(str(video), str(audio), str(tmp / "out.mp4"), **tiny_options(ckpts))
+        wall = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": args.child_seconds, "frames": result.num_frames, "wall_s": round(wall, 1),
+                      "peak_rss_mib": round(peak_mib), "stages_s": {k: round(v, 1) for k, v in
+                                                                     result.seconds_per_stage.items()}}))
+
+
+def memory(args) -> None:
+    rows = []
+    for seconds in args.seconds:
+        out = subprocess.run([sys.executable, __file__, "_child", "--child_seconds", str(seconds),
+                              "--threads", str(args.threads)], capture_output=True, text=True, cwd=REPO_ROOT)
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        if not line:
+            sys.exit(out.stderr[-3000:])
+        rows.append(json.loads(line[-1]))
+        print(rows[-1], flush=True)
+    print("\n| clip | frames | wall | peak RSS | per stage |\n| --- | ---: | ---: | ---: | --- |")
+    for r in rows:
+        stages = ", ".join(f"{k} {v}s" for k, v in r["stages_s"].items())
+        print(f"| {r['seconds']:g} s | {r['frames']} | {r['wall_s']} s | {r['peak_rss_mib']} MiB | {stages} |")
+    if len(rows) >= 2:
+        print(f"\npeak RSS ratio longest/shortest: {rows[-1]['peak_rss_mib'] / rows[0]['peak_rss_mib']:.2f}")
+
+
+def speed(args) -> None:
+    """Seconds per output frame for the real-size architecture, per sampler configuration."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.set_num_threads(args.threads)
+    from latentsync.api import build_scheduler
+    from latentsync.config import load_config, model_config
+    from latentsync.models.unet import UNet3DConditionModel
+    from latentsync.pipelines.deepcache import enable_deepcache
+    from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
+    from latentsync.whisper.audio2feature import Audio2Feature
+    from latentsync.whisper.tiny import make_random_whisper_checkpoint
+    from tools.make_demo_clip import make_demo_clip
+
+    torch.manual_seed(0)
+    config = load_config("configs/unet/stage2.yaml")
+    unet = UNet3DConditionModel.from_config(model_config(config)).eval()
+    vae = AutoencoderKL(**SD_VAE).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        whisper = make_random_whisper_checkpoint(tmp / "whisper.pt", WHISPER_TINY_DIMS)
+        audio_encoder = Audio2Feature(str(whisper), device="cpu")
+        video, audio = make_demo_clip(tmp, seconds=args.frames / 25, width=360, height=480)
+        print("| sampler | steps | frames | total s | denoise s | s / output frame |\n| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, scheduler, deepcache, steps in (("DDIM", "ddim", False, args.steps),
+                                                  ("DDIM + DeepCache", "ddim", True, args.steps_deepcache),
+                                                  ("DDIM", "ddim", False, args.steps_deepcache),
+                                                  ("DPM-Solver++", "dpmsolver++", False, args.steps)):
+            pipe = LipsyncPipeline(vae, audio_encoder, unet, build_scheduler(scheduler))
+            helper = enable_deepcache(pipe) if deepcache else None
+            start = time.perf_counter()
+            result = pipe(str(video), str(audio), str(tmp / "out.mp4"), height=256, width=256,
+                          num_inference_steps=steps, guidance_scale=1.5, weight_dtype=torch.float32,
+                          generator=torch.Generator().manual_seed(0), progress=False)
+            total = time.perf_counter() - start
+            if helper is not None:
+                helper.disable()
+            print(f"| {name} | {steps} | {result.num_frames} | {total:.1f} | {result.seconds_per_stage['denoise']:.1f} "
+                  f"| {total / result.num_frames:.2f} |", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("memory")
+    m.add_argument("--seconds", type=float, nargs="+", default=[10, 60])
+    m.add_argument("--threads", type=int, default=2)
+    c = sub.add_parser("_child")
+    c.add_argument("--child_seconds", type=float)
+    c.add_argument("--threads", type=int, default=2)
+    s = sub.add_parser("speed")
+    s.add_argument("--frames", type=int, default=16)
+    s.add_argument("--steps", type=int, default=2)
+    s.add_argument("--steps_deepcache", type=int, default=6)
+    s.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    {"memory": memory, "_child": run_once, "speed": speed}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
