@@ -83,7 +83,7 @@ class LipsyncService:
 def build_app(service: LipsyncService):
     import gradio as gr
 
-    def run(video, audio, steps, guidance, seed, length_mode, progress=gr.Progress()):
+    def run(video, audio, steps, guidance, seed, length_mode, progress=gr.Progress()):  # noqa: B008 (gradio's API)
         progress(0.05, desc="lip-syncing")
         try:
             return service.run(video, audio, steps, guidance, seed, length_mode)

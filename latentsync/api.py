@@ -49,7 +49,7 @@ class LipsyncOptions:
     progress: bool = True
 
     @classmethod
-    def from_kwargs(cls, **kwargs) -> "LipsyncOptions":
+    def from_kwargs(cls, **kwargs) -> LipsyncOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:

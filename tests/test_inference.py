@@ -18,9 +18,8 @@ from latentsync.pipelines.frame_schedule import source_frame_indices
 from latentsync.pipelines.lipsync_pipeline import NoFaceError
 from latentsync.utils.media import describe_streams, probe_video, write_video
 from scripts import inference as cli
-from tests.inference_fixtures import (audio_seconds, cli_args, decode_all, face_clip, source_indices,
-                                      tiny_options)
 from tests.conftest import shared_file
+from tests.inference_fixtures import audio_seconds, cli_args, decode_all, face_clip, source_indices, tiny_options
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +169,7 @@ def test_cfg_uses_zero_audio_as_unconditional_half(bundle, ckpts, clips, tmp_pat
     assert torch.count_nonzero(ehs[:half]) == 0 and torch.count_nonzero(ehs[half:]) > 0
 
 
-def test_bad_inputs_exit_codes_and_no_partial_output(ckpts, clips, tmp_path):
+def test_bad_inputs_exit_codes_and_no_partial_output(ckpts, clips, tmp_path, capsys):
     video, audio = clips["short_video_long_audio"]
     out = tmp_path / "o.mp4"
     not_video = tmp_path / "notes.mp4"
@@ -186,6 +185,7 @@ def test_bad_inputs_exit_codes_and_no_partial_output(ckpts, clips, tmp_path):
     ]
     for argv, message in cases:
         assert cli.main(argv) == cli.EXIT_BAD_INPUT, argv
+        assert message in capsys.readouterr().err
         assert not out.exists()
     wrong = cli_args(ckpts, video, audio, out)
     wrong[wrong.index("--unet_config_path") + 1] = "configs/unet/stage2.yaml"

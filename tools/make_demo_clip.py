@@ -50,8 +50,8 @@ def read_index_marker(frame: np.ndarray) -> int:
 
 def render_face_frames(num_frames: int, width: int = 360, height: int = 480, fps: float = 25.0,
                        motion: float = 1.0, blank_frames: tuple[int, ...] = (), seed: int = 0,
-                       index_marker: bool = False) -> np.ndarray:
-    """Frames (n, h, w, 3) of the face on a plain background, swaying and nodding slowly.
+                       index_marker: bool = False, start: int = 0) -> np.ndarray:
+    """Frames start .. start+num_frames-1 (n, h, w, 3) of the face on a plain background, swaying and nodding.
 
     `motion` scales the head movement (0 = still). Frames listed in `blank_frames` show no face.
     With `index_marker`, each frame carries its index as a small binary code in the top-left corner.
@@ -62,7 +62,7 @@ def render_face_frames(num_frames: int, width: int = 360, height: int = 480, fps
     background[:] = (rng.integers(60, 120), rng.integers(80, 140), rng.integers(100, 160))
     scale = 0.8 * min(width, height) / face.shape[1]
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    for i in range(num_frames):
+    for i in range(start, start + num_frames):
         t = i / fps
         angle = motion * 3.0 * np.sin(2 * np.pi * 0.4 * t)  # degrees
         dx = motion * 0.03 * width * np.sin(2 * np.pi * 0.25 * t)
@@ -77,7 +77,7 @@ def render_face_frames(num_frames: int, width: int = 360, height: int = 480, fps
             frame[inside] = warped[inside]
         if index_marker:
             paint_index_marker(frame, i)
-        frames[i] = frame
+        frames[i - start] = frame
     return frames
 
 
@@ -133,11 +133,10 @@ def make_demo_clip(out_dir: Path, seconds: float = 5.0, fps: float = 25.0, width
     write_wav(audio_path, speech, sample_rate)
     video_path = out_dir / video_name
     num_frames = int(round(seconds * fps))
-    frames = render_face_frames(num_frames, width, height, fps, motion=motion, blank_frames=blank_frames,
-                                index_marker=index_marker)
     with VideoWriter(video_path, fps, audio_path=audio_path, audio_duration=num_frames / fps) as writer:
-        for start in range(0, num_frames, 25):
-            writer.write(frames[start : start + 25])
+        for start in range(0, num_frames, 25):  # rendered and written one second at a time
+            writer.write(render_face_frames(min(25, num_frames - start), width, height, fps, motion=motion,
+                                            blank_frames=blank_frames, index_marker=index_marker, start=start))
     return video_path, audio_path
 
 

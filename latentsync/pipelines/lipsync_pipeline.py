@@ -73,7 +73,7 @@ class LipsyncPipeline:
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
 
-    def to(self, device) -> "LipsyncPipeline":
+    def to(self, device) -> LipsyncPipeline:
         self.vae.to(device)
         self.unet.to(device)
         return self
