@@ -30,6 +30,7 @@ from latentsync.models.sync_loss import cosine_loss, sync_probability
 from latentsync.utils.training_utils import (
     EpochShardSampler,
     atomic_save,
+    check_ranks_in_sync,
     data_position,
     finite_or_raise,
     load_checkpoint,
@@ -113,12 +114,12 @@ def validate(model, encoder, dataset, config, accelerator, step: int) -> tuple[f
     return sum(losses) / seen, correct / seen
 
 
-def save_checkpoint(run_dir: Path, model, optimizer, scaler, history: dict, step: int, config) -> Path:
+def save_checkpoint(run_dir: Path, model, optimizer, scaler, history: dict, step: int, config, **extra) -> Path:
     path = run_dir / "checkpoints" / f"checkpoint-{step}.pt"
     atomic_save({"state_dict": model.state_dict(), "global_step": step, **history}, path)
     if config.ckpt.save_training_state:
         names = [n for n, p in model.named_parameters() if p.requires_grad]
-        save_training_state(path, optimizer, scaler=scaler, trainable_names=names)
+        save_training_state(path, optimizer, scaler=scaler, trainable_names=names, **extra)
     logger.info("saved checkpoint %s", path)
     return path
 
@@ -203,9 +204,11 @@ def main(config) -> Path:
                 history["val_acc_list"].append(val_acc)
                 logger.info("step %d: val loss %.4f, val accuracy %.3f", global_step, val_loss, val_acc)
                 write_charts(run_dir, history, global_step)
-            if accelerator.is_main_process and (global_step % int(config.ckpt.save_ckpt_steps) == 0
-                                                or global_step == max_steps):
-                save_checkpoint(run_dir, unwrapped, optimizer, accelerator.scaler, history, global_step, config)
+            if global_step % int(config.ckpt.save_ckpt_steps) == 0 or global_step == max_steps:
+                spread = check_ranks_in_sync(accelerator, unwrapped)  # every process takes part
+                if accelerator.is_main_process:
+                    save_checkpoint(run_dir, unwrapped, optimizer, accelerator.scaler, history, global_step, config,
+                                    num_processes=world, replica_spread=spread)
             if global_step >= max_steps:
                 break
         epoch, skip = epoch + 1, 0

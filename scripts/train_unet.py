@@ -41,6 +41,7 @@ from latentsync.utils.diffusion_steps import decode_latents, encode_latents, one
 from latentsync.utils.training_utils import (
     EpochShardSampler,
     atomic_save,
+    check_ranks_in_sync,
     data_position,
     finite_or_raise,
     load_training_config,
@@ -252,11 +253,13 @@ def run_validation(config, unet, vae, run_dir: Path, step: int, device, dtype) -
 # ---------------------------------------------------------------------------------------------- main
 
 
-def save_checkpoint(run_dir: Path, unet, optimizer, lr_scheduler, scaler, trainable, history, step, config) -> Path:
+def save_checkpoint(run_dir: Path, unet, optimizer, lr_scheduler, scaler, trainable, history, step, config,
+                    **extra) -> Path:
     path = run_dir / "checkpoints" / f"checkpoint-{step}.pt"
     atomic_save({"global_step": step, "state_dict": unet.state_dict()}, path)
     if config.ckpt.save_training_state:
-        save_training_state(path, optimizer, lr_scheduler, scaler, trainable_names=trainable, history=history)
+        save_training_state(path, optimizer, lr_scheduler, scaler, trainable_names=trainable, history=history,
+                            **extra)
     logger.info("saved checkpoint %s", path)
     return path
 
@@ -349,11 +352,12 @@ def main(config) -> Path:
             progress.set_postfix(step_loss=f"{reduced['total']:.4f}", epoch=epoch)
             if accelerator.is_main_process and global_step % int(config.run.log_every_steps) == 0:
                 logger.info("step %d: %s", global_step, ", ".join(f"{k} {v:.4f}" for k, v in reduced.items()))
-            if accelerator.is_main_process and (global_step % int(config.ckpt.save_ckpt_steps) == 0
-                                                or global_step == max_steps):
-                save_checkpoint(run_dir, unwrapped, optimizer, lr_scheduler, accelerator.scaler, trainable, history,
-                                global_step, config)
-                write_chart(run_dir, history, global_step)
+            if global_step % int(config.ckpt.save_ckpt_steps) == 0 or global_step == max_steps:
+                spread = check_ranks_in_sync(accelerator, unwrapped)  # every process takes part
+                if accelerator.is_main_process:
+                    save_checkpoint(run_dir, unwrapped, optimizer, lr_scheduler, accelerator.scaler, trainable,
+                                    history, global_step, config, num_processes=world, replica_spread=spread)
+                    write_chart(run_dir, history, global_step)
             if accelerator.is_main_process and global_step % int(config.run.validation_steps) == 0:
                 run_validation(config, unwrapped, vae, run_dir, global_step, device, weight_dtype)
             if global_step >= max_steps:
