@@ -1,11 +1,11 @@
 """Frame-wise convolutions, up/down-samplers and the time-conditioned ResNet block of the 3-D U-Net.
 
-Video activations are 5-D `(batch, channels, frames, height, width)` tensors. The U-Net keeps them in
-*frame-major channels-last* memory (`torch.channels_last_3d`: batch, frame, row, column, channel), so
-folding the frames into the batch for a per-frame `Conv2d` (`fold_frames`) and unfolding again are free
-views, GroupNorm over the 5-D tensor runs natively without a copy, and the spatial transformers read
-their tokens straight from memory. Every function here also accepts ordinary contiguous tensors; they are
-then copied where a view is impossible, exactly as the official `rearrange` calls do.
+Video activations are 5-D `(batch, channels, frames, height, width)` tensors stored *frame-major*: the
+frames of a clip are folded into the batch for each per-frame `Conv2d` (`fold_frames`) and unfolded
+again as free views. Where it is faster (see `CPU_CHANNELS_LAST_MIN_PIXELS`) they are also channels-last
+(`torch.channels_last_3d` as a 5-D tensor): GroupNorm over the 5-D tensor then runs natively without a
+copy and the spatial transformers read their tokens straight from memory. Every function here accepts
+any layout; a copy happens only where a view is impossible, as with the official `rearrange` calls.
 """
 
 from __future__ import annotations
@@ -44,11 +44,32 @@ def activation(name: str):
     raise ValueError(f"unsupported act_fn {name!r}: use 'silu' (the official configs), 'swish' or 'mish'")
 
 
+# On CPU, oneDNN's channels-last convolutions beat the blocked NCHW path from 16x16 pixels per frame
+# up, and lose by up to 2x below (1280-channel layers at 8x8 / 4x4); see docs/benchmarks.md.
+CPU_CHANNELS_LAST_MIN_PIXELS = 16 * 16
+
+
 class InflatedConv3d(nn.Conv2d):
-    """A 2-D convolution applied to every frame of a 5-D video tensor (weights stay `Conv2d`-shaped)."""
+    """A 2-D convolution applied to every frame of a 5-D video tensor (weights stay `Conv2d`-shaped).
+
+    `prefer_channels_last` picks the memory layout the convolution runs in (the result keeps it):
+    channels-last, except for small frames on CPU where plain NCHW is faster.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prefer_channels_last = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return unfold_frames(super().forward(fold_frames(x)), x.shape[2])
+        frames = fold_frames(x)
+        height, width = frames.shape[-2:]
+        if self.prefer_channels_last and (
+            frames.device.type != "cpu" or height * width >= CPU_CHANNELS_LAST_MIN_PIXELS
+        ):
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        else:
+            frames = frames.contiguous()
+        return unfold_frames(super().forward(frames), x.shape[2])
 
 
 class Downsample3D(nn.Module):

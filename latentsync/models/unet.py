@@ -154,8 +154,8 @@ def _per_block(value, count: int, name: str) -> list:
 class UNet3DConditionModel(ModelMixin, ConfigMixin):
     """LatentSync's 3-D U-Net (official architecture, state dict and config keys).
 
-    Activations are kept in frame-major channels-last memory (see `latentsync.models.resnet`); inputs
-    and outputs are ordinary contiguous `(b, c, f, h, w)` tensors.
+    Activations live in frame-major memory, channels-last where that is faster (see
+    `latentsync.models.resnet`); inputs and outputs are ordinary contiguous `(b, c, f, h, w)` tensors.
     """
 
     _supports_gradient_checkpointing = True
@@ -310,8 +310,17 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-        # Activation memory layout; frame-major channels-last is fastest on CPU (docs/benchmarks.md).
-        self.activation_memory_format = torch.channels_last_3d
+        self.channels_last = True
+
+    def set_channels_last(self, enabled: bool) -> None:
+        """Run activations in frame-major channels-last memory (default) or plain contiguous memory.
+
+        Results agree to float rounding; channels-last is faster (docs/benchmarks.md).
+        """
+        self.channels_last = enabled
+        for module in self.modules():
+            if isinstance(module, InflatedConv3d):
+                module.prefer_channels_last = enabled
 
     def to(self, *args, **kwargs):
         # Plain nn.Module.to: diffusers 0.42's override warns about fp32-kept modules on every dtype
@@ -408,7 +417,7 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
         x = sample.to(dtype)
         if self.config.center_input_sample:
             x = 2 * x - 1.0
-        x = self.conv_in(x.contiguous(memory_format=self.activation_memory_format))
+        x = self.conv_in(x)
 
         skips = [x]
         for block in self.down_blocks:
