@@ -86,7 +86,10 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 def _repo_path(path: str) -> Path:
     """Paths in options are relative to the cwd, falling back to the repository root (like configs)."""
     p = Path(path)
-    return p if p.exists() or p.is_absolute() else (REPO_ROOT / p if (REPO_ROOT / p).exists() else p)
+    if p.exists() or p.is_absolute():
+        return p
+    in_repo = REPO_ROOT / p
+    return in_repo if in_repo.exists() else p
 
 
 def _require(path: Path, what: str, hint: str) -> Path:
