@@ -2,7 +2,7 @@
 
 The source is `skimage.data.astronaut()` (public domain). Its own smile is inpainted away once; each frame
 then warps the face with a slow head sway and draws lips, mouth cavity and teeth as anti-aliased ellipses at
-`supersample` times the output size, area-downsampled for smooth edges. Aligned like the official training
+`supersample` times the output size, area-downsampled for smooth edges; the jaw drops with the opening. Aligned like the official training
 data: the official similarity transform puts the eyebrows and nose on the template points of
 `latentsync.utils.affine_transform`, and the (75 x 100) template box is stretched to a square frame.
 """
@@ -121,6 +121,29 @@ class FaceRenderer:
                      (int(round((cx + half_w * 0.9) * 16)), int(round(cy * 16))),
                      tuple(float(c) * 0.6 for c in self.lip_rgb), max(1, self.size // 128), cv2.LINE_AA, shift)
 
+    def _drop_jaw(self, canvas: np.ndarray, matrix: np.ndarray, opening: float) -> tuple[np.ndarray, float]:
+        """Shift the chin down with the opening (smoothly, fading towards the cheeks); returns (image, drop px).
+
+        Real mouths open mostly by dropping the jaw, which moves far more pixels than the lips alone.
+        """
+        look, face = self.look, self.face_cfg
+        scale_y = np.hypot(*matrix[1, :2])
+        drop = opening * look.jaw_drop * face.mouth_width * scale_y
+        if drop < 0.05:
+            return canvas, 0.0
+        cx, cy = _apply(matrix, face.mouth_center)
+        chin = cy + face.chin_below_mouth * scale_y
+        rows = np.arange(self.size, dtype=np.float32)[:, None]
+        cols = np.arange(self.size, dtype=np.float32)[None, :]
+        ramp_in = np.clip((rows - cy) / max(1.0, 0.6 * (chin - cy)), 0, 1)
+        ramp_out = np.clip(1 - (rows - chin) / max(1.0, 0.8 * (chin - cy)), 0, 1)
+        spread = face.jaw_half_width * np.hypot(*matrix[0, :2])
+        weight = (ramp_in * ramp_out) * np.exp(-(((cols - cx) / spread) ** 2))
+        map_x = np.broadcast_to(cols, (self.size, self.size)).astype(np.float32)
+        map_y = (rows - drop * weight).astype(np.float32)
+        warped = cv2.remap(canvas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return warped, drop
+
     def render(self, opening: np.ndarray, width: np.ndarray) -> np.ndarray:
         """Frames (n, R, R, 3) uint8 RGB for per-frame mouth opening in [0, 1] and width multipliers."""
         frames = np.empty((len(opening), self.resolution, self.resolution, 3), np.uint8)
@@ -128,6 +151,9 @@ class FaceRenderer:
             matrix = self.frame_matrix(index)
             canvas = cv2.warpAffine(self.source, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)
-            self._draw_mouth(canvas, matrix, float(o), float(w))
+            canvas, drop = self._drop_jaw(canvas, matrix, float(o))
+            mouth = matrix.copy()
+            mouth[1, 2] += 0.5 * drop  # the lower lip travels with the jaw: the mouth centre moves half as far
+            self._draw_mouth(canvas, mouth, float(o), float(w))
             frames[index] = cv2.resize(canvas, (self.resolution, self.resolution), interpolation=cv2.INTER_AREA)
         return frames
