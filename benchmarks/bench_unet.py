@@ -2,7 +2,8 @@
 
 The default case is the inference step of a 16-frame 256 px clip with classifier-free guidance:
 sample (2, 13, 16, 32, 32) and audio tokens (32, 50, 384). Reports the median seconds over `--runs`
-timed forwards (after one untimed warm-up unless `--no-warmup`) and the process's peak RSS.
+timed forwards (after one untimed warm-up unless `--no-warmup`), their CPU seconds (all threads; steadier
+than wall time when other jobs share the cores) and the process's peak RSS.
 
     python benchmarks/bench_unet.py                                   # 256 px, 3 runs
     python benchmarks/bench_unet.py --resolution 512 --runs 1 --no-warmup
@@ -79,21 +80,23 @@ def main() -> None:
     timestep = torch.tensor(500)
     print(f"sample {tuple(sample.shape)}, encoder_hidden_states {tuple(audio.shape)}, layout {args.layout}")
 
-    times = []
+    times, cpu_times = [], []
     with torch.inference_mode():
         if not args.no_warmup:
             started = time.perf_counter()
             unet(sample, timestep, encoder_hidden_states=audio)
             print(f"warm-up forward: {time.perf_counter() - started:.2f} s")
         for _ in range(args.runs):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             out = unet(sample, timestep, encoder_hidden_states=audio).sample
             times.append(time.perf_counter() - started)
-            print(f"forward: {times[-1]:.2f} s")
+            cpu_times.append(time.process_time() - cpu_started)
+            print(f"forward: {times[-1]:.2f} s wall, {cpu_times[-1]:.2f} s CPU (all threads)")
     assert torch.isfinite(out).all()
     print(
         f"RESULT resolution={args.resolution} frames={args.frames} batch={args.batch} threads={args.threads} "
-        f"median={statistics.median(times):.2f}s min={min(times):.2f}s runs={len(times)} "
+        f"median={statistics.median(times):.2f}s min={min(times):.2f}s cpu_median={statistics.median(cpu_times):.2f}s "
+        f"runs={len(times)} "
         f"peak_rss={peak_rss_gib():.2f}GiB load_after={os.getloadavg()}"
     )
 
