@@ -37,6 +37,7 @@ logger = logging.getLogger("learning_proof")
 
 SYNCNET_CONFIG = "configs/syncnet/small_64.yaml"
 UNET_CONFIG = "configs/unet/tiny.yaml"
+STAGE1_OVERRIDES = ("model.use_motion_module=false", "run.pixel_space_supervise=false", "run.use_syncnet=false")
 
 
 def newest_checkpoint(run_dir: Path) -> Path:
@@ -63,7 +64,7 @@ def make_checkpoints(args, data: Path) -> dict:
     from tools.make_tiny_checkpoints import fit_vae, make_tiny_checkpoints
 
     paths = make_tiny_checkpoints(args.work / "ckpts", seed=0)
-    losses = fit_vae(paths["vae"], data / "train", args.vae_steps)
+    losses = fit_vae(paths["vae"], data / "train", args.vae_steps, batch_size=args.vae_batch)
     return {**paths, "vae_final_loss": float(np.mean(losses[-20:]))}
 
 
@@ -74,6 +75,8 @@ def train_syncnet(args, data: Path) -> tuple[Path, dict]:
         f"data.train_data_dir={data / 'train'}", f"data.val_data_dir={data / 'val'}",
         f"data.train_output_dir={args.work / 'syncnet'}", f"data.audio_mel_cache_dir={args.work / 'cache' / 'mel'}",
         f"run.max_train_steps={args.syncnet_steps}", f"ckpt.save_ckpt_steps={args.syncnet_steps}",
+        f"data.batch_size={args.syncnet_batch}", f"run.validation_steps={args.syncnet_val_every}",
+        f"data.num_val_samples={args.syncnet_val_samples}",
     ])
     start = time.time()
     run = train_syncnet.main(config)
@@ -101,7 +104,7 @@ def train_unet(args, data: Path, ckpts: dict, syncnet_ckpt: Path) -> tuple[Path,
     start = time.time()
     stage1 = train_unet.main(load_training_config(UNET_CONFIG, [
         *unet_overrides(args, data, ckpts, "unet_stage1", args.stage1_steps), "ckpt.resume_ckpt_path=",
-        "model.use_motion_module=false", "run.pixel_space_supervise=false", "run.use_syncnet=false"]))
+        *STAGE1_OVERRIDES]))
     stage1_ckpt = newest_checkpoint(stage1)
     stage1_minutes = (time.time() - start) / 60
     stage2 = train_unet.main(load_training_config(UNET_CONFIG, [
@@ -123,18 +126,23 @@ def train_unet(args, data: Path, ckpts: dict, syncnet_ckpt: Path) -> tuple[Path,
 class Generator:
     """Regenerates the masked mouth region of 16-frame windows with the trained U-Net (DDIM, as inference)."""
 
-    def __init__(self, args, ckpts: dict, unet_ckpt: Path):
+    def __init__(self, args, ckpts: dict, unet_ckpt: Path, overrides=()):
         from diffusers import AutoencoderKL, DDIMScheduler
 
         from latentsync.models.unet import UNet3DConditionModel
 
-        cfg = load_config(UNET_CONFIG)
+        cfg = load_config(UNET_CONFIG, overrides)
         self.unet, _ = UNet3DConditionModel.from_pretrained(OmegaConf.to_container(cfg.model), str(unet_ckpt))
         self.unet.eval()
         self.vae = AutoencoderKL.from_pretrained(ckpts["vae"]).eval()
         self.scheduler = DDIMScheduler.from_pretrained(str(CONFIG_DIR))
         self.steps, self.guidance = args.eval_steps, args.guidance_scale
         self.scaling = 0.18215
+
+    @torch.no_grad()
+    def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
+        """The frames through the VAE (posterior mean): how much the tiny VAE alone blurs the mouths."""
+        return self.vae.decode(self.vae.encode(frames).latent_dist.mean).sample.float().clamp(-1, 1)
 
     @torch.no_grad()
     def __call__(self, sample: dict, audio_embeds: torch.Tensor, seed: int) -> torch.Tensor:
@@ -162,7 +170,7 @@ class Generator:
         return frames * (1 - keep) + sample["gt_pixel_values"] * keep
 
 
-def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path) -> dict:
+def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path, overrides=()) -> dict:
     from latentsync.data.syncnet_dataset import syncnet_visual_input
     from latentsync.data.unet_dataset import UNetDataset
     from latentsync.models.stable_syncnet import StableSyncNet
@@ -176,7 +184,7 @@ def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path)
                                                 "run.seed=2024"])
     dataset = UNetDataset(str(data / "val"), config)
     samples = [dataset.sample(i, 0) for i in range(len(dataset))]
-    generate = Generator(args, ckpts, unet_ckpt)
+    generate = Generator(args, ckpts, unet_ckpt, overrides)
     rng = np.random.default_rng(0)
     shuffle = np.roll(np.arange(len(samples)), int(rng.integers(1, len(samples))))  # a derangement
 
@@ -195,6 +203,7 @@ def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path)
             "generated_own_audio": score(matched, s["mel"]),
             "generated_shuffled_audio": score(control, s["mel"]),
             "ground_truth": score(s["gt_pixel_values"], s["mel"]),
+            "ground_truth_through_vae": score(generate.reconstruct(s["gt_pixel_values"]), s["mel"]),
             "ground_truth_vs_other_audio": score(s["gt_pixel_values"], other["mel"]),
         })
         logger.info("eval %s: own %.3f shuffled %.3f (gt %.3f)", rows[-1]["clip"], rows[-1]["generated_own_audio"],
@@ -235,10 +244,12 @@ def chart(path: Path, syncnet: dict, evaluation: dict) -> Path:
     left.set(xlabel="step", ylabel="validation accuracy", title="SyncNet (held-out clips)", ylim=(0.3, 1.0))
     left.legend(loc="lower right")
     means = evaluation["mean_sync"]
-    keys = ["ground_truth", "generated_own_audio", "generated_shuffled_audio", "ground_truth_vs_other_audio"]
-    labels = ["real video", "U-Net,\nown audio", "U-Net,\nshuffled audio", "real video,\nother audio"]
-    right.bar(labels, [means[k] for k in keys], color=["#999", "#2a7", "#c55", "#bbb"])
-    right.set(ylabel="SyncNet sync probability", title=f"Mouths vs. the clip's audio ({evaluation['clips']} clips)")
+    keys = ["ground_truth", "ground_truth_through_vae", "generated_own_audio", "generated_shuffled_audio",
+            "ground_truth_vs_other_audio"]
+    labels = ["real", "real\nvia VAE", "U-Net\nown audio", "U-Net\nshuffled", "real vs\nother audio"]
+    right.bar(labels, [means[k] for k in keys], color=["#999", "#bbb", "#2a7", "#c55", "#ddd"])
+    right.set(ylabel="SyncNet sync probability", ylim=(0, 1),
+              title=f"Mouths vs. the clip's audio ({evaluation['clips']} held-out clips)")
     right.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -253,13 +264,18 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="data/synthetic")
     parser.add_argument("--num_train", type=int, default=160)
     parser.add_argument("--num_val", type=int, default=32)
-    parser.add_argument("--vae_steps", type=int, default=800)
+    parser.add_argument("--vae_steps", type=int, default=500)
+    parser.add_argument("--vae_batch", type=int, default=16)
     parser.add_argument("--syncnet_steps", type=int, default=500)
+    parser.add_argument("--syncnet_batch", type=int, default=32)
+    parser.add_argument("--syncnet_val_every", type=int, default=100)
+    parser.add_argument("--syncnet_val_samples", type=int, default=192)
     parser.add_argument("--stage1_steps", type=int, default=400)
     parser.add_argument("--stage2_steps", type=int, default=200)
     parser.add_argument("--unet_batch", type=int, default=4)
     parser.add_argument("--unet_lr", type=float, default=3e-4)
-    parser.add_argument("--sync_loss_weight", type=float, default=0.05)
+    parser.add_argument("--sync_loss_weight", type=float, default=0.3,
+                        help="stage-2 sync loss weight (official 0.05; higher for a short demo run)")
     parser.add_argument("--eval_steps", type=int, default=10)
     parser.add_argument("--guidance_scale", type=float, default=1.5)
     parser.add_argument("--docs", action="store_true", help="copy the chart to docs/training_learning_proof.png")
@@ -276,6 +292,8 @@ def main(argv=None) -> int:
     unet_ckpt, results["unet"] = train_unet(args, data, ckpts, syncnet_ckpt)
     t0 = time.time()
     results["evaluation"] = evaluate(args, data, ckpts, syncnet_ckpt, unet_ckpt)
+    results["evaluation_stage1"] = evaluate(args, data, ckpts, syncnet_ckpt, Path(results["unet"]["stage1_checkpoint"]),
+                                            STAGE1_OVERRIDES)
     timings["evaluation_minutes"] = (time.time() - t0) / 60
     timings["total_minutes"] = (time.time() - start) / 60
     results["timings"] = timings

@@ -151,16 +151,25 @@ def test_stage2_training_resumes_a_stage1_run(env):
     assert any("motion_modules" in k for k in after)
 
 
-@pytest.mark.slow
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_cpu_processes_keep_identical_replicas(env, tmp_path):
     cfg = config(env, tmp_path / "ddp", *FAST_STAGE2, "data.batch_size=1")
     cfg_path = tmp_path / "ddp.yaml"
     from omegaconf import OmegaConf
 
     OmegaConf.save(cfg, cfg_path)
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+    # accelerate 1.x: `--cpu --num_processes 2` runs ONE process unless MPI is configured; the torchrun-based
+    # launcher (`--multi_gpu`) starts two, and the trainer's Accelerator falls back to CPU + gloo without CUDA.
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                "-m", "scripts.train_unet", "--unet_config_path", str(cfg_path)]
+                "--main_process_port", str(free_port()), "-m", "scripts.train_unet", "--unet_config_path", str(cfg_path)]
     env_vars = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(launcher, cwd=REPO_ROOT, env=env_vars, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -48,9 +48,10 @@ def load_training_config(path: str | os.PathLike, overrides: Sequence[str] = ())
 
 
 def make_accelerator(mixed_precision: bool, gradient_accumulation_steps: int = 1, find_unused_parameters=False):
-    """Accelerator for whatever `accelerate launch` (or a plain `python -m`) set up.
+    """Accelerator for whatever `accelerate launch` / `torchrun` (or a plain `python -m`) set up.
 
-    fp16 mixed precision needs CUDA; on a CPU the run stays in fp32 and says so.
+    fp16 mixed precision needs CUDA; on a CPU the run stays in fp32 and says so. Without CUDA the accelerator
+    is told so (`cpu=True`): several processes started by a launcher then talk over gloo (MULTI_CPU).
     """
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
@@ -63,6 +64,7 @@ def make_accelerator(mixed_precision: bool, gradient_accumulation_steps: int = 1
             logger.info("mixed precision requested but no CUDA device: training in fp32")
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)]
     return Accelerator(
+        cpu=not torch.cuda.is_available(),
         mixed_precision=precision,
         gradient_accumulation_steps=int(gradient_accumulation_steps),
         kwargs_handlers=handlers,
@@ -124,6 +126,10 @@ class EpochShardSampler(Sampler[int]):
 
 
 def make_loader(dataset, batch_size: int, sampler: Sampler, num_workers: int) -> DataLoader:
+    """DataLoader over `sampler` that drops the last partial batch; refuses data too small for one batch."""
+    if len(sampler) < batch_size:
+        raise ValueError(f"{len(dataset)} clips give {len(sampler)} samples per process per epoch, fewer than "
+                         f"data.batch_size={batch_size}: lower the batch size or add clips")
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       drop_last=True, pin_memory=False, persistent_workers=False)
 
