@@ -80,7 +80,7 @@ class LipsyncService:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def build_app(service: LipsyncService):
+def build_app(service: LipsyncService, default_steps: int | None = None):
     import gradio as gr
 
     def run(video, audio, steps, guidance, seed, length_mode, progress=gr.Progress()):  # noqa: B008 (gradio's API)
@@ -97,7 +97,7 @@ def build_app(service: LipsyncService):
                 video_in = gr.Video(label="Input video", elem_id="video_in")
                 audio_in = gr.Audio(label="Input audio", type="filepath", elem_id="audio_in")
                 with gr.Row():
-                    steps = gr.Slider(1, 50, value=APP.default_steps, step=1, label="Inference steps",
+                    steps = gr.Slider(1, 50, value=default_steps or APP.default_steps, step=1, label="Inference steps",
                                       elem_id="steps")
                     guidance = gr.Slider(1.0, 3.0, value=APP.default_guidance, step=0.1, label="Guidance scale")
                 with gr.Row():
@@ -118,14 +118,16 @@ def main(argv=None) -> None:
     for name in ("unet_config_path", "inference_ckpt_path", "vae_path", "device", "dtype", "face_detector"):
         p.add_argument(f"--{name}", default=getattr(d, name))
     p.add_argument("--whisper_path", default=None)
+    p.add_argument("--inference_steps", type=int, default=None, help="initial value of the steps slider")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
     args = p.parse_args(argv)
-    options = LipsyncOptions(**{k: v for k, v in vars(args).items() if k in LipsyncOptions.__dataclass_fields__})
+    options = LipsyncOptions(**{k: v for k, v in vars(args).items()
+                                if k in LipsyncOptions.__dataclass_fields__ and v is not None})
     service = LipsyncService(options)
     try:
-        build_app(service).launch(server_name=args.host, server_port=args.port, share=args.share,
+        build_app(service, args.inference_steps).launch(server_name=args.host, server_port=args.port, share=args.share,
                                   max_file_size=f"{APP.max_upload_mb}mb")
     finally:
         service.close()
