@@ -73,3 +73,21 @@ def test_resume_continues_like_an_uninterrupted_run(data, uninterrupted, tmp_pat
                                rtol=0, atol=1e-6)
     for key, value in full["state_dict"].items():
         torch.testing.assert_close(again["state_dict"][key], value, rtol=0, atol=1e-6)
+
+
+def test_latent_space_syncnet_trains_on_vae_latents(data, tmp_path):
+    from tools.make_tiny_checkpoints import make_vae
+
+    vae = make_vae(tmp_path, seed=0)
+    # 16 frames x 4 latent channels; lower half of 8x8 latents = 4x8 -> 1x1 after [1,2], 2, 2
+    latent_model = ["model.visual_encoder.in_channels=64", "model.visual_encoder.block_out_channels=[32,64,64]",
+                    "model.visual_encoder.downsample_factors=[[1,2],2,2]", "model.visual_encoder.attn_blocks=[0,0,0]"]
+    run_dir = run(data, tmp_path, "data.latent_space=true", f"ckpt.vae_path={vae}", "run.max_train_steps=2",
+                  *latent_model)
+    config = load_training_config("configs/syncnet/tiny.yaml", ["data.latent_space=true", f"ckpt.vae_path={vae}",
+                                                                 *latent_model])
+    encoder = train_syncnet.FrameEncoder(config, torch.device("cpu"))
+    frames = torch.rand(2, 16, 3, 64, 64) * 2 - 1
+    assert encoder(frames, torch.Generator().manual_seed(0)).shape == (2, 64, 4, 8)
+    ckpt = run_dir / "checkpoints" / "checkpoint-2.pt"
+    StableSyncNet.from_pretrained(model_config(config), ckpt)

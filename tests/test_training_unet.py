@@ -21,7 +21,8 @@ from tests.training_fixtures import make_clips, tiny_overrides
 from tools.make_tiny_checkpoints import randomize_
 
 TINY = "configs/unet/tiny.yaml"
-STAGE1 = ["model.use_motion_module=false", "run.pixel_space_supervise=false", "run.use_syncnet=false"]
+STAGE1 = ["model.use_motion_module=false", "run.pixel_space_supervise=false", "run.use_syncnet=false",
+          "ckpt.resume_ckpt_path="]  # stage 1 starts from the official init
 FAST_STAGE2 = ["run.perceptual_loss_weight=0"]  # LPIPS' VGG16 dominates CPU time; wired in its own test
 
 
@@ -60,6 +61,28 @@ def test_stage2_changes_only_the_trainable_modules(env, stage2_run):
     assert all(torch.equal(before[k], after[k]) for k in frozen)  # bit-identical
     changed = [k for k in trainable if not torch.equal(before[k], after[k])]
     assert len(changed) > 0.9 * len([k for k in trainable if "pos_encoder" not in k])
+    assert (stage2_run / "loss_charts" / "loss_chart-2.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_validation_is_skipped_with_a_message_when_files_are_missing(env, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="train_unet"):
+        run = train_unet.main(config(env, env["root"] / "val_skip", *STAGE1, "run.max_train_steps=1",
+                                     "run.validation_steps=1", "data.val_video_path=missing.mp4"))
+    assert any("validation skipped" in r.message for r in caplog.records)
+    assert (run / "checkpoints" / "checkpoint-1.pt").is_file()  # training went on
+
+
+@pytest.mark.slow
+def test_validation_writes_a_video(env, tmp_path):
+    from tools.make_demo_clip import make_demo_clip
+
+    video, audio = make_demo_clip(tmp_path, seconds=1.0, width=160, height=200)
+    run = train_unet.main(config(env, tmp_path / "val", *STAGE1, "run.max_train_steps=1", "run.validation_steps=1",
+                                 f"data.val_video_path={video}", f"data.val_audio_path={audio}",
+                                 "run.inference_steps=2"))
+    assert (run / "val_videos" / "val_video_1.mp4").stat().st_size > 0
 
 
 def test_checkpoint_loads_in_from_pretrained(stage2_run):
