@@ -150,10 +150,10 @@ def _compare(kind: str, section: Mapping, model_shapes: Shapes, ckpt_shapes: Sha
     if differences == 0:
         return "exact", 0, "", []
     if kind == "unet":
-        from .unet import _refusal_reasons, analyse_unet_checkpoint
+        from .unet import analyse_unet_checkpoint, load_refusal_reasons
 
         report = analyse_unet_checkpoint(section, model_shapes, ckpt_shapes)
-        if not _refusal_reasons(report, ckpt_shapes, allow_partial=True):
+        if not load_refusal_reasons(report, ckpt_shapes, allow_partial=True):
             notes = [f"skips {s.key} ({s.reason})" for s in report.skipped]
             if report.missing:
                 notes.append(f"{len(report.missing)} motion-module tensors start from init")

@@ -35,6 +35,7 @@ __all__ = [
     "UNet3DConditionOutput",
     "IncompatibleCheckpointError",
     "analyse_unet_checkpoint",
+    "load_refusal_reasons",
 ]
 
 MOTION_MODULE_KEY = ".motion_modules."
@@ -100,7 +101,7 @@ def analyse_unet_checkpoint(config: Mapping, model_shapes: Mapping, ckpt_shapes:
     return report
 
 
-def _refusal_reasons(report: LoadReport, ckpt_shapes: Mapping, allow_partial: bool) -> list[str]:
+def load_refusal_reasons(report: LoadReport, ckpt_shapes: Mapping, allow_partial: bool) -> list[str]:
     """Why a checkpoint must not be loaded; empty when it may (possibly as a reported partial load)."""
     reasons = []
     if report.unexpected:
@@ -483,7 +484,7 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
         report = analyse_unet_checkpoint(self.config, model_shapes, ckpt_shapes)
         report.source, report.global_step = source, global_step
         report.checkpoint_dtypes = tuple(sorted({str(v.dtype).replace("torch.", "") for v in state_dict.values()}))
-        reasons = _refusal_reasons(report, ckpt_shapes, allow_partial)
+        reasons = load_refusal_reasons(report, ckpt_shapes, allow_partial)
         if reasons:
             hint = _registry_hint(ckpt_shapes, dict(self.config))
             raise IncompatibleCheckpointError(
