@@ -40,6 +40,14 @@ UNET_CONFIG = "configs/unet/tiny.yaml"
 STAGE1_OVERRIDES = ("model.use_motion_module=false", "run.pixel_space_supervise=false", "run.use_syncnet=false")
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (DataLoader workers), all threads."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def newest_checkpoint(run_dir: Path) -> Path:
     ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*[0-9].pt"), key=lambda p: int(p.stem.split("-")[1]))
     return ckpts[-1]
@@ -78,11 +86,12 @@ def train_syncnet(args, data: Path) -> tuple[Path, dict]:
         f"data.batch_size={args.syncnet_batch}", f"run.validation_steps={args.syncnet_val_every}",
         f"data.num_val_samples={args.syncnet_val_samples}",
     ])
-    start = time.time()
+    start, cpu_start = time.time(), cpu_seconds()
     run = train_syncnet.main(config)
     ckpt = newest_checkpoint(run)
     history = torch.load(ckpt, weights_only=True)
-    info = {"minutes": (time.time() - start) / 60, "checkpoint": str(ckpt), "val_step": history["val_step_list"],
+    info = {"minutes": (time.time() - start) / 60, "cpu_minutes": (cpu_seconds() - cpu_start) / 60,
+            "checkpoint": str(ckpt), "val_step": history["val_step_list"],
             "val_acc": history["val_acc_list"], "val_loss": history["val_loss_list"]}
     return ckpt, info
 

@@ -173,13 +173,15 @@ def main(config) -> Path:
 
     progress = tqdm(total=max_steps, initial=global_step, desc="Steps", disable=not accelerator.is_main_process)
     epoch, skip = data_position(global_step, len(loader), accumulation)
+    batches_done = global_step * accumulation  # micro-batches so far: seeds each one's random draws
     step_loss = 0.0
     while global_step < max_steps:
         sampler.set_epoch(epoch, skip * int(config.data.batch_size))
         train_set.set_epoch(epoch)
         for batch in loader:
             batch = to_device(batch, accelerator.device)
-            generator = step_generator(seed, rank, global_step)
+            generator = step_generator(seed, rank, batches_done)
+            batches_done += 1
             with accelerator.accumulate(model):
                 loss, _ = syncnet_batch_loss(model, encoder, batch, generator, accelerator,
                                              float(config.run.syncnet_val_threshold))

@@ -91,3 +91,11 @@ def test_latent_space_syncnet_trains_on_vae_latents(data, tmp_path):
     assert encoder(frames, torch.Generator().manual_seed(0)).shape == (2, 64, 4, 8)
     ckpt = run_dir / "checkpoints" / "checkpoint-2.pt"
     StableSyncNet.from_pretrained(model_config(config), ckpt)
+
+
+def test_gradient_accumulation_counts_optimizer_steps(data, tmp_path):
+    run_dir = run(data, tmp_path, "data.gradient_accumulation_steps=2", "data.batch_size=1", "run.max_train_steps=2",
+                  "data.num_val_samples=2")
+    ckpt = torch.load(run_dir / "checkpoints" / "checkpoint-2.pt", weights_only=True)
+    assert ckpt["global_step"] == 2 and ckpt["train_step_list"] == [1, 2]
+    assert all(0 < loss < 5 for loss in ckpt["train_loss_list"])
