@@ -149,6 +149,22 @@ def test_full_size_wrong_config_is_refused_on_meta(checkpoint_config, model_conf
     assert fitting in message and f"The config given is the model section of {model_config_path}" in message
 
 
+@pytest.mark.parametrize("config_name", ["stage1", "stage2"])
+def test_stable_diffusion_15_weights_can_seed_training(config_name):
+    """A diffusers SD-1.5 U-Net (4 input channels, 768-wide text attention) fits the official skip rules."""
+    from diffusers import UNet2DConditionModel
+
+    with torch.device("meta"):
+        sd15 = UNet2DConditionModel(cross_attention_dim=768).state_dict()
+        model = UNet3DConditionModel.from_config(_config(f"configs/unet/{config_name}.yaml"))
+    report = model.load_checkpoint(sd15, source="sd15")
+    skipped = {s.key for s in report.skipped}
+    assert {"conv_in.weight", "conv_in.bias"} <= skipped
+    assert all(k.startswith("conv_in.") or ".attn2.to_" in k for k in skipped) and len(skipped) == 34
+    assert all(".motion_modules." in k for k in report.missing)
+    assert bool(report.missing) == (config_name == "stage2") and not report.unexpected
+
+
 def test_syncnet_checkpoint_is_identified_as_such(tmp_path):
     from latentsync.models.stable_syncnet import StableSyncNet
 

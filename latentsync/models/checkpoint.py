@@ -128,6 +128,8 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
         raise CheckpointError(f"{path}: state_dict entries that are not named tensors: {bad[:5]}")
     if global_step is None:
         global_step = 0
+    if isinstance(global_step, torch.Tensor) and global_step.numel() == 1:
+        global_step = int(global_step.item())
     if not isinstance(global_step, int):
         raise CheckpointError(f"{path}: global_step is a {type(global_step).__name__}, expected an int")
     return Checkpoint(dict(state_dict), global_step, str(path), extra)
