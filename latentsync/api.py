@@ -132,7 +132,9 @@ def build_pipeline(options: LipsyncOptions):
     vae_dir = _require(_repo_path(options.vae_path), "VAE (diffusers AutoencoderKL folder)", setup_hint)
 
     try:
-        unet, _ = UNet3DConditionModel.from_pretrained(model_config(config), str(ckpt), device="cpu")
+        # Inference refuses partial loads: a skipped or missing tensor would mean partly random weights.
+        unet, _ = UNet3DConditionModel.from_pretrained(model_config(config), str(ckpt), device="cpu",
+                                                       allow_partial=False)
     except (ValueError, KeyError) as exc:  # the loader's mismatch/corruption errors name the fitting config
         raise InputError(str(exc)) from exc
     unet = unet.to(device=device, dtype=dtype)
