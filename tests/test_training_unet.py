@@ -74,7 +74,6 @@ def test_validation_is_skipped_with_a_message_when_files_are_missing(env, caplog
     assert (run / "checkpoints" / "checkpoint-1.pt").is_file()  # training went on
 
 
-@pytest.mark.slow
 def test_validation_writes_a_video(env, tmp_path):
     from tools.make_demo_clip import make_demo_clip
 
@@ -107,7 +106,6 @@ def test_checkpoint_loads_in_the_inference_pipeline(env, stage2_run):
     assert all(torch.equal(v.float(), trained[k]) for k, v in unet.state_dict().items())
 
 
-@pytest.mark.slow
 def test_checkpoint_lip_syncs_a_video(env, stage2_run, tmp_path):
     api = pytest.importorskip("latentsync.api")
     from tools.make_demo_clip import make_demo_clip
