@@ -24,7 +24,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from latentsync.api import InputError, LipsyncOptions, build_pipeline, lipsync  # noqa: E402
 from latentsync.config import CONFIG_DIR  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
-from latentsync.utils.media import MediaError, probe_video  # noqa: E402
+from latentsync.utils.media import MediaError, describe_streams, probe_video  # noqa: E402
 
 APP = OmegaConf.load(CONFIG_DIR / "inference.yaml").app
 
@@ -80,8 +80,20 @@ class LipsyncService:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _playable_in_browser(video_path: str) -> bool:
+    """gradio's check whether a video needs converting, done with our ffmpeg (gradio's needs ffprobe, which the
+    imageio-ffmpeg binary we install does not include)."""
+    codec = describe_streams(video_path).video_codec
+    return (Path(video_path).suffix.lower(), codec) in {(".mp4", "h264"), (".mp4", "av1"), (".webm", "vp9"),
+                                                         (".webm", "vp8"), (".ogg", "theora")}
+
+
 def build_app(service: LipsyncService, default_steps: int | None = None):
     import gradio as gr
+    from gradio import processing_utils
+
+    if shutil.which("ffprobe") is None:
+        processing_utils.video_is_playable = _playable_in_browser
 
     def run(video, audio, steps, guidance, seed, length_mode, progress=gr.Progress()):  # noqa: B008 (gradio's API)
         progress(0.05, desc="lip-syncing")

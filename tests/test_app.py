@@ -97,7 +97,12 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
             page.locator("#audio_in input[type=file]").set_input_files(str(clip[1]))
             assert page.locator("#steps input[type=number]").input_value() == "2"
             page.locator("#run").click()
-            page.wait_for_selector("#video_out video", timeout=480_000)  # generous: CI machines are slow
+            try:
+                page.wait_for_selector("#video_out video", timeout=480_000)  # generous: CI machines are slow
+            except sync_api.TimeoutError:
+                page.screenshot(path=str(tmp_path / "timeout.png"), full_page=True)
+                pytest.fail("no result video appeared; app log:\n" + (tmp_path / "app.log").read_text()[-4000:]
+                            + "\npage text:\n" + page.inner_text("body")[-2000:])
             duration = page.evaluate("""async () => {
                 const v = document.querySelector('#video_out video');
                 if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
