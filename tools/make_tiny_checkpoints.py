@@ -30,6 +30,7 @@ import torch
 from omegaconf import OmegaConf
 
 from latentsync.config import CONFIG_DIR, load_config
+from latentsync.whisper.tiny import randomize_like_goldens_ as randomize_  # one scheme for all tiny models
 
 logger = logging.getLogger("make_tiny_checkpoints")
 
@@ -37,24 +38,6 @@ TINY_VAE_CONFIG = CONFIG_DIR / "vae" / "tiny.json"
 TINY_UNET_CONFIG = CONFIG_DIR / "unet" / "tiny.yaml"
 TINY_SYNCNET_CONFIG = CONFIG_DIR / "syncnet" / "tiny.yaml"
 TINY_WHISPER_DIMS = CONFIG_DIR / "whisper" / "tiny_dims.json"
-
-
-def randomize_(module: torch.nn.Module, generator: torch.Generator, keep_zero=()) -> None:
-    """Overwrite every parameter with the golden scheme, except those whose name contains a `keep_zero` entry."""
-    norms = (torch.nn.GroupNorm, torch.nn.LayerNorm)
-    norm_params = {id(p) for m in module.modules() if isinstance(m, norms) for p in m.parameters()}
-    with torch.no_grad():
-        for name, param in module.named_parameters():
-            if any(k in name for k in keep_zero):
-                param.zero_()
-                continue
-            noise = torch.randn(param.shape, generator=generator)
-            if id(param) in norm_params:
-                param.copy_(1 + 0.1 * noise if name.endswith("weight") else 0.1 * noise)
-            elif param.ndim >= 2:
-                param.copy_(noise / (param.numel() / param.shape[0]) ** 0.5)
-            else:
-                param.copy_(0.05 * noise)
 
 
 def make_vae(out: Path, seed: int) -> Path:

@@ -31,12 +31,16 @@ def load_dims(dims: dict | str | os.PathLike | None = None) -> dict:
     return json.loads(Path(dims).read_text())
 
 
-def _randomize_(model: torch.nn.Module, generator: torch.Generator) -> None:
-    norm_params = {
-        id(p) for m in model.modules() if isinstance(m, (torch.nn.LayerNorm, torch.nn.GroupNorm)) for p in m.parameters()
-    }
+def randomize_like_goldens_(module: torch.nn.Module, generator: torch.Generator, keep_zero=()) -> None:
+    """Overwrite every parameter with the reference goldens' scheme (norm weights 1 + 0.1·N, norm biases 0.1·N,
+    matrices N/sqrt(fan_in), other biases 0.05·N), except names containing a `keep_zero` entry (zeroed)."""
+    norms = (torch.nn.GroupNorm, torch.nn.LayerNorm)
+    norm_params = {id(p) for m in module.modules() if isinstance(m, norms) for p in m.parameters()}
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for name, param in module.named_parameters():
+            if any(k in name for k in keep_zero):
+                param.zero_()
+                continue
             noise = torch.randn(param.shape, generator=generator)
             if id(param) in norm_params:
                 param.copy_(1 + 0.1 * noise if name.endswith("weight") else 0.1 * noise)
@@ -51,7 +55,7 @@ def make_random_whisper_checkpoint(path: str | os.PathLike, dims: dict | str | o
     """Write `{"dims", "model_state_dict"}` (fp16) for a seeded random Whisper with `dims`; returns the path."""
     dims = load_dims(dims)
     model = Whisper(ModelDimensions(**dims))
-    _randomize_(model, torch.Generator().manual_seed(seed))
+    randomize_like_goldens_(model, torch.Generator().manual_seed(seed))
     state = {key: value.half() for key, value in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
