@@ -160,8 +160,8 @@ class Generator:
         from latentsync.utils.training_utils import step_generator
 
         gen = step_generator(seed, 0, 0)
-        enc = lambda x: encode_latents(self.vae, x[None], gen, self.scaling)
-        masked, ref = enc(sample["masked_pixel_values"]), enc(sample["ref_pixel_values"])
+        masked, ref = (encode_latents(self.vae, sample[key][None], gen, self.scaling)
+                       for key in ("masked_pixel_values", "ref_pixel_values"))
         mask = torch.nn.functional.interpolate(sample["masks"], size=masked.shape[-2:])  # (f, 1, h, w)
         mask = mask.permute(1, 0, 2, 3)[None]
         latents = torch.randn((1, 4, 1, *masked.shape[-2:]), generator=gen).expand(-1, -1, masked.shape[2], -1, -1)

@@ -150,8 +150,10 @@ class UNetTrainer:
         self.partially_frozen = False
 
     def latents(self, batch: dict, generator) -> tuple[torch.Tensor, ...]:
-        enc = lambda key: encode_latents(self.vae, batch[key], generator, self.scaling, self.shift).float()
-        gt, masked, ref = enc("gt_pixel_values"), enc("masked_pixel_values"), enc("ref_pixel_values")
+        def encode(key: str) -> torch.Tensor:
+            return encode_latents(self.vae, batch[key], generator, self.scaling, self.shift).float()
+
+        gt, masked, ref = encode("gt_pixel_values"), encode("masked_pixel_values"), encode("ref_pixel_values")
         masks = rearrange(batch["masks"], "b f c h w -> (b f) c h w")
         masks = F.interpolate(masks, size=gt.shape[-2:])  # nearest, as the official
         masks = rearrange(masks, "(b f) c h w -> b c f h w", f=gt.shape[2])
@@ -190,8 +192,9 @@ class UNetTrainer:
                 half = pixels.shape[2] // 2
                 out["lpips"] = self.lpips(pixels[:, :, half:], gt_pixels[:, :, half:]).mean()
             if self.trepa is not None:
-                to_video = lambda x: rearrange(x, "(b f) c h w -> b c f h w", f=gt.shape[2])
-                out["trepa"] = self.trepa(to_video(pixels), to_video(gt_pixels))
+                video = "(b f) c h w -> b c f h w"
+                out["trepa"] = self.trepa(rearrange(pixels, video, f=gt.shape[2]),
+                                          rearrange(gt_pixels, video, f=gt.shape[2]))
         if self.syncnet is not None:
             out["sync"] = self.sync_loss(pixels if cfg.run.pixel_space_supervise else pred_latents, batch["mel"],
                                          gt.shape[2])

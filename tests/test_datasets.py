@@ -12,8 +12,8 @@ import torch
 
 from latentsync.data.clips import read_fileslist
 from latentsync.data.mel_cache import MelCache
-from latentsync.data.synthetic import ClipSpec, render_clip, synthetic_config, write_clip
 from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
+from latentsync.data.synthetic import ClipSpec, render_clip, synthetic_config, write_clip
 from latentsync.data.unet_dataset import UNetDataset
 from latentsync.utils.audio import melspectrogram
 from latentsync.utils.media import VideoReader, read_audio

@@ -14,8 +14,14 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from latentsync.data.clips import ClipDataset, ClipReader, ClipUnusable, mel_window_fits, read_mel_cached, \
-    resolve_video_paths
+from latentsync.data.clips import (
+    ClipDataset,
+    ClipReader,
+    ClipUnusable,
+    mel_window_fits,
+    read_mel_cached,
+    resolve_video_paths,
+)
 from latentsync.data.mel_cache import MelCache
 from latentsync.utils.audio import crop_mel_window, mel_frames_per_second, mel_window_length, melspectrogram
 from latentsync.utils.media import read_audio

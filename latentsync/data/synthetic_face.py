@@ -147,7 +147,7 @@ class FaceRenderer:
     def render(self, opening: np.ndarray, width: np.ndarray) -> np.ndarray:
         """Frames (n, R, R, 3) uint8 RGB for per-frame mouth opening in [0, 1] and width multipliers."""
         frames = np.empty((len(opening), self.resolution, self.resolution, 3), np.uint8)
-        for index, (o, w) in enumerate(zip(opening, width)):
+        for index, (o, w) in enumerate(zip(opening, width, strict=True)):
             matrix = self.frame_matrix(index)
             canvas = cv2.warpAffine(self.source, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)

@@ -73,7 +73,7 @@ def _envelope(n: int, sample_rate: int, attack: float, release: float) -> np.nda
 def _formant_gain(freqs: np.ndarray, formants, bandwidths) -> np.ndarray:
     """Spectral envelope of a vowel: a sum of resonance peaks at the formant frequencies."""
     gain = np.zeros_like(freqs)
-    for index, (centre, width) in enumerate(zip(formants, bandwidths)):
+    for index, (centre, width) in enumerate(zip(formants, bandwidths, strict=True)):
         gain += (0.7**index) / (1 + ((freqs - centre) / width) ** 2)
     return gain
 
@@ -120,8 +120,8 @@ def synthesize(seconds: float, fps: float, sample_rate: int, rng: np.random.Gene
     samples = cfg.peak * samples / (np.abs(samples).max() + 1e-9)
     num_frames = int(round(seconds * fps))
     bounds = np.minimum(n, np.round(np.arange(num_frames + 1) * sample_rate / fps).astype(int))
-    opening = np.array([opening_curve[a:b].mean() if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])])
-    width = np.array([width_curve[a:b].mean() if b > a else 1.0 for a, b in zip(bounds[:-1], bounds[1:])])
+    opening = np.array([opening_curve[a:b].mean() if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    width = np.array([width_curve[a:b].mean() if b > a else 1.0 for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
     return SpeechTrack(samples.astype(np.float32), np.clip(opening, 0, 1), width, tuple(syllables))
 
 
