@@ -288,6 +288,9 @@ class VideoWriter:
         code = self._proc.wait()
         if code != 0:
             self._fail(f"ffmpeg exited with code {code}")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the output normal file permissions
         os.replace(self._tmp, self.path)
         self._stderr.close()
         self._proc = None
