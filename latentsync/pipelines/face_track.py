@@ -1,13 +1,16 @@
-"""The inference pipeline's face pass: align every source frame once, keep only the small per-frame results.
+"""The inference pipeline's frames and faces: one face pass, streamed along the output, small state only.
 
-The first pass streams the video through `FaceTrackProcessor` (detection, tracking, smoothing, gap bridging,
-the official nose smoothing in source order) and keeps just the alignment matrix and flags of each frame.
-The generation pass then re-warps the frames it needs from those matrices — so no face crop of the whole
-video is ever held in memory, and ping-pong/loop playback reuses the same alignment, as the official does.
+`ChunkSource` yields, for each output chunk, the source frames and their aligned faces. Along the first
+traversal of the video the face pass itself (`FaceTrackProcessor`: detection, tracking, smoothing, gap
+bridging, the official nose smoothing in source order) supplies the frames and crops, so each of those
+frames is decoded once. What it keeps of every frame is the small `FaceTrack` (a 2x3 matrix and two flags);
+frames shown again later (ping-pong, loop) are decoded again and re-warped from those matrices, as the
+official reuses its alignment. No face crop or frame of the whole video is ever held in memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -15,8 +18,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from latentsync.utils.face_video import FaceTrackProcessor, FaceTrackStats, resize_faces_to_box
+from latentsync.pipelines.streaming import StageClock
+from latentsync.utils.face_video import AlignedFrame, FaceTrackProcessor, FaceTrackStats, resize_faces_to_box
 from latentsync.utils.media import VideoReader
+
+
+class NoFaceError(ValueError):
+    """No frame of the input video contains a detectable face."""
 
 
 @dataclass
@@ -28,6 +36,17 @@ class FaceTrack:
     bridged: np.ndarray
     stats: FaceTrackStats
     processor: FaceTrackProcessor
+
+    @classmethod
+    def empty(cls, num_frames: int, processor: FaceTrackProcessor) -> FaceTrack:
+        return cls(np.zeros((num_frames, 2, 3), dtype=np.float32), np.zeros(num_frames, dtype=bool),
+                   np.zeros(num_frames, dtype=bool), processor.stats, processor)
+
+    def record(self, aligned: AlignedFrame) -> None:
+        if aligned.has_face:
+            self.matrices[aligned.index] = aligned.affine_matrix.reshape(2, 3).cpu().numpy()
+            self.has_face[aligned.index] = True
+            self.bridged[aligned.index] = aligned.bridged
 
     @property
     def resolution(self) -> int:
@@ -41,20 +60,113 @@ class FaceTrack:
         faces = [cv2.resize(c, size, interpolation=cv2.INTER_LANCZOS4) for c in crops]
         return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).contiguous()
 
-    def restore(self, frames: np.ndarray, faces: torch.Tensor, source_indices: np.ndarray) -> np.ndarray:
-        """Paste generated (n, 3, R, R) faces in [-1, 1] back into `frames` (a new array is returned)."""
+    def restore(self, frames: np.ndarray, faces: torch.Tensor, source_indices: np.ndarray,
+                inplace: bool = False) -> np.ndarray:
+        """Paste generated (n, 3, R, R) faces in [-1, 1] back into `frames` (in place, or a new array)."""
         w, h = self.processor.restorer.face_size
         resized = resize_faces_to_box(faces.float(), [0, 0, w, h])
-        return self.processor.restorer.restore_imgs(frames, resized, self.matrices[source_indices])
+        return self.processor.restorer.restore_imgs(frames, resized, self.matrices[source_indices], inplace=inplace)
+
+
+@dataclass
+class Chunk:
+    """One output chunk: output/source indices, the decoded source frames, which have a face, their crops."""
+
+    output_indices: np.ndarray
+    source_indices: np.ndarray
+    frames: np.ndarray  # (n, H, W, 3) uint8, writable, owned by this chunk
+    has_face: np.ndarray  # (n,) bool
+    faces: torch.Tensor | None  # (n_faced, 3, R, R) uint8 crops of the frames with a face
+
+
+class ChunkSource:
+    """Iterate the output chunks of a video for a frame `schedule` (output index -> source index).
+
+    The face pass advances only as far as the current chunk needs, so it runs beside the networks instead of
+    before them. `clock` receives "faces" (decode + detect + align along the first traversal) and "decode"
+    (re-reading and re-warping frames shown again).
+    """
+
+    def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
+                 detector=None, clock: StageClock | None = None, progress: bool = True):
+        self.video_path = str(video_path)
+        self.schedule = np.asarray(schedule, dtype=np.int64)
+        self.chunk_size = chunk_size
+        self.fps = fps
+        self.clock = clock or StageClock()
+        self.progress = progress
+        self.num_source_frames = int(self.schedule.max()) + 1 if len(self.schedule) else 0
+        self.processor = FaceTrackProcessor(resolution=resolution, detector=detector)
+        self.track = FaceTrack.empty(self.num_source_frames, self.processor)
+        self.aligned_upto = 0  # source frames 0 .. aligned_upto-1 have been through the face pass
+
+    def _first_pass_frames(self, reader: VideoReader) -> Iterator[np.ndarray]:
+        for start in range(0, self.num_source_frames, self.chunk_size):
+            yield reader.get_frames(range(start, min(start + self.chunk_size, self.num_source_frames)))
+
+    def __iter__(self) -> Iterator[Chunk]:
+        with VideoReader(self.video_path, target_fps=self.fps) as first, \
+                VideoReader(self.video_path, target_fps=self.fps) as again:
+            face_pass = self.processor.process(self._first_pass_frames(first), batch_size=self.chunk_size)
+            bar = tqdm(total=self.num_source_frames, desc="detecting faces", unit="frame", disable=not self.progress)
+            try:
+                for chunk_start in range(0, len(self.schedule), self.chunk_size):
+                    out_idx = np.arange(chunk_start, min(chunk_start + self.chunk_size, len(self.schedule)))
+                    yield self._chunk(out_idx, face_pass, again, bar)
+            finally:
+                bar.close()
+                face_pass.close()
+                self.processor.close()
+
+    def _advance(self, face_pass, upto: int, held: dict, bar) -> None:
+        """Run the face pass until source frame `upto` - 1 is settled, keeping what it yields in `held`."""
+        if upto <= self.aligned_upto:
+            return
+        with self.clock.measure("faces"):
+            while self.aligned_upto < upto:
+                aligned = next(face_pass)
+                self.track.record(aligned)
+                held[aligned.index] = aligned
+                self.aligned_upto = aligned.index + 1
+                bar.update(1)
+        if self.aligned_upto == self.num_source_frames and not self.track.has_face.any():
+            raise NoFaceError(f"no face was found in any frame of {self.video_path}; nothing to lip-sync "
+                              "(try another --face_detector, or a video where the face is visible)")
+
+    def _chunk(self, out_idx: np.ndarray, face_pass, again: VideoReader, bar) -> Chunk:
+        src_idx = self.schedule[out_idx]
+        held: dict[int, AlignedFrame] = {}
+        self._advance(face_pass, int(src_idx.max()) + 1, held, bar)
+        shape = (self.processor.restorer.resolution,) * 2
+        frames = [None] * len(src_idx)
+        crops: list[torch.Tensor | None] = [None] * len(src_idx)
+        for j, s in enumerate(src_idx):
+            if int(s) in held:
+                frames[j] = held[int(s)].frame
+                crops[j] = held[int(s)].face
+        again_pos = [j for j, f in enumerate(frames) if f is None]
+        if again_pos:
+            with self.clock.measure("decode"):
+                decoded = again.get_frames(src_idx[again_pos])
+                faced = [k for k, j in enumerate(again_pos) if self.track.has_face[src_idx[j]]]
+                warped = self.track.warp(decoded[faced], src_idx[np.asarray(again_pos)[faced]]) if faced else None
+                for k, j in enumerate(again_pos):
+                    frames[j] = decoded[k]
+                for n, k in enumerate(faced):
+                    crops[again_pos[k]] = warped[n]
+        has_face = self.track.has_face[src_idx].copy()
+        faces = torch.stack([crops[j] for j in np.flatnonzero(has_face)]) if has_face.any() else None
+        if faces is not None and faces.shape[-2:] != shape:  # pragma: no cover - guarded by FaceTrackProcessor
+            raise RuntimeError(f"aligned faces have shape {tuple(faces.shape)}, expected {shape}")
+        # The frames of one chunk are copied once into a fresh array: restore writes into it in place.
+        return Chunk(out_idx, src_idx, np.stack(frames), has_face, faces)
 
 
 def track_faces(reader: VideoReader, num_frames: int, resolution: int, detector=None, chunk_size: int = 16,
                 progress: bool = True) -> FaceTrack:
     """Align source frames 0 .. num_frames-1 of `reader` (streamed), returning their FaceTrack."""
     processor = FaceTrackProcessor(resolution=resolution, detector=detector)
-    matrices = np.zeros((num_frames, 2, 3), dtype=np.float32)
-    has_face = np.zeros(num_frames, dtype=bool)
-    bridged = np.zeros(num_frames, dtype=bool)
+    track = FaceTrack.empty(num_frames, processor)
 
     def chunks():
         for start in range(0, num_frames, chunk_size):
@@ -62,10 +174,7 @@ def track_faces(reader: VideoReader, num_frames: int, resolution: int, detector=
 
     bar = tqdm(total=num_frames, desc="detecting faces", unit="frame", disable=not progress)
     for aligned in processor.process(chunks(), batch_size=chunk_size):
-        if aligned.has_face:
-            matrices[aligned.index] = aligned.affine_matrix.reshape(2, 3).cpu().numpy()
-            has_face[aligned.index] = True
-            bridged[aligned.index] = aligned.bridged
+        track.record(aligned)
         bar.update(1)
     bar.close()
-    return FaceTrack(matrices, has_face, bridged, processor.stats, processor)
+    return track

@@ -8,8 +8,9 @@ mask). The semantics follow the official LatentSync pipeline:
   (`[uncond, audio]` order), U-Net input `cat([latents, mask, masked latents, reference latents])`;
 - decode, paste the unmasked reference pixels back, restore the face into the original frame.
 What differs from the official code is operational: frames are decoded, aligned, denoised, restored and
-encoded chunk by chunk (memory does not grow with video length), frames without a face pass through
-unchanged, and the output is written atomically with the audio muxed in.
+encoded chunk by chunk (memory does not grow with video length); decoding + the face pass run in a producer
+thread ahead of the networks and restore + encoding in a consumer thread behind them (`streaming.py`);
+frames without a face pass through unchanged, and the output is written atomically with the audio muxed in.
 """
 
 from __future__ import annotations
@@ -26,17 +27,16 @@ import torch.nn.functional as F
 from einops import rearrange
 from tqdm.auto import tqdm
 
-from latentsync.pipelines.face_track import FaceTrack, track_faces
+from latentsync.pipelines.face_track import ChunkSource, NoFaceError
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
+from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
-from latentsync.utils.media import MediaError, VideoReader, VideoWriter, read_audio
+from latentsync.utils.media import MediaError, VideoWriter, probe_video, read_audio, resample_indices
 from latentsync.whisper.slicing import frame_feature_indices, gather_frames
 
 logger = logging.getLogger(__name__)
 
-
-class NoFaceError(ValueError):
-    """No frame of the input video contains a detectable face."""
+__all__ = ["LipsyncPipeline", "LipsyncResult", "NoFaceError"]
 
 
 @dataclass
@@ -51,10 +51,12 @@ class LipsyncResult:
     seconds_per_stage: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
-        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds_per_stage.items())
+        busy = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds_per_stage.items() if k != "wall")
+        wall = self.seconds_per_stage.get("wall")
         return (f"{self.output_path}: {self.num_frames} frames at {self.fps:g} fps, face in "
                 f"{self.frames_with_face} ({self.frames_bridged} bridged), "
-                f"{self.num_frames - self.frames_with_face} passed through unchanged; time: {stages}")
+                f"{self.num_frames - self.frames_with_face} passed through unchanged; busy time per stage "
+                f"(stages overlap): {busy}" + (f"; wall {wall:.1f}s" if wall is not None else ""))
 
 
 class LipsyncPipeline:
@@ -142,22 +144,18 @@ class LipsyncPipeline:
                 raise MediaError(f"audio is shorter than one video frame ({audio_seconds:.3f} s): {audio_path}")
             features = self.audio_encoder.audio2feat(audio)  # the decoded 16 kHz samples: no second decode
 
-        reader = VideoReader(video_path, target_fps=video_fps)
-        n_out = num_output_frames(audio_seconds, len(reader), video_fps, length_mode)
-        schedule = source_frame_indices(n_out, len(reader), length_mode)
+        info = probe_video(video_path)
+        n_video = len(resample_indices(info.num_frames, info.fps, video_fps))
+        n_out = num_output_frames(audio_seconds, n_video, video_fps, length_mode)
+        schedule = source_frame_indices(n_out, n_video, length_mode)
         logger.info("video %s: %d frames at %.3g fps -> %d output frames at %d fps (%s)", video_path,
-                    reader.info.num_frames, reader.info.fps, n_out, video_fps, length_mode)
+                    info.num_frames, info.fps, n_out, video_fps, length_mode)
 
         mask = load_fixed_mask(height, mask_image_path) if mask_image_path else load_fixed_mask(height)
         image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
-        with _timer(timings, "faces"):
-            # Only the frames the output shows are analysed; smoothing runs in source order, as the official.
-            needed = int(schedule.max()) + 1
-            track: FaceTrack = track_faces(reader, needed, height, detector=self.face_detector,
-                                           chunk_size=num_frames, progress=progress)
-        if not track.has_face[schedule].any():
-            raise NoFaceError(f"no face was found in any frame of {video_path}; nothing to lip-sync "
-                              "(try another --face_detector, or a video where the face is visible)")
+        clock = StageClock()
+        source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
+                             clock=clock, progress=progress)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         extra_step_kwargs = _step_kwargs(self.scheduler, generator, eta)
@@ -167,54 +165,82 @@ class LipsyncPipeline:
         noise = (noise * self.scheduler.init_noise_sigma).to(device, weight_dtype or self.unet.dtype)
         dtype = noise.dtype
         mask_latent = F.interpolate(mask[0:1][None].float(), size=(latent_hw, latent_hw))  # nearest, as official
+        keep = mask[0:1].float()  # 1 = keep the reference pixel, 0 = generated mouth region
+
+        def prepared_chunks():
+            """Producer thread: decode + align (the face pass), then the masked and reference pixels."""
+            for chunk in source:
+                prepared = None
+                if chunk.faces is not None:
+                    with clock.measure("prepare"):
+                        pixels, masked, _ = image_processor.prepare_masks_and_masked_images(chunk.faces,
+                                                                                           affine_transform=False)
+                    prepared = (pixels, masked)
+                yield chunk, prepared
 
         num_chunks = -(-n_out // num_frames)
         steps_bar = tqdm(total=num_chunks * len(self.scheduler.timesteps), desc="denoising", unit="step",
                          disable=not progress)
-        timings.update(denoise=0.0, vae=0.0, restore=0.0, write=0.0)
         frames_with_face = 0
+        wall_start = time.perf_counter()
         with VideoWriter(video_out_path, video_fps, audio_path=audio_path,
                          audio_duration=n_out / video_fps) as writer:
-            for chunk_start in range(0, n_out, num_frames):
-                out_idx = np.arange(chunk_start, min(chunk_start + num_frames, n_out))
-                src_idx = schedule[out_idx]
-                frames = reader.get_frames(src_idx)
-                faced = track.has_face[src_idx]
-                if faced.any():
-                    t0 = time.perf_counter()
-                    faces = track.warp(frames[faced], src_idx[faced])
-                    pixels, masked, _ = image_processor.prepare_masks_and_masked_images(faces, affine_transform=False)
-                    masked_latents = self._encode(masked, generator).to(dtype)
-                    ref_latents = self._encode(pixels, generator).to(dtype)
-                    timings["vae"] += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    audio_embeds = None
-                    if self.unet.add_audio_layer:
-                        feature_idx = frame_feature_indices(len(features), out_idx[faced], video_fps,
-                                                            self.audio_encoder.audio_feat_length)
-                        audio_embeds = gather_frames(features, feature_idx).to(device, dtype)
-                    mask_latents = mask_latent.to(device, dtype)[:, :, None].expand(-1, -1, int(faced.sum()), -1, -1)
-                    latents = noise.expand(-1, -1, int(faced.sum()), -1, -1).clone()
-                    latents = self._denoise(latents, mask_latents, masked_latents, ref_latents, audio_embeds,
-                                            guidance_scale, extra_step_kwargs, steps_bar)
-                    timings["denoise"] += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    decoded = self._decode(latents).float().cpu()
-                    keep = mask[0:1].float()  # 1 = keep the reference pixel, 0 = generated mouth region
-                    decoded = decoded * (1 - keep) + pixels.float() * keep
-                    timings["vae"] += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    frames[faced] = track.restore(frames[faced], decoded, src_idx[faced])
-                    timings["restore"] += time.perf_counter() - t0
-                    frames_with_face += int(faced.sum())
-                else:
-                    steps_bar.update(len(self.scheduler.timesteps))
-                t0 = time.perf_counter()
-                writer.write(frames)
-                timings["write"] += time.perf_counter() - t0
+
+            def restore_and_write(item):
+                """Consumer thread: paste the generated faces back, then encode."""
+                chunk, decoded = item
+                if decoded is not None:
+                    with clock.measure("restore"):
+                        faced = np.flatnonzero(chunk.has_face)
+                        if len(faced) == len(chunk.frames):
+                            track.restore(chunk.frames, decoded, chunk.source_indices, inplace=True)
+                        else:
+                            chunk.frames[faced] = track.restore(chunk.frames[faced], decoded,
+                                                                chunk.source_indices[faced], inplace=True)
+                with clock.measure("write"):
+                    writer.write(chunk.frames)
+
+            track = source.track
+            prefetch = Prefetcher(prepared_chunks, depth=2, name="latentsync-decode")
+            drain = Drain(restore_and_write, depth=2, name="latentsync-write")
+            try:
+                for chunk, prepared in prefetch:
+                    if prepared is None:
+                        steps_bar.update(len(self.scheduler.timesteps))
+                        drain.submit((chunk, None))
+                        continue
+                    pixels, masked = prepared
+                    count = len(pixels)
+                    with clock.measure("vae"):
+                        masked_latents = self._encode(masked, generator).to(dtype)
+                        ref_latents = self._encode(pixels, generator).to(dtype)
+                    with clock.measure("denoise"):
+                        audio_embeds = None
+                        if self.unet.add_audio_layer:
+                            out_faced = chunk.output_indices[chunk.has_face]
+                            feature_idx = frame_feature_indices(len(features), out_faced, video_fps,
+                                                                self.audio_encoder.audio_feat_length)
+                            audio_embeds = gather_frames(features, feature_idx).to(device, dtype)
+                        mask_latents = mask_latent.to(device, dtype)[:, :, None].expand(-1, -1, count, -1, -1)
+                        latents = noise.expand(-1, -1, count, -1, -1).clone()
+                        latents = self._denoise(latents, mask_latents, masked_latents, ref_latents, audio_embeds,
+                                                guidance_scale, extra_step_kwargs, steps_bar)
+                    with clock.measure("vae"):
+                        decoded = self._decode(latents).float().cpu()
+                        decoded = decoded * (1 - keep) + pixels.float() * keep
+                    frames_with_face += count
+                    drain.submit((chunk, decoded))
+                drain.finish()
+            except BaseException:
+                drain.abandon()
+                raise
+            finally:
+                prefetch.close()
         steps_bar.close()
         if was_training:
             self.unet.train()
+        timings.update(clock.as_dict())
+        timings["wall"] = timings.get("audio", 0.0) + time.perf_counter() - wall_start
         return LipsyncResult(Path(video_out_path), n_out, frames_with_face, int(track.bridged[schedule].sum()),
                              float(video_fps), timings)
 

@@ -136,14 +136,88 @@ def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> n
     return np.minimum(idx, num_frames - 1)
 
 
+# How far ahead of the sequential decoder a request may start and still be read (and skipped) from the
+# pipe instead of a random-access seek; and how close to frame 0 a request must start to restart the pipe.
+SEQUENTIAL_SKIP_MAX = 250
+SEQUENTIAL_RESTART_MAX = 48
+# Requests that go backward (ping-pong) are served from a block of this many frames decoded forward.
+BACKWARD_BLOCK_FRAMES = 32
+
+
+class _FramePipe:
+    """Source frames in order from an ffmpeg child (`rawvideo rgb24` on stdout), starting at frame 0.
+
+    Memory is one pipe buffer: ffmpeg blocks when we stop reading. decord, by contrast, keeps decoding
+    ahead into an unbounded queue while the caller is busy (dmlc/decord#157, #208): at 1080p that queue
+    held the rest of the video (6 MB a frame) while the pipeline restored or denoised. Frames are
+    bit-identical to decord's (same swscale defaults), checked by the tests.
+    """
+
+    def __init__(self, path: str, width: int, height: int, start_index: int = 0, start_seconds: float = 0.0):
+        self.frame_bytes = width * height * 3
+        self.shape = (height, width, 3)
+        self.position = start_index  # source index of the next frame the pipe delivers
+        seek = ["-ss", f"{start_seconds:.6f}"] if start_index else []
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *seek, "-i", _safe_path(path),
+               "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, bufsize=0)
+
+    def _read_into(self, out: np.ndarray) -> bool:
+        view, got = memoryview(out).cast("B"), 0
+        while got < self.frame_bytes:
+            n = self._proc.stdout.readinto(view[got:])
+            if not n:
+                return False
+            got += n
+        self.position += 1
+        return True
+
+    def read(self, source_indices: np.ndarray) -> np.ndarray | None:
+        """Frames at non-decreasing `source_indices` (all >= position); None if the stream ends first."""
+        out = np.empty((len(source_indices), *self.shape), dtype=np.uint8)
+        scratch = None
+        for k, index in enumerate(source_indices):
+            if k and index == source_indices[k - 1]:
+                out[k] = out[k - 1]  # frame-rate up-conversion shows a frame twice
+                continue
+            while self.position < index:  # frames the caller skips (down-conversion, a forward jump)
+                scratch = np.empty(self.shape, dtype=np.uint8) if scratch is None else scratch
+                if not self._read_into(scratch):
+                    return None
+            if not self._read_into(out[k]):
+                return None
+        return out
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._proc.stdout.close()
+
+
 class VideoReader:
-    """A video opened for streaming: `info` plus chunked iteration at the source or a target frame rate."""
+    """A video opened for streaming: `info` plus chunked access at the source or a target frame rate.
+
+    Requests that move forward (the face pass, the generation pass, loop playback) are served from one
+    sequential ffmpeg pipe, so memory stays at one chunk whatever the video's length. Requests that move
+    backward (ping-pong playback) are served from a block of `BACKWARD_BLOCK_FRAMES` frames decoded forward
+    from the keyframe before it. decord only probes the file and lists keyframes; its decoder is parked at
+    frame 0 so that it cannot decode ahead in the background. Use as a context manager, or call `close()`,
+    to end the ffmpeg child.
+    """
 
     def __init__(self, path: str | os.PathLike, target_fps: float | None = None):
+        self.path = os.fspath(path)
         self._reader = _open_decord(path)
         self.info = probe_video(path, self._reader)
+        self._park_decord()
         self.target_fps = float(target_fps) if target_fps else self.info.fps
         self.indices = resample_indices(self.info.num_frames, self.info.fps, self.target_fps)
+        self._pipe: _FramePipe | None = None
+        self._block: tuple[int, np.ndarray] | None = None  # (first source index, frames) for backward reads
+        self._keyframes: np.ndarray | None = None
 
     def __len__(self) -> int:
         """Number of frames delivered (after frame-rate conversion)."""
@@ -156,7 +230,82 @@ class VideoReader:
     def get_frames(self, output_indices: Iterable[int]) -> np.ndarray:
         """Frames at the given output positions, (n, h, w, 3) RGB uint8."""
         src = self.indices[np.asarray(list(output_indices), dtype=np.int64)]
-        return self._reader.get_batch(src.tolist()).asnumpy()
+        if len(src) == 0:
+            return np.zeros((0, self.info.height, self.info.width, 3), dtype=np.uint8)
+        if np.all(np.diff(src) >= 0):
+            pipe = self._pipe_for(int(src[0]))
+            if pipe is not None:
+                self._block = None
+                frames = pipe.read(src)
+                if frames is not None:
+                    return frames
+                self._close_pipe()  # the container promised more frames than ffmpeg decoded: let decord try
+        elif int(src.max() - src.min()) < BACKWARD_BLOCK_FRAMES * 4:
+            frames = self._from_block(src)
+            if frames is not None:
+                return frames
+        frames = self._reader.get_batch(src.tolist()).asnumpy()
+        self._park_decord()
+        return frames
+
+    def _from_block(self, src: np.ndarray) -> np.ndarray | None:
+        """Frames of a backward (or shuffled) request, from a small block decoded forward."""
+        lo, hi = int(src.min()), int(src.max()) + 1
+        if self._block is None or lo < self._block[0] or hi > self._block[0] + len(self._block[1]):
+            self._block = None
+            start = max(0, min(lo, hi - BACKWARD_BLOCK_FRAMES))
+            if self._keyframes is None:
+                self._keyframes = np.asarray(self._reader.get_key_indices(), dtype=np.int64)
+            keys = self._keyframes[self._keyframes <= start]
+            key = int(keys[-1]) if len(keys) else 0
+            # Seek a quarter frame before the keyframe's time: ffmpeg then starts at the GOP before it and drops
+            # every frame earlier than the keyframe, so the first frame delivered is exactly `key`.
+            seconds = float(self._reader.get_frame_timestamp(key)[0]) - 0.25 / self.info.fps if key else 0.0
+            pipe = _FramePipe(self.path, self.info.width, self.info.height, key, max(seconds, 0.0))
+            try:
+                frames = pipe.read(np.arange(start, hi))
+            finally:
+                pipe.close()
+            self._park_decord()
+            if frames is None:
+                return None
+            self._block = (start, frames)
+        first, frames = self._block
+        return frames[src - first]
+
+    def _pipe_for(self, first: int) -> _FramePipe | None:
+        """The sequential pipe positioned at or before `first`, (re)started at frame 0 when that is cheap."""
+        if self._pipe is not None and 0 <= first - self._pipe.position <= SEQUENTIAL_SKIP_MAX:
+            return self._pipe
+        if first <= SEQUENTIAL_RESTART_MAX:
+            self._close_pipe()
+            self._pipe = _FramePipe(self.path, self.info.width, self.info.height)
+            return self._pipe
+        return None
+
+    def _park_decord(self) -> None:
+        """Stop decord's background read-ahead (it decodes the rest of the video otherwise)."""
+        self._reader.seek(0)
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+
+    def close(self) -> None:
+        self._close_pipe()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self._close_pipe()
+        except Exception:  # interpreter shutdown: the child dies with us anyway
+            pass
 
     def iter_chunks(self, chunk_size: int = 16, start: int = 0) -> Iterator[np.ndarray]:
         """Consecutive chunks of at most `chunk_size` frames (the last may be shorter)."""
@@ -168,7 +317,8 @@ class VideoReader:
 
 def iter_frames(path: str | os.PathLike, chunk_size: int = 16, target_fps: float | None = None) -> Iterator[np.ndarray]:
     """Stream a video as RGB uint8 chunks (n, h, w, 3), optionally converted to `target_fps`."""
-    yield from VideoReader(path, target_fps=target_fps).iter_chunks(chunk_size)
+    with VideoReader(path, target_fps=target_fps) as reader:
+        yield from reader.iter_chunks(chunk_size)
 
 
 # ----------------------------------------------------------------------------------------------- audio
