@@ -1,7 +1,8 @@
 """Inference benchmarks (not tests). Results go to docs/benchmarks.md with the command that produced them.
 
-    # peak RSS + wall time of the tiny-model pipeline, 10 s vs 60 s clip (each run in its own process)
-    python benchmarks/bench_inference.py memory --seconds 10 60
+    # peak RSS, busy time per stage and wall time of the tiny-model pipeline on the 1080x1920 demo clip
+    # (../shared/media/demo1_video.mp4) looped to 10 s, 60 s and 300 s, each run in its own process
+    python benchmarks/bench_inference.py memory --seconds 10 60 300
     # seconds per output frame with the real-size stage-2 architecture (random weights), 2 steps, CPU
     python benchmarks/bench_inference.py speed --frames 16 --threads 2
 
@@ -30,6 +31,23 @@ WHISPER_TINY_DIMS = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=384, n_audio
                          n_vocab=51865, n_text_ctx=448, n_text_state=384, n_text_head=6, n_text_layer=4)
 
 
+DEMO_VIDEO = REPO_ROOT.parent / "shared" / "media" / "demo1_video.mp4"
+DEMO_AUDIO = REPO_ROOT.parent / "shared" / "media" / "demo1_audio.wav"
+
+
+def looped_clip(video: Path, audio: Path, seconds: float, folder: Path) -> tuple[Path, Path]:
+    """`video` and `audio` repeated to `seconds` (video stream-copied, so a 1080p source stays 1080p)."""
+    from latentsync.utils.media import ffmpeg_exe
+
+    out_video, out_audio = folder / f"clip_{seconds:g}s{video.suffix}", folder / f"clip_{seconds:g}s.wav"
+    base = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "-1"]
+    subprocess.run([*base, "-i", str(video), "-t", f"{seconds}", "-map", "0:v:0", "-c", "copy", str(out_video)],
+                   check=True)
+    subprocess.run([*base, "-i", str(audio), "-t", f"{seconds}", "-ac", "1", "-ar", "16000", str(out_audio)],
+                   check=True)
+    return out_video, out_audio
+
+
 def run_once(args) -> None:
     """Child process: one tiny-model run; prints a JSON line with timings and this process's peak RSS."""
     import torch
@@ -43,30 +61,43 @@ def run_once(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ckpts = make_tiny_checkpoints(tmp / "ckpts")
-        video, audio = make_demo_clip(tmp, seconds=args.child_seconds, width=360, height=480)
+        if args.video == "generated":
+            video, audio = make_demo_clip(tmp, seconds=args.child_seconds, width=360, height=480)
+        else:
+            video, audio = looped_clip(Path(args.video), Path(args.audio), args.child_seconds, tmp)
         start = time.perf_counter()
         result = lipsync(str(video), str(audio), str(tmp / "out.mp4"), **tiny_options(ckpts))
         wall = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    stages = result.seconds_per_stage
+    # Frames per busy second. A looped clip is shown forward once, so every output frame passes each stage once.
+    fps = {k: round(result.num_frames / v, 1) for k, v in stages.items()
+           if v > 0 and k in ("faces", "vae", "denoise", "restore", "write")}
     print(json.dumps({"seconds": args.child_seconds, "frames": result.num_frames, "wall_s": round(wall, 1),
-                      "peak_rss_mib": round(peak_mib), "stages_s": {k: round(v, 1) for k, v in
-                                                                     result.seconds_per_stage.items()}}))
+                      "peak_rss_mib": round(peak_mib), "ffmpeg_child_peak_rss_mib": round(children_mib),
+                      "stages_s": {k: round(v, 1) for k, v in stages.items()},
+                      "busy_sum_s": round(sum(v for k, v in stages.items() if k != "wall"), 1), "stage_fps": fps}))
 
 
 def memory(args) -> None:
     rows = []
     for seconds in args.seconds:
         out = subprocess.run([sys.executable, __file__, "_child", "--child_seconds", str(seconds),
-                              "--threads", str(args.threads)], capture_output=True, text=True, cwd=REPO_ROOT)
+                              "--threads", str(args.threads), "--video", str(args.video), "--audio", str(args.audio)],
+                             capture_output=True, text=True, cwd=REPO_ROOT)
         line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
         if not line:
             sys.exit(out.stderr[-3000:])
         rows.append(json.loads(line[-1]))
         print(rows[-1], flush=True)
-    print("\n| clip | frames | wall | peak RSS | per stage |\n| --- | ---: | ---: | ---: | --- |")
+    print("\n| clip | frames | wall | sum of busy | peak RSS | per stage (busy) | stage fps |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | --- |")
     for r in rows:
-        stages = ", ".join(f"{k} {v}s" for k, v in r["stages_s"].items())
-        print(f"| {r['seconds']:g} s | {r['frames']} | {r['wall_s']} s | {r['peak_rss_mib']} MiB | {stages} |")
+        stages = ", ".join(f"{k} {v}s" for k, v in r["stages_s"].items() if k != "wall")
+        fps = ", ".join(f"{k} {v}" for k, v in r["stage_fps"].items())
+        print(f"| {r['seconds']:g} s | {r['frames']} | {r['wall_s']} s | {r['busy_sum_s']} s | {r['peak_rss_mib']} MiB "
+              f"| {stages} | {fps} |")
     if len(rows) >= 2:
         print(f"\npeak RSS ratio longest/shortest: {rows[-1]['peak_rss_mib'] / rows[0]['peak_rss_mib']:.2f}")
 
@@ -117,11 +148,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("memory")
-    m.add_argument("--seconds", type=float, nargs="+", default=[10, 60])
+    m.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 300])
     m.add_argument("--threads", type=int, default=2)
     c = sub.add_parser("_child")
     c.add_argument("--child_seconds", type=float)
     c.add_argument("--threads", type=int, default=2)
+    for q in (m, c):
+        q.add_argument("--video", default=str(DEMO_VIDEO),
+                       help="clip looped to each length (default: the 1080x1920 demo); 'generated' = a 360x480 "
+                            "synthetic clip")
+        q.add_argument("--audio", default=str(DEMO_AUDIO), help="audio looped to each length")
     s = sub.add_parser("speed")
     s.add_argument("--frames", type=int, default=16)
     s.add_argument("--steps", type=int, default=2)

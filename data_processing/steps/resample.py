@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_processing.clips import replace_audio, write_clip
+from data_processing.clips import COPYABLE_CODECS, replace_audio, write_clip
 from data_processing.steps.base import Outcome, Step, WorkItem
 from latentsync.utils.media import VideoReader, describe_streams, read_audio
-
-COPYABLE_CODECS = ("h264",)
 
 
 def output_name(item: WorkItem) -> str:

@@ -1,21 +1,45 @@
 """Step 3: split each video into shots at scene cuts (PySceneDetect's adaptive detector, as the official
-`scenedetect detect-adaptive --threshold 2 split-video`), with frame-exact cuts and their audio."""
+`scenedetect detect-adaptive --threshold 2 split-video`), with frame-exact cuts and their audio.
+
+A video with a single shot keeps its video stream (see `data_processing.clips.write_clip`)."""
 
 from __future__ import annotations
 
 from data_processing.clips import write_clip
 from data_processing.steps.base import Outcome, Step, WorkItem
-from latentsync.utils.media import VideoReader, read_audio
+from latentsync.utils.media import VideoReader, iter_small_frames, read_audio
 
 
-def detect_cuts(path, settings) -> list[tuple[int, int]]:
-    """Shot frame ranges [start, end) found by scenedetect; an empty list when it finds no cut."""
-    from scenedetect import AdaptiveDetector, detect
+def detection_size(width: int, height: int) -> tuple[int, int]:
+    """The frame size scenedetect analyses (its automatic downscale: the longer side to ~256 px)."""
+    from scenedetect.scene_manager import compute_downscale_factor
+
+    factor = compute_downscale_factor(max(width, height))
+    return max(1, round(width / factor)), max(1, round(height / factor))
+
+
+def detect_cuts(path, settings, fps: float, width: int, height: int) -> list[tuple[int, int]]:
+    """Shot frame ranges [start, end) found by scenedetect's AdaptiveDetector; an empty list without a cut.
+
+    The detector sees the frames at the size scenedetect itself would downscale them to, but ffmpeg does the
+    scaling while decoding (one decode, no full-size frames in Python): about 10x faster at 1080p than
+    `scenedetect.detect`, which decodes full frames through OpenCV and resizes each one.
+    """
+    from scenedetect import AdaptiveDetector, FrameTimecode
 
     detector = AdaptiveDetector(adaptive_threshold=settings.adaptive_threshold, min_scene_len=settings.min_scene_len,
                                 window_width=settings.window_width, min_content_val=settings.min_content_val)
-    scenes = detect(str(path), detector, backend=settings.backend)
-    return [(start.get_frames(), end.get_frames()) for start, end in scenes]
+    cuts: list[int] = []
+    count = 0
+    small_w, small_h = detection_size(width, height)
+    for count, frame in enumerate(iter_small_frames(path, small_w, small_h, pix_fmt="bgr24"), start=1):
+        cuts += [c.frame_num for c in detector.process_frame(FrameTimecode(count - 1, fps), frame)]
+    if count:
+        cuts += [c.frame_num for c in detector.post_process(FrameTimecode(count - 1, fps))]
+    if not cuts:
+        return []
+    bounds = [0, *sorted(set(cuts)), count]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def shot_ranges(cuts: list[tuple[int, int]], num_frames: int) -> list[tuple[int, int]]:
@@ -33,7 +57,8 @@ class SplitShots(Step):
         reader = VideoReader(item.input_path, target_fps=self.cfg.resample.fps)
         rate = self.cfg.resample.sample_rate
         audio = read_audio(item.input_path, sample_rate=rate)
-        shots = shot_ranges(detect_cuts(item.input_path, self.cfg.shot), len(reader))
+        info = reader.info
+        shots = shot_ranges(detect_cuts(item.input_path, self.cfg.shot, info.fps, info.width, info.height), len(reader))
         outputs = {}
         for number, (start, end) in enumerate(shots, start=1):
             out = item.scratch(f"shot_{number:03d}.mp4")

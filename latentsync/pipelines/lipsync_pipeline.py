@@ -201,8 +201,8 @@ class LipsyncPipeline:
                     writer.write(chunk.frames)
 
             track = source.track
-            prefetch = Prefetcher(prepared_chunks, depth=2, name="latentsync-decode")
-            drain = Drain(restore_and_write, depth=2, name="latentsync-write")
+            prefetch = Prefetcher(prepared_chunks, depth=1, name="latentsync-decode")
+            drain = Drain(restore_and_write, depth=1, name="latentsync-write")
             try:
                 for chunk, prepared in prefetch:
                     if prepared is None:

@@ -5,6 +5,10 @@ While the main thread has chunk k in the VAE/U-Net, `Prefetcher` is decoding and
 of frames exist at any time; order is kept because each side is a single thread. An exception on either
 side stops the other and is re-raised in the main thread. `StageClock` adds up the busy seconds of each
 stage from any thread, so the summary can show busy time per stage next to the wall time.
+
+Each worker runs torch with one intra-op thread (torch's thread count is per thread): the main thread keeps
+its threads for the networks, and small per-frame ops do not oversubscribe the cores with spinning OpenMP
+teams (on a 2-core machine that made restore several times slower).
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 _DONE = object()
+WORKER_TORCH_THREADS = 1
+
+
+def _worker_setup() -> None:
+    import torch
+
+    torch.set_num_threads(WORKER_TORCH_THREADS)
 
 
 class StageClock:
@@ -67,6 +78,7 @@ class Prefetcher:
 
     def _run(self, make_items) -> None:
         try:
+            _worker_setup()
             for item in make_items():
                 if not self._put(item):
                     return
@@ -100,6 +112,10 @@ class Drain:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            _worker_setup()
+        except BaseException as exc:  # pragma: no cover - torch is always importable here
+            self._error = exc
         while True:
             item = self._queue.get()
             if item is _DONE:
@@ -124,7 +140,7 @@ class Drain:
             except queue.Full:
                 self._raise_if_failed()
                 if not self._thread.is_alive():  # pragma: no cover - the worker only ends on _DONE
-                    raise RuntimeError("the output worker stopped unexpectedly")
+                    raise RuntimeError("the output worker stopped unexpectedly") from None
 
     def finish(self) -> None:
         """Wait until every submitted item is handled; re-raise the worker's error if there was one."""

@@ -153,14 +153,18 @@ class _FramePipe:
     bit-identical to decord's (same swscale defaults), checked by the tests.
     """
 
-    def __init__(self, path: str, width: int, height: int, start_index: int = 0, start_seconds: float = 0.0):
+    def __init__(self, path: str, width: int, height: int, start_index: int = 0, start_seconds: float = 0.0,
+                 scale_to: tuple[int, int] | None = None, pix_fmt: str = "rgb24"):
+        if scale_to is not None:
+            width, height = scale_to
         self.frame_bytes = width * height * 3
         self.shape = (height, width, 3)
         self.position = start_index  # source index of the next frame the pipe delivers
         seek = ["-ss", f"{start_seconds:.6f}"] if start_index else []
+        scale = ["-vf", f"scale={width}:{height}:flags=bilinear"] if scale_to is not None else []
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *seek, "-i", _safe_path(path),
-               "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+               "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", *scale,
+               "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, bufsize=0)
 
@@ -313,6 +317,23 @@ class VideoReader:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         for begin in range(start, len(self), chunk_size):
             yield self.get_frames(range(begin, min(begin + chunk_size, len(self))))
+
+
+def iter_small_frames(path: str | os.PathLike, width: int, height: int, pix_fmt: str = "rgb24") -> Iterator[np.ndarray]:
+    """Every source frame scaled down to width x height by ffmpeg (for analysis such as shot detection).
+
+    Scaling inside ffmpeg converts straight from the decoder's YUV to the small RGB/BGR image, so a 1080p
+    video costs little more than its decoding."""
+    pipe = _FramePipe(os.fspath(_require_file(path, "video file")), width, height, scale_to=(width, height),
+                      pix_fmt=pix_fmt)
+    try:
+        while True:
+            frame = np.empty(pipe.shape, dtype=np.uint8)
+            if not pipe._read_into(frame):
+                return
+            yield frame
+    finally:
+        pipe.close()
 
 
 def iter_frames(path: str | os.PathLike, chunk_size: int = 16, target_fps: float | None = None) -> Iterator[np.ndarray]:
