@@ -2,6 +2,8 @@
 
     python benchmarks/bench_data_processing.py                      # fixture set, one pinned core
     python benchmarks/bench_data_processing.py --models standin     # test doubles instead of full-size models
+    python benchmarks/bench_data_processing.py --cutting            # shot + segment on the 1080p demo clip,
+                                                                    # next to the previous full-decode method
 
 Each step runs in this process (one worker) pinned to one core (ffmpeg children inherit the pinning);
 clips/min/core divides by the CPU time of the process and its ffmpeg children (robust to other load on a
@@ -72,15 +74,80 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _previous_cutting(path: Path, cfg, out_dir: Path) -> int:
+    """The method before: scenedetect.detect on full OpenCV frames, then every shot re-encoded (twice: shot
+    and segment). Kept here only to measure the ratio in the same run."""
+    from scenedetect import AdaptiveDetector, detect
+
+    from data_processing.clips import audio_span
+    from latentsync.utils.media import VideoReader, VideoWriter, read_audio, write_wav
+
+    s = cfg.shot
+    detect(str(path), AdaptiveDetector(adaptive_threshold=s.adaptive_threshold, min_scene_len=s.min_scene_len,
+                                       window_width=s.window_width, min_content_val=s.min_content_val),
+           backend="opencv")
+    source = path
+    for step in ("shot", "segment"):
+        with VideoReader(source) as reader:
+            audio = read_audio(source, cfg.resample.sample_rate)
+            wav = out_dir / f"{step}.wav"
+            write_wav(wav, audio_span(audio, 0, len(reader), reader.fps, cfg.resample.sample_rate),
+                      cfg.resample.sample_rate)
+            out = out_dir / f"previous_{step}.mp4"
+            with VideoWriter(out, reader.fps, audio_path=wav, crf=cfg.encoding.crf, preset=cfg.encoding.preset,
+                             audio_bitrate=cfg.encoding.audio_bitrate) as writer:
+                for chunk in reader.iter_chunks(cfg.runtime.chunk_size):
+                    writer.write(chunk)
+        source = out
+    return len(VideoReader(source))
+
+
+def cutting(args) -> None:
+    """Shot + segment on the demo clip after step 2 (25 fps H.264), CPU seconds per media second."""
+    from data_processing import run_pipeline
+    from data_processing.settings import load_settings
+    from latentsync.utils.media import probe_video
+
+    work = Path(tempfile.mkdtemp(prefix="bench_cut_"))
+    (work / "raw").mkdir()
+    shutil.copy(args.video, work / "raw" / Path(args.video).name)
+    cfg = load_settings(overrides=STAND_INS)
+    run_pipeline(work / "raw", cfg, steps=["resample"], progress=False, log=lambda *_: None)
+    resampled = next((work / "resampled").glob("*.mp4"))
+    info = probe_video(resampled)
+    rows = []
+    started, cpu_started = time.perf_counter(), cpu_seconds()
+    run_pipeline(work / "raw", cfg, steps=["shot", "segment"], progress=False, log=lambda *_: None)
+    rows.append(("this version (downscaled detection, stream kept)", time.perf_counter() - started,
+                 cpu_seconds() - cpu_started))
+    started, cpu_started = time.perf_counter(), cpu_seconds()
+    _previous_cutting(resampled, cfg, work)
+    rows.append(("previous (full-frame detect, re-encode per step)", time.perf_counter() - started,
+                 cpu_seconds() - cpu_started))
+    print(f"clip: {args.video} -> {resampled.name}: {info.width}x{info.height}, {info.duration:.1f} s, "
+          f"pinned to core {args.core}")
+    print("| method | wall s | CPU s | x real time per core |\n| --- | ---: | ---: | ---: |")
+    for name, wall, cpu in rows:
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} | {info.duration / cpu:.2f} |")
+    segments = sorted((work / "segmented").glob("*.mp4"))
+    print(f"segments written: {[p.name for p in segments]}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", choices=("random", "standin"), default="random")
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin to")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--cutting", action="store_true", help="time shot + segment on --video instead")
+    parser.add_argument("--video", default=str(REPO_ROOT.parent / "shared" / "media" / "demo1_video.mp4"))
     args = parser.parse_args()
 
     os.sched_setaffinity(0, {args.core})
     import torch
+
+    if args.cutting:
+        return cutting(args)
 
     torch.set_num_threads(1)
     from data_processing import run_pipeline

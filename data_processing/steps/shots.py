@@ -33,9 +33,9 @@ def detect_cuts(path, settings, fps: float, width: int, height: int) -> list[tup
     count = 0
     small_w, small_h = detection_size(width, height)
     for count, frame in enumerate(iter_small_frames(path, small_w, small_h, pix_fmt="bgr24"), start=1):
-        cuts += [c.frame_num for c in detector.process_frame(FrameTimecode(count - 1, fps), frame)]
+        cuts += [c.frame_num for c in detector.process_frame(FrameTimecode(count - 1, float(fps)), frame)]
     if count:
-        cuts += [c.frame_num for c in detector.post_process(FrameTimecode(count - 1, fps))]
+        cuts += [c.frame_num for c in detector.post_process(FrameTimecode(count - 1, float(fps)))]
     if not cuts:
         return []
     bounds = [0, *sorted(set(cuts)), count]

