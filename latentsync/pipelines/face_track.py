@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from latentsync.pipelines.streaming import StageClock
+from latentsync.utils.affine_transform import AlignRestore
 from latentsync.utils.face_video import AlignedFrame, FaceTrackProcessor, FaceTrackStats, resize_faces_to_box
 from latentsync.utils.media import VideoReader
 
@@ -84,11 +85,12 @@ class ChunkSource:
 
     The face pass advances only as far as the current chunk needs, so it runs beside the networks instead of
     before them. `clock` receives "faces" (decode + detect + align along the first traversal) and "decode"
-    (re-reading and re-warping frames shown again).
+    (re-reading and re-warping frames shown again). `device` is where warping and pasting back run: the
+    model's CUDA device when there is one (as the official pipeline), else the CPU.
     """
 
     def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
-                 detector=None, clock: StageClock | None = None, progress: bool = True):
+                 detector=None, clock: StageClock | None = None, progress: bool = True, device="cpu"):
         self.video_path = str(video_path)
         self.schedule = np.asarray(schedule, dtype=np.int64)
         self.chunk_size = chunk_size
@@ -97,6 +99,8 @@ class ChunkSource:
         self.progress = progress
         self.num_source_frames = int(self.schedule.max()) + 1 if len(self.schedule) else 0
         self.processor = FaceTrackProcessor(resolution=resolution, detector=detector)
+        if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
+            self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
         self.track = FaceTrack.empty(self.num_source_frames, self.processor)
         self.aligned_upto = 0  # source frames 0 .. aligned_upto-1 have been through the face pass
         self._first_pass_arrays: dict[int, np.ndarray] = {}  # start index -> decoded array, until handed out

@@ -155,7 +155,7 @@ class LipsyncPipeline:
         image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
         clock = StageClock()
         source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
-                             clock=clock, progress=progress)
+                             clock=clock, progress=progress, device=device)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         extra_step_kwargs = _step_kwargs(self.scheduler, generator, eta)
@@ -226,8 +226,10 @@ class LipsyncPipeline:
                         latents = self._denoise(latents, mask_latents, masked_latents, ref_latents, audio_embeds,
                                                 guidance_scale, extra_step_kwargs, steps_bar)
                     with clock.measure("vae"):
-                        decoded = self._decode(latents).float().cpu()
-                        decoded = decoded * (1 - keep) + pixels.float() * keep
+                        # stays on the model's device: on CUDA the paste-back runs there too (as the official)
+                        decoded = self._decode(latents).float()
+                        keep_here = keep.to(decoded.device)
+                        decoded = decoded * (1 - keep_here) + pixels.to(decoded.device).float() * keep_here
                     frames_with_face += count
                     drain.submit((chunk, decoded))
                 drain.finish()

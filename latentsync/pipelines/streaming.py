@@ -6,9 +6,8 @@ of frames exist at any time; order is kept because each side is a single thread.
 side stops the other and is re-raised in the main thread. `StageClock` adds up the busy seconds of each
 stage from any thread, so the summary can show busy time per stage next to the wall time.
 
-Each worker runs torch with one intra-op thread (torch's thread count is per thread): the main thread keeps
-its threads for the networks, and small per-frame ops do not oversubscribe the cores with spinning OpenMP
-teams (on a 2-core machine that made restore several times slower).
+The workers leave torch's thread count alone: it is process-wide (`torch.set_num_threads` in a worker also
+changes the networks' threads in the main thread).
 """
 
 from __future__ import annotations
@@ -20,13 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 _DONE = object()
-WORKER_TORCH_THREADS = 1
-
-
-def _worker_setup() -> None:
-    import torch
-
-    torch.set_num_threads(WORKER_TORCH_THREADS)
 
 
 class StageClock:
@@ -78,7 +70,6 @@ class Prefetcher:
 
     def _run(self, make_items) -> None:
         try:
-            _worker_setup()
             for item in make_items():
                 if not self._put(item):
                     return
@@ -112,10 +103,6 @@ class Drain:
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            _worker_setup()
-        except BaseException as exc:  # pragma: no cover - torch is always importable here
-            self._error = exc
         while True:
             item = self._queue.get()
             if item is _DONE:
