@@ -30,15 +30,20 @@ from latentsync.utils.media import VideoReader, iter_frames  # noqa: E402
 
 
 def decode(video: str, max_frames: int) -> tuple[np.ndarray, float]:
-    start = time.perf_counter()
-    chunks, count = [], 0
+    """Decoding speed (chunks streamed and dropped, as the pipeline does), then the frames kept for the rest."""
+    start, count = time.perf_counter(), 0
     for chunk in iter_frames(video, chunk_size=16):
-        chunks.append(chunk)
         count += len(chunk)
         if count >= max_frames:
             break
-    frames = np.concatenate(chunks)[:max_frames]
-    return frames, len(frames) / (time.perf_counter() - start)
+    fps = count / (time.perf_counter() - start)
+    chunks, kept = [], 0
+    for chunk in iter_frames(video, chunk_size=16):
+        chunks.append(chunk)
+        kept += len(chunk)
+        if kept >= max_frames:
+            break
+    return np.concatenate(chunks)[:max_frames], fps
 
 
 def align(frames: np.ndarray, detector: FaceDetector, resolution: int, detect_every: int, batch: int):
