@@ -11,6 +11,7 @@ folder that is removed afterwards, and models are loaded once and reused. Runs o
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from latentsync.api import InputError, LipsyncOptions, build_pipeline, lipsync  # noqa: E402
 from latentsync.config import CONFIG_DIR  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
-from latentsync.utils.media import MediaError, describe_streams, probe_video  # noqa: E402
+from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
 
 APP = OmegaConf.load(CONFIG_DIR / "inference.yaml").app
 
@@ -99,8 +100,11 @@ def build_app(service: LipsyncService, default_steps: int | None = None):
         progress(0.05, desc="lip-syncing")
         try:
             return service.run(video, audio, steps, guidance, seed, length_mode)
-        except (InputError, MediaError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
+        except InputError as exc:  # every bad input (upload, option, no face, ...): one clear message
+            raise gr.Error(" ".join(str(exc).split())) from exc
+        except Exception as exc:
+            logging.getLogger("latentsync.app").exception("lip-sync failed")
+            raise gr.Error(f"internal error ({type(exc).__name__}): {exc}; the server log has the details") from exc
 
     with gr.Blocks(title="LatentSync") as demo:
         gr.Markdown("# LatentSync\nUpload a talking-face video and the audio its lips should follow.")
@@ -134,7 +138,12 @@ def main(argv=None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
+    p.add_argument("--verbose", action="store_true", help="show third-party native log messages (mediapipe, absl)")
     args = p.parse_args(argv)
+    if not args.verbose:
+        from latentsync.utils.native_logs import filter_native_logs
+
+        filter_native_logs()
     options = LipsyncOptions(**{k: v for k, v in vars(args).items()
                                 if k in LipsyncOptions.__dataclass_fields__ and v is not None})
     service = LipsyncService(options)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
+from latentsync.errors import InputError
+
 WRAPPER_KEYS = ("state_dict", "model", "module")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint is missing, unsafe to load, or does not fit the model."""
 
 

@@ -18,11 +18,12 @@ import torch
 
 from eval.fvd import compute_fvd, i3d_features, load_i3d
 from eval.settings import DEFAULT_EVAL_CONFIG, FVDSettings, checkpoint_path, load_eval_config
+from latentsync.errors import InputError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 
 
-class FVDClipError(ValueError):
+class FVDClipError(InputError):
     """A video cannot give an FVD clip (too short, or a frame without a face)."""
 
 

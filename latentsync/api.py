@@ -14,18 +14,18 @@ from pathlib import Path
 import torch
 
 from latentsync.config import REPO_ROOT, load_config, model_config
+from latentsync.errors import InputError
+from latentsync.validation import check_output_path, check_run_options
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["InputError", "LipsyncOptions", "build_pipeline", "lipsync", "SCHEDULERS"]
 
 DEFAULT_UNET_CONFIG = "configs/unet/stage2.yaml"
 DEFAULT_CKPT = "checkpoints/latentsync_unet.pt"
 DEFAULT_VAE = "checkpoints/sd-vae-ft-mse"
 WHISPER_BY_WIDTH = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
 SCHEDULERS = ("ddim", "dpmsolver++")
-
-
-class InputError(ValueError):
-    """The user's input or set-up is wrong (missing file, mismatched checkpoint, ...): exit code 2."""
 
 
 @dataclass
@@ -175,10 +175,12 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
     """
     opts = LipsyncOptions.from_kwargs(**options)
     for path, what in ((video, "video"), (audio, "audio")):
+        if Path(path).is_dir():
+            raise InputError(f"the {what} path {path} is a folder; give a {what} file")
         if not Path(path).is_file():
             raise InputError(f"{what} file not found: {path}")
-    if not Path(out).parent.exists():
-        raise InputError(f"output folder does not exist: {Path(out).parent}")
+    check_run_options(opts.inference_steps, opts.guidance_scale, opts.seed)
+    check_output_path(out, (video, audio))
     pipeline, config, device, dtype = pipeline_bundle or build_pipeline(opts)
     generator = torch.Generator(device="cpu").manual_seed(opts.seed if opts.seed >= 0 else torch.seed())
     return pipeline(

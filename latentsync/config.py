@@ -7,11 +7,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from latentsync.errors import InputError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config file is missing or an override is malformed."""
 
 

@@ -3,31 +3,46 @@
     python -m scripts.inference --video_path in.mp4 --audio_path speech.wav --video_out_path out.mp4
     python -m scripts.inference --batch jobs.csv            # CSV (video,audio,output) or JSON list of objects
 
-Exit codes: 0 success, 2 bad input (missing/unreadable file, no face, wrong checkpoint for the config, ...),
-1 internal error. In batch mode outputs that already exist are skipped, one failure does not stop the
-rest, and the exit code is 0 only if every row succeeded (2 if the failures were all bad inputs).
+Exit codes: 0 success, 2 bad input (missing/unreadable file, no face, wrong checkpoint for the config, bad
+option, output path that is an input or a folder, disk full, ...), 1 internal error, 130 / 143 stopped by
+SIGINT / SIGTERM (the partial output is removed). Errors are one line; `--verbose` adds the traceback of an
+internal error and shows the third-party native log messages (mediapipe, TFLite, absl) that are hidden by
+default. In batch mode outputs that already exist are skipped (so a stopped batch resumes where it was),
+one failure does not stop the rest, and the exit code is 0 only if every row succeeded (2 if the failures
+were all bad inputs).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import logging
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
-from latentsync.api import SCHEDULERS, InputError, LipsyncOptions, build_pipeline, lipsync
+from latentsync.api import SCHEDULERS, LipsyncOptions, build_pipeline, lipsync
+from latentsync.errors import InputError, RunStopped, restore_signals, stop_on_signals
 from latentsync.pipelines.frame_schedule import LENGTH_MODES
+from latentsync.validation import check_output_path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Option errors as one `error:` line (exit 2), like every other bad input."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     d = LipsyncOptions()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--unet_config_path", default=d.unet_config_path)
     p.add_argument("--inference_ckpt_path", default=d.inference_ckpt_path)
     p.add_argument("--video_path")
@@ -47,6 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--length_mode", default=d.length_mode, choices=LENGTH_MODES)
     p.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS)
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    p.add_argument("--verbose", action="store_true", help="tracebacks, info logs and third-party native logs")
     args = p.parse_args(argv)
     single = (args.video_path, args.audio_path, args.video_out_path)
     if args.batch is None and not all(single):
@@ -80,21 +96,33 @@ def read_batch(path: Path) -> list[dict]:
 
 def classify(exc: BaseException) -> int:
     """Bad input (the user can fix it) vs internal error."""
-    from latentsync.pipelines.lipsync_pipeline import NoFaceError
-    from latentsync.utils.media import MediaError
+    if isinstance(exc, (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return EXIT_BAD_INPUT
+    return EXIT_INTERNAL
 
-    return EXIT_BAD_INPUT if isinstance(exc, (InputError, MediaError, NoFaceError, FileNotFoundError)) else EXIT_INTERNAL
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if classify(exc) == EXIT_INTERNAL:
+        return f"internal error ({type(exc).__name__}): {text} (run with --verbose for the traceback)"
+    return text
+
+
+def report(exc: BaseException, verbose: bool) -> int:
+    code = classify(exc)
+    if code == EXIT_INTERNAL and verbose:
+        traceback.print_exception(exc)
+    print(f"error: {one_line(exc)}", file=sys.stderr)
+    return code
 
 
 def run_single(args, options: LipsyncOptions) -> int:
     try:
         result = lipsync(args.video_path, args.audio_path, args.video_out_path, **vars(options))
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into a message + exit code
-        code = classify(exc)
-        if code == EXIT_INTERNAL:
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return code
+        return report(exc, args.verbose)
     print(result.summary())
     return EXIT_OK
 
@@ -104,23 +132,23 @@ def run_batch(args, options: LipsyncOptions) -> int:
         rows = read_batch(args.batch)
         bundle = build_pipeline(options)
     except Exception as exc:  # noqa: BLE001
-        print(f"error: {exc}", file=sys.stderr)
-        return classify(exc)
+        return report(exc, args.verbose)
     results, codes = [], []
     for row in rows:
         video, audio, output = row["video"], row["audio"], row["output"]
-        if Path(output).exists():
-            results.append((output, "skipped (exists)", ""))
-            continue
         start = time.perf_counter()
         try:
+            check_output_path(output, (video, audio))  # an output that is an input is an error, not "done"
+            if Path(output).exists():
+                results.append((output, "skipped (exists)", ""))
+                continue
             lipsync(video, audio, output, pipeline_bundle=bundle, **vars(options))
             results.append((output, "ok", f"{time.perf_counter() - start:.1f}s"))
-        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the batch
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the batch (a stop signal does)
             codes.append(classify(exc))
-            if codes[-1] == EXIT_INTERNAL:
-                traceback.print_exc()
-            results.append((output, "failed", str(exc).splitlines()[0][:200]))
+            if codes[-1] == EXIT_INTERNAL and args.verbose:
+                traceback.print_exception(exc)
+            results.append((output, "failed", one_line(exc)[:200]))
     print(f"\nbatch summary: {len(results) - len(codes)} of {len(results)} ok, {len(codes)} failed")
     for output, status, detail in results:
         print(f"  {status:18s} {output}  {detail}")
@@ -129,9 +157,22 @@ def run_batch(args, options: LipsyncOptions) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        from latentsync.utils.native_logs import filter_native_logs
+
+        filter_native_logs()
+        warnings.simplefilter("ignore")  # third-party deprecation chatter; --verbose shows it
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     options = options_from_args(args)
-    return run_batch(args, options) if args.batch else run_single(args, options)
+    previous = stop_on_signals()
+    try:
+        return run_batch(args, options) if args.batch else run_single(args, options)
+    except RunStopped as stop:
+        print(f"error: {stop}; the partial output was removed", file=sys.stderr)
+        return stop.exit_code
+    finally:
+        restore_signals(previous)
 
 
 if __name__ == "__main__":

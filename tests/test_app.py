@@ -110,7 +110,22 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
                 await new Promise(r => setTimeout(r, 300));
                 return [v.duration, v.currentTime];
             }""")
+            # a bad upload: one clear message in the page, no traceback
+            bad = tmp_path / "not_a_video.mp4"
+            bad.write_text("this is not a video " * 100)
+            page = browser.new_page()
+            page.goto(url, wait_until="networkidle")
+            page.locator("#video_in input[type=file]").set_input_files(str(bad))
+            page.locator("#audio_in input[type=file]").set_input_files(str(clip[1]))
+            page.locator("#run").click()
+            try:
+                page.wait_for_selector("text=/cannot read video|not a video|Error/i", timeout=120_000)
+            except sync_api.TimeoutError:
+                pytest.fail("no error message for a bad upload; page text:\n" + page.inner_text("body")[-2000:])
+            shown = page.inner_text("body")
             browser.close()
+        assert "Traceback" not in shown
+        assert "cannot read video" in shown or "not a video" in shown.lower(), shown[-1500:]
         assert abs(duration[0] - 0.8) < 0.1, duration
         assert duration[1] > 0, "the result video did not play"
     finally:

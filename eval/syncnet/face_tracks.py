@@ -16,13 +16,14 @@ import numpy as np
 from eval.settings import SyncNetProtocol, TrackingSettings
 from eval.syncnet.features import float_to_int16_scale
 from eval.syncnet.tracking import FaceTrack, crop_face, smooth_track, track_faces
+from latentsync.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 DECODE_CHUNK = 8  # frames decoded at once (full-resolution frames are large)
 
 
-class SyncEvalError(ValueError):
+class SyncEvalError(InputError):
     """A video cannot be scored; the message says why and what to do."""
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from latentsync.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -32,7 +34,7 @@ __all__ = [
 SAFETENSORS_SUFFIXES = (".safetensors",)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint file is missing, truncated, corrupt, or not a tensor checkpoint (a bad input file)."""
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from latentsync.config import REPO_ROOT
+from latentsync.errors import InputError
 
 VGG16_WEIGHTS_NAME = "vgg16-397923af.pth"
 DEFAULT_TRUNK_PATH = REPO_ROOT / "checkpoints" / "auxiliary" / VGG16_WEIGHTS_NAME
@@ -40,7 +41,7 @@ INPUT_SCALE = (0.458, 0.448, 0.450)
 UNIT_NORM_EPS = 1e-10
 
 
-class LPIPSWeightsError(ValueError):
+class LPIPSWeightsError(InputError):
     """LPIPS weights are missing or do not fit the VGG16 layout."""
 
 

@@ -20,17 +20,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from latentsync.errors import InputError
+
 GROUP_NORM_EPS = 1e-6
 ATTENTION_HEADS = 8
 FEED_FORWARD_MULT = 4
 ENCODER_KEYS = ("in_channels", "block_out_channels", "downsample_factors", "attn_blocks", "dropout")
 
 
-class SyncNetConfigError(ValueError):
+class SyncNetConfigError(InputError):
     """The `model:` section of a syncnet config cannot build a StableSyncNet."""
 
 
-class SyncNetCheckpointError(ValueError):
+class SyncNetCheckpointError(InputError):
     """A checkpoint file does not hold weights for the configured StableSyncNet."""
 
 

@@ -24,6 +24,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from latentsync.errors import InputError
+
 from .checkpoint import LoadReport, SkippedTensor, read_checkpoint, state_dict_shapes
 from .resnet import InflatedConv3d
 from .unet_blocks import UNetMidBlock3DCrossAttn, get_down_block, get_up_block
@@ -43,7 +45,7 @@ MOTION_MODULE_KEY = ".motion_modules."
 WHISPER_WIDTHS = {384: "Whisper tiny", 768: "Whisper small"}
 
 
-class IncompatibleCheckpointError(ValueError):
+class IncompatibleCheckpointError(InputError):
     """A checkpoint's tensors do not fit the U-Net config it is being loaded into."""
 
 

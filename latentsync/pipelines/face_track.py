@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from latentsync.errors import InputError
 from latentsync.pipelines.streaming import StageClock
 from latentsync.utils.affine_transform import AlignRestore
 from latentsync.utils.face_video import AlignedFrame, FaceTrackProcessor, FaceTrackStats, resize_faces_to_box
 from latentsync.utils.media import VideoReader
 
 
-class NoFaceError(ValueError):
+class NoFaceError(InputError):
     """No frame of the input video contains a detectable face."""
 
 

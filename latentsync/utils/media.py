@@ -10,6 +10,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -18,8 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from latentsync.errors import InputError, OutputWriteError
 
-class MediaError(ValueError):
+OUT_OF_SPACE_MESSAGES = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+class MediaError(InputError):
     """An input file cannot be used (missing, not a video, no audio stream, ...). The message says which and why."""
 
 
@@ -450,15 +455,28 @@ class VideoWriter:
         return self._stderr.read().decode(errors="replace").strip()[-1000:]
 
     def _fail(self, what: str) -> None:
-        detail = self._error_text() if self._proc is not None else ""
+        code, detail = None, ""
+        if self._proc is not None:
+            try:
+                code = self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            detail = self._error_text()
         self.abort()
+        if code == -signal.SIGXFSZ or any(m in detail for m in OUT_OF_SPACE_MESSAGES):
+            raise OutputWriteError(f"could not write {self.path}: the disk is full or a file-size limit was reached; "
+                                   "free some space (or choose another output folder) and run again. "
+                                   "No partial file was left.")
         raise RuntimeError(f"writing {self.path} failed: {what}. ffmpeg said: {detail}")
 
     def close(self) -> Path:
         """Finish encoding and move the file into place. Returns the final path."""
         if self._proc is None:
             raise MediaError(f"no frames were written to {self.path}; nothing to save")
-        self._proc.stdin.close()
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            self._fail("ffmpeg stopped accepting frames")
         code = self._proc.wait()
         if code != 0:
             self._fail(f"ffmpeg exited with code {code}")

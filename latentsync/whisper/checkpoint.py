@@ -13,10 +13,12 @@ from pathlib import Path
 import torch
 from whisper.model import AudioEncoder, ModelDimensions
 
+from latentsync.errors import InputError
+
 ENCODER_PREFIX = "encoder."
 
 
-class WhisperCheckpointError(ValueError):
+class WhisperCheckpointError(InputError):
     """A whisper checkpoint is missing or not in the openai format."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from latentsync.errors import InputError
+
 from .base import (
     AlignmentPointSet,
     DetectedFace,
@@ -39,7 +41,7 @@ def create_backend(name: str, cfg, device: str = "cpu") -> FaceBackend:
 
         section = cfg.face_alignment
         return FaceAlignmentBackend(root=section.root, device=device, points_preset=section.points_preset)
-    raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(BACKENDS)}")
+    raise InputError(f"unknown face detector {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
 __all__ = [
