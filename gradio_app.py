@@ -22,7 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from latentsync.api import InputError, LipsyncOptions, build_pipeline, lipsync  # noqa: E402
+from latentsync.api import PRESETS, InputError, LipsyncOptions, build_pipeline, lipsync  # noqa: E402
 from latentsync.config import CONFIG_DIR  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
@@ -132,8 +132,9 @@ def main(argv=None) -> None:
     d = LipsyncOptions()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name in ("unet_config_path", "inference_ckpt_path", "vae_path", "device", "dtype", "face_detector"):
-        p.add_argument(f"--{name}", default=getattr(d, name))
+        p.add_argument(f"--{name}", default=None if name == "dtype" else getattr(d, name))  # dtype: the preset's
     p.add_argument("--whisper_path", default=None)
+    p.add_argument("--preset", default="quality", choices=PRESETS, help="quality (official run) or fast")
     p.add_argument("--inference_steps", type=int, default=None, help="initial value of the steps slider")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
@@ -144,11 +145,11 @@ def main(argv=None) -> None:
         from latentsync.utils.native_logs import filter_native_logs
 
         filter_native_logs()
-    options = LipsyncOptions(**{k: v for k, v in vars(args).items()
-                                if k in LipsyncOptions.__dataclass_fields__ and v is not None})
+    options = LipsyncOptions.from_kwargs(**{k: v for k, v in vars(args).items()
+                                            if k in LipsyncOptions.__dataclass_fields__ and v is not None})
     service = LipsyncService(options)
     try:
-        build_app(service, args.inference_steps).launch(server_name=args.host, server_port=args.port, share=args.share,
+        build_app(service, options.inference_steps).launch(server_name=args.host, server_port=args.port, share=args.share,
                                   max_file_size=f"{APP.max_upload_mb}mb")
     finally:
         service.close()

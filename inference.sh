@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lip-sync a video to an audio track with the official checkpoints.
 #   ./inference.sh                                  # the project's own demo clip (made on first use)
-#   ./inference.sh VIDEO AUDIO OUTPUT [extra flags for scripts/inference.py]
+#   ./inference.sh VIDEO AUDIO OUTPUT [extra flags for scripts/inference.py, e.g. --preset fast]
 # The U-Net config follows checkpoints/latentsync_version.txt (1.5 -> 256 px, 1.6 -> 512 px).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,4 +22,4 @@ exec "$PY" -m scripts.inference \
   --unet_config_path "$config" \
   --inference_ckpt_path checkpoints/latentsync_unet.pt \
   --video_path "$video" --audio_path "$audio" --video_out_path "$out" \
-  --inference_steps 20 --guidance_scale 1.5 --seed 1247 "$@"
+  --seed 1247 "$@"   # steps, guidance, sampler, DeepCache: --preset quality (default, the official run) or fast

@@ -3,7 +3,8 @@
     # peak RSS, busy time per stage and wall time of the tiny-model pipeline on the 1080x1920 demo clip
     # (../shared/media/demo1_video.mp4) looped to 10 s, 60 s and 300 s, each run in its own process
     python benchmarks/bench_inference.py memory --seconds 10 60 300
-    # seconds per output frame with the real-size stage-2 architecture (random weights), 2 steps, CPU
+    # seconds per output frame with the real-size stage-2 architecture (random weights), CPU: plain 20-step
+    # fp32 DDIM, then the quality and fast presets (one 16-frame chunk at 256 px)
     python benchmarks/bench_inference.py speed --frames 16 --threads 2
 
 `speed` builds the stage2.yaml U-Net (1.27 B parameters), an sd-vae-ft-mse-sized VAE and a Whisper-tiny-sized
@@ -103,16 +104,25 @@ def memory(args) -> None:
 
 
 def speed(args) -> None:
-    """Seconds per output frame for the real-size architecture, per sampler configuration."""
+    """Seconds per output frame for the real-size architecture: plain 20-step fp32 DDIM, then each preset.
+
+    The fp32 rows run first: the fast preset casts the shared U-Net/VAE to its half type at the end (casting
+    back would round the weights). Frames of each row are compared with the quality row (PSNR over the
+    whole output), a numerical-stability figure only: random weights carry no quality.
+    """
+    import resource
+
+    import numpy as np
     import torch
     from diffusers import AutoencoderKL
 
     torch.set_num_threads(args.threads)
-    from latentsync.api import build_scheduler
+    from latentsync.api import LipsyncOptions, build_scheduler, resolve_dtype
     from latentsync.config import load_config, model_config
     from latentsync.models.unet import UNet3DConditionModel
     from latentsync.pipelines.deepcache import enable_deepcache
     from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
+    from latentsync.utils.media import VideoReader
     from latentsync.whisper.audio2feature import Audio2Feature
     from latentsync.whisper.tiny import make_random_whisper_checkpoint
     from tools.make_demo_clip import make_demo_clip
@@ -121,27 +131,47 @@ def speed(args) -> None:
     config = load_config("configs/unet/stage2.yaml")
     unet = UNet3DConditionModel.from_config(model_config(config)).eval()
     vae = AutoencoderKL(**SD_VAE).eval()
+    rows = [("plain DDIM, fp32, no DeepCache", LipsyncOptions.from_kwargs(enable_deepcache=False, dtype="fp32"))]
+    rows += [(f"preset {name}", LipsyncOptions.from_kwargs(preset=name)) for name in args.presets]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         whisper = make_random_whisper_checkpoint(tmp / "whisper.pt", WHISPER_TINY_DIMS)
         audio_encoder = Audio2Feature(str(whisper), device="cpu")
         video, audio = make_demo_clip(tmp, seconds=args.frames / 25, width=360, height=480)
-        print("| sampler | steps | frames | total s | denoise s | s / output frame |\n| --- | ---: | ---: | ---: | ---: | ---: |")
-        for name, scheduler, deepcache, steps in (("DDIM", "ddim", False, args.steps),
-                                                  ("DDIM + DeepCache", "ddim", True, args.steps_deepcache),
-                                                  ("DDIM", "ddim", False, args.steps_deepcache),
-                                                  ("DPM-Solver++", "dpmsolver++", False, args.steps)):
-            pipe = LipsyncPipeline(vae, audio_encoder, unet, build_scheduler(scheduler))
-            helper = enable_deepcache(pipe) if deepcache else None
+        print("| run | settings | frames | total s | denoise s | vae s | s / output frame | peak RSS | "
+              "PSNR vs quality |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+        outputs = {}
+        for name, opts in rows:
+            dtype = resolve_dtype(opts.dtype, torch.device("cpu"))
+            unet.to(dtype)
+            vae.to(dtype)
+            pipe = LipsyncPipeline(vae, audio_encoder, unet, build_scheduler(opts.scheduler))
+            helper = enable_deepcache(pipe) if opts.enable_deepcache else None
+            out = tmp / f"{len(outputs)}.mp4"
             start = time.perf_counter()
-            result = pipe(str(video), str(audio), str(tmp / "out.mp4"), height=256, width=256,
-                          num_inference_steps=steps, guidance_scale=1.5, weight_dtype=torch.float32,
-                          generator=torch.Generator().manual_seed(0), progress=False)
+            result = pipe(str(video), str(audio), str(out), height=256, width=256,
+                          num_inference_steps=opts.inference_steps, guidance_scale=opts.guidance_scale,
+                          weight_dtype=dtype, generator=torch.Generator().manual_seed(0), progress=False)
             total = time.perf_counter() - start
             if helper is not None:
                 helper.disable()
-            print(f"| {name} | {steps} | {result.num_frames} | {total:.1f} | {result.seconds_per_stage['denoise']:.1f} "
-                  f"| {total / result.num_frames:.2f} |", flush=True)
+            with VideoReader(out) as reader:
+                outputs[name] = reader.get_frames(range(len(reader))).astype(np.float64)
+            quality = next((v for k, v in outputs.items() if k == "preset quality"), None)
+            psnr = "—"
+            if quality is not None and name != "preset quality":
+                mse = float(np.mean((outputs[name] - quality) ** 2))
+                psnr = f"{10 * np.log10(255 ** 2 / max(mse, 1e-12)):.1f} dB"
+            stages = result.seconds_per_stage
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            print(f"| {name} | {opts.settings_line('cpu', dtype).removeprefix('settings: ')} | {result.num_frames} "
+                  f"| {total:.1f} | {stages.get('denoise', 0):.1f} | {stages.get('vae', 0):.1f} "
+                  f"| {total / result.num_frames:.2f} | {peak:.1f} GiB | {psnr} |", flush=True)
+        quality, plain = outputs.get("preset quality"), outputs.get(rows[0][0])
+        if quality is not None and plain is not None:
+            mse = float(np.mean((plain - quality) ** 2))
+            print(f"\nPSNR of plain fp32 DDIM vs preset quality (DeepCache's deviation): "
+                  f"{10 * np.log10(255 ** 2 / max(mse, 1e-12)):.1f} dB")
 
 
 def main() -> None:
@@ -160,8 +190,7 @@ def main() -> None:
         q.add_argument("--audio", default=str(DEMO_AUDIO), help="audio looped to each length")
     s = sub.add_parser("speed")
     s.add_argument("--frames", type=int, default=16)
-    s.add_argument("--steps", type=int, default=2)
-    s.add_argument("--steps_deepcache", type=int, default=6)
+    s.add_argument("--presets", nargs="+", default=["quality", "fast"])
     s.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     {"memory": memory, "_child": run_once, "speed": speed}[args.cmd](args)

@@ -8,6 +8,7 @@ width matches the U-Net's audio cross-attention.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from latentsync.validation import check_output_path, check_run_options
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["InputError", "LipsyncOptions", "build_pipeline", "lipsync", "SCHEDULERS"]
+__all__ = ["InputError", "LipsyncOptions", "PRESETS", "build_pipeline", "lipsync", "SCHEDULERS"]
 
 DEFAULT_UNET_CONFIG = "configs/unet/stage2.yaml"
 DEFAULT_CKPT = "checkpoints/latentsync_unet.pt"
@@ -28,9 +29,25 @@ WHISPER_BY_WIDTH = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whispe
 SCHEDULERS = ("ddim", "dpmsolver++")
 
 
+PRESETS = ("quality", "fast")
+PRESET_KEYS = ("scheduler", "inference_steps", "guidance_scale", "enable_deepcache", "dtype")
+
+
+def preset_values(name: str) -> dict:
+    """The option values of a preset (configs/inference.yaml `presets`)."""
+    from omegaconf import OmegaConf
+
+    from latentsync.config import CONFIG_DIR
+
+    presets = OmegaConf.load(CONFIG_DIR / "inference.yaml").presets
+    if name not in presets:
+        raise InputError(f"unknown --preset {name!r}; choose one of {', '.join(presets)}")
+    return dict(OmegaConf.to_container(presets[name]))
+
+
 @dataclass
 class LipsyncOptions:
-    """Every knob of a run. Defaults are the official inference defaults."""
+    """Every knob of a run. Defaults are the `quality` preset: the official inference.sh run."""
 
     unet_config_path: str = DEFAULT_UNET_CONFIG
     inference_ckpt_path: str = DEFAULT_CKPT
@@ -40,10 +57,11 @@ class LipsyncOptions:
     guidance_scale: float = 1.5
     seed: int = 1247
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    dtype: str = "auto"  # auto (fp16 on CUDA capability > 7, else fp32) | fp32 | fp16 | bf16
+    dtype: str = "auto"  # auto (fp16 on CUDA capability > 7, else fp32) | fast | fp32 | fp16 | bf16
     length_mode: str = "pingpong"
     scheduler: str = "ddim"
-    enable_deepcache: bool = False
+    enable_deepcache: bool = True  # as the official inference.sh and app
+    preset: str = "quality"
     face_detector: str = "mediapipe"
     temp_dir: str | None = None  # kept for CLI compatibility; nothing is written outside the output folder
     progress: bool = True
@@ -54,7 +72,23 @@ class LipsyncOptions:
         unknown = sorted(set(kwargs) - known)
         if unknown:
             raise TypeError(f"unknown option(s) {unknown}; valid options: {sorted(known)}")
-        return cls(**{k: v for k, v in kwargs.items() if v is not None or k == "whisper_path"})
+        given = {k: v for k, v in kwargs.items() if v is not None or k == "whisper_path"}
+        preset = given.get("preset", "quality")
+        return cls(**{**preset_values(preset), **given, "preset": preset})  # explicit options win
+
+    def settings_line(self, device, dtype) -> str:
+        """The effective settings, printed once per run."""
+        deepcache = "off"
+        if self.enable_deepcache:
+            from omegaconf import OmegaConf
+
+            from latentsync.config import CONFIG_DIR
+
+            dc = OmegaConf.load(CONFIG_DIR / "inference.yaml").deepcache
+            deepcache = f"on (interval {dc.cache_interval}, branch {dc.cache_branch_id})"
+        return (f"settings: preset {self.preset}; device {device}, dtype {str(dtype).replace('torch.', '')}, "
+                f"sampler {self.scheduler}, {self.inference_steps} steps, guidance {self.guidance_scale:g}, "
+                f"DeepCache {deepcache}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -69,6 +103,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), so bf16 is faster than fp32 here."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """fp16 on CUDA with compute capability > 7 (as the official), fp32 elsewhere unless asked otherwise."""
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -76,8 +118,14 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
         if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] > 7:
             return torch.float16
         return torch.float32
+    if name == "fast":  # the quickest supported half type of the device
+        if device.type == "cuda":
+            return torch.float16
+        if device.type == "cpu" and cpu_has_native_bf16():
+            return torch.bfloat16
+        return torch.float32
     if name not in table:
-        raise InputError(f"unknown dtype {name!r}; choose auto, fp32, fp16 or bf16")
+        raise InputError(f"unknown dtype {name!r}; choose auto, fast, fp32, fp16 or bf16")
     if name == "fp16" and device.type == "cpu":
         raise InputError("fp16 is not supported on the CPU; use --dtype fp32 or bf16")
     return table[name]
@@ -182,6 +230,8 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
     check_run_options(opts.inference_steps, opts.guidance_scale, opts.seed)
     check_output_path(out, (video, audio))
     pipeline, config, device, dtype = pipeline_bundle or build_pipeline(opts)
+    if opts.progress:  # once per run, next to the progress bars
+        print(opts.settings_line(device, dtype), file=sys.stderr, flush=True)
     generator = torch.Generator(device="cpu").manual_seed(opts.seed if opts.seed >= 0 else torch.seed())
     return pipeline(
         video_path=str(video),

@@ -215,3 +215,4 @@ def test_console_is_quiet_by_default_and_verbose_shows_native_logs(ckpts, tmp_pa
                           timeout=300)
     assert loud.returncode == 0
     assert len(loud.stderr) > len(quiet.stderr)  # the third-party messages are there when asked for
+

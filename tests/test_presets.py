@@ -1,0 +1,72 @@
+"""Presets: quality (the official run) and fast fill the options; explicit flags win; settings printed once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import scripts.inference as cli
+from latentsync.api import LipsyncOptions, cpu_has_native_bf16, resolve_dtype
+from tests.inference_fixtures import cli_args, face_clip, tiny_options
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    from tools.make_tiny_checkpoints import make_tiny_checkpoints
+
+    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts"))
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("preset_media")
+    video, audio = face_clip(folder, "clip", 0.8)
+    (folder / "outputs").mkdir()
+    return {"video": video, "audio": audio, "folder": folder}
+
+
+def test_presets_fill_options_and_explicit_flags_win():
+    quality = LipsyncOptions.from_kwargs()
+    assert (quality.scheduler, quality.inference_steps, quality.guidance_scale, quality.enable_deepcache) == \
+        ("ddim", 20, 1.5, True)  # the official inference.sh run
+    fast = LipsyncOptions.from_kwargs(preset="fast")
+    assert (fast.scheduler, fast.inference_steps, fast.enable_deepcache, fast.dtype) == ("dpmsolver++", 10, True, "fast")
+    mixed = LipsyncOptions.from_kwargs(preset="fast", inference_steps=4, enable_deepcache=False)
+    assert (mixed.inference_steps, mixed.enable_deepcache, mixed.scheduler) == (4, False, "dpmsolver++")
+    expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    assert resolve_dtype("fast", torch.device("cpu")) == expected
+
+
+def test_cli_preset_flags(ckpts, media):
+    argv = cli_args(ckpts, media["video"], media["audio"], media["folder"] / "outputs" / "o.mp4")
+    args = cli.parse_args(argv + ["--preset", "fast", "--inference_steps", "3", "--disable_deepcache"])
+    options = cli.options_from_args(args)
+    assert (options.preset, options.scheduler, options.inference_steps, options.enable_deepcache) == \
+        ("fast", "dpmsolver++", 3, False)
+    plain = cli.options_from_args(cli.parse_args(argv))
+    assert (plain.scheduler, plain.inference_steps, plain.enable_deepcache) == ("ddim", 2, True)
+
+
+def test_every_run_prints_its_settings_once(ckpts, media, tmp_path, capsys):
+    import latentsync
+
+    latentsync.lipsync(str(media["video"]), str(media["audio"]), str(tmp_path / "o.mp4"),
+                       **tiny_options(ckpts, progress=True, preset="fast", dtype="fp32"))
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("settings:")]
+    assert len(lines) == 1, err
+    assert "preset fast" in lines[0] and "dpmsolver++" in lines[0] and "2 steps" in lines[0]
+    assert "DeepCache on (interval 3, branch 0)" in lines[0] and "float32" in lines[0]
+
+
+def test_fast_preset_runs_end_to_end_in_its_half_type(ckpts, media, tmp_path):
+    import latentsync
+    from latentsync.utils.media import probe_video
+
+    out = tmp_path / "fast.mp4"
+    result = latentsync.lipsync(str(media["video"]), str(media["audio"]), str(out),
+                                **tiny_options(ckpts, preset="fast", inference_steps=None))
+    assert probe_video(out).num_frames == result.num_frames == 20
+    assert result.frames_with_face == 20
+    if cpu_has_native_bf16():
+        assert resolve_dtype("fast", torch.device("cpu")) == torch.bfloat16
