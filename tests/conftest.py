@@ -22,6 +22,14 @@ def shared_file(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def ckpts(tmp_path_factory):
+    """Tiny random VAE, Whisper, U-Net and SyncNet (tools/make_tiny_checkpoints.py), made once per test session."""
+    from tools.make_tiny_checkpoints import make_tiny_checkpoints
+
+    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts"))
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     """Keep torch from oversubscribing the small CI machines."""

@@ -21,13 +21,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    from tools.make_tiny_checkpoints import make_tiny_checkpoints
-
-    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts_app"))
-
-
-@pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return face_clip(tmp_path_factory.mktemp("app_clip"), "clip", 0.8)
 

@@ -28,13 +28,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    from tools.make_tiny_checkpoints import make_tiny_checkpoints
-
-    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts"))
-
-
-@pytest.fixture(scope="module")
 def media(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
     video, audio = face_clip(folder, "clip", 0.8)

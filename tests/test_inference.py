@@ -23,13 +23,6 @@ from tests.inference_fixtures import audio_seconds, cli_args, decode_all, face_c
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    from tools.make_tiny_checkpoints import make_tiny_checkpoints
-
-    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts"))
-
-
-@pytest.fixture(scope="module")
 def bundle(ckpts):
     return build_pipeline(LipsyncOptions(**tiny_options(ckpts)))
 

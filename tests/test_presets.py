@@ -11,13 +11,6 @@ from tests.inference_fixtures import cli_args, face_clip, tiny_options
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    from tools.make_tiny_checkpoints import make_tiny_checkpoints
-
-    return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts"))
-
-
-@pytest.fixture(scope="module")
 def media(tmp_path_factory):
     folder = tmp_path_factory.mktemp("preset_media")
     video, audio = face_clip(folder, "clip", 0.8)

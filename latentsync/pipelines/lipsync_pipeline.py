@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +127,6 @@ class LipsyncPipeline:
                  weight_dtype: torch.dtype | None = None, eta: float = 0.0, mask_image_path: str | None = None,
                  temp_dir: str | None = None, generator: torch.Generator | None = None,
                  length_mode: str = "pingpong", progress: bool = True, **_ignored) -> LipsyncResult:
-        timings: dict[str, float] = {}
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or height
         if height != width or height % 8:
@@ -137,7 +135,8 @@ class LipsyncPipeline:
         self.unet.eval()
         device = self.device
 
-        with _timer(timings, "audio"):
+        clock = StageClock()
+        with clock.measure("audio"):
             audio = read_audio(audio_path, audio_sample_rate)
             audio_seconds = len(audio) / audio_sample_rate
             if audio_seconds < 1.0 / video_fps:
@@ -153,7 +152,6 @@ class LipsyncPipeline:
 
         mask = load_fixed_mask(height, mask_image_path) if mask_image_path else load_fixed_mask(height)
         image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
-        clock = StageClock()
         source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
                              clock=clock, progress=progress, device=device)
 
@@ -241,7 +239,7 @@ class LipsyncPipeline:
         steps_bar.close()
         if was_training:
             self.unet.train()
-        timings.update(clock.as_dict())
+        timings = clock.as_dict()
         timings["wall"] = timings.get("audio", 0.0) + time.perf_counter() - wall_start
         return LipsyncResult(Path(video_out_path), n_out, frames_with_face, int(track.bridged[schedule].sum()),
                              float(video_fps), timings)
@@ -258,10 +256,3 @@ def _step_kwargs(scheduler, generator, eta) -> dict:
     if "generator" in params:
         kwargs["generator"] = generator
     return kwargs
-
-
-@contextmanager
-def _timer(timings: dict, name: str):
-    start = time.perf_counter()
-    yield
-    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
