@@ -3,6 +3,7 @@ briefly with it generates mouths that follow the audio better than shuffled-audi
 
     python -m benchmarks.learning_proof --work output/learning_proof            # ~30 CPU minutes on 2 cores
     python -m benchmarks.learning_proof --work output/lp --syncnet_steps 300 --stage1_steps 200 --stage2_steps 100
+    python -m benchmarks.learning_proof --work output/learning_proof --guard   # presets vs 20-step fp32 DDIM
 
 Steps (all with the project's own tools, nothing downloaded):
 1. synthetic clips (tools/make_synthetic_dataset.py): 64 px aligned faces whose mouth follows generated syllables,
@@ -30,13 +31,15 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from latentsync.config import CONFIG_DIR, REPO_ROOT, load_config
+from latentsync.config import REPO_ROOT, load_config
 from latentsync.utils.training_utils import load_training_config
 
 logger = logging.getLogger("learning_proof")
 
 SYNCNET_CONFIG = "configs/syncnet/small_64.yaml"
 UNET_CONFIG = "configs/unet/tiny.yaml"
+GUARD_SYNC_RATIO = 0.9  # issue 13: a preset keeps >= 0.9x the own-audio sync of 20-step fp32 DDIM ...
+GUARD_MIN_WINS = 26  # ... and own audio beats shuffled audio on >= 26 of the 32 held-out clips
 STAGE1_OVERRIDES = ("model.use_motion_module=false", "run.pixel_space_supervise=false", "run.use_syncnet=false")
 
 
@@ -132,54 +135,66 @@ def train_unet(args, data: Path, ckpts: dict, syncnet_ckpt: Path) -> tuple[Path,
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
+REFERENCE_SAMPLER = {"scheduler": "ddim", "inference_steps": 20, "guidance_scale": 1.5, "enable_deepcache": False,
+                     "dtype": "fp32"}  # the quality guard's yardstick: plain 20-step fp32 DDIM
+
+
 class Generator:
-    """Regenerates the masked mouth region of 16-frame windows with the trained U-Net (DDIM, as inference)."""
+    """Regenerates the masked mouth region of 16-frame windows with the trained U-Net, through the inference
+    sampler (`latentsync.pipelines.sampling.denoise`) with a given scheduler, steps, guidance, DeepCache, dtype."""
 
-    def __init__(self, args, ckpts: dict, unet_ckpt: Path, overrides=()):
-        from diffusers import AutoencoderKL, DDIMScheduler
+    def __init__(self, ckpts: dict, unet_ckpt: Path, sampler: dict, overrides=()):
+        from diffusers import AutoencoderKL
 
+        from latentsync.api import build_scheduler, resolve_dtype
         from latentsync.models.unet import UNet3DConditionModel
 
         cfg = load_config(UNET_CONFIG, overrides)
-        self.unet, _ = UNet3DConditionModel.from_pretrained(OmegaConf.to_container(cfg.model), str(unet_ckpt))
-        self.unet.eval()
-        self.vae = AutoencoderKL.from_pretrained(ckpts["vae"]).eval()
-        self.scheduler = DDIMScheduler.from_pretrained(str(CONFIG_DIR))
-        self.steps, self.guidance = args.eval_steps, args.guidance_scale
+        self.sampler = dict(sampler)
+        self.dtype = resolve_dtype(sampler["dtype"], torch.device("cpu"))
+        unet, _ = UNet3DConditionModel.from_pretrained(OmegaConf.to_container(cfg.model), str(unet_ckpt))
+        self.unet = unet.eval().to(self.dtype)
+        self.vae = AutoencoderKL.from_pretrained(ckpts["vae"]).eval().to(self.dtype)
+        self.scheduler = build_scheduler(sampler["scheduler"])
+        if sampler["enable_deepcache"]:
+            from types import SimpleNamespace
+
+            from latentsync.pipelines.deepcache import enable_deepcache
+
+            enable_deepcache(SimpleNamespace(unet=self.unet, scheduler=self.scheduler))
         self.scaling = 0.18215
 
     @torch.no_grad()
     def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
         """The frames through the VAE (posterior mean): how much the tiny VAE alone blurs the mouths."""
-        return self.vae.decode(self.vae.encode(frames).latent_dist.mean).sample.float().clamp(-1, 1)
+        mean = self.vae.encode(frames.to(self.dtype)).latent_dist.mean
+        return self.vae.decode(mean).sample.float().clamp(-1, 1)
 
     @torch.no_grad()
     def __call__(self, sample: dict, audio_embeds: torch.Tensor, seed: int) -> torch.Tensor:
         """(16, 3, 64, 64) frames in [-1, 1]: generated mouth region pasted into the ground-truth surroundings."""
-        from latentsync.utils.diffusion_steps import decode_latents, encode_latents
+        from latentsync.pipelines.sampling import denoise
+        from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
         from latentsync.utils.training_utils import step_generator
 
         gen = step_generator(seed, 0, 0)
-        masked, ref = (encode_latents(self.vae, sample[key][None], gen, self.scaling)
+        masked, ref = (encode_latents(self.vae, sample[key], gen, self.scaling).to(self.dtype)
                        for key in ("masked_pixel_values", "ref_pixel_values"))
-        mask = torch.nn.functional.interpolate(sample["masks"], size=masked.shape[-2:])  # (f, 1, h, w)
-        mask = mask.permute(1, 0, 2, 3)[None]
+        mask = mask_to_latent(sample["masks"], masked.shape[-2:]).to(self.dtype)
         latents = torch.randn((1, 4, 1, *masked.shape[-2:]), generator=gen).expand(-1, -1, masked.shape[2], -1, -1)
-        audio = audio_embeds[None]
-        self.scheduler.set_timesteps(self.steps)
-        for t in self.scheduler.timesteps:
-            cond = torch.cat([latents, mask, masked, ref], dim=1)
-            noise = self.unet(cond, t, encoder_hidden_states=audio).sample
-            if self.guidance > 1:
-                uncond = self.unet(cond, t, encoder_hidden_states=torch.zeros_like(audio)).sample
-                noise = uncond + self.guidance * (noise - uncond)
-            latents = self.scheduler.step(noise, t, latents).prev_sample
+        latents = latents.to(self.dtype)
+        latents = denoise(self.unet, self.scheduler, latents, mask, masked, ref, audio_embeds.to(self.dtype),
+                          num_inference_steps=int(self.sampler["inference_steps"]),
+                          guidance_scale=float(self.sampler["guidance_scale"]), generator=gen)
         frames = decode_latents(self.vae, latents, self.scaling).float().clamp(-1, 1)
         keep = sample["masks"]
         return frames * (1 - keep) + sample["gt_pixel_values"] * keep
 
 
-def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path, overrides=()) -> dict:
+def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path, overrides=(), sampler=None,
+             frames_out: list | None = None) -> dict:
+    """Own-audio vs shuffled-audio sync of regenerated held-out windows. `sampler` defaults to the proof's own
+    evaluation sampler (DDIM `--eval_steps`, fp32); `frames_out`, if given, receives the own-audio frames."""
     from latentsync.data.syncnet_dataset import syncnet_visual_input
     from latentsync.data.unet_dataset import UNetDataset
     from latentsync.models.stable_syncnet import StableSyncNet
@@ -193,7 +208,8 @@ def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path,
                                                 "run.seed=2024"])
     dataset = UNetDataset(str(data / "val"), config)
     samples = [dataset.sample(i, 0) for i in range(len(dataset))]
-    generate = Generator(args, ckpts, unet_ckpt, overrides)
+    sampler = sampler or {**REFERENCE_SAMPLER, "inference_steps": args.eval_steps, "guidance_scale": args.guidance_scale}
+    generate = Generator(ckpts, unet_ckpt, sampler, overrides)
     rng = np.random.default_rng(0)
     shuffle = np.roll(np.arange(len(samples)), int(rng.integers(1, len(samples))))  # a derangement
 
@@ -203,9 +219,12 @@ def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path,
         return float(sync_probability(vision, audio))
 
     rows = []
+    started = time.perf_counter()
     for i, s in enumerate(samples):
         other = samples[shuffle[i]]
         matched = generate(s, s["audio_embeds"], seed=i)
+        if frames_out is not None:
+            frames_out.append(matched)
         control = generate(s, other["audio_embeds"], seed=i)  # same noise, same frames, someone else's audio
         rows.append({
             "clip": Path(s["video_path"]).name,
@@ -226,8 +245,50 @@ def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path,
         "own_beats_shuffled": wins,
         "sign_test_p": sign_test_p(wins, len(rows)),
         "mean_difference": float((own - ctl).mean()),
+        "sampler": sampler,
+        "seconds": time.perf_counter() - started,
         "rows": rows,
     }
+
+
+def psnr(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """PSNR in dB of frames in [-1, 1] (peak 2), over all clips together."""
+    mse = float(torch.mean(torch.stack([torch.mean((x - y) ** 2) for x, y in zip(a, b, strict=True)])))
+    return float("inf") if mse == 0 else 10 * float(np.log10(4.0 / mse))
+
+
+def quality_guard(args) -> dict:
+    """Each inference preset against plain 20-step fp32 DDIM, with the trained models of an earlier full run:
+    own-audio sync (must stay >= GUARD_SYNC_RATIO x the reference), own > shuffled (>= GUARD_MIN_WINS of 32),
+    and the PSNR of the preset's frames against the reference frames."""
+    from latentsync.api import preset_values
+
+    results = json.loads((args.work / "results.json").read_text())
+    data, ckpts = Path(args.data), {"vae": str(args.work / "ckpts" / "vae"),
+                                    "whisper": str(args.work / "ckpts" / "whisper_tiny.pt")}
+    syncnet_ckpt, unet_ckpt = Path(results["syncnet"]["checkpoint"]), Path(results["unet"]["stage2_checkpoint"])
+    runs = {"reference (ddim 20, fp32, no DeepCache)": REFERENCE_SAMPLER}
+    for name in args.presets:
+        values = preset_values(name)
+        runs[f"preset {name}"] = {key: values[key] for key in REFERENCE_SAMPLER}
+    out, frames = {}, {}
+    for label, sampler in runs.items():
+        frames[label] = []
+        out[label] = evaluate(args, data, ckpts, syncnet_ckpt, unet_ckpt, sampler=sampler, frames_out=frames[label])
+        out[label].pop("rows")
+        logger.info("guard %s: own %.3f shuffled %.3f wins %d/%d in %.0f s", label,
+                    out[label]["mean_sync"]["generated_own_audio"], out[label]["mean_sync"]["generated_shuffled_audio"],
+                    out[label]["own_beats_shuffled"], out[label]["clips"], out[label]["seconds"])
+    reference = next(iter(runs))
+    ref_sync = out[reference]["mean_sync"]["generated_own_audio"]
+    for label in runs:
+        own = out[label]["mean_sync"]["generated_own_audio"]
+        out[label]["sync_ratio_to_reference"] = own / ref_sync
+        out[label]["psnr_vs_reference_db"] = psnr(frames[label], frames[reference])
+        out[label]["guard_held"] = bool(own >= GUARD_SYNC_RATIO * ref_sync and
+                                        out[label]["own_beats_shuffled"] >= GUARD_MIN_WINS)
+    (args.work / "quality_guard.json").write_text(json.dumps(out, indent=1))
+    return out
 
 
 def sign_test_p(wins: int, n: int) -> float:
@@ -294,6 +355,9 @@ def main(argv=None) -> int:
     parser.add_argument("--guidance_scale", type=float, default=1.5)
     parser.add_argument("--docs", action="store_true", help="copy the chart to docs/training_learning_proof.png")
     parser.add_argument("--chart_only", action="store_true", help="redraw the chart from <work>/results.json")
+    parser.add_argument("--guard", action="store_true",
+                        help="quality guard of the inference presets with the models of an earlier full run in --work")
+    parser.add_argument("--presets", nargs="+", default=["quality", "fast"])
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.chart_only:
@@ -302,6 +366,15 @@ def main(argv=None) -> int:
             shutil.copy(png, REPO_ROOT / "docs" / "training_learning_proof.png")
         return 0
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.guard:
+        guard = quality_guard(args)
+        for label, row in guard.items():
+            print(f"{label}: own-audio sync {row['mean_sync']['generated_own_audio']:.3f} "
+                  f"({row['sync_ratio_to_reference']:.2f}x reference), shuffled "
+                  f"{row['mean_sync']['generated_shuffled_audio']:.3f}, own wins {row['own_beats_shuffled']}/"
+                  f"{row['clips']}, PSNR vs reference {row['psnr_vs_reference_db']:.1f} dB, "
+                  f"{row['seconds']:.0f} s, guard {'held' if row['guard_held'] else 'FAILED'}")
+        return 0 if all(row["guard_held"] for row in guard.values()) else 1
 
     timings, results = {}, {"args": {k: str(v) for k, v in vars(args).items()}}
     start = time.time()

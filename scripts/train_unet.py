@@ -37,7 +37,13 @@ from latentsync.config import CONFIG_DIR, load_config
 from latentsync.data.syncnet_dataset import syncnet_visual_input
 from latentsync.data.unet_dataset import UNetDataset, whisper_checkpoint_path
 from latentsync.models.sync_loss import sync_loss
-from latentsync.utils.diffusion_steps import decode_latents, encode_latents, one_step_sampling, training_noise
+from latentsync.utils.diffusion_steps import (
+    decode_latents,
+    encode_latents,
+    mask_to_latent,
+    one_step_sampling,
+    training_noise,
+)
 from latentsync.utils.training_utils import (
     EpochShardSampler,
     atomic_save,
@@ -154,10 +160,7 @@ class UNetTrainer:
             return encode_latents(self.vae, batch[key], generator, self.scaling, self.shift).float()
 
         gt, masked, ref = encode("gt_pixel_values"), encode("masked_pixel_values"), encode("ref_pixel_values")
-        masks = rearrange(batch["masks"], "b f c h w -> (b f) c h w")
-        masks = F.interpolate(masks, size=gt.shape[-2:])  # nearest, as the official
-        masks = rearrange(masks, "(b f) c h w -> b c f h w", f=gt.shape[2])
-        return gt, masked, ref, masks
+        return gt, masked, ref, mask_to_latent(batch["masks"], gt.shape[-2:])
 
     def losses(self, unet, batch: dict, generator) -> dict[str, torch.Tensor]:
         cfg = self.config

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from tqdm.auto import tqdm
 
 from latentsync.pipelines.face_track import ChunkSource, NoFaceError
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
+from latentsync.pipelines.sampling import denoise
 from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
+from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoWriter, probe_video, read_audio, resample_indices
 from latentsync.whisper.slicing import frame_feature_indices, gather_frames
@@ -79,45 +79,6 @@ class LipsyncPipeline:
         self.unet.to(device)
         return self
 
-    # ---------------------------------------------------------------------------------------- steps
-
-    def _encode(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """VAE latents (1, c, f, h, w) of (f, 3, H, W) pixels in [-1, 1], posterior sampled as the official."""
-        cfg = self.vae.config
-        posterior = self.vae.encode(pixels.to(self.device, self.vae.dtype)).latent_dist
-        latents = posterior.sample(generator=generator)
-        latents = (latents - (getattr(cfg, "shift_factor", None) or 0.0)) * cfg.scaling_factor
-        return rearrange(latents, "f c h w -> 1 c f h w")
-
-    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
-        cfg = self.vae.config
-        latents = latents / cfg.scaling_factor + (getattr(cfg, "shift_factor", None) or 0.0)
-        latents = rearrange(latents, "b c f h w -> (b f) c h w").to(self.vae.dtype)
-        return self.vae.decode(latents).sample
-
-    def _denoise(self, latents, mask_latents, masked_latents, ref_latents, audio_embeds, guidance_scale,
-                 extra_step_kwargs, progress) -> torch.Tensor:
-        """The sampling loop for one chunk (official order of inputs and guidance)."""
-        do_cfg = guidance_scale > 1.0
-        # Multistep solvers (DPM-Solver++) keep per-trajectory state: every chunk starts a fresh trajectory.
-        self.scheduler.set_timesteps(len(self.scheduler.timesteps), device=latents.device)
-        if do_cfg:
-            mask_latents, masked_latents, ref_latents = (torch.cat([x] * 2) for x in
-                                                         (mask_latents, masked_latents, ref_latents))
-            if audio_embeds is not None:
-                audio_embeds = torch.cat([torch.zeros_like(audio_embeds), audio_embeds])
-        for t in self.scheduler.timesteps:
-            unet_input = torch.cat([latents] * 2) if do_cfg else latents
-            unet_input = self.scheduler.scale_model_input(unet_input, t)
-            unet_input = torch.cat([unet_input, mask_latents, masked_latents, ref_latents], dim=1)
-            noise_pred = self.unet(unet_input, t, encoder_hidden_states=audio_embeds).sample
-            if do_cfg:
-                noise_uncond, noise_audio = noise_pred.chunk(2)
-                noise_pred = noise_uncond + guidance_scale * (noise_audio - noise_uncond)
-            latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs).prev_sample
-            progress.update()
-        return latents
-
     # ---------------------------------------------------------------------------------------- call
 
     @torch.no_grad()
@@ -155,14 +116,13 @@ class LipsyncPipeline:
         source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
                              clock=clock, progress=progress, device=device)
 
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        extra_step_kwargs = _step_kwargs(self.scheduler, generator, eta)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)  # for init_noise_sigma
         latent_hw = height // self.vae_scale_factor
         noise = torch.randn((1, self.vae.config.latent_channels, 1, latent_hw, latent_hw), generator=generator,
                             device=generator.device if generator is not None else "cpu", dtype=torch.float32)
         noise = (noise * self.scheduler.init_noise_sigma).to(device, weight_dtype or self.unet.dtype)
         dtype = noise.dtype
-        mask_latent = F.interpolate(mask[0:1][None].float(), size=(latent_hw, latent_hw))  # nearest, as official
+        mask_latent = mask_to_latent(mask[0:1][None], (latent_hw, latent_hw)).to(device, dtype)  # (1, 1, 1, h, w)
         keep = mask[0:1].float()  # 1 = keep the reference pixel, 0 = generated mouth region
 
         def prepared_chunks():
@@ -177,7 +137,7 @@ class LipsyncPipeline:
                 yield chunk, prepared
 
         num_chunks = -(-n_out // num_frames)
-        steps_bar = tqdm(total=num_chunks * len(self.scheduler.timesteps), desc="denoising", unit="step",
+        steps_bar = tqdm(total=num_chunks * num_inference_steps, desc="denoising", unit="step",
                          disable=not progress)
         frames_with_face = 0
         wall_start = time.perf_counter()
@@ -204,14 +164,14 @@ class LipsyncPipeline:
             try:
                 for chunk, prepared in prefetch:
                     if prepared is None:
-                        steps_bar.update(len(self.scheduler.timesteps))
+                        steps_bar.update(num_inference_steps)
                         drain.submit((chunk, None))
                         continue
                     pixels, masked = prepared
                     count = len(pixels)
                     with clock.measure("vae"):
-                        masked_latents = self._encode(masked, generator).to(dtype)
-                        ref_latents = self._encode(pixels, generator).to(dtype)
+                        masked_latents = encode_latents(self.vae, masked, generator).to(dtype)
+                        ref_latents = encode_latents(self.vae, pixels, generator).to(dtype)
                     with clock.measure("denoise"):
                         audio_embeds = None
                         if self.unet.add_audio_layer:
@@ -219,13 +179,14 @@ class LipsyncPipeline:
                             feature_idx = frame_feature_indices(len(features), out_faced, video_fps,
                                                                 self.audio_encoder.audio_feat_length)
                             audio_embeds = gather_frames(features, feature_idx).to(device, dtype)
-                        mask_latents = mask_latent.to(device, dtype)[:, :, None].expand(-1, -1, count, -1, -1)
-                        latents = noise.expand(-1, -1, count, -1, -1).clone()
-                        latents = self._denoise(latents, mask_latents, masked_latents, ref_latents, audio_embeds,
-                                                guidance_scale, extra_step_kwargs, steps_bar)
+                        latents = denoise(self.unet, self.scheduler, noise.expand(-1, -1, count, -1, -1).clone(),
+                                          mask_latent.expand(-1, -1, count, -1, -1), masked_latents, ref_latents,
+                                          audio_embeds, num_inference_steps=num_inference_steps,
+                                          guidance_scale=guidance_scale, generator=generator, eta=eta,
+                                          on_step=steps_bar.update)
                     with clock.measure("vae"):
                         # stays on the model's device: on CUDA the paste-back runs there too (as the official)
-                        decoded = self._decode(latents).float()
+                        decoded = decode_latents(self.vae, latents).float()
                         keep_here = keep.to(decoded.device)
                         decoded = decoded * (1 - keep_here) + pixels.to(decoded.device).float() * keep_here
                     frames_with_face += count
@@ -244,15 +205,3 @@ class LipsyncPipeline:
         return LipsyncResult(Path(video_out_path), n_out, frames_with_face, int(track.bridged[schedule].sum()),
                              float(video_fps), timings)
 
-
-def _step_kwargs(scheduler, generator, eta) -> dict:
-    """eta and generator only for schedulers whose `step` takes them (DDIM does; DPM-Solver++ does not take eta)."""
-    import inspect
-
-    params = inspect.signature(scheduler.step).parameters
-    kwargs = {}
-    if "eta" in params:
-        kwargs["eta"] = eta
-    if "generator" in params:
-        kwargs["generator"] = generator
-    return kwargs

@@ -1,7 +1,11 @@
-"""The diffusion arithmetic of U-Net training: latents in and out of the VAE, training noise, one-step x0.
+"""The diffusion arithmetic shared by training and inference: latents in and out of the VAE, the mask at
+latent size, training noise, one-step x0. (The sampling loop itself is `latentsync.pipelines.sampling.denoise`.)
 
 Official semantics (scripts/train_unet.py, latentsync/utils/util.py):
-- latents = (posterior sample - shift) * scaling (0.18215 for the SD VAE); decoding inverts it;
+- latents = (posterior sample - shift) * scaling (0.18215 for the SD VAE); decoding inverts it; the
+  posterior noise is drawn on the generator's device in the posterior's dtype, exactly as diffusers'
+  `latent_dist.sample(generator)` that the official inference pipeline calls;
+- the mask goes to latent size by nearest-neighbour interpolation;
 - noise is one draw shared by all 16 frames, or with `use_mixed_noise` the "mixed" prior of
   https://arxiv.org/abs/2305.10474: shared * sqrt(a²/(1+a²)) + independent * sqrt(1/(1+a²)), unit variance;
 - the clean-latent estimate from predicted noise is x0 = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t).
@@ -11,25 +15,56 @@ All random draws take an explicit CPU generator so a step is reproducible on any
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
 from latentsync.utils.training_utils import randn
 
 
+def _vae_factors(vae, scaling: float | None, shift: float | None) -> tuple[float, float]:
+    cfg = vae.config
+    if scaling is None:
+        scaling = cfg.scaling_factor
+    if shift is None:
+        shift = getattr(cfg, "shift_factor", None) or 0.0
+    return float(scaling), float(shift)
+
+
 @torch.no_grad()
-def encode_latents(vae, pixels: torch.Tensor, generator: torch.Generator, scaling: float, shift: float = 0.0):
-    """(b, f, 3, H, W) pixels in [-1, 1] -> (b, 4, f, H/8, W/8) scaled latents (posterior sample)."""
+def encode_latents(vae, pixels: torch.Tensor, generator: torch.Generator | None, scaling: float | None = None,
+                   shift: float | None = None) -> torch.Tensor:
+    """(b, f, 3, H, W) or (f, 3, H, W) pixels in [-1, 1] -> (b or 1, 4, f, H/8, W/8) scaled latents.
+
+    `scaling`/`shift` default to the VAE config's. The posterior is sampled, not its mean, as the official.
+    """
+    if pixels.ndim == 4:
+        pixels = pixels[None]
+    scaling, shift = _vae_factors(vae, scaling, shift)
     b, f = pixels.shape[:2]
-    posterior = vae.encode(rearrange(pixels, "b f c h w -> (b f) c h w").to(vae.dtype)).latent_dist
-    sample = posterior.mean + posterior.std * randn(posterior.mean.shape, generator, posterior.mean.device,
-                                                    posterior.mean.dtype)
+    device = next(vae.parameters()).device
+    flat = rearrange(pixels, "b f c h w -> (b f) c h w").to(device, vae.dtype)
+    posterior = vae.encode(flat).latent_dist
+    mean = posterior.mean
+    draw_device = generator.device if generator is not None else mean.device
+    noise = torch.randn(mean.shape, generator=generator, device=draw_device, dtype=mean.dtype).to(mean.device)
+    sample = mean + posterior.std * noise
     return rearrange((sample - shift) * scaling, "(b f) c h w -> b c f h w", b=b, f=f)
 
 
-def decode_latents(vae, latents: torch.Tensor, scaling: float, shift: float = 0.0) -> torch.Tensor:
+def decode_latents(vae, latents: torch.Tensor, scaling: float | None = None, shift: float | None = None) -> torch.Tensor:
     """(b, 4, f, h, w) scaled latents -> ((b f), 3, H, W) pixels (differentiable; official frame-major order)."""
+    scaling, shift = _vae_factors(vae, scaling, shift)
     flat = rearrange(latents, "b c f h w -> (b f) c h w") / scaling + shift
     return vae.decode(flat.to(vae.dtype)).sample
+
+
+def mask_to_latent(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(b, f, 1, H, W) or (f, 1, H, W) pixel masks -> (b or 1, 1, f, h, w) at latent size (nearest, as official)."""
+    if masks.ndim == 4:
+        masks = masks[None]
+    b, f = masks.shape[:2]
+    small = F.interpolate(rearrange(masks.float(), "b f c h w -> (b f) c h w"), size=tuple(size))
+    return rearrange(small, "(b f) c h w -> b c f h w", b=b, f=f)
 
 
 def training_noise(shape, generator: torch.Generator, device, mixed: bool, alpha: float) -> torch.Tensor:
