@@ -7,8 +7,9 @@
     # fp32 DDIM, then the quality and fast presets (one 16-frame chunk at 256 px)
     python benchmarks/bench_inference.py speed --frames 16 --threads 2
 
-`speed` builds the stage2.yaml U-Net (1.27 B parameters), an sd-vae-ft-mse-sized VAE and a Whisper-tiny-sized
-encoder with random weights, so the numbers are real-architecture costs without the real checkpoints.
+`speed` builds the stage2.yaml U-Net (1.27 B parameters; stage2_512.yaml with --resolution 512), an
+sd-vae-ft-mse-sized VAE and a Whisper-tiny-sized encoder with random weights (benchmarks/random_models.py), so
+the numbers are real-architecture costs without the real checkpoints.
 """
 
 from __future__ import annotations
@@ -24,13 +25,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-
-SD_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, norm_num_groups=32,
-              block_out_channels=[128, 256, 512, 512], sample_size=256, scaling_factor=0.18215,
-              down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4)
-WHISPER_TINY_DIMS = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=384, n_audio_head=6, n_audio_layer=4,
-                         n_vocab=51865, n_text_ctx=448, n_text_state=384, n_text_head=6, n_text_layer=4)
-
 
 DEMO_VIDEO = REPO_ROOT.parent / "shared" / "media" / "demo1_video.mp4"
 DEMO_AUDIO = REPO_ROOT.parent / "shared" / "media" / "demo1_audio.wav"
@@ -114,31 +108,22 @@ def speed(args) -> None:
 
     import numpy as np
     import torch
-    from diffusers import AutoencoderKL
 
     torch.set_num_threads(args.threads)
+    from benchmarks.random_models import random_models
     from latentsync.api import LipsyncOptions, build_scheduler, resolve_dtype
-    from latentsync.config import load_config, model_config
-    from latentsync.models.unet import UNet3DConditionModel
     from latentsync.pipelines.deepcache import enable_deepcache
     from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
     from latentsync.utils.media import VideoReader
-    from latentsync.whisper.audio2feature import Audio2Feature
-    from latentsync.whisper.tiny import make_random_whisper_checkpoint
     from tools.make_demo_clip import make_demo_clip
 
-    torch.manual_seed(0)
-    config = load_config("configs/unet/stage2.yaml")
-    unet = UNet3DConditionModel.from_config(model_config(config)).eval()
-    vae = AutoencoderKL(**SD_VAE).eval()
     # quality first (the reference of the PSNR column), then plain fp32 DDIM, then the presets that cast weights
     plain = ("plain DDIM, fp32, no DeepCache", LipsyncOptions.from_kwargs(enable_deepcache=False, dtype="fp32"))
     presets = [(f"preset {name}", LipsyncOptions.from_kwargs(preset=name)) for name in args.presets]
     rows = [r for r in presets if r[0] == "preset quality"] + [plain] + [r for r in presets if r[0] != "preset quality"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        whisper = make_random_whisper_checkpoint(tmp / "whisper.pt", WHISPER_TINY_DIMS)
-        audio_encoder = Audio2Feature(str(whisper), device="cpu")
+        unet, vae, audio_encoder = random_models("real", args.resolution, tmp)
         video, audio = make_demo_clip(tmp, seconds=args.frames / 25, width=360, height=480)
         print("| run | settings | frames | total s | denoise s | vae s | s / output frame | peak RSS | "
               "PSNR vs quality |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
@@ -151,7 +136,7 @@ def speed(args) -> None:
             helper = enable_deepcache(pipe) if opts.enable_deepcache else None
             out = tmp / f"{len(outputs)}.mp4"
             start = time.perf_counter()
-            result = pipe(str(video), str(audio), str(out), height=256, width=256,
+            result = pipe(str(video), str(audio), str(out), height=args.resolution, width=args.resolution,
                           num_inference_steps=opts.inference_steps, guidance_scale=opts.guidance_scale,
                           weight_dtype=dtype, generator=torch.Generator().manual_seed(0), progress=False)
             total = time.perf_counter() - start
@@ -193,6 +178,7 @@ def main() -> None:
     s = sub.add_parser("speed")
     s.add_argument("--frames", type=int, default=16)
     s.add_argument("--presets", nargs="+", default=["quality", "fast"])
+    s.add_argument("--resolution", type=int, default=256, choices=[256, 512], help="512: the LatentSync 1.6 U-Net")
     s.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     {"memory": memory, "_child": run_once, "speed": speed}[args.cmd](args)

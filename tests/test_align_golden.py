@@ -186,6 +186,7 @@ def test_erode_2x2_matches_kornia():
     assert torch.equal(erode_rect(mask, 2), expected)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
     rng = np.random.default_rng(2)

@@ -63,3 +63,24 @@ def test_fast_preset_runs_end_to_end_in_its_half_type(ckpts, media, tmp_path):
     assert result.frames_with_face == 20
     if cpu_has_native_bf16():
         assert resolve_dtype("fast", torch.device("cpu")) == torch.bfloat16
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("preset", ["quality", "fast"])
+def test_presets_on_cuda_in_fp16_stay_close_to_cpu_fp32(ckpts, media, tmp_path, preset):
+    """The fp16 CUDA path (model weights, warp and paste-back on the GPU) against the CPU fp32 run."""
+    import numpy as np
+
+    import latentsync
+    from tests.inference_fixtures import decode_all
+
+    outs = {}
+    for device, dtype in (("cpu", "fp32"), ("cuda", "fp16")):
+        outs[device] = tmp_path / f"{device}.mp4"
+        result = latentsync.lipsync(str(media["video"]), str(media["audio"]), str(outs[device]),
+                                    **tiny_options(ckpts, preset=preset, device=device, dtype=dtype))
+        assert result.frames_with_face == result.num_frames == 20
+    cpu, gpu = (decode_all(outs[d]).astype(np.float64) for d in ("cpu", "cuda"))
+    psnr = 10 * np.log10(255**2 / max(float(np.mean((cpu - gpu) ** 2)), 1e-12))
+    assert psnr > 30, f"{preset}: CUDA fp16 output is {psnr:.1f} dB from CPU fp32"

@@ -232,6 +232,7 @@ def test_boundary_option_changes_only_features_near_boundary(tiny_ckpt, encoder,
     assert torch.all(s_steps.amax(dim=0) < 2 * typical), "the cross-fade should not create a new jump"
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_fp16_like_official(tiny_ckpt, encoder, long_samples):
     """On CUDA the encoder runs in fp16 (weights cast per op, as whisper does) and the features come out fp16."""
