@@ -72,7 +72,7 @@ def test_end_to_end_on_self_made_clip(bundle, ckpts, clips, tmp_path):
     assert source_indices(frames_out) == list(range(len(frames_out)))
 
 
-@pytest.mark.parametrize("mode", ["pingpong", "loop", "cut_to_shortest"])
+@pytest.mark.parametrize("mode", ["pingpong", "loop", "cut_to_shortest", "silence"])
 def test_audio_longer_than_video(bundle, ckpts, clips, tmp_path, mode):
     video, audio = clips["short_video_long_audio"]  # 15 video frames, 1.5 s of audio
     out = tmp_path / f"{mode}.mp4"
@@ -81,6 +81,8 @@ def test_audio_longer_than_video(bundle, ckpts, clips, tmp_path, mode):
     expected_len = 15 if mode == "cut_to_shortest" else int(np.ceil(1.5 * 25))
     assert len(frames) == expected_len
     assert source_indices(frames) == source_frame_indices(expected_len, 15, mode).tolist()
+    if mode == "silence":  # the audio is longer: the default behaviour (pingpong)
+        assert source_indices(frames) == source_frame_indices(expected_len, 15, "pingpong").tolist()
     assert abs(describe_streams(out).duration - expected_len / 25) < 0.1
 
 
@@ -95,6 +97,25 @@ def test_audio_shorter_than_video(bundle, ckpts, clips, tmp_path):
     run(bundle, ckpts, video, short, out)
     frames = decode_all(out)
     assert len(frames) == 19 and source_indices(frames) == list(range(19))
+
+
+def test_silence_keeps_a_longer_video_whole(bundle, ckpts, tmp_path):
+    """8 s of video with 3 s of audio: 8.00 s out, every source frame in order, audio padded with silence."""
+    from latentsync.utils.media import read_audio
+
+    video, audio = face_clip(tmp_path, "eight", 8.0, audio_seconds=3.0)
+    out = tmp_path / "silence.mp4"
+    result = run(bundle, ckpts, video, audio, out, length_mode="silence")
+    frames = decode_all(out)
+    assert result.num_frames == len(frames) == 200 and probe_video(out).num_frames / 25 == 8.0
+    assert source_indices(frames) == list(range(200))
+    assert describe_streams(out).audio_codec == "aac"
+    track = read_audio(out)
+    assert abs(len(track) / 16000 - 8.0) < 0.03, len(track) / 16000  # the audio lasts as long as the video
+    assert np.abs(track[16000:40000]).max() > 0.05 and np.abs(track[-3 * 16000:]).max() < 1e-3  # speech, then silence
+    # the default mode still follows the audio
+    default = run(bundle, ckpts, video, audio, tmp_path / "default.mp4")
+    assert default.num_frames == 75
 
 
 def test_30fps_input_gives_25fps_output(bundle, ckpts, clips, tmp_path):

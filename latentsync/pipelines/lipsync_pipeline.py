@@ -141,7 +141,6 @@ class LipsyncPipeline:
             audio_seconds = len(audio) / audio_sample_rate
             if audio_seconds < 1.0 / video_fps:
                 raise MediaError(f"audio is shorter than one video frame ({audio_seconds:.3f} s): {audio_path}")
-            features = self.audio_encoder.audio2feat(audio)  # the decoded 16 kHz samples: no second decode
 
         info = probe_video(video_path)
         n_video = len(resample_indices(info.num_frames, info.fps, video_fps))
@@ -149,6 +148,10 @@ class LipsyncPipeline:
         schedule = source_frame_indices(n_out, n_video, length_mode)
         logger.info("video %s: %d frames at %.3g fps -> %d output frames at %d fps (%s)", video_path,
                     info.num_frames, info.fps, n_out, video_fps, length_mode)
+        with clock.measure("audio"):
+            if length_mode == "silence":  # the video outlasts the audio: the mouth follows silence to its end
+                audio = np.pad(audio, (0, max(0, round(n_out / video_fps * audio_sample_rate) - len(audio))))
+            features = self.audio_encoder.audio2feat(audio)  # the decoded 16 kHz samples: no second decode
 
         mask = load_fixed_mask(height, mask_image_path) if mask_image_path else load_fixed_mask(height)
         image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
