@@ -24,10 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from tqdm.auto import tqdm
 
+from latentsync.pipelines.face_choice import tracker_settings
 from latentsync.pipelines.face_track import ChunkSource, NoFaceError
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
+from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoWriter, probe_video, read_audio, resample_indices
@@ -126,7 +127,10 @@ class LipsyncPipeline:
                  width: int | None = None, num_inference_steps: int = 20, guidance_scale: float = 1.5,
                  weight_dtype: torch.dtype | None = None, eta: float = 0.0, mask_image_path: str | None = None,
                  temp_dir: str | None = None, generator: torch.Generator | None = None,
-                 length_mode: str = "pingpong", progress: bool = True, **_ignored) -> LipsyncResult:
+                 length_mode: str = "pingpong", progress=True, face_choice: str | None = None,
+                 face_index: int | None = None, face_position=None, **_ignored) -> LipsyncResult:
+        """`progress`: console bars (bool) or a `RunProgress` (bars and/or a callback). `face_choice`: which face
+        to edit (None: configs/faces.yaml), with `face_index` / `face_position` (x, y) where it needs them."""
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or height
         if height != width or height % 8:
@@ -134,6 +138,7 @@ class LipsyncPipeline:
         was_training = self.unet.training
         self.unet.eval()
         device = self.device
+        progress = RunProgress.of(progress)
 
         clock = StageClock()
         with clock.measure("audio"):
@@ -155,8 +160,11 @@ class LipsyncPipeline:
 
         mask = load_fixed_mask(height, mask_image_path) if mask_image_path else load_fixed_mask(height)
         image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
+        with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
+            face_settings = tracker_settings(face_choice, face_index, face_position, video_path, self.face_detector,
+                                             video_fps, int(schedule.max()) + 1, progress)
         source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
-                             clock=clock, progress=progress, device=device)
+                             clock=clock, progress=progress, device=device, face_choice=face_settings)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         extra_step_kwargs = _step_kwargs(self.scheduler, generator, eta)
@@ -180,8 +188,8 @@ class LipsyncPipeline:
                 yield chunk, prepared
 
         num_chunks = -(-n_out // num_frames)
-        steps_bar = tqdm(total=num_chunks * len(self.scheduler.timesteps), desc="denoising", unit="step",
-                         disable=not progress)
+        steps_bar = progress.stage("denoising", num_chunks * len(self.scheduler.timesteps), unit="step")
+        writing_bar = progress.stage("writing", n_out)
         frames_with_face = 0
         wall_start = time.perf_counter()
         with VideoWriter(video_out_path, video_fps, audio_path=audio_path,
@@ -200,6 +208,7 @@ class LipsyncPipeline:
                                                                 chunk.source_indices[faced], inplace=True)
                 with clock.measure("write"):
                     writer.write(chunk.frames)
+                writing_bar.update(len(chunk.frames))
 
             track = source.track
             prefetch = Prefetcher(prepared_chunks, depth=1, name="latentsync-decode")
@@ -240,10 +249,11 @@ class LipsyncPipeline:
             finally:
                 prefetch.close()
         steps_bar.close()
+        writing_bar.close()
         if was_training:
             self.unet.train()
         timings = clock.as_dict()
-        timings["wall"] = timings.get("audio", 0.0) + time.perf_counter() - wall_start
+        timings["wall"] = timings.get("audio", 0.0) + timings.get("speaker", 0.0) + time.perf_counter() - wall_start
         return LipsyncResult(Path(video_out_path), n_out, frames_with_face, int(track.bridged[schedule].sum()),
                              float(video_fps), timings)
 
