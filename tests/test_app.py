@@ -31,27 +31,37 @@ def test_service_runs_one_job_and_cleans_up(ckpts, clip):
     options = LipsyncOptions(**{k: v for k, v in tiny_options(ckpts).items()})
     service = gradio_app.LipsyncService(options)
     try:
-        first = Path(service.run(str(clip[0]), str(clip[1]), 2, 1.5, 1, "pingpong"))
+        first = Path(service.run(str(clip[0]), str(clip[1]), inference_steps=2, seed=1, length_mode="pingpong"))
         assert first.exists()
-        second = Path(service.run(str(clip[0]), str(clip[1]), 2, 1.0, 2, "loop"))
+        second = Path(service.run(str(clip[0]), str(clip[1]), inference_steps=2, guidance_scale=1.0, seed=2,
+                                  length_mode="loop"))
         assert second.exists() and not first.exists(), "older results are removed"
         with pytest.raises(InputError, match="upload a video"):
-            service.run(None, str(clip[1]), 2, 1.5, 1, "pingpong")
+            service.run(None, str(clip[1]), inference_steps=2)
     finally:
         service.close()
     assert not service.workdir.exists()
 
 
-def test_upload_size_limit(ckpts, clip, monkeypatch):
+def test_upload_size_and_length_limits(ckpts, clip):
     import gradio_app
 
-    monkeypatch.setattr(gradio_app.APP, "max_upload_mb", 0.001)
-    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)))
+    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)), max_upload_mb=0.001)
     try:
-        with pytest.raises(InputError, match="limit"):
-            service.run(str(clip[0]), str(clip[1]), 2, 1.5, 1, "pingpong")
+        with pytest.raises(InputError, match="limit is 0.001 MB"):
+            service.run(str(clip[0]), str(clip[1]))
     finally:
         service.close()
+    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)), max_video_seconds=0.5)
+    try:
+        with pytest.raises(InputError, match="up to 0.5 s"):
+            service.run(str(clip[0]), str(clip[1]))
+        assert "videos up to 0.5 s" in service.limits_text()
+    finally:
+        service.close()
+    unlimited = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)), max_upload_mb=0, max_video_seconds=0)
+    assert "no size limit" in unlimited.limits_text() and "no length limit" in unlimited.limits_text()
+    unlimited.close()
 
 
 def _free_port() -> int:
