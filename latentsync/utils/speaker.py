@@ -1,12 +1,12 @@
-"""Which face is speaking: each tracked face's mouth against the speech envelope of the video's own audio.
+"""Which face is speaking: each tracked face's mouth movement against the speech envelope of the video's audio.
 
-A speaker's mouth opens with the loudness of their speech and moves while they talk; a listener's does
-neither in step with the audio. Every face is tracked over frames downscaled by ffmpeg
-(`face_tracks.AllFacesTracker`); the audio gives a log-RMS envelope at the same frame rate. Two mouth cues
-are compared with it: the opening itself (clear on articulated speech) and how fast it changes (mouth
-activity against voice activity, robust to smiles and slow drifts on real video; see docs/faces.md). Both
-sides are smoothed over `speaker.smooth_frames`; a face's score is the best normalized cross-correlation of
-either cue within +-`speaker.max_lag_frames`. The best-scoring face is the speaker.
+A speaker's mouth moves while they talk and rests in their pauses; a listener's (or someone speaking at
+other times) does not move in step with this audio. Every face is tracked over frames downscaled by ffmpeg
+(`face_tracks.AllFacesTracker`); the audio gives a log-RMS envelope at the same frame rate. The cue is the
+mouth's *motion*, |d opening / dt|, smoothed over `speaker.smooth_frames` like the envelope; a face's score
+is the best normalized cross-correlation of the two while the audio follows the mouth by `speaker.lag_frames`
+(mouths move before the sound they make). The best-scoring face is the speaker. The opening itself was the
+weaker cue on real video (smiles and slow drifts dominate it; measured in docs/faces.md).
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ SAMPLE_RATE = 16000  # the audio is read at this rate for the envelope (any rate
 
 @dataclass(frozen=True)
 class SpeakerCandidate:
-    """One face's result. `lag` > 0: the audio follows the mouth by that many frames."""
+    """One face's result. `lag`: the audio follows the mouth by that many frames at the best score."""
 
     track_id: int
     box: np.ndarray
     score: float  # NaN: too few frames with a mouth measurement to be scored
     lag: int
-    cue: str  # "opening" or "motion": which cue gave the score
     frames: int
 
     def line(self) -> str:
@@ -38,7 +37,7 @@ class SpeakerCandidate:
         if not np.isfinite(self.score):
             return f"face choice speaker: track {self.track_id} box [{box}]: seen in {self.frames} frames, too few to score"
         return (f"face choice speaker: track {self.track_id} box [{box}] score {self.score:.2f} "
-                f"({self.cue}, lag {self.lag:+d} frames, {self.frames} frames)")
+                f"(lag {self.lag} frames, {self.frames} frames)")
 
 
 @dataclass
@@ -76,13 +75,13 @@ def smooth(series: np.ndarray, frames: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")[: len(series)]
 
 
-def lagged_correlation(mouth: np.ndarray, audio: np.ndarray, max_lag: int, min_frames: int) -> tuple[float, int, int]:
-    """Best Pearson correlation of mouth[t] with audio[t + lag] over |lag| <= max_lag: (r, lag, frames used).
+def lagged_correlation(mouth: np.ndarray, audio: np.ndarray, lags, min_frames: int) -> tuple[float, int, int]:
+    """Best Pearson correlation of mouth[t] with audio[t + lag] over lag in [lags[0], lags[1]]: (r, lag, frames).
 
     Only frames where both are finite count; a lag with fewer than `min_frames` of them is skipped."""
     best = (float("nan"), 0, 0)
     n = len(mouth)
-    for lag in range(-max_lag, max_lag + 1):
+    for lag in range(int(lags[0]), int(lags[1]) + 1):
         a = mouth[max(0, -lag): n - max(0, lag)]
         b = audio[max(0, lag): n - max(0, -lag)]
         ok = np.isfinite(a) & np.isfinite(b)
@@ -96,18 +95,20 @@ def lagged_correlation(mouth: np.ndarray, audio: np.ndarray, max_lag: int, min_f
     return best
 
 
+def mouth_motion(opening: np.ndarray) -> np.ndarray:
+    """|d opening / dt| per frame (NaN next to frames without a measurement)."""
+    opening = np.asarray(opening, dtype=np.float64)
+    if len(opening) < 2:
+        return np.full(len(opening), np.nan)
+    return np.abs(np.gradient(opening))
+
+
 def score_face(face: FaceSeries, envelope: np.ndarray, cfg) -> SpeakerCandidate:
-    """The face's best correlation over both cues and the lag search."""
+    """The face's best correlation over the lag range."""
     k = int(cfg.smooth_frames)
-    audio = smooth(envelope, k)
-    cues = {"opening": smooth(face.opening, k), "motion": smooth(np.abs(np.gradient(face.opening)), k)}
-    best = (float("nan"), 0, "opening", face.num_frames)
-    if face.num_frames >= 3:  # np.gradient needs a few points; shorter tracks are unscored anyway
-        for cue, mouth in cues.items():
-            r, lag, _ = lagged_correlation(mouth, audio, int(cfg.max_lag_frames), int(cfg.min_frames))
-            if np.isfinite(r) and (not np.isfinite(best[0]) or r > best[0]):
-                best = (r, lag, cue, face.num_frames)
-    return SpeakerCandidate(face.track_id, face.typical_box(), *best)
+    r, lag, _ = lagged_correlation(smooth(mouth_motion(face.opening), k), smooth(envelope, k), cfg.lag_frames,
+                                   int(cfg.min_frames))
+    return SpeakerCandidate(face.track_id, face.typical_box(), r, lag, face.num_frames)
 
 
 def choose_speaker(faces: list[FaceSeries], envelope: np.ndarray, cfg) -> SpeakerChoice:
