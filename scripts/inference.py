@@ -92,7 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error("--shard_index/--num_shards apply to --batch")
         from data_processing.sharding import check_shard
 
-        args.shard_index, args.num_shards = args.shard_index or 0, args.num_shards or 1
+        args.shard_index = 0 if args.shard_index is None else args.shard_index
+        args.num_shards = 1 if args.num_shards is None else args.num_shards
         try:
             check_shard(args.shard_index, args.num_shards)
         except ValueError as exc:

@@ -251,6 +251,36 @@ def test_batch_mode_with_one_bad_row(ckpts, clips, tmp_path, capsys):
     assert capsys.readouterr().out.count("skipped (exists)") == 2
 
 
+def _batch_argv(ckpts, clip) -> list[str]:
+    argv = cli_args(ckpts, *clip, "unused.mp4")
+    for flag in ("--video_path", "--audio_path", "--video_out_path"):
+        i = argv.index(flag)
+        del argv[i : i + 2]
+    return argv
+
+
+def test_batch_shards_split_the_rows_like_data_processing(ckpts, clips, tmp_path, capsys):
+    """Two shard jobs (as a SLURM array) over one batch file: each runs only its rows, together all of them."""
+    from data_processing.sharding import shard_of
+
+    video, audio = clips["short_video_long_audio"]
+    rows = [{"video": str(video), "audio": str(audio), "output": str(tmp_path / f"out{i}.mp4")} for i in range(6)]
+    batch = tmp_path / "jobs.json"
+    batch.write_text(json.dumps(rows))
+    expected = [{r["output"] for r in rows if shard_of(r["output"], 2) == k} for k in (0, 1)]
+    assert expected[0] and expected[1]  # both shards have work (a fixed property of these names)
+    argv = _batch_argv(ckpts, clips["short_video_long_audio"]) + ["--batch", str(batch), "--length_mode",
+                                                                 "cut_to_shortest", "--num_shards", "2"]
+    assert cli.main(argv + ["--shard_index", "0"]) == cli.EXIT_OK
+    assert {str(p) for p in tmp_path.glob("out*.mp4")} == expected[0]
+    assert f"shard 0 of 2: {len(expected[0])} row(s)" in capsys.readouterr().out
+    assert cli.main(argv + ["--shard_index", "1"]) == cli.EXIT_OK
+    assert {str(p) for p in tmp_path.glob("out*.mp4")} == expected[0] | expected[1] == {r["output"] for r in rows}
+    capsys.readouterr()
+    assert cli.main(argv + ["--shard_index", "1"]) == cli.EXIT_OK  # a re-run of a shard skips what it finished
+    assert capsys.readouterr().out.count("skipped (exists)") == len(expected[1])
+
+
 @pytest.mark.slow
 @pytest.mark.needs_shared
 def test_real_demo_clip(bundle, ckpts, tmp_path):

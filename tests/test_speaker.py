@@ -133,6 +133,24 @@ def test_index_and_position_choose_the_face(ckpts, clips, tmp_path):
         assert change[edited] >= 4 * change[1 - edited], (name, change)
 
 
+def test_batch_rows_choose_their_own_face(ckpts, clips, tmp_path):
+    import json
+
+    video, wav, boxes = clips[0]
+    rows = [{"video": str(video), "audio": str(wav), "output": str(tmp_path / "left.mp4"), "face_choice": "index",
+             "face_index": 0},
+            {"video": str(video), "audio": str(wav), "output": str(tmp_path / "right.mp4"), "face_choice": "index",
+             "face_index": 1}]
+    batch = tmp_path / "jobs.json"
+    batch.write_text(json.dumps(rows))
+    argv = cli_args(ckpts, video, wav, "unused.mp4", "--face_choice", "largest")  # the rows override it
+    for flag in ("--video_path", "--audio_path", "--video_out_path"):
+        del argv[argv.index(flag) : argv.index(flag) + 2]
+    assert cli.main(argv + ["--batch", str(batch)]) == cli.EXIT_OK
+    left, right = changes(video, tmp_path / "left.mp4", boxes), changes(video, tmp_path / "right.mp4", boxes)
+    assert left[0] >= 4 * left[1] and right[1] >= 4 * right[0], (left, right)
+
+
 @pytest.mark.slow
 @pytest.mark.needs_shared
 def test_two_real_people_speaker_edits_the_one_heard(bundle, ckpts, detector, tmp_path):
