@@ -164,3 +164,16 @@ def test_two_real_people_speaker_edits_the_one_heard(bundle, ckpts, detector, tm
     assert len(faces) == 2
     left, right = changes(video, out, [f.box for f in faces])
     assert left >= 4 * right, (left, right)
+
+
+def test_speaker_set_in_the_faces_config_is_honoured(tmp_path):
+    from latentsync.pipelines.face_choice import tracker_settings
+    from latentsync.pipelines.progress import RunProgress
+
+    video, _, _ = two_face_clip(tmp_path, "no_audio", speaking=0, seconds=1.0, with_audio=False)
+    said = []
+    with FaceDetector(config={"detector": {"choice": "speaker"}}) as configured:
+        settings = tracker_settings(None, None, None, str(video), configured, 25, 25, RunProgress(False), say=said.append)
+    assert settings == {"choice": "tracked"} and len(said) == 1 and said[0].startswith("warning:")
+    with FaceDetector() as default:
+        assert tracker_settings(None, None, None, str(video), default, 25, 25, RunProgress(False)) == {}

@@ -20,13 +20,17 @@ def _say(line: str) -> None:
 def tracker_settings(choice: str | None, index: int | None, position, video_path: str, detector, fps: float,
                      num_frames: int, progress: RunProgress, say=_say) -> dict:
     """Keyword settings for `FaceTrackProcessor` / `FaceTracker` (empty: configs/faces.yaml decides)."""
+    from latentsync.utils.face_detector import FaceDetector, load_faces_config
+    from latentsync.utils.speaker import find_speaker
+
     if choice is None:
-        return {}
+        configured = (detector.config if detector is not None else load_faces_config()).detector.choice
+        if configured != "speaker":
+            return {}
+        choice = configured
     if choice != "speaker":
         settings = {"choice": choice, "choice_index": index, "choice_position": position}
         return {k: v for k, v in settings.items() if v is not None}
-    from latentsync.utils.face_detector import FaceDetector
-    from latentsync.utils.speaker import find_speaker
 
     own = detector is None
     detector = FaceDetector() if own else detector
