@@ -3,14 +3,19 @@
     python gradio_app.py                      # official checkpoints from checkpoints/
     python gradio_app.py --unet_config_path configs/unet/tiny.yaml --inference_ckpt_path DIR/unet.pt \
         --vae_path DIR/vae --whisper_path DIR/whisper.pt      # any other set of weights
+    python gradio_app.py --max_video_seconds 0 --max_upload_mb 500   # limits (0 = none), shown in the page
 
 One job runs at a time (a queue), uploads are bounded in size, each job works in its own temporary
-folder that is removed afterwards, and models are loaded once and reused. Runs on CPU or GPU.
+folder that is removed afterwards, and models are loaded once and reused (reloaded only when a job asks
+for another sampler, precision, DeepCache setting or face detector). The page shows the run's real progress
+(face pass per frame, denoising per step, writing), has an "Advanced" section with every run option, and
+offers a generated demo clip as an example. Runs on CPU or GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextvars
 import logging
 import os
 import shutil
@@ -22,60 +27,140 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from latentsync.api import PRESETS, InputError, LipsyncOptions, build_pipeline, lipsync  # noqa: E402
+from latentsync.api import (  # noqa: E402
+    DTYPES,
+    PRESETS,
+    SCHEDULERS,
+    InputError,
+    LipsyncOptions,
+    build_pipeline,
+    lipsync,
+    preset_values,
+)
 from latentsync.config import CONFIG_DIR  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
+from latentsync.pipelines.progress import STAGES  # noqa: E402
+from latentsync.utils.face_backends import BACKENDS  # noqa: E402
+from latentsync.utils.face_detector import FACE_CHOICES, load_faces_config  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
 
 APP = OmegaConf.load(CONFIG_DIR / "inference.yaml").app
+# What a job may set from the page; the first four decide which models are loaded.
+MODEL_OPTIONS = ("scheduler", "dtype", "enable_deepcache", "face_detector")
+JOB_OPTIONS = (*MODEL_OPTIONS, "preset", "inference_steps", "guidance_scale", "seed", "face_choice", "face_index",
+               "face_position", "length_mode")
+
+
+class ProgressDisplay:
+    """The pipeline's stage reports as one overall fraction for `gr.Progress` (weights: app.progress_weights).
+
+    Reports come from the pipeline's threads, where gradio's per-request context is missing: each update
+    runs inside a copy of the request's context, taken when the job starts (RunProgress serializes calls)."""
+
+    def __init__(self, progress, stages):
+        self.progress = progress
+        self.weights = {stage: float(APP.progress_weights[stage]) for stage in stages}
+        self.fraction = dict.fromkeys(stages, 0.0)
+        self.context = contextvars.copy_context()
+
+    def overall(self) -> float:
+        return sum(w * self.fraction[s] for s, w in self.weights.items()) / sum(self.weights.values())
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.fraction[stage] = done / max(total, 1)
+        self.context.run(self.progress, self.overall(), desc=f"{STAGES[stage]} {done}/{total}")
 
 
 class LipsyncService:
-    """Loads the models on first use (once) and runs one job at a time."""
+    """Loads the models on first use (once per model setting) and runs one job at a time."""
 
-    def __init__(self, options: LipsyncOptions):
+    def __init__(self, options: LipsyncOptions, max_upload_mb: float | None = None,
+                 max_video_seconds: float | None = None):
         self.options = options
+        self.max_upload_mb = float(APP.max_upload_mb if max_upload_mb is None else max_upload_mb)
+        self.max_video_seconds = float(APP.max_video_seconds if max_video_seconds is None else max_video_seconds)
         self._bundle = None
+        self._bundle_key = None
         self._lock = threading.Lock()
         self.workdir = Path(tempfile.mkdtemp(prefix="latentsync-app-"))
+        self.jobs = self.workdir / "jobs"
+        self.jobs.mkdir()
 
-    def _pipeline(self):
-        if self._bundle is None:
-            self._bundle = build_pipeline(self.options)
+    def limits_text(self) -> str:
+        size = f"{self.max_upload_mb:g} MB" if self.max_upload_mb > 0 else "no size limit"
+        length = f"{self.max_video_seconds:g} s" if self.max_video_seconds > 0 else "no length limit"
+        return (f"Limits: uploads up to {size}, videos up to {length} "
+                "(`--max_upload_mb`, `--max_video_seconds`; 0 = no limit).")
+
+    def _pipeline(self, options: LipsyncOptions):
+        key = tuple(getattr(options, k) for k in MODEL_OPTIONS)
+        if self._bundle is None or key != self._bundle_key:
+            self._bundle = None  # let the old models go before loading the new ones
+            self._bundle = build_pipeline(options)
+            self._bundle_key = key
         return self._bundle
+
+    def job_options(self, **settings) -> LipsyncOptions:
+        """The server's options with one job's settings; a preset given alone brings its values."""
+        unknown = sorted(set(settings) - set(JOB_OPTIONS))
+        if unknown:
+            raise TypeError(f"unknown job setting(s) {unknown}; valid: {list(JOB_OPTIONS)}")
+        given = {k: v for k, v in settings.items() if v is not None and v != ""}
+        base = vars(self.options).copy()
+        if given.get("preset", base["preset"]) != base["preset"]:
+            base.update(preset_values(given["preset"]))
+        return LipsyncOptions(**{**base, **given, "progress": False, "on_progress": None})
 
     def check_upload(self, path: str | None, what: str) -> Path:
         if not path:
             raise InputError(f"please upload a {what} file")
         p = Path(path)
         size_mb = p.stat().st_size / 1e6
-        if size_mb > APP.max_upload_mb:
-            raise InputError(f"the {what} is {size_mb:.0f} MB; the limit is {APP.max_upload_mb} MB")
+        if 0 < self.max_upload_mb < size_mb:
+            raise InputError(f"the {what} is {size_mb:.0f} MB; the limit is {self.max_upload_mb:g} MB")
         return p
 
-    def run(self, video: str | None, audio: str | None, steps: int, guidance: float, seed: int,
-            length_mode: str, progress=None) -> str:
+    def run(self, video: str | None, audio: str | None, progress=None, **settings) -> str:
+        """Lip-sync one upload pair; `progress` (e.g. gr.Progress) gets (fraction, desc=...) as the run advances."""
         video_path = self.check_upload(video, "video")
         audio_path = self.check_upload(audio, "audio")
+        opts = self.job_options(**settings)
         info = probe_video(video_path)
-        if info.duration > APP.max_video_seconds:
+        if 0 < self.max_video_seconds < info.duration:
             raise InputError(f"the video lasts {info.duration:.0f} s; this app accepts up to "
-                             f"{APP.max_video_seconds} s (use scripts/inference.py for longer videos)")
+                             f"{self.max_video_seconds:g} s (start it with --max_video_seconds 0 for no limit, "
+                             "or use scripts/inference.py)")
         with self._lock:
-            job_dir = Path(tempfile.mkdtemp(dir=self.workdir))
+            job_dir = Path(tempfile.mkdtemp(dir=self.jobs))
             out = job_dir / f"{video_path.stem}_lipsync.mp4"
             try:
-                opts = {**vars(self.options), "inference_steps": int(steps), "guidance_scale": float(guidance),
-                        "seed": int(seed), "length_mode": length_mode, "progress": False}
-                lipsync(str(video_path), str(audio_path), str(out), pipeline_bundle=self._pipeline(), **opts)
+                if progress is not None:
+                    progress(0.0, desc="loading models")
+                bundle = self._pipeline(opts)
+                if progress is not None:
+                    stages = ["faces", "denoising", "writing"]
+                    if (opts.face_choice or load_faces_config().detector.choice) == "speaker":
+                        stages.insert(0, "speaker")
+                    opts.on_progress = ProgressDisplay(progress, stages)
+                lipsync(str(video_path), str(audio_path), str(out), pipeline_bundle=bundle, **vars(opts))
             except BaseException:
                 shutil.rmtree(job_dir, ignore_errors=True)
                 raise
             # Keep only the latest result; gradio copies it to its own cache when serving it.
-            for old in self.workdir.iterdir():
+            for old in self.jobs.iterdir():
                 if old != job_dir:
                     shutil.rmtree(old, ignore_errors=True)
             return str(out)
+
+    def example(self) -> tuple[str, str]:
+        """A generated demo clip (video, audio) for the page's examples, made once."""
+        from tools.make_demo_clip import make_demo_clip
+
+        folder = self.workdir / "example"
+        video, audio = folder / "demo_video.mp4", folder / "demo_audio.wav"
+        if not video.exists():
+            make_demo_clip(folder, seconds=float(APP.example_seconds))
+        return str(video), str(audio)
 
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -89,40 +174,85 @@ def _playable_in_browser(video_path: str) -> bool:
                                                          (".webm", "vp8"), (".ogg", "theora")}
 
 
-def build_app(service: LipsyncService, default_steps: int | None = None):
+def _audio_playable_in_browser(audio_path: str) -> bool:
+    """The same for audio (the example's WAV), with gradio's own table of playable pairs."""
+    from gradio.processing_utils import PLAYABLE_AUDIO_CODECS
+
+    return (Path(audio_path).suffix.lower(), describe_streams(audio_path).audio_codec) in PLAYABLE_AUDIO_CODECS
+
+
+def build_app(service: LipsyncService, examples: bool = True):
     import gradio as gr
     from gradio import processing_utils
 
     if shutil.which("ffprobe") is None:
         processing_utils.video_is_playable = _playable_in_browser
+        processing_utils.audio_is_playable = _audio_playable_in_browser
+    opts = service.options
 
-    def run(video, audio, steps, guidance, seed, length_mode, progress=gr.Progress()):  # noqa: B008 (gradio's API)
-        progress(0.05, desc="lip-syncing")
+    def run(video, audio, preset, scheduler, steps, guidance, seed, deepcache, dtype, face_detector, face_choice,
+            face_index, face_position, length_mode, progress=gr.Progress()):  # noqa: B008 (gradio's API)
+        settings = dict(preset=preset, scheduler=scheduler, inference_steps=int(steps), guidance_scale=float(guidance),
+                        seed=int(seed), enable_deepcache=bool(deepcache), dtype=dtype, face_detector=face_detector,
+                        face_choice=face_choice, length_mode=length_mode,
+                        face_index=face_index if face_choice == "index" else None,  # the fields of other choices
+                        face_position=face_position if face_choice == "position" else None)  # are ignored
         try:
-            return service.run(video, audio, steps, guidance, seed, length_mode)
+            return service.run(video, audio, progress=progress, **settings)
         except InputError as exc:  # every bad input (upload, option, no face, ...): one clear message
             raise gr.Error(" ".join(str(exc).split())) from exc
         except Exception as exc:
             logging.getLogger("latentsync.app").exception("lip-sync failed")
             raise gr.Error(f"internal error ({type(exc).__name__}): {exc}; the server log has the details") from exc
 
+    def preset_fields(name):
+        """Choosing a preset fills the fields it sets; each can still be changed afterwards."""
+        values = preset_values(name)
+        return (values["scheduler"], values["inference_steps"], values["guidance_scale"], values["enable_deepcache"],
+                values["dtype"])
+
     with gr.Blocks(title="LatentSync") as demo:
         gr.Markdown("# LatentSync\nUpload a talking-face video and the audio its lips should follow.")
+        gr.Markdown(service.limits_text(), elem_id="limits")
         with gr.Row():
             with gr.Column():
                 video_in = gr.Video(label="Input video", elem_id="video_in")
                 audio_in = gr.Audio(label="Input audio", type="filepath", elem_id="audio_in")
-                with gr.Row():
-                    steps = gr.Slider(1, 50, value=default_steps or APP.default_steps, step=1, label="Inference steps",
-                                      elem_id="steps")
-                    guidance = gr.Slider(1.0, 3.0, value=APP.default_guidance, step=0.1, label="Guidance scale")
-                with gr.Row():
-                    seed = gr.Number(value=APP.default_seed, precision=0, label="Seed")
-                    length_mode = gr.Dropdown(list(LENGTH_MODES), value="pingpong", label="When audio is longer")
+                with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                    with gr.Row():
+                        preset = gr.Dropdown(list(PRESETS), value=opts.preset, label="Preset", elem_id="preset")
+                        scheduler = gr.Dropdown(list(SCHEDULERS), value=opts.scheduler, label="Sampler",
+                                                elem_id="scheduler")
+                        steps = gr.Slider(1, 50, value=opts.inference_steps, step=1, label="Inference steps",
+                                          elem_id="steps")
+                    with gr.Row():
+                        guidance = gr.Slider(1.0, 3.0, value=opts.guidance_scale, step=0.1, label="Guidance scale",
+                                             elem_id="guidance")
+                        seed = gr.Number(value=opts.seed, precision=0, label="Seed (-1 = random)", elem_id="seed")
+                    with gr.Row():
+                        deepcache = gr.Checkbox(value=opts.enable_deepcache, label="DeepCache", elem_id="deepcache")
+                        dtype = gr.Dropdown(list(DTYPES), value=opts.dtype, label="Precision", elem_id="dtype")
+                        face_detector = gr.Dropdown(list(BACKENDS), value=opts.face_detector, label="Face detector",
+                                                    elem_id="face_detector")
+                    with gr.Row():
+                        face_choice = gr.Dropdown(list(FACE_CHOICES), label="Face to lip-sync", elem_id="face_choice",
+                                                  value=opts.face_choice or load_faces_config().detector.choice)
+                        face_index = gr.Number(value=opts.face_index or 0, precision=0, minimum=0,
+                                               label="Face index (for index; 0 = leftmost)", elem_id="face_index")
+                        face_position = gr.Textbox(value="", label="Face position X,Y (for position)",
+                                                   elem_id="face_position")
+                    length_mode = gr.Dropdown(list(LENGTH_MODES), value=opts.length_mode, elem_id="length_mode",
+                                              label="Length: pingpong / loop / cut_to_shortest when the audio is "
+                                                    "longer; silence keeps a longer video whole")
                 button = gr.Button("Lip-sync", variant="primary", elem_id="run")
+                if examples:
+                    gr.Examples([list(service.example())], inputs=[video_in, audio_in],
+                                label="Example: a generated talking-face clip with its speech")
             with gr.Column():
                 video_out = gr.Video(label="Result", elem_id="video_out")
-        button.click(run, [video_in, audio_in, steps, guidance, seed, length_mode], video_out,
+        preset.change(preset_fields, preset, [scheduler, steps, guidance, deepcache, dtype])
+        button.click(run, [video_in, audio_in, preset, scheduler, steps, guidance, seed, deepcache, dtype,
+                           face_detector, face_choice, face_index, face_position, length_mode], video_out,
                      concurrency_limit=1)
     demo.queue(max_size=8, default_concurrency_limit=1)
     return demo
@@ -134,8 +264,12 @@ def main(argv=None) -> None:
     for name in ("unet_config_path", "inference_ckpt_path", "vae_path", "device", "dtype", "face_detector"):
         p.add_argument(f"--{name}", default=None if name == "dtype" else getattr(d, name))  # dtype: the preset's
     p.add_argument("--whisper_path", default=None)
-    p.add_argument("--preset", default="quality", choices=PRESETS, help="quality (official run) or fast")
+    p.add_argument("--preset", default="quality", choices=PRESETS, help="initial preset: quality (official) or fast")
     p.add_argument("--inference_steps", type=int, default=None, help="initial value of the steps slider")
+    p.add_argument("--max_upload_mb", type=float, default=APP.max_upload_mb, help="largest upload, MB (0 = no limit)")
+    p.add_argument("--max_video_seconds", type=float, default=APP.max_video_seconds,
+                   help="longest video, seconds (0 = no limit)")
+    p.add_argument("--no_examples", action="store_true", help="do not generate and offer the demo clip")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
@@ -147,10 +281,11 @@ def main(argv=None) -> None:
         filter_native_logs()
     options = LipsyncOptions.from_kwargs(**{k: v for k, v in vars(args).items()
                                             if k in LipsyncOptions.__dataclass_fields__ and v is not None})
-    service = LipsyncService(options)
+    service = LipsyncService(options, max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds)
     try:
-        build_app(service, options.inference_steps).launch(server_name=args.host, server_port=args.port, share=args.share,
-                                  max_file_size=f"{APP.max_upload_mb}mb")
+        max_size = f"{args.max_upload_mb:g}mb" if args.max_upload_mb > 0 else None
+        build_app(service, examples=not args.no_examples).launch(server_name=args.host, server_port=args.port,
+                                                                 share=args.share, max_file_size=max_size)
     finally:
         service.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -16,17 +17,20 @@ import torch
 
 from latentsync.config import REPO_ROOT, load_config, model_config
 from latentsync.errors import InputError
-from latentsync.validation import check_output_path, check_run_options
+from latentsync.pipelines.frame_schedule import check_length_mode
+from latentsync.pipelines.progress import RunProgress
+from latentsync.validation import check_face_options, check_output_path, check_run_options
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["InputError", "LipsyncOptions", "PRESETS", "build_pipeline", "lipsync", "SCHEDULERS"]
+__all__ = ["DTYPES", "InputError", "LipsyncOptions", "PRESETS", "build_pipeline", "lipsync", "SCHEDULERS"]
 
 DEFAULT_UNET_CONFIG = "configs/unet/stage2.yaml"
 DEFAULT_CKPT = "checkpoints/latentsync_unet.pt"
 DEFAULT_VAE = "checkpoints/sd-vae-ft-mse"
 WHISPER_BY_WIDTH = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
 SCHEDULERS = ("ddim", "dpmsolver++")
+DTYPES = ("auto", "fast", "fp32", "fp16", "bf16")  # see resolve_dtype
 
 
 PRESETS = ("quality", "fast")
@@ -63,8 +67,12 @@ class LipsyncOptions:
     enable_deepcache: bool = True  # as the official inference.sh and app
     preset: str = "quality"
     face_detector: str = "mediapipe"
+    face_choice: str | None = None  # largest | tracked | speaker | index | position; None: configs/faces.yaml
+    face_index: int | None = None  # for index: the n-th face from the left (0 = leftmost)
+    face_position: str | tuple | None = None  # for position: "X,Y" or (x, y) in pixels
     temp_dir: str | None = None  # kept for CLI compatibility; nothing is written outside the output folder
-    progress: bool = True
+    progress: bool = True  # console progress bars
+    on_progress: Callable[[str, int, int], None] | None = None  # callback(stage, done, total), e.g. the app's
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> LipsyncOptions:
@@ -125,7 +133,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16
         return torch.float32
     if name not in table:
-        raise InputError(f"unknown dtype {name!r}; choose auto, fast, fp32, fp16 or bf16")
+        raise InputError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}")
     if name == "fp16" and device.type == "cpu":
         raise InputError("fp16 is not supported on the CPU; use --dtype fp32 or bf16")
     return table[name]
@@ -228,6 +236,8 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
         if not Path(path).is_file():
             raise InputError(f"{what} file not found: {path}")
     check_run_options(opts.inference_steps, opts.guidance_scale, opts.seed)
+    face_choice, face_index, face_position = check_face_options(opts.face_choice, opts.face_index, opts.face_position)
+    check_length_mode(opts.length_mode)
     check_output_path(out, (video, audio))
     pipeline, config, device, dtype = pipeline_bundle or build_pipeline(opts)
     if opts.progress:  # once per run, next to the progress bars
@@ -248,5 +258,8 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
         mask_image_path=config.data.get("mask_image_path") or None,
         generator=generator,
         length_mode=opts.length_mode,
-        progress=opts.progress,
+        progress=RunProgress(opts.progress, opts.on_progress),
+        face_choice=face_choice,
+        face_index=face_index,
+        face_position=face_position,
     )

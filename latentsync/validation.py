@@ -35,6 +35,57 @@ def check_run_options(inference_steps, guidance_scale, seed) -> None:
         raise InputError(f"--seed must be a whole number (-1 for a random seed), got {seed!r}")
 
 
+def parse_face_position(value) -> tuple[float, float] | None:
+    """`X,Y` (a string, as on the command line, in a batch row or the app) or a pair of numbers, in pixels."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    parts = value.replace(" ", "").split(",") if isinstance(value, str) else list(value)
+    try:
+        x, y = (float(v) for v in parts)
+    except (TypeError, ValueError):
+        raise InputError(f"--face_position must be two numbers X,Y (pixels), got {value!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y)) or x < 0 or y < 0:
+        raise InputError(f"--face_position must be two numbers X,Y >= 0 (pixels), got {value!r}")
+    return x, y
+
+
+def parse_face_index(value) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # the app's number field
+    try:
+        index = value if isinstance(value, int) and not isinstance(value, bool) else int(str(value).strip())
+    except ValueError:
+        index = -1
+    if index < 0:
+        raise InputError(f"--face_index must be a whole number >= 0 (0 = the leftmost face), got {value!r}")
+    return index
+
+
+def check_face_options(choice, index=None, position=None) -> tuple[str | None, int | None, tuple | None]:
+    """(choice, index, position) checked; `--face_index` alone means `index`, `--face_position` alone `position`.
+
+    choice None (nothing given) leaves configs/faces.yaml's `detector.choice` in charge."""
+    from latentsync.utils.face_detector import FACE_CHOICES
+
+    index, position = parse_face_index(index), parse_face_position(position)
+    choice = choice.strip() if isinstance(choice, str) and choice.strip() else None
+    if choice is None and index is not None and position is not None:
+        raise InputError("give --face_index or --face_position, not both")
+    if choice is None:
+        choice = "index" if index is not None else "position" if position is not None else None
+    if choice is not None and choice not in FACE_CHOICES:
+        raise InputError(f"unknown --face_choice {choice!r}; choose one of {', '.join(FACE_CHOICES)}")
+    if index is not None and choice != "index":
+        raise InputError(f"--face_index only applies to --face_choice index (got --face_choice {choice})")
+    if position is not None and choice != "position":
+        raise InputError(f"--face_position only applies to --face_choice position (got --face_choice {choice})")
+    if choice == "position" and position is None:
+        raise InputError("--face_choice position needs --face_position X,Y (pixels of the face's centre)")
+    return choice, index, position
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))

@@ -2,6 +2,7 @@
 
     python -m scripts.inference --video_path in.mp4 --audio_path speech.wav --video_out_path out.mp4
     python -m scripts.inference --batch jobs.csv            # CSV (video,audio,output) or JSON list of objects
+    python -m scripts.inference --batch jobs.csv --shard_index $SLURM_ARRAY_TASK_ID --num_shards 8
 
 Exit codes: 0 success, 2 bad input (missing/unreadable file, no face, wrong checkpoint for the config, bad
 option, output path that is an input or a folder, disk full, ...), 1 internal error, 130 / 143 stopped by
@@ -9,7 +10,9 @@ SIGINT / SIGTERM (the partial output is removed). Errors are one line; `--verbos
 internal error and shows the third-party native log messages (mediapipe, TFLite, absl) that are hidden by
 default. In batch mode outputs that already exist are skipped (so a stopped batch resumes where it was),
 one failure does not stop the rest, and the exit code is 0 only if every row succeeded (2 if the failures
-were all bad inputs).
+were all bad inputs). A batch row may also set face_choice, face_index and face_position for its video.
+With --shard_index i --num_shards n a job runs only the rows of shard i (a stable hash of the row's output
+path, as data processing shards its videos), so n jobs, e.g. a SLURM array, share one batch file.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import traceback
 import warnings
 from pathlib import Path
 
-from latentsync.api import PRESETS, SCHEDULERS, LipsyncOptions, build_pipeline, lipsync
+from latentsync.api import DTYPES, PRESETS, SCHEDULERS, LipsyncOptions, build_pipeline, lipsync
 from latentsync.errors import InputError, RunStopped, restore_signals, stop_on_signals
 from latentsync.pipelines.frame_schedule import LENGTH_MODES
-from latentsync.validation import check_output_path
+from latentsync.utils.face_detector import FACE_CHOICES
+from latentsync.validation import check_face_options, check_output_path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -61,9 +65,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vae_path", default=d.vae_path)
     p.add_argument("--whisper_path", default=None)
     p.add_argument("--device", default=d.device)
-    p.add_argument("--dtype", default=None, choices=["auto", "fast", "fp32", "fp16", "bf16"])
+    p.add_argument("--dtype", default=None, choices=DTYPES)
     p.add_argument("--face_detector", default=d.face_detector)
-    p.add_argument("--length_mode", default=d.length_mode, choices=LENGTH_MODES)
+    p.add_argument("--face_choice", default=None, choices=FACE_CHOICES,
+                   help="which face to lip-sync: largest (default, per keyframe), tracked (one person for the whole "
+                        "video), speaker (the one whose mouth moves with the video's own audio), index, position")
+    p.add_argument("--face_index", default=None, help="--face_choice index: the n-th face from the left (0 = leftmost)")
+    p.add_argument("--face_position", default=None, metavar="X,Y",
+                   help="--face_choice position: the face whose box centre is nearest to X,Y (pixels)")
+    p.add_argument("--length_mode", default=d.length_mode, choices=LENGTH_MODES,
+                   help="pingpong / loop / cut_to_shortest: what a longer audio does with the video; silence: a "
+                        "longer video is kept whole and the audio padded with silence (table in README)")
+    p.add_argument("--shard_index", type=int, default=None, help="--batch: this job's shard (e.g. $SLURM_ARRAY_TASK_ID)")
+    p.add_argument("--num_shards", type=int, default=None, help="--batch: total shards (e.g. $SLURM_ARRAY_TASK_COUNT)")
     p.add_argument("--scheduler", default=None, choices=SCHEDULERS)
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
     p.add_argument("--verbose", action="store_true", help="tracebacks, info logs and third-party native logs")
@@ -73,6 +87,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("give --video_path, --audio_path and --video_out_path, or --batch FILE")
     if args.batch is not None and any(single):
         p.error("--batch cannot be combined with --video_path/--audio_path/--video_out_path")
+    if args.shard_index is not None or args.num_shards is not None:
+        if args.batch is None:
+            p.error("--shard_index/--num_shards apply to --batch")
+        from data_processing.sharding import check_shard
+
+        args.shard_index = 0 if args.shard_index is None else args.shard_index
+        args.num_shards = 1 if args.num_shards is None else args.num_shards
+        try:
+            check_shard(args.shard_index, args.num_shards)
+        except ValueError as exc:
+            p.error(str(exc))
     return args
 
 
@@ -80,12 +105,15 @@ def options_from_args(args) -> LipsyncOptions:
     """The preset's values, overridden by every flag given explicitly."""
     keys = ("unet_config_path", "inference_ckpt_path", "vae_path", "whisper_path", "inference_steps",
             "guidance_scale", "seed", "device", "dtype", "length_mode", "scheduler", "enable_deepcache",
-            "face_detector", "temp_dir", "preset")
+            "face_detector", "face_choice", "face_index", "face_position", "temp_dir", "preset")
     return LipsyncOptions.from_kwargs(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
 
 
+ROW_OPTIONS = ("face_choice", "face_index", "face_position")  # per-row settings a batch file may carry
+
+
 def read_batch(path: Path) -> list[dict]:
-    """Rows of {video, audio, output} from a CSV with a header or a JSON list."""
+    """Rows of {video, audio, output} (and optionally ROW_OPTIONS) from a CSV with a header or a JSON list."""
     if not path.is_file():
         raise InputError(f"batch file not found: {path}")
     if path.suffix.lower() == ".json":
@@ -132,12 +160,33 @@ def run_single(args, options: LipsyncOptions) -> int:
     return EXIT_OK
 
 
+def row_options(row: dict, options: LipsyncOptions) -> dict:
+    """The run's options with the row's own face settings (a row that names one replaces all three)."""
+    own = {k: row[k] for k in ROW_OPTIONS if row.get(k) not in (None, "")}
+    if not own:
+        return vars(options)
+    check_face_options(own.get("face_choice"), own.get("face_index"), own.get("face_position"))
+    return {**vars(options), **{k: own.get(k) for k in ROW_OPTIONS}}
+
+
+def shard_rows(rows: list[dict], shard_index: int | None, num_shards: int | None) -> list[dict]:
+    """This job's rows: data processing's stable shard hash, here of each row's output path."""
+    if not num_shards or num_shards == 1:
+        return rows
+    from data_processing.sharding import shard_of
+
+    return [row for row in rows if shard_of(str(row["output"]), num_shards) == shard_index]
+
+
 def run_batch(args, options: LipsyncOptions) -> int:
     try:
-        rows = read_batch(args.batch)
+        rows = shard_rows(read_batch(args.batch), args.shard_index, args.num_shards)
+        check_face_options(options.face_choice, options.face_index, options.face_position)  # before models load
         bundle = build_pipeline(options)
     except Exception as exc:  # noqa: BLE001
         return report(exc, args.verbose)
+    if args.num_shards and args.num_shards > 1:
+        print(f"shard {args.shard_index} of {args.num_shards}: {len(rows)} row(s)")
     results, codes = [], []
     for row in rows:
         video, audio, output = row["video"], row["audio"], row["output"]
@@ -147,7 +196,7 @@ def run_batch(args, options: LipsyncOptions) -> int:
             if Path(output).exists():
                 results.append((output, "skipped (exists)", ""))
                 continue
-            lipsync(video, audio, output, pipeline_bundle=bundle, **vars(options))
+            lipsync(video, audio, output, pipeline_bundle=bundle, **row_options(row, options))
             results.append((output, "ok", f"{time.perf_counter() - start:.1f}s"))
         except Exception as exc:  # noqa: BLE001 - one bad row must not stop the batch (a stop signal does)
             codes.append(classify(exc))

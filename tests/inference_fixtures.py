@@ -46,3 +46,45 @@ def source_indices(frames: np.ndarray) -> list[int]:
 
 def audio_seconds(path) -> float:
     return len(read_audio(path)) / 16000
+
+
+TWO_FACE_SIZE, TWO_FACE_FRAME = 160, (240, 400)  # each face's square, the frame (h, w)
+
+
+def two_face_clip(folder: Path, name: str, speaking: int, seconds: float = 4.0, with_audio: bool = True,
+                  ) -> tuple[Path, Path, list[tuple[int, int, int, int]]]:
+    """Two generated faces side by side; each mouth follows its own generated speech, and the video's audio track
+    (also returned as a WAV) is the speech of face `speaking` (0 = left): only that mouth follows the audio, the
+    other moves out of sync with it. Returns (video, wav, [(x1, y1, x2, y2) of each face's square])."""
+    from latentsync.data.synthetic import synthetic_config
+    from latentsync.data.synthetic_face import FaceRenderer
+    from latentsync.data.synthetic_speech import synthesize
+    from latentsync.utils.media import VideoWriter, write_wav
+
+    cfg = synthetic_config([f"resolution={TWO_FACE_SIZE}", f"clip_seconds={seconds}"])
+    faces, speech = [], []
+    for seed in (1, 2):  # fixed seeds: the same two people and speeches in every run
+        rng = np.random.default_rng(seed)
+        track = synthesize(cfg.clip_seconds, cfg.fps, cfg.sample_rate, rng, cfg.speech)
+        faces.append(FaceRenderer(cfg.resolution, cfg, rng, fps=cfg.fps).render(track.opening, track.width))
+        speech.append(track.samples)
+    height, width = TWO_FACE_FRAME
+    top, gap = (height - TWO_FACE_SIZE) // 2, (width - 2 * TWO_FACE_SIZE) // 3
+    boxes = [(gap + k * (TWO_FACE_SIZE + gap), top, gap + k * (TWO_FACE_SIZE + gap) + TWO_FACE_SIZE,
+              top + TWO_FACE_SIZE) for k in range(2)]
+    frames = np.full((len(faces[0]), height, width, 3), 100, np.uint8)
+    for (x1, y1, x2, y2), face in zip(boxes, faces, strict=True):
+        frames[:, y1:y2, x1:x2] = face
+    folder.mkdir(parents=True, exist_ok=True)
+    wav = folder / f"{name}.wav"
+    write_wav(wav, speech[speaking], cfg.sample_rate)
+    video = folder / f"{name}.mp4"
+    with VideoWriter(video, cfg.fps, audio_path=wav if with_audio else None) as writer:
+        writer.write(frames)
+    return video, wav, boxes
+
+
+def region_change(frames_in: np.ndarray, frames_out: np.ndarray, box) -> float:
+    """Mean absolute difference (grey levels) between input and output inside a (x1, y1, x2, y2) box."""
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    return float(np.abs(frames_out[:, y1:y2, x1:x2].astype(int) - frames_in[:, y1:y2, x1:x2].astype(int)).mean())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,27 +32,78 @@ def test_service_runs_one_job_and_cleans_up(ckpts, clip):
     options = LipsyncOptions(**{k: v for k, v in tiny_options(ckpts).items()})
     service = gradio_app.LipsyncService(options)
     try:
-        first = Path(service.run(str(clip[0]), str(clip[1]), 2, 1.5, 1, "pingpong"))
+        first = Path(service.run(str(clip[0]), str(clip[1]), inference_steps=2, seed=1, length_mode="pingpong"))
         assert first.exists()
-        second = Path(service.run(str(clip[0]), str(clip[1]), 2, 1.0, 2, "loop"))
+        second = Path(service.run(str(clip[0]), str(clip[1]), inference_steps=2, guidance_scale=1.0, seed=2,
+                                  length_mode="loop"))
         assert second.exists() and not first.exists(), "older results are removed"
         with pytest.raises(InputError, match="upload a video"):
-            service.run(None, str(clip[1]), 2, 1.5, 1, "pingpong")
+            service.run(None, str(clip[1]), inference_steps=2)
     finally:
         service.close()
     assert not service.workdir.exists()
 
 
-def test_upload_size_limit(ckpts, clip, monkeypatch):
+def test_upload_size_and_length_limits(ckpts, clip):
     import gradio_app
 
-    monkeypatch.setattr(gradio_app.APP, "max_upload_mb", 0.001)
-    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)))
+    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)), max_upload_mb=0.001)
     try:
-        with pytest.raises(InputError, match="limit"):
-            service.run(str(clip[0]), str(clip[1]), 2, 1.5, 1, "pingpong")
+        with pytest.raises(InputError, match="limit is 0.001 MB"):
+            service.run(str(clip[0]), str(clip[1]))
     finally:
         service.close()
+    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)), max_video_seconds=0.5)
+    try:
+        with pytest.raises(InputError, match="up to 0.5 s"):
+            service.run(str(clip[0]), str(clip[1]))
+        assert "videos up to 0.5 s" in service.limits_text()
+    finally:
+        service.close()
+    unlimited = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)), max_upload_mb=0, max_video_seconds=0)
+    assert "no size limit" in unlimited.limits_text() and "no length limit" in unlimited.limits_text()
+    unlimited.close()
+
+
+def test_page_options_reach_the_pipeline_and_progress_is_reported(ckpts, clip, tmp_path, monkeypatch):
+    import gradio_app
+    from latentsync.utils.media import probe_video
+
+    seen = []
+    real = gradio_app.lipsync
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gradio_app, "lipsync", recording)
+    long_audio = face_clip(tmp_path, "long", 0.8, audio_seconds=1.6)[1]
+    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)))
+    calls = []
+    try:
+        out = service.run(str(clip[0]), str(long_audio), progress=lambda f, desc: calls.append((f, desc)),
+                          length_mode="cut_to_shortest", face_choice="index", face_index=0, seed=5,
+                          guidance_scale=1.0, enable_deepcache=False)
+        frames_out = probe_video(out).num_frames  # before the next job removes it
+        first_bundle = service._bundle
+        service.run(str(clip[0]), str(long_audio), length_mode="loop", enable_deepcache=False)
+        assert service._bundle is first_bundle  # same model settings: models kept
+        service.run(str(clip[0]), str(long_audio), length_mode="loop", scheduler="dpmsolver++")
+        assert service._bundle is not first_bundle  # another sampler: reloaded
+    finally:
+        service.close()
+    options = seen[0]
+    assert (options["length_mode"], options["face_choice"], options["face_index"], options["seed"],
+            options["guidance_scale"], options["enable_deepcache"]) == ("cut_to_shortest", "index", 0, 5, 1.0, False)
+    assert seen[2]["scheduler"] == "dpmsolver++"
+    assert frames_out == 20  # cut to the 0.8 s video, not the 1.6 s audio
+    fractions = [f for f, _ in calls]
+    descriptions = " ".join(d for _, d in calls)
+    assert calls[0] == (0.0, "loading models") and fractions[-1] == pytest.approx(1.0)
+    assert fractions == sorted(fractions), "progress never goes back"
+    for stage in ("detecting faces", "denoising", "writing"):
+        assert stage in descriptions
+    assert "denoising 1/4" in descriptions and "denoising 4/4" in descriptions  # 2 chunks x 2 steps, each reported
 
 
 def _free_port() -> int:
@@ -62,7 +114,9 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser installed (apt-get install chromium)")
 def test_app_in_headless_browser(ckpts, clip, tmp_path):
+    """Upload, one Advanced option (length cut_to_shortest with a longer audio), the real progress, playback."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    long_audio = face_clip(tmp_path, "long", 0.8, audio_seconds=1.6)[1]
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(REPO_ROOT)}
     cmd = [sys.executable, str(REPO_ROOT / "gradio_app.py"), "--unet_config_path", "configs/unet/tiny.yaml",
@@ -86,9 +140,22 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
                 "--disable-sync", "--no-first-run"])
             page = browser.new_page()
             page.goto(url, wait_until="networkidle")
+            body = page.inner_text("body")
+            assert "Limits: uploads up to 200 MB, videos up to 120 s" in body and "Example" in body
             page.locator("#video_in input[type=file]").set_input_files(str(clip[0]))
-            page.locator("#audio_in input[type=file]").set_input_files(str(clip[1]))
+            page.locator("#audio_in input[type=file]").set_input_files(str(long_audio))
+            page.get_by_text("Advanced").click()  # open the section, choose one of its options
             assert page.locator("#steps input[type=number]").input_value() == "2"
+            page.locator("#length_mode input").click()
+            page.get_by_role("option", name="cut_to_shortest").click()
+            assert page.locator("#length_mode input").input_value() == "cut_to_shortest"
+            page.evaluate("""() => {  // every progress message the page shows, as it shows it
+                window.seenProgress = [];
+                new MutationObserver(() => {
+                    const text = document.querySelector('#video_out')?.innerText || '';
+                    if (/detecting faces|denoising|writing/.test(text)) window.seenProgress.push(text);
+                }).observe(document.body, {subtree: true, childList: true, characterData: true});
+            }""")
             page.locator("#run").click()
             try:
                 page.wait_for_selector("#video_out video", timeout=480_000)  # generous: CI machines are slow
@@ -103,6 +170,7 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
                 await new Promise(r => setTimeout(r, 300));
                 return [v.duration, v.currentTime];
             }""")
+            progress = page.evaluate("window.seenProgress")
             # a bad upload: one clear message in the page, no traceback
             bad = tmp_path / "not_a_video.mp4"
             bad.write_text("this is not a video " * 100)
@@ -119,8 +187,9 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
             browser.close()
         assert "Traceback" not in shown
         assert "cannot read video" in shown or "not a video" in shown.lower(), shown[-1500:]
-        assert abs(duration[0] - 0.8) < 0.1, duration
+        assert abs(duration[0] - 0.8) < 0.1, duration  # cut_to_shortest: the 0.8 s video, not the 1.6 s audio
         assert duration[1] > 0, "the result video did not play"
+        assert any(re.search(r"(detecting faces|denoising|writing) \d+/\d+", t) for t in progress), progress[:5]
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -51,6 +51,9 @@ def media(tmp_path_factory):
     files["corrupt_unet"] = folder / "corrupt_unet.pt"
     (folder / "outputs").mkdir()
     files["folder"] = folder
+    (folder / "jobs.json").write_text(json.dumps([{"video": str(video), "audio": str(audio),
+                                                   "output": str(folder / "outputs" / "row.mp4")}]))
+    files["batch"] = folder / "jobs.json"
     return files
 
 
@@ -71,6 +74,8 @@ def cases(ckpts, m) -> dict:
     out = m["folder"] / "outputs" / "out.mp4"
     ok = cli_args(ckpts, m["video"], m["audio"], out)
     args = lambda video=m["video"], audio=m["audio"], target=out: cli_args(ckpts, video, audio, target)  # noqa: E731
+    batch = [a for a in ok if a not in (str(m["video"]), str(m["audio"]), str(out))
+             and a not in ("--video_path", "--audio_path", "--video_out_path")] + ["--batch", str(m["batch"])]
     return {
         "missing video": (args(video=m["folder"] / "missing.mp4"), "not found"),
         "video is text": (args(video=m["text_video"]), "cannot read video"),
@@ -101,6 +106,15 @@ def cases(ckpts, m) -> dict:
         "fp16 on CPU": (ok + ["--dtype", "fp16"], "fp16"),
         "unknown scheduler": (ok + ["--scheduler", "euler"], "--scheduler"),
         "unknown face detector": (ok + ["--face_detector", "haar"], "detector"),
+        "unknown face choice": (ok + ["--face_choice", "loudest"], "--face_choice"),
+        "position without a position": (ok + ["--face_choice", "position"], "--face_position"),
+        "position not two numbers": (ok + ["--face_position", "left"], "--face_position"),
+        "negative face index": (ok + ["--face_index", "-1"], "--face_index"),
+        "face index with another choice": (ok + ["--face_choice", "tracked", "--face_index", "1"], "only applies"),
+        "shards without a batch": (ok + ["--shard_index", "0", "--num_shards", "2"], "--batch"),
+        "shard index out of range": (batch + ["--shard_index", "2", "--num_shards", "2"], "--shard_index"),
+        "zero shards": (batch + ["--num_shards", "0"], "--num_shards"),
+        "bad face choice in a batch": (batch + ["--face_choice", "position"], "--face_position"),
     }
 
 

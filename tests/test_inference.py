@@ -72,7 +72,7 @@ def test_end_to_end_on_self_made_clip(bundle, ckpts, clips, tmp_path):
     assert source_indices(frames_out) == list(range(len(frames_out)))
 
 
-@pytest.mark.parametrize("mode", ["pingpong", "loop", "cut_to_shortest"])
+@pytest.mark.parametrize("mode", ["pingpong", "loop", "cut_to_shortest", "silence"])
 def test_audio_longer_than_video(bundle, ckpts, clips, tmp_path, mode):
     video, audio = clips["short_video_long_audio"]  # 15 video frames, 1.5 s of audio
     out = tmp_path / f"{mode}.mp4"
@@ -81,6 +81,8 @@ def test_audio_longer_than_video(bundle, ckpts, clips, tmp_path, mode):
     expected_len = 15 if mode == "cut_to_shortest" else int(np.ceil(1.5 * 25))
     assert len(frames) == expected_len
     assert source_indices(frames) == source_frame_indices(expected_len, 15, mode).tolist()
+    if mode == "silence":  # the audio is longer: the default behaviour (pingpong)
+        assert source_indices(frames) == source_frame_indices(expected_len, 15, "pingpong").tolist()
     assert abs(describe_streams(out).duration - expected_len / 25) < 0.1
 
 
@@ -95,6 +97,25 @@ def test_audio_shorter_than_video(bundle, ckpts, clips, tmp_path):
     run(bundle, ckpts, video, short, out)
     frames = decode_all(out)
     assert len(frames) == 19 and source_indices(frames) == list(range(19))
+
+
+def test_silence_keeps_a_longer_video_whole(bundle, ckpts, tmp_path):
+    """8 s of video with 3 s of audio: 8.00 s out, every source frame in order, audio padded with silence."""
+    from latentsync.utils.media import read_audio
+
+    video, audio = face_clip(tmp_path, "eight", 8.0, audio_seconds=3.0)
+    out = tmp_path / "silence.mp4"
+    result = run(bundle, ckpts, video, audio, out, length_mode="silence")
+    frames = decode_all(out)
+    assert result.num_frames == len(frames) == 200 and probe_video(out).num_frames / 25 == 8.0
+    assert source_indices(frames) == list(range(200))
+    assert describe_streams(out).audio_codec == "aac"
+    track = read_audio(out)
+    assert abs(len(track) / 16000 - 8.0) < 0.03, len(track) / 16000  # the audio lasts as long as the video
+    assert np.abs(track[16000:40000]).max() > 0.05 and np.abs(track[-3 * 16000:]).max() < 1e-3  # speech, then silence
+    # the default mode still follows the audio
+    default = run(bundle, ckpts, video, audio, tmp_path / "default.mp4")
+    assert default.num_frames == 75
 
 
 def test_30fps_input_gives_25fps_output(bundle, ckpts, clips, tmp_path):
@@ -228,6 +249,36 @@ def test_batch_mode_with_one_bad_row(ckpts, clips, tmp_path, capsys):
     # re-running skips the finished outputs
     cli.main(argv + ["--batch", str(batch), "--length_mode", "cut_to_shortest"])
     assert capsys.readouterr().out.count("skipped (exists)") == 2
+
+
+def _batch_argv(ckpts, clip) -> list[str]:
+    argv = cli_args(ckpts, *clip, "unused.mp4")
+    for flag in ("--video_path", "--audio_path", "--video_out_path"):
+        i = argv.index(flag)
+        del argv[i : i + 2]
+    return argv
+
+
+def test_batch_shards_split_the_rows_like_data_processing(ckpts, clips, tmp_path, capsys):
+    """Two shard jobs (as a SLURM array) over one batch file: each runs only its rows, together all of them."""
+    from data_processing.sharding import shard_of
+
+    video, audio = clips["short_video_long_audio"]
+    rows = [{"video": str(video), "audio": str(audio), "output": str(tmp_path / f"out{i}.mp4")} for i in range(6)]
+    batch = tmp_path / "jobs.json"
+    batch.write_text(json.dumps(rows))
+    expected = [{r["output"] for r in rows if shard_of(r["output"], 2) == k} for k in (0, 1)]
+    assert expected[0] and expected[1]  # both shards have work (a fixed property of these names)
+    argv = _batch_argv(ckpts, clips["short_video_long_audio"]) + ["--batch", str(batch), "--length_mode",
+                                                                 "cut_to_shortest", "--num_shards", "2"]
+    assert cli.main(argv + ["--shard_index", "0"]) == cli.EXIT_OK
+    assert {str(p) for p in tmp_path.glob("out*.mp4")} == expected[0]
+    assert f"shard 0 of 2: {len(expected[0])} row(s)" in capsys.readouterr().out
+    assert cli.main(argv + ["--shard_index", "1"]) == cli.EXIT_OK
+    assert {str(p) for p in tmp_path.glob("out*.mp4")} == expected[0] | expected[1] == {r["output"] for r in rows}
+    capsys.readouterr()
+    assert cli.main(argv + ["--shard_index", "1"]) == cli.EXIT_OK  # a re-run of a shard skips what it finished
+    assert capsys.readouterr().out.count("skipped (exists)") == len(expected[1])
 
 
 @pytest.mark.slow

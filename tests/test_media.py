@@ -181,3 +181,11 @@ def test_demo_clip_hevc_1080x1920():
     assert (reader.info.width, reader.info.height) == (1080, 1920)
     first = next(reader.iter_chunks(4))
     assert first.shape == (4, 1920, 1080, 3) and first.dtype == np.uint8
+
+
+def test_mux_pads_a_short_audio_with_silence(tmp_path, tone_wav):
+    out = media.write_video(tmp_path / "padded.mp4", [moving_pattern(75)], fps=25, audio_path=tone_wav,
+                            audio_duration=3.0)  # the tone lasts 2 s
+    audio = media.read_audio(out)
+    assert abs(len(audio) / 16000 - 3.0) < 0.03
+    assert np.abs(audio[: 16000]).mean() > 0.05 and np.abs(audio[-8000:]).max() < 1e-3  # tone, then silence

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from latentsync.errors import InputError
+from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.streaming import StageClock
 from latentsync.utils.affine_transform import AlignRestore
 from latentsync.utils.face_video import AlignedFrame, FaceTrackProcessor, FaceTrackStats, resize_faces_to_box
@@ -87,19 +87,21 @@ class ChunkSource:
     The face pass advances only as far as the current chunk needs, so it runs beside the networks instead of
     before them. `clock` receives "faces" (decode + detect + align along the first traversal) and "decode"
     (re-reading and re-warping frames shown again). `device` is where warping and pasting back run: the
-    model's CUDA device when there is one (as the official pipeline), else the CPU.
+    model's CUDA device when there is one (as the official pipeline), else the CPU. `face_choice` holds
+    tracker settings (`latentsync.pipelines.face_choice.tracker_settings`); `progress` is a bool or a RunProgress.
     """
 
     def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
-                 detector=None, clock: StageClock | None = None, progress: bool = True, device="cpu"):
+                 detector=None, clock: StageClock | None = None, progress=True, device="cpu",
+                 face_choice: dict | None = None):
         self.video_path = str(video_path)
         self.schedule = np.asarray(schedule, dtype=np.int64)
         self.chunk_size = chunk_size
         self.fps = fps
         self.clock = clock or StageClock()
-        self.progress = progress
+        self.progress = RunProgress.of(progress)
         self.num_source_frames = int(self.schedule.max()) + 1 if len(self.schedule) else 0
-        self.processor = FaceTrackProcessor(resolution=resolution, detector=detector)
+        self.processor = FaceTrackProcessor(resolution=resolution, detector=detector, **(face_choice or {}))
         if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
         self.track = FaceTrack.empty(self.num_source_frames, self.processor)
@@ -128,7 +130,7 @@ class ChunkSource:
         with VideoReader(self.video_path, target_fps=self.fps) as first, \
                 VideoReader(self.video_path, target_fps=self.fps) as again:
             face_pass = self.processor.process(self._first_pass_frames(first), batch_size=self.chunk_size)
-            bar = tqdm(total=self.num_source_frames, desc="detecting faces", unit="frame", disable=not self.progress)
+            bar = self.progress.stage("faces", self.num_source_frames)
             try:
                 for chunk_start in range(0, len(self.schedule), self.chunk_size):
                     out_idx = np.arange(chunk_start, min(chunk_start + self.chunk_size, len(self.schedule)))
@@ -195,7 +197,7 @@ def track_faces(reader: VideoReader, num_frames: int, resolution: int, detector=
         for start in range(0, num_frames, chunk_size):
             yield reader.get_frames(range(start, min(start + chunk_size, num_frames)))
 
-    bar = tqdm(total=num_frames, desc="detecting faces", unit="frame", disable=not progress)
+    bar = RunProgress.of(progress).stage("faces", num_frames)
     for aligned in processor.process(chunks(), batch_size=chunk_size):
         track.record(aligned)
         bar.update(1)

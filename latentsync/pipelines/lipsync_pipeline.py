@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from latentsync.pipelines.face_choice import tracker_settings
 from latentsync.pipelines.face_track import ChunkSource, NoFaceError
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
+from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.sampling import denoise
 from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
 from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
@@ -87,7 +88,10 @@ class LipsyncPipeline:
                  width: int | None = None, num_inference_steps: int = 20, guidance_scale: float = 1.5,
                  weight_dtype: torch.dtype | None = None, eta: float = 0.0, mask_image_path: str | None = None,
                  temp_dir: str | None = None, generator: torch.Generator | None = None,
-                 length_mode: str = "pingpong", progress: bool = True, **_ignored) -> LipsyncResult:
+                 length_mode: str = "pingpong", progress=True, face_choice: str | None = None,
+                 face_index: int | None = None, face_position=None, **_ignored) -> LipsyncResult:
+        """`progress`: console bars (bool) or a `RunProgress` (bars and/or a callback). `face_choice`: which face
+        to edit (None: configs/faces.yaml), with `face_index` / `face_position` (x, y) where it needs them."""
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or height
         if height != width or height % 8:
@@ -95,6 +99,7 @@ class LipsyncPipeline:
         was_training = self.unet.training
         self.unet.eval()
         device = self.device
+        progress = RunProgress.of(progress)
 
         clock = StageClock()
         with clock.measure("audio"):
@@ -102,7 +107,6 @@ class LipsyncPipeline:
             audio_seconds = len(audio) / audio_sample_rate
             if audio_seconds < 1.0 / video_fps:
                 raise MediaError(f"audio is shorter than one video frame ({audio_seconds:.3f} s): {audio_path}")
-            features = self.audio_encoder.audio2feat(audio)  # the decoded 16 kHz samples: no second decode
 
         info = probe_video(video_path)
         n_video = len(resample_indices(info.num_frames, info.fps, video_fps))
@@ -110,11 +114,18 @@ class LipsyncPipeline:
         schedule = source_frame_indices(n_out, n_video, length_mode)
         logger.info("video %s: %d frames at %.3g fps -> %d output frames at %d fps (%s)", video_path,
                     info.num_frames, info.fps, n_out, video_fps, length_mode)
+        with clock.measure("audio"):
+            if length_mode == "silence":  # the video outlasts the audio: the mouth follows silence to its end
+                audio = np.pad(audio, (0, max(0, round(n_out / video_fps * audio_sample_rate) - len(audio))))
+            features = self.audio_encoder.audio2feat(audio)  # the decoded 16 kHz samples: no second decode
 
         mask = load_fixed_mask(height, mask_image_path) if mask_image_path else load_fixed_mask(height)
         image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
+        with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
+            face_settings = tracker_settings(face_choice, face_index, face_position, video_path, self.face_detector,
+                                             video_fps, int(schedule.max()) + 1, progress)
         source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
-                             clock=clock, progress=progress, device=device)
+                             clock=clock, progress=progress, device=device, face_choice=face_settings)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)  # for init_noise_sigma
         latent_hw = height // self.vae_scale_factor
@@ -137,8 +148,8 @@ class LipsyncPipeline:
                 yield chunk, prepared
 
         num_chunks = -(-n_out // num_frames)
-        steps_bar = tqdm(total=num_chunks * num_inference_steps, desc="denoising", unit="step",
-                         disable=not progress)
+        steps_bar = progress.stage("denoising", num_chunks * num_inference_steps, unit="step")
+        writing_bar = progress.stage("writing", n_out)
         frames_with_face = 0
         wall_start = time.perf_counter()
         with VideoWriter(video_out_path, video_fps, audio_path=audio_path,
@@ -157,6 +168,7 @@ class LipsyncPipeline:
                                                                 chunk.source_indices[faced], inplace=True)
                 with clock.measure("write"):
                     writer.write(chunk.frames)
+                writing_bar.update(len(chunk.frames))
 
             track = source.track
             prefetch = Prefetcher(prepared_chunks, depth=1, name="latentsync-decode")
@@ -198,10 +210,11 @@ class LipsyncPipeline:
             finally:
                 prefetch.close()
         steps_bar.close()
+        writing_bar.close()
         if was_training:
             self.unet.train()
         timings = clock.as_dict()
-        timings["wall"] = timings.get("audio", 0.0) + time.perf_counter() - wall_start
+        timings["wall"] = timings.get("audio", 0.0) + timings.get("speaker", 0.0) + time.perf_counter() - wall_start
         return LipsyncResult(Path(video_out_path), n_out, frames_with_face, int(track.bridged[schedule].sum()),
                              float(video_fps), timings)
 

@@ -27,11 +27,15 @@ from .face_backends import (
 
 FACES_CONFIG = CONFIG_DIR / "faces.yaml"
 CHOICES = ("largest", "index", "position", "tracked")
+# Every --face_choice: the above, made at keyframes, plus `speaker`, which is decided over the whole video first
+# (latentsync/utils/speaker.py) and then followed like `tracked`.
+FACE_CHOICES = (*CHOICES, "speaker")
 
 __all__ = [
     "BACKENDS",
     "CHOICES",
     "DetectedFace",
+    "FACE_CHOICES",
     "FaceBackendUnavailableError",
     "FaceDetector",
     "FaceModelNotFoundError",

@@ -5,7 +5,9 @@ landmarks lose the face. Between those keyframes the next frame's search box com
 landmarks, so the landmark model still runs on every frame (accuracy) but the detector does not (speed), and
 the edited face cannot jump to another person between keyframes. At keyframes the face is chosen by
 `detector.choice`; with `tracked` it must overlap the current track (or, after a loss, the place the face
-was last seen, for up to `tracking.reacquire_after` frames).
+was last seen, for up to `tracking.reacquire_after` frames). With `guide_boxes` (the `speaker` choice: the
+chosen face's box in every frame, found beforehand) it must overlap the guide box of that frame, so no other
+person is ever picked up; where the guide has no box the current track continues, and nothing new starts.
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ class FaceTracker:
 
     def __init__(self, detector: FaceDetector, detect_every: int | None = None, choice: str | None = None,
                  choice_index: int | None = None, choice_position=None, min_iou: float | None = None,
-                 config=None):
+                 config=None, guide_boxes: np.ndarray | None = None):
         cfg = config if config is not None else detector.config
         self.detector = detector
         self.detect_every = max(1, int(detect_every if detect_every is not None else cfg.tracking.detect_every))
-        self.choice = choice or cfg.detector.choice
+        self.guide_boxes = None if guide_boxes is None else np.asarray(guide_boxes, dtype=np.float64)
+        self.choice = "tracked" if self.guide_boxes is not None else (choice or cfg.detector.choice)
         self.choice_index = int(choice_index if choice_index is not None else cfg.detector.choice_index)
         self.choice_position = choice_position if choice_position is not None else cfg.detector.choice_position
         self.min_iou = float(min_iou if min_iou is not None else cfg.tracking.min_iou)
@@ -70,6 +73,10 @@ class FaceTracker:
         self._since_detection = 0
         faces = self.detector.detect_all(frame)
         reference = self._track_box if self._track_box is not None else self._last_box
+        if self.guide_boxes is not None:
+            reference = self._guide_box(reference)
+            if reference is None:
+                return None, None
         face = choose_face(
             faces,
             choice=self.choice,
@@ -87,6 +94,13 @@ class FaceTracker:
             self._track_id += 1  # a different face, or the same one found elsewhere: smoothing restarts
         self._score = face.score
         return landmarks, face
+
+    def _guide_box(self, own: np.ndarray | None) -> np.ndarray | None:
+        """The guide's box for this frame, else the face being followed (None: no face to follow here)."""
+        i = self._frame_index
+        if i < len(self.guide_boxes) and np.isfinite(self.guide_boxes[i]).all():
+            return self.guide_boxes[i]
+        return own
 
     def update(self, frame: np.ndarray) -> TrackedFace | None:
         """The followed face in the next frame, or None when there is no (acceptable) face."""

@@ -396,7 +396,8 @@ class VideoWriter:
 
     Frames are pushed chunk by chunk into one ffmpeg process. The file appears at `path` only when
     `close()` succeeds; on any error (or leaving a `with` block by exception) the partial file is removed.
-    Odd widths/heights are padded by one pixel (yuv420p needs even sizes).
+    Odd widths/heights are padded by one pixel (yuv420p needs even sizes). With `audio_duration` the audio
+    track lasts exactly that long: a longer audio is cut, a shorter one padded with silence.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, audio_path: str | os.PathLike | None = None,
@@ -409,7 +410,7 @@ class VideoWriter:
             _require_file(audio_path, "audio file")
         self.fps = float(fps)
         self.audio_path = audio_path
-        self.audio_duration = audio_duration  # seconds of the audio track to keep (None: all of it)
+        self.audio_duration = audio_duration  # the audio track's length: trimmed or padded with silence (None: as is)
         self.crf, self.preset, self.audio_bitrate = crf, preset, audio_bitrate
         self._proc: subprocess.Popen | None = None
         self._tmp: Path | None = None
@@ -426,6 +427,8 @@ class VideoWriter:
                 cmd += ["-t", f"{self.audio_duration:.6f}"]
             cmd += ["-i", _safe_path(self.audio_path), "-map", "0:v:0", "-map", "1:a:0",
                     "-c:a", "aac", "-b:a", self.audio_bitrate]
+            if self.audio_duration is not None:  # a shorter audio ends in silence, so both streams end together
+                cmd += ["-af", f"apad=whole_dur={self.audio_duration:.6f}"]
         cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", self.preset,
                 "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(self._tmp)]
         self._stderr = tempfile.TemporaryFile()

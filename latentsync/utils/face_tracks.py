@@ -1,0 +1,147 @@
+"""Every face of a video followed over time: per track, its box and mouth opening in each frame.
+
+`FaceTracker` follows the one face to edit; the `speaker` face choice first needs all of them, to ask
+which mouth moves with the audio. The box detector runs every `tracking.detect_every` frames; between
+keyframes each track's landmarks are found from its previous landmarks, as `FaceTracker` does. A detection
+continues the track found in the same place in this frame, or a track lost there within the last
+`tracking.reacquire_after` frames (IoU >= `tracking.min_iou`); any other valid detection starts a new track.
+Only small per-frame numbers are kept (a box and an opening per track), never frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from latentsync.errors import InputError
+
+from .face_backends import DetectedFace, landmark_box
+from .face_detector import FaceDetector, box_iou
+
+
+@dataclass
+class FaceSeries:
+    """One tracked face over the video's frames: NaN where it was not found."""
+
+    track_id: int
+    boxes: np.ndarray  # (N, 4) landmark box (x1, y1, x2, y2) in full-frame pixels
+    opening: np.ndarray  # (N,) mean inner-lip distance / face height
+
+    @property
+    def num_frames(self) -> int:
+        return int(np.isfinite(self.opening).sum())
+
+    def typical_box(self) -> np.ndarray:
+        """The median box over the frames where the face was found (for reports)."""
+        return np.nanmedian(self.boxes, axis=0)
+
+
+def mouth_opening(landmarks: np.ndarray, pairs) -> float:
+    """Mean distance of the inner-lip landmark pairs over the face height (scale-free, 0 = closed)."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    height = lm[:, 1].max() - lm[:, 1].min()
+    if height <= 0:
+        return float("nan")
+    return float(np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in pairs]) / height)
+
+
+@dataclass
+class _Track:
+    track_id: int
+    boxes: np.ndarray
+    opening: np.ndarray
+    search_box: np.ndarray | None = None  # where to look in the next frame (analysis pixels); None = lost
+    last_box: np.ndarray | None = None
+    last_seen: int = -1
+    found: dict = field(default_factory=dict)  # frame index -> analysis-pixel box, for the current frame only
+
+
+class AllFacesTracker:
+    """Call `update(frame)` on consecutive RGB frames (possibly downscaled: `scale` = full-frame pixels per
+    analysis pixel, so size rules and reported boxes are those of the full frames), then `series()`."""
+
+    def __init__(self, detector: FaceDetector, num_frames: int, scale: float = 1.0):
+        cfg = detector.config
+        self.detector = detector
+        self.backend = detector.backend
+        pairs = cfg.speaker.mouth_pairs.get(self.backend.name, None)
+        if not pairs:
+            raise InputError(f"--face_choice speaker needs mouth landmarks, which the {self.backend.name} face "
+                             "detector does not define; use --face_detector mediapipe")
+        self.mouth_pairs = [tuple(int(i) for i in pair) for pair in pairs]
+        self.num_frames = num_frames
+        self.scale = float(scale)
+        self.detect_every = max(1, int(cfg.tracking.detect_every))
+        self.min_iou = float(cfg.tracking.min_iou)
+        self.reacquire_after = int(cfg.tracking.reacquire_after)
+        self.duplicate_iou = float(cfg.speaker.duplicate_iou)
+        self._tracks: list[_Track] = []
+        self._index = -1
+
+    def _valid(self, face: DetectedFace) -> bool:
+        """The detector's rules, applied at full-frame size."""
+        return self.detector.is_valid(DetectedFace(box=np.asarray(face.box) * self.scale, score=face.score))
+
+    def _record(self, track: _Track, landmarks: np.ndarray) -> None:
+        box = landmark_box(landmarks)
+        track.boxes[self._index] = box * self.scale
+        track.opening[self._index] = mouth_opening(landmarks, self.mouth_pairs)
+        track.search_box = self.backend.track_box(landmarks)
+        track.last_box, track.last_seen = box, self._index
+        track.found = {self._index: box}
+
+    def _new_track(self) -> _Track:
+        nan = np.full(self.num_frames, np.nan)
+        track = _Track(len(self._tracks) + 1, np.full((self.num_frames, 4), np.nan), nan)
+        self._tracks.append(track)
+        return track
+
+    def update(self, frame: np.ndarray) -> None:
+        self._index += 1
+        if self._index >= self.num_frames:
+            raise ValueError(f"more frames than the {self.num_frames} announced")
+        for track in self._tracks:  # follow every live track by its landmarks
+            if track.search_box is None:
+                continue
+            landmarks = self.backend.landmarks(frame, track.search_box)
+            if landmarks is None:
+                track.search_box = None
+            else:
+                self._record(track, landmarks)
+        if self._index % self.detect_every == 0:
+            self._add_detections(frame)
+        self._drop_duplicates()
+
+    def _here(self, track: _Track) -> np.ndarray | None:
+        return track.found.get(self._index)
+
+    def _add_detections(self, frame: np.ndarray) -> None:
+        faces = sorted((f for f in self.backend.detect(frame) if self._valid(f)), key=lambda f: -f.score)
+        for face in faces:
+            if any(self._here(t) is not None and box_iou(face.box, self._here(t)) >= self.min_iou
+                   for t in self._tracks):
+                continue  # a track already follows this face
+            lost = [t for t in self._tracks if self._here(t) is None and t.last_box is not None
+                    and self._index - t.last_seen <= self.reacquire_after
+                    and box_iou(face.box, t.last_box) >= self.min_iou]
+            landmarks = self.detector.landmarks_for(frame, face)
+            if landmarks is None:
+                continue
+            track = max(lost, key=lambda t: box_iou(face.box, t.last_box)) if lost else self._new_track()
+            self._record(track, landmarks)
+
+    def _drop_duplicates(self) -> None:
+        """Two tracks that landed on one face: the younger one stops there."""
+        here = [t for t in self._tracks if self._here(t) is not None]
+        for i, older in enumerate(here):
+            for younger in here[i + 1:]:
+                if self._here(older) is None or self._here(younger) is None:
+                    continue
+                if box_iou(self._here(older), self._here(younger)) >= self.duplicate_iou:
+                    younger.boxes[self._index] = np.nan
+                    younger.opening[self._index] = np.nan
+                    younger.search_box, younger.found, younger.last_box = None, {}, None
+
+    def series(self) -> list[FaceSeries]:
+        return [FaceSeries(t.track_id, t.boxes, t.opening) for t in self._tracks]

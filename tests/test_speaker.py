@@ -1,0 +1,179 @@
+"""Choosing the face to lip-sync: `speaker` (whose mouth moves with the video's own audio), index, position.
+
+The tiny random U-Net rewrites the mouth of whichever face is chosen, so "edited vs untouched" is measured as
+the change between input and output inside each face's box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import latentsync
+import scripts.inference as cli
+from latentsync.api import LipsyncOptions, build_pipeline
+from latentsync.utils.face_detector import FaceDetector, box_iou, load_faces_config
+from latentsync.utils.face_tracks import FaceSeries
+from latentsync.utils.speaker import choose_speaker, find_speaker, lagged_correlation, speech_envelope
+from tests.conftest import shared_file
+from tests.inference_fixtures import cli_args, decode_all, region_change, tiny_options, two_face_clip
+
+SPEAKER = load_faces_config().speaker
+
+
+@pytest.fixture(scope="module")
+def bundle(ckpts):
+    return build_pipeline(LipsyncOptions(**tiny_options(ckpts)))
+
+
+@pytest.fixture(scope="module")
+def detector():
+    with FaceDetector() as det:
+        yield det
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """The same two generated people; in one clip the left one's speech is the audio, in the other the right one's."""
+    folder = tmp_path_factory.mktemp("two_faces")
+    return {k: two_face_clip(folder, f"speaker{k}", speaking=k) for k in (0, 1)}
+
+
+def run(bundle, ckpts, video, audio, out, **overrides):
+    return latentsync.lipsync(str(video), str(audio), str(out), pipeline_bundle=bundle,
+                              **tiny_options(ckpts, **overrides))
+
+
+def changes(video, out, boxes) -> list[float]:
+    frames_in, frames_out = decode_all(video), decode_all(out)
+    return [region_change(frames_in, frames_out, box) for box in boxes]
+
+
+def test_envelope_is_log_rms_per_frame():
+    rate, fps = 16000, 25
+    samples = np.concatenate([np.zeros(rate // 2), 0.5 * np.ones(rate // 2)]).astype(np.float32)
+    env = speech_envelope(samples, rate, fps, num_frames=30, floor=1e-3)
+    assert np.allclose(env[:12], np.log(1e-3)) and np.allclose(env[13:25], np.log(0.5))
+    assert np.allclose(env[25:], np.log(1e-3))  # past the end of the audio: silence
+
+
+def _activity(rng, n):
+    """On/off speech activity with pauses, like real talk."""
+    active, t = np.zeros(n), 0
+    while t < n:
+        length = int(rng.integers(4, 15))
+        active[t:t + length] = rng.uniform(0.5, 1.0) if rng.random() < 0.6 else 0.0
+        t += length
+    return active
+
+
+def _mouth_moving_with(activity, lag):
+    """A mouth opening and closing at 4 syllables a second while `activity` is on, `lag` frames before the sound."""
+    syllables = (1 + np.sin(2 * np.pi * np.arange(len(activity)) / 6)) / 2
+    return 0.05 + 0.03 * np.roll(activity, -lag) * syllables
+
+
+def test_the_face_moving_with_the_audio_wins_at_its_lag():
+    rng = np.random.default_rng(3)
+    n = 150
+    speech, other = _activity(rng, n), _activity(rng, n)
+    envelope = np.log(np.maximum(speech * 0.3, 1e-3))
+    boxes = np.zeros((n, 4))
+    faces = [FaceSeries(1, boxes, _mouth_moving_with(other, 2)), FaceSeries(2, boxes, _mouth_moving_with(speech, 2))]
+    short = np.full(n, np.nan)
+    short[:10] = 0.05
+    faces.append(FaceSeries(3, boxes, short))  # seen in 10 frames only
+    choice = choose_speaker(faces, envelope, SPEAKER)
+    assert choice.chosen.track_id == 2 and choice.chosen.lag == 2
+    assert choice.chosen.score > 0.5 and choice.candidates[1].score < choice.chosen.score - 0.3
+    lines = choice.lines()
+    assert len(lines) == 4 and "too few to score" in lines[2] and "lip-syncing track 2" in lines[3]
+    r, lag, used = lagged_correlation(np.arange(20.0), np.arange(20.0) - 3, (0, 5), 10)
+    assert (round(r, 6), used) == (1.0, 20)
+
+
+@pytest.mark.parametrize("speaking", [0, 1])
+def test_speaker_pass_finds_the_face_whose_mouth_follows_the_audio(clips, detector, speaking):
+    video, _, boxes = clips[speaking]
+    choice = find_speaker(video, detector, 25, 100)
+    assert len(choice.candidates) == 2
+    chosen = choice.chosen.box
+    assert box_iou(chosen, np.asarray(boxes[speaking], float)) > box_iou(chosen, np.asarray(boxes[1 - speaking], float))
+    assert choice.chosen.score > choice.candidates[1].score + 0.1
+    assert np.isfinite(choice.boxes).all(axis=1).mean() > 0.9  # the chosen face is followed through the clip
+
+
+def test_speaker_edits_only_the_speaking_face(bundle, ckpts, clips, tmp_path, capsys):
+    video, wav, boxes = clips[1]  # the right one speaks: not the leftmost, and both faces are the same size
+    out = tmp_path / "speaker.mp4"
+    result = run(bundle, ckpts, video, wav, out, face_choice="speaker")
+    left, right = changes(video, out, boxes)
+    assert right >= 4 * left, (left, right)
+    assert result.frames_with_face == result.num_frames
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("face choice speaker")]
+    assert len(lines) == 3 and "score" in lines[0] and "lip-syncing track" in lines[2], lines
+
+
+def test_no_audio_track_falls_back_to_tracked(bundle, ckpts, tmp_path, capsys):
+    video, wav, _ = two_face_clip(tmp_path, "silent_video", speaking=0, seconds=1.0, with_audio=False)
+    result = run(bundle, ckpts, video, wav, tmp_path / "out.mp4", face_choice="speaker")
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("warning:") and "no" in err[0] and "tracked" in err[0], err
+    assert result.frames_with_face == result.num_frames == 25
+
+
+def test_index_and_position_choose_the_face(ckpts, clips, tmp_path):
+    video, wav, boxes = clips[0]
+    for name, extra, edited in (("index", ["--face_index", "1"], 1),
+                                ("position", ["--face_choice", "position", "--face_position",
+                                              f"{(boxes[0][0] + boxes[0][2]) / 2},{(boxes[0][1] + boxes[0][3]) / 2}"], 0)):
+        out = tmp_path / f"{name}.mp4"
+        assert cli.main(cli_args(ckpts, video, wav, out, *extra)) == cli.EXIT_OK
+        change = changes(video, out, boxes)
+        assert change[edited] >= 4 * change[1 - edited], (name, change)
+
+
+def test_batch_rows_choose_their_own_face(ckpts, clips, tmp_path):
+    import json
+
+    video, wav, boxes = clips[0]
+    rows = [{"video": str(video), "audio": str(wav), "output": str(tmp_path / "left.mp4"), "face_choice": "index",
+             "face_index": 0},
+            {"video": str(video), "audio": str(wav), "output": str(tmp_path / "right.mp4"), "face_choice": "index",
+             "face_index": 1}]
+    batch = tmp_path / "jobs.json"
+    batch.write_text(json.dumps(rows))
+    argv = cli_args(ckpts, video, wav, "unused.mp4", "--face_choice", "largest")  # the rows override it
+    for flag in ("--video_path", "--audio_path", "--video_out_path"):
+        del argv[argv.index(flag) : argv.index(flag) + 2]
+    assert cli.main(argv + ["--batch", str(batch)]) == cli.EXIT_OK
+    left, right = changes(video, tmp_path / "left.mp4", boxes), changes(video, tmp_path / "right.mp4", boxes)
+    assert left[0] >= 4 * left[1] and right[1] >= 4 * right[0], (left, right)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared
+def test_two_real_people_speaker_edits_the_one_heard(bundle, ckpts, detector, tmp_path):
+    """demo1 beside a later part of itself, with the left part's own audio: only the left face is lip-synced."""
+    from tools.make_two_person_clip import make_two_person_clip
+
+    video = make_two_person_clip(shared_file("media", "demo1_video.mp4"), tmp_path / "two_people.mp4")
+    out = tmp_path / "out.mp4"
+    run(bundle, ckpts, video, video, out, face_choice="speaker")  # lip-synced to its own audio
+    faces = sorted(detector.detect_all(decode_all(video)[0]), key=lambda f: f.box[0])
+    assert len(faces) == 2
+    left, right = changes(video, out, [f.box for f in faces])
+    assert left >= 4 * right, (left, right)
+
+
+def test_speaker_set_in_the_faces_config_is_honoured(tmp_path):
+    from latentsync.pipelines.face_choice import tracker_settings
+    from latentsync.pipelines.progress import RunProgress
+
+    video, _, _ = two_face_clip(tmp_path, "no_audio", speaking=0, seconds=1.0, with_audio=False)
+    said = []
+    with FaceDetector(config={"detector": {"choice": "speaker"}}) as configured:
+        settings = tracker_settings(None, None, None, str(video), configured, 25, 25, RunProgress(False), say=said.append)
+    assert settings == {"choice": "tracked"} and len(said) == 1 and said[0].startswith("warning:")
+    with FaceDetector() as default:
+        assert tracker_settings(None, None, None, str(video), default, 25, 25, RunProgress(False)) == {}
