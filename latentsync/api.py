@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from latentsync.config import REPO_ROOT, load_config, model_config
+from latentsync.config import CONFIG_DIR, REPO_ROOT, load_config, model_config
 from latentsync.errors import InputError
 from latentsync.pipelines.frame_schedule import check_length_mode
 from latentsync.pipelines.progress import RunProgress
@@ -40,8 +40,6 @@ PRESET_KEYS = ("scheduler", "inference_steps", "guidance_scale", "enable_deepcac
 def preset_values(name: str) -> dict:
     """The option values of a preset (configs/inference.yaml `presets`)."""
     from omegaconf import OmegaConf
-
-    from latentsync.config import CONFIG_DIR
 
     presets = OmegaConf.load(CONFIG_DIR / "inference.yaml").presets
     if name not in presets:
@@ -89,8 +87,6 @@ class LipsyncOptions:
         deepcache = "off"
         if self.enable_deepcache:
             from omegaconf import OmegaConf
-
-            from latentsync.config import CONFIG_DIR
 
             dc = OmegaConf.load(CONFIG_DIR / "inference.yaml").deepcache
             deepcache = f"on (interval {dc.cache_interval}, branch {dc.cache_branch_id})"
@@ -157,7 +153,7 @@ def _require(path: Path, what: str, hint: str) -> Path:
 def build_scheduler(name: str):
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-    config = DDIMScheduler.load_config(str(REPO_ROOT / "configs"))
+    config = DDIMScheduler.load_config(str(CONFIG_DIR))
     if name == "ddim":
         return DDIMScheduler.from_config(config)
     if name == "dpmsolver++":

@@ -1,4 +1,9 @@
-"""Config loading: YAML files under configs/ plus OmegaConf dotlist overrides from the command line."""
+"""Config loading: YAML files under configs/ plus OmegaConf dotlist overrides from the command line.
+
+The configs live inside the package (`latentsync/configs/`, shipped as package data) so an installed copy
+finds them; in a checkout the repo-root `configs` is a symlink to that folder, so the official
+`configs/unet/stage2.yaml`-style paths work from the repository root and in installed mode alike.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,44 @@ from omegaconf import DictConfig, OmegaConf
 
 from latentsync.errors import InputError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_DIR = PACKAGE_DIR / "configs"
+# The checkout's root (the folder holding checkpoints/ and the `configs` symlink); when installed this is
+# site-packages, where relative paths simply do not resolve and the cwd decides.
+REPO_ROOT = PACKAGE_DIR.parent
 
 
 class ConfigError(InputError):
     """A config file is missing or an override is malformed."""
 
 
+def _in_package(candidate: Path) -> Path | None:
+    """`configs/x/y.yaml` as the package's own copy, so repo-style paths work in an installed copy too."""
+    parts = candidate.parts
+    if candidate.is_absolute() or len(parts) < 2 or parts[0] != "configs":
+        return None
+    return CONFIG_DIR.joinpath(*parts[1:])
+
+
 def resolve_config_path(path: str | Path) -> Path:
-    """Find a config given as an absolute path, relative to the cwd, or relative to the repo root."""
+    """Find a config given as an absolute path, relative to the cwd, relative to the repo root, or as
+    `configs/...` inside the package."""
     candidate = Path(path)
-    for option in (candidate, REPO_ROOT / candidate):
-        if option.is_file():
+    for option in (candidate, REPO_ROOT / candidate, _in_package(candidate)):
+        if option is not None and option.is_file():
             return option
-    raise ConfigError(f"config file not found: {path} (looked in the current folder and in {REPO_ROOT})")
+    raise ConfigError(f"config file not found: {path} (looked in the current folder, in {REPO_ROOT} "
+                      f"and in {CONFIG_DIR})")
+
+
+def config_name(path: str | Path) -> str:
+    """The `configs/...` name of a packaged config (however it was reached: symlink, absolute or repo
+    path), else the path as given; one spelling per file, for registries and messages."""
+    try:
+        resolved = resolve_config_path(path).resolve()
+        return Path("configs", resolved.relative_to(CONFIG_DIR)).as_posix()
+    except (ConfigError, ValueError):
+        return str(path)
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> DictConfig:

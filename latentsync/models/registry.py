@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import CONFIG_DIR, REPO_ROOT, load_config, model_config
+from ..config import CONFIG_DIR, config_name, load_config, model_config, resolve_config_path
 from .checkpoint import read_checkpoint, state_dict_shapes
 
 logger = logging.getLogger(__name__)
@@ -61,20 +61,13 @@ class ConfigMatch:
         return " / ".join(self.configs)
 
 
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def known_configs(kind: str | None = None) -> list[str]:
-    """Repo-relative paths of the model configs the registry knows, for one kind or both."""
+    """`configs/<kind>/*.yaml` names of the model configs the registry knows, for one kind or both."""
     kinds = KINDS if kind is None else (kind,)
     for k in kinds:
         if k not in KINDS:
             raise ValueError(f"unknown model kind {k!r}; expected one of {KINDS}")
-    return [_relative(p) for k in kinds for p in sorted((CONFIG_DIR / k).glob("*.yaml"))]
+    return [config_name(p) for k in kinds for p in sorted((CONFIG_DIR / k).glob("*.yaml"))]
 
 
 def _kind_of(config_path: str) -> str:
@@ -109,7 +102,7 @@ def _section_of(config_path: str, mtime: float) -> str:
 
 
 def _section_json(config_path: str) -> str:
-    return _section_of(config_path, (REPO_ROOT / config_path).stat().st_mtime)
+    return _section_of(config_path, resolve_config_path(config_path).stat().st_mtime)
 
 
 def _groups(kind: str) -> list[tuple[list[str], Mapping, Shapes]]:
@@ -202,7 +195,7 @@ def configs_with_model_section(section: Mapping, kind: str) -> list[str]:
 
 def check_config_fits(config_path: str | Path, source) -> None:
     """Raise ValueError unless the checkpoint's weights fit the config exactly, naming the configs that do."""
-    config_path = _relative(Path(config_path) if Path(config_path).is_absolute() else REPO_ROOT / config_path)
+    config_path = config_name(config_path)
     kind = _kind_of(config_path)
     section = json.loads(_section_json(config_path))
     ckpt_shapes = _shapes_of(source)

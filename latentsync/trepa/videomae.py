@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from latentsync.config import REPO_ROOT, load_config
+from latentsync.config import CONFIG_DIR, load_config
 from latentsync.errors import InputError
 
-VIT_G_CONFIG = REPO_ROOT / "configs" / "trepa" / "videomae_vit_g.yaml"
+VIT_G_CONFIG = CONFIG_DIR / "trepa" / "videomae_vit_g.yaml"
 POSITION_TABLE_BASE = 10000.0
 INTERPOLATION_NUDGE = 0.1  # added to the target tubelet count so float rounding cannot lose a step
 
