@@ -9,9 +9,9 @@ from pathlib import Path
 from data_processing.layout import Layout
 from data_processing.models import ModelUnavailableError
 from data_processing.runner import StepPlan, plan_step, run_step
-from data_processing.sharding import check_shard
 from data_processing.steps import step_class
 from data_processing.summary import StepSummary, format_table, summarize, write_summary
+from latentsync.utils.sharding import check_shard
 
 STEP_NAMES = ("broken", "resample", "shot", "segment", "affine", "sync", "quality")
 

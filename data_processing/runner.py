@@ -25,9 +25,9 @@ from tqdm import tqdm
 from data_processing.layout import Layout, list_videos
 from data_processing.manifest import ManifestWriter, manifest_file, read_manifest
 from data_processing.settings import as_config, as_plain
-from data_processing.sharding import shard_of, shard_tag
 from data_processing.steps import make_step, step_class
 from data_processing.steps.base import DROPPED, ERROR, KEPT, Drop, Outcome, WorkItem, describe_error
+from latentsync.utils.sharding import shard_of, shard_tag
 
 
 @dataclass

@@ -37,7 +37,7 @@ def dataset_batches(config, device: str) -> Iterator[tuple[torch.Tensor, torch.T
                                          num_workers=int(config.data.num_workers), drop_last=False)
     encoder = None
     if config.data.latent_space:
-        from scripts.train_syncnet import FrameEncoder
+        from latentsync.cli.train_syncnet import FrameEncoder
 
         encoder = FrameEncoder(config, device)
         generator = torch.Generator().manual_seed(int(config.run.seed))

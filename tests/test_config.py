@@ -61,3 +61,14 @@ def test_scheduler_and_tiny_json_configs():
     dims = json.loads((CONFIG_DIR / "whisper" / "tiny_dims.json").read_text())
     tiny_unet = load_config("configs/unet/tiny.yaml")
     assert tiny_unet.model.cross_attention_dim == dims["n_audio_state"]
+
+
+def test_repo_root_configs_is_the_package_folder():
+    """The checkout's `configs` symlink and the package's folder are one set of files, named one way."""
+    from latentsync.config import CONFIG_DIR, REPO_ROOT, config_name
+
+    assert (REPO_ROOT / "configs").resolve() == CONFIG_DIR
+    spellings = ["configs/unet/stage2.yaml", "latentsync/configs/unet/stage2.yaml",
+                 str(REPO_ROOT / "configs" / "unet" / "stage2.yaml"), str(CONFIG_DIR / "unet" / "stage2.yaml")]
+    assert {config_name(s) for s in spellings} == {"configs/unet/stage2.yaml"}
+    assert config_name("no/such.yaml") == "no/such.yaml"

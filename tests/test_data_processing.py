@@ -20,9 +20,9 @@ from data_processing.layout import Layout
 from data_processing.manifest import ManifestWriter, manifest_file, read_manifest
 from data_processing.models import ModelUnavailableError
 from data_processing.settings import load_settings, threshold_label
-from data_processing.sharding import shard_of
 from data_processing.steps.segment import segment_ranges
 from latentsync.utils.media import VideoReader, read_audio
+from latentsync.utils.sharding import shard_of
 from tests import data_processing_fixtures as fx
 
 STAND_INS = [

@@ -21,7 +21,7 @@ import pytest
 from data_processing import run_pipeline
 from data_processing.manifest import iter_records
 from data_processing.settings import load_settings
-from data_processing.sharding import shard_of
+from latentsync.utils.sharding import shard_of
 from tests import data_processing_fixtures as fx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -261,7 +261,7 @@ def _batch_argv(ckpts, clip) -> list[str]:
 
 def test_batch_shards_split_the_rows_like_data_processing(ckpts, clips, tmp_path, capsys):
     """Two shard jobs (as a SLURM array) over one batch file: each runs only its rows, together all of them."""
-    from data_processing.sharding import shard_of
+    from latentsync.utils.sharding import shard_of
 
     video, audio = clips["short_video_long_audio"]
     rows = [{"video": str(video), "audio": str(audio), "output": str(tmp_path / f"out{i}.mp4")} for i in range(6)]

@@ -20,7 +20,7 @@ from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import compute_mel, valid_starts
 from latentsync.utils.audio import crop_mel_window, mel_window_length
 
-# Official whisper choice by the U-Net's cross-attention width (scripts/train_unet.py).
+# Official whisper choice by the U-Net's cross-attention width (the official scripts/train_unet.py).
 WHISPER_BY_CROSS_ATTENTION_DIM = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
 
 

@@ -1,4 +1,4 @@
-"""Plumbing shared by scripts/train_syncnet.py and scripts/train_unet.py.
+"""Plumbing shared by latentsync/cli/train_syncnet.py and latentsync/cli/train_unet.py.
 
 - configs: the run config merged over configs/training/defaults.yaml, plus command-line overrides;
 - processes: an `accelerate` Accelerator (single CPU, one or many GPUs, many nodes; gloo on CPU);

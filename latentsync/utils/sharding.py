@@ -1,7 +1,9 @@
 """Static sharding for schedulers such as SLURM: `--shard_index i --num_shards n` runs 1/n of the videos.
 
-An item's shard is a hash of its *source* video (the file in input_dir it descends from), so a shard keeps
-every clip cut from its videos through all steps and never waits for another shard's output.
+Shared by batch inference (`latentsync --batch`) and `python -m data_processing`, so it lives in the
+package. In data processing an item's shard is a hash of its *source* video (the file in input_dir it
+descends from), so a shard keeps every clip cut from its videos through all steps and never waits for
+another shard's output.
 """
 
 from __future__ import annotations

@@ -1,0 +1,234 @@
+"""Lip-sync command line: one video, or a batch file of many.
+
+    python -m scripts.inference --video_path in.mp4 --audio_path speech.wav --video_out_path out.mp4
+    latentsync --video_path in.mp4 --audio_path speech.wav --video_out_path out.mp4   # installed copy
+    python -m scripts.inference --batch jobs.csv            # CSV (video,audio,output) or JSON list of objects
+    python -m scripts.inference --batch jobs.csv --shard_index $SLURM_ARRAY_TASK_ID --num_shards 8
+
+Exit codes: 0 success, 2 bad input (missing/unreadable file, no face, wrong checkpoint for the config, bad
+option, output path that is an input or a folder, disk full, ...), 1 internal error, 130 / 143 stopped by
+SIGINT / SIGTERM (the partial output is removed). Errors are one line; `--verbose` adds the traceback of an
+internal error and shows the third-party native log messages (mediapipe, TFLite, absl) that are hidden by
+default. In batch mode outputs that already exist are skipped (so a stopped batch resumes where it was),
+one failure does not stop the rest, and the exit code is 0 only if every row succeeded (2 if the failures
+were all bad inputs). A batch row may also set face_choice, face_index and face_position for its video.
+With --shard_index i --num_shards n a job runs only the rows of shard i (a stable hash of the row's output
+path, as data processing shards its videos), so n jobs, e.g. a SLURM array, share one batch file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import errno
+import json
+import logging
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from latentsync.api import DTYPES, PRESETS, SCHEDULERS, LipsyncOptions, build_pipeline, lipsync
+from latentsync.errors import InputError, RunStopped, restore_signals, stop_on_signals
+from latentsync.pipelines.frame_schedule import LENGTH_MODES
+from latentsync.utils.face_detector import FACE_CHOICES
+from latentsync.validation import check_face_options, check_output_path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Option errors as one `error:` line (exit 2), like every other bad input."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    d = LipsyncOptions()
+    p = _OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--unet_config_path", default=d.unet_config_path)
+    p.add_argument("--inference_ckpt_path", default=d.inference_ckpt_path)
+    p.add_argument("--video_path")
+    p.add_argument("--audio_path")
+    p.add_argument("--video_out_path")
+    p.add_argument("--batch", type=Path, help="CSV (header video,audio,output) or JSON list of {video, audio, output}")
+    p.add_argument("--preset", default="quality", choices=PRESETS,
+                   help="quality: the official run (DDIM 20 steps, guidance 1.5, DeepCache); fast: DPM-Solver++ "
+                        "10 steps, DeepCache, fp16 on CUDA / bf16 on CPUs with native bf16. Flags below override it")
+    p.add_argument("--inference_steps", type=int, default=None)
+    p.add_argument("--guidance_scale", type=float, default=None)
+    p.add_argument("--seed", type=int, default=d.seed, help="-1 for a random seed")
+    p.add_argument("--temp_dir", default=None, help="accepted for compatibility; outputs are written atomically")
+    p.add_argument("--enable_deepcache", dest="enable_deepcache", action="store_const", const=True, default=None)
+    p.add_argument("--disable_deepcache", dest="enable_deepcache", action="store_const", const=False)
+    p.add_argument("--vae_path", default=d.vae_path)
+    p.add_argument("--whisper_path", default=None)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--dtype", default=None, choices=DTYPES)
+    p.add_argument("--face_detector", default=d.face_detector)
+    p.add_argument("--face_choice", default=None, choices=FACE_CHOICES,
+                   help="which face to lip-sync: largest (default, per keyframe), tracked (one person for the whole "
+                        "video), speaker (the one whose mouth moves with the video's own audio), index, position")
+    p.add_argument("--face_index", default=None, help="--face_choice index: the n-th face from the left (0 = leftmost)")
+    p.add_argument("--face_position", default=None, metavar="X,Y",
+                   help="--face_choice position: the face whose box centre is nearest to X,Y (pixels)")
+    p.add_argument("--length_mode", default=d.length_mode, choices=LENGTH_MODES,
+                   help="pingpong / loop / cut_to_shortest: what a longer audio does with the video; silence: a "
+                        "longer video is kept whole and the audio padded with silence (table in README)")
+    p.add_argument("--shard_index", type=int, default=None, help="--batch: this job's shard (e.g. $SLURM_ARRAY_TASK_ID)")
+    p.add_argument("--num_shards", type=int, default=None, help="--batch: total shards (e.g. $SLURM_ARRAY_TASK_COUNT)")
+    p.add_argument("--scheduler", default=None, choices=SCHEDULERS)
+    p.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    p.add_argument("--verbose", action="store_true", help="tracebacks, info logs and third-party native logs")
+    args = p.parse_args(argv)
+    single = (args.video_path, args.audio_path, args.video_out_path)
+    if args.batch is None and not all(single):
+        p.error("give --video_path, --audio_path and --video_out_path, or --batch FILE")
+    if args.batch is not None and any(single):
+        p.error("--batch cannot be combined with --video_path/--audio_path/--video_out_path")
+    if args.shard_index is not None or args.num_shards is not None:
+        if args.batch is None:
+            p.error("--shard_index/--num_shards apply to --batch")
+        from latentsync.utils.sharding import check_shard
+
+        args.shard_index = 0 if args.shard_index is None else args.shard_index
+        args.num_shards = 1 if args.num_shards is None else args.num_shards
+        try:
+            check_shard(args.shard_index, args.num_shards)
+        except ValueError as exc:
+            p.error(str(exc))
+    return args
+
+
+def options_from_args(args) -> LipsyncOptions:
+    """The preset's values, overridden by every flag given explicitly."""
+    keys = ("unet_config_path", "inference_ckpt_path", "vae_path", "whisper_path", "inference_steps",
+            "guidance_scale", "seed", "device", "dtype", "length_mode", "scheduler", "enable_deepcache",
+            "face_detector", "face_choice", "face_index", "face_position", "temp_dir", "preset")
+    return LipsyncOptions.from_kwargs(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
+
+
+ROW_OPTIONS = ("face_choice", "face_index", "face_position")  # per-row settings a batch file may carry
+
+
+def read_batch(path: Path) -> list[dict]:
+    """Rows of {video, audio, output} (and optionally ROW_OPTIONS) from a CSV with a header or a JSON list."""
+    if not path.is_file():
+        raise InputError(f"batch file not found: {path}")
+    if path.suffix.lower() == ".json":
+        rows = json.loads(path.read_text())
+    else:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not {"video", "audio", "output"} <= set(row):
+            raise InputError(f"batch row {i + 1} of {path} needs video, audio and output fields; got {row}")
+    return rows
+
+
+def classify(exc: BaseException) -> int:
+    """Bad input (the user can fix it) vs internal error."""
+    if isinstance(exc, (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return EXIT_BAD_INPUT
+    return EXIT_INTERNAL
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if classify(exc) == EXIT_INTERNAL:
+        return f"internal error ({type(exc).__name__}): {text} (run with --verbose for the traceback)"
+    return text
+
+
+def report(exc: BaseException, verbose: bool) -> int:
+    code = classify(exc)
+    if code == EXIT_INTERNAL and verbose:
+        traceback.print_exception(exc)
+    print(f"error: {one_line(exc)}", file=sys.stderr)
+    return code
+
+
+def run_single(args, options: LipsyncOptions) -> int:
+    try:
+        result = lipsync(args.video_path, args.audio_path, args.video_out_path, **vars(options))
+    except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into a message + exit code
+        return report(exc, args.verbose)
+    print(result.summary())
+    return EXIT_OK
+
+
+def row_options(row: dict, options: LipsyncOptions) -> dict:
+    """The run's options with the row's own face settings (a row that names one replaces all three)."""
+    own = {k: row[k] for k in ROW_OPTIONS if row.get(k) not in (None, "")}
+    if not own:
+        return vars(options)
+    check_face_options(own.get("face_choice"), own.get("face_index"), own.get("face_position"))
+    return {**vars(options), **{k: own.get(k) for k in ROW_OPTIONS}}
+
+
+def shard_rows(rows: list[dict], shard_index: int | None, num_shards: int | None) -> list[dict]:
+    """This job's rows: data processing's stable shard hash, here of each row's output path."""
+    if not num_shards or num_shards == 1:
+        return rows
+    from latentsync.utils.sharding import shard_of
+
+    return [row for row in rows if shard_of(str(row["output"]), num_shards) == shard_index]
+
+
+def run_batch(args, options: LipsyncOptions) -> int:
+    try:
+        rows = shard_rows(read_batch(args.batch), args.shard_index, args.num_shards)
+        check_face_options(options.face_choice, options.face_index, options.face_position)  # before models load
+        bundle = build_pipeline(options)
+    except Exception as exc:  # noqa: BLE001
+        return report(exc, args.verbose)
+    if args.num_shards and args.num_shards > 1:
+        print(f"shard {args.shard_index} of {args.num_shards}: {len(rows)} row(s)")
+    results, codes = [], []
+    for row in rows:
+        video, audio, output = row["video"], row["audio"], row["output"]
+        start = time.perf_counter()
+        try:
+            check_output_path(output, (video, audio))  # an output that is an input is an error, not "done"
+            if Path(output).exists():
+                results.append((output, "skipped (exists)", ""))
+                continue
+            lipsync(video, audio, output, pipeline_bundle=bundle, **row_options(row, options))
+            results.append((output, "ok", f"{time.perf_counter() - start:.1f}s"))
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the batch (a stop signal does)
+            codes.append(classify(exc))
+            if codes[-1] == EXIT_INTERNAL and args.verbose:
+                traceback.print_exception(exc)
+            results.append((output, "failed", one_line(exc)[:200]))
+    print(f"\nbatch summary: {len(results) - len(codes)} of {len(results)} ok, {len(codes)} failed")
+    for output, status, detail in results:
+        print(f"  {status:18s} {output}  {detail}")
+    return max(codes, key=lambda c: c == EXIT_INTERNAL) if codes else EXIT_OK
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not args.verbose:
+        from latentsync.utils.native_logs import filter_native_logs
+
+        filter_native_logs()
+        warnings.simplefilter("ignore")  # third-party deprecation chatter; --verbose shows it
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    options = options_from_args(args)
+    previous = stop_on_signals()
+    try:
+        return run_batch(args, options) if args.batch else run_single(args, options)
+    except RunStopped as stop:
+        print(f"error: {stop}; the partial output was removed", file=sys.stderr)
+        return stop.exit_code
+    finally:
+        restore_signals(previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

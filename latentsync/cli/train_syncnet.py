@@ -1,0 +1,240 @@
+"""Train StableSyncNet, the audio/visual sync discriminator that supervises the U-Net's lip sync.
+
+    python -m scripts.train_syncnet --config_path configs/syncnet/syncnet_16_pixel_attn.yaml [key=value ...]
+    latentsync-train-syncnet --config_path configs/syncnet/syncnet_16_pixel_attn.yaml   # installed copy
+    accelerate launch --num_processes 8 -m scripts.train_syncnet --config_path ...      # multi-GPU
+    accelerate launch --num_processes 2 --cpu -m scripts.train_syncnet --config_path configs/syncnet/tiny.yaml
+
+Each step: in-sync / shifted pairs from `SyncNetDataset`, optional VAE encoding (`data.latent_space`), the
+lower half of the face stacked over frames, BCE on the cosine similarity (`cosine_loss`), clipped AdamW
+steps under fp16 autocast when `run.mixed_precision_training` and CUDA. Every `run.validation_steps`: the
+validation loss and accuracy (cosine > 0.5 counts as "in sync"), charted to <run>/loss_charts/*.png. Every
+`ckpt.save_ckpt_steps`: <run>/checkpoints/checkpoint-N.pt in the official format (loadable by
+StableSyncNet) and checkpoint-N.state.pt (optimizer) for `ckpt.resume_ckpt_path=...` resumption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from omegaconf import OmegaConf
+from tqdm.auto import tqdm
+
+from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
+from latentsync.models.stable_syncnet import StableSyncNet
+from latentsync.models.sync_loss import cosine_loss, sync_probability
+from latentsync.utils.training_utils import (
+    EpochShardSampler,
+    atomic_save,
+    check_ranks_in_sync,
+    data_position,
+    finite_or_raise,
+    load_checkpoint,
+    load_training_config,
+    load_training_state,
+    make_accelerator,
+    make_loader,
+    make_run_dir,
+    plot_chart,
+    save_training_state,
+    step_generator,
+    to_device,
+)
+
+logger = logging.getLogger("train_syncnet")
+
+HISTORY_KEYS = ("train_step_list", "train_loss_list", "val_step_list", "val_loss_list", "val_acc_list")
+
+
+class FrameEncoder:
+    """Turns (b, f, 3, h, w) pixel windows into the SyncNet's visual input (optionally through the VAE)."""
+
+    def __init__(self, config, device):
+        self.lower_half = bool(config.data.lower_half)
+        self.vae = None
+        self.max_frames = int(config.run.validation_max_frames)
+        if config.data.latent_space:
+            from diffusers import AutoencoderKL
+
+            self.vae = AutoencoderKL.from_pretrained(config.ckpt.vae_path).requires_grad_(False).to(device)
+            self.scaling = float(config.run.vae_scaling_factor)
+
+    @torch.no_grad()
+    def _latents(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, f = frames.shape[:2]
+        flat = rearrange(frames, "b f c h w -> (b f) c h w").to(self.vae.dtype)
+        parts = []
+        for chunk in flat.split(self.max_frames):  # bounded memory, as the official 640-frame chunks
+            dist = self.vae.encode(chunk).latent_dist
+            noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
+            parts.append((dist.mean + dist.std * noise) * self.scaling)
+        return rearrange(torch.cat(parts), "(b f) c h w -> b f c h w", b=b, f=f).float()
+
+    def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.vae is not None:
+            frames = self._latents(frames, generator)
+        return syncnet_visual_input(frames, self.lower_half)
+
+
+def syncnet_batch_loss(model, encoder: FrameEncoder, batch: dict, generator, accelerator, threshold: float):
+    """(mean BCE loss, number of correct in-sync decisions) for one batch."""
+    frames = encoder(batch["frames"], generator)
+    with accelerator.autocast():
+        vision_embeds, audio_embeds = model(frames, batch["audio_samples"])
+    y = batch["y"].float()
+    loss = cosine_loss(vision_embeds.float(), audio_embeds.float(), y).mean()
+    predictions = (sync_probability(vision_embeds.float(), audio_embeds.float()) > threshold).float()
+    return loss, (predictions == y.reshape(-1)).sum().item()
+
+
+@torch.no_grad()
+def validate(model, encoder, dataset, config, accelerator, step: int) -> tuple[float, float]:
+    """Mean loss and accuracy over `data.num_val_samples` validation pairs (fixed windows, main process)."""
+    was_training = model.training
+    model.eval()
+    total = max(1, int(config.data.num_val_samples))
+    batch_size = max(1, min(int(config.run.validation_max_frames) // int(config.data.num_frames),
+                            int(config.data.batch_size)))
+    losses, correct, seen = [], 0, 0
+    generator = step_generator(config.run.seed, 0, -1)  # same VAE noise at every validation
+    for begin in range(0, total, batch_size):
+        items = [dataset.sample(i % len(dataset), i // len(dataset)) for i in range(begin, min(total, begin + batch_size))]
+        batch = to_device(torch.utils.data.default_collate(items), accelerator.device)
+        loss, right = syncnet_batch_loss(model, encoder, batch, generator, accelerator,
+                                         float(config.run.syncnet_val_threshold))
+        losses.append(loss.item() * len(items))
+        correct += right
+        seen += len(items)
+    if was_training:
+        model.train()
+    return sum(losses) / seen, correct / seen
+
+
+def save_checkpoint(run_dir: Path, model, optimizer, scaler, history: dict, step: int, config, **extra) -> Path:
+    path = run_dir / "checkpoints" / f"checkpoint-{step}.pt"
+    atomic_save({"state_dict": model.state_dict(), "global_step": step, **history}, path)
+    if config.ckpt.save_training_state:
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        save_training_state(path, optimizer, scaler=scaler, trainable_names=names, **extra)
+    logger.info("saved checkpoint %s", path)
+    return path
+
+
+def write_charts(run_dir: Path, history: dict, step: int) -> None:
+    charts = run_dir / "loss_charts"
+    plot_chart(charts / f"loss_chart-{step}.png", ("Train loss", history["train_step_list"], history["train_loss_list"]),
+               ("Val loss", history["val_step_list"], history["val_loss_list"]), title="SyncNet loss")
+    plot_chart(charts / f"accuracy_chart-{step}.png", ("Val accuracy", history["val_step_list"],
+               history["val_acc_list"]), ylabel="Accuracy", title="SyncNet validation accuracy")
+
+
+def main(config) -> Path:
+    """Train as configured; returns the run folder (checkpoints/, loss_charts/, config.yaml)."""
+    accelerator = make_accelerator(config.run.mixed_precision_training, config.data.gradient_accumulation_steps)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    seed = int(config.run.seed)
+    torch.manual_seed(seed + rank)
+    run_dir = make_run_dir(config.data.train_output_dir, config, accelerator.is_main_process)
+
+    train_set = SyncNetDataset(config.data.train_data_dir, config.data.train_fileslist, config)
+    val_set = SyncNetDataset(config.data.val_data_dir, config.data.val_fileslist, config)
+    sampler = EpochShardSampler(len(train_set), world, rank, seed=seed)
+    loader = make_loader(train_set, int(config.data.batch_size), sampler, int(config.data.num_workers))
+    encoder = FrameEncoder(config, accelerator.device)
+
+    model = StableSyncNet(OmegaConf.to_container(config.model, resolve=True)).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=float(config.optimizer.lr))
+    global_step, history = 0, {key: [] for key in HISTORY_KEYS}
+    resume_state = None
+    if config.ckpt.resume_ckpt_path:
+        ckpt = load_checkpoint(config.ckpt.resume_ckpt_path, "syncnet checkpoint")
+        model.load_state_dict(ckpt["state_dict"])
+        global_step = int(ckpt.get("global_step", 0))
+        history.update({key: list(ckpt.get(key, [])) for key in HISTORY_KEYS})
+        resume_state = load_training_state(config.ckpt.resume_ckpt_path,
+                                           [n for n, p in model.named_parameters() if p.requires_grad])
+        if resume_state is not None:
+            optimizer.load_state_dict(resume_state["optimizer"])
+        logger.info("resumed from %s at step %d", config.ckpt.resume_ckpt_path, global_step)
+
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if resume_state is not None and accelerator.scaler is not None and "scaler" in resume_state:
+        accelerator.scaler.load_state_dict(resume_state["scaler"])
+    unwrapped = accelerator.unwrap_model(model)
+    accumulation = int(config.data.gradient_accumulation_steps)
+    max_steps = int(config.run.max_train_steps)
+    if accelerator.is_main_process:
+        logger.info("%d training clips, %d validation clips, %d process(es), batch %d per process, %d steps",
+                    len(train_set), len(val_set), world, int(config.data.batch_size), max_steps)
+
+    progress = tqdm(total=max_steps, initial=global_step, desc="Steps", disable=not accelerator.is_main_process)
+    epoch, skip = data_position(global_step, len(loader), accumulation)
+    batches_done = global_step * accumulation  # micro-batches so far: seeds each one's random draws
+    step_loss = 0.0
+    while global_step < max_steps:
+        sampler.set_epoch(epoch, skip * int(config.data.batch_size))
+        train_set.set_epoch(epoch)
+        for batch in loader:
+            batch = to_device(batch, accelerator.device)
+            generator = step_generator(seed, rank, batches_done)
+            batches_done += 1
+            with accelerator.accumulate(model):
+                loss, _ = syncnet_batch_loss(model, encoder, batch, generator, accelerator,
+                                             float(config.run.syncnet_val_threshold))
+                accelerator.backward(loss)  # accelerate divides by the accumulation count
+                step_loss += accelerator.reduce(loss.detach(), "mean").item() / accumulation
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), float(config.optimizer.max_grad_norm))
+                optimizer.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            progress.update(1)
+            history["train_step_list"].append(global_step)
+            history["train_loss_list"].append(finite_or_raise(step_loss, global_step))
+            progress.set_postfix(step_loss=f"{step_loss:.4f}", epoch=epoch)
+            step_loss = 0.0
+            if accelerator.is_main_process and global_step % int(config.run.validation_steps) == 0:
+                val_loss, val_acc = validate(unwrapped, encoder, val_set, config, accelerator, global_step)
+                history["val_step_list"].append(global_step)
+                history["val_loss_list"].append(val_loss)
+                history["val_acc_list"].append(val_acc)
+                logger.info("step %d: val loss %.4f, val accuracy %.3f", global_step, val_loss, val_acc)
+                write_charts(run_dir, history, global_step)
+            if global_step % int(config.ckpt.save_ckpt_steps) == 0 or global_step == max_steps:
+                spread = check_ranks_in_sync(accelerator, unwrapped)  # every process takes part
+                if accelerator.is_main_process:
+                    save_checkpoint(run_dir, unwrapped, optimizer, accelerator.scaler, history, global_step, config,
+                                    num_processes=world, replica_spread=spread)
+            if global_step >= max_steps:
+                break
+        epoch, skip = epoch + 1, 0
+    progress.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return run_dir
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Train StableSyncNet.", epilog="Extra arguments are key=value "
+                                     "config overrides, e.g. data.batch_size=32 run.max_train_steps=1000")
+    parser.add_argument("--config_path", default="configs/syncnet/syncnet_16_pixel_attn.yaml")
+    return parser.parse_known_args(argv)
+
+
+def run(argv=None) -> int:
+    """Console-script entry: parse `--config_path ... [key=value ...]`, train, exit 0."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    args, overrides = parse_args(argv)
+    main(load_training_config(args.config_path, overrides))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
