@@ -80,7 +80,7 @@ def make_checkpoints(args, data: Path) -> dict:
 
 
 def train_syncnet(args, data: Path) -> tuple[Path, dict]:
-    from scripts import train_syncnet
+    from latentsync.cli import train_syncnet
 
     config = load_training_config(SYNCNET_CONFIG, [
         f"data.train_data_dir={data / 'train'}", f"data.val_data_dir={data / 'val'}",
@@ -111,7 +111,7 @@ def unet_overrides(args, data: Path, ckpts: dict, out: str, steps: int) -> list[
 
 
 def train_unet(args, data: Path, ckpts: dict, syncnet_ckpt: Path) -> tuple[Path, dict]:
-    from scripts import train_unet
+    from latentsync.cli import train_unet
 
     start = time.time()
     stage1 = train_unet.main(load_training_config(UNET_CONFIG, [

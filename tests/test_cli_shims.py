@@ -1,0 +1,27 @@
+"""scripts/*.py are shims: importing one gives the `latentsync.cli` module itself, and `python -m scripts.X`
+from the repository root still runs the command, as in the official layout."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["inference", "train_unet", "train_syncnet"])
+def test_shim_is_the_package_module(name):
+    assert importlib.import_module(f"scripts.{name}") is importlib.import_module(f"latentsync.cli.{name}")
+
+
+@pytest.mark.parametrize(("name", "flag"), [("inference", "--video_path"), ("train_unet", "--unet_config_path"),
+                                            ("train_syncnet", "--config_path")])
+def test_python_m_scripts_runs_help(name, flag):
+    proc = subprocess.run([sys.executable, "-m", f"scripts.{name}", "--help"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage:") and flag in proc.stdout
