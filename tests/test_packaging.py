@@ -6,6 +6,7 @@ the sources, so the checkout gets no build/ or egg-info and stale build output c
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -18,8 +19,26 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
+def _offline_backend_missing() -> str | None:
+    """Why the venv cannot build the wheel without the network, or None (setuptools >= 70.1 has bdist_wheel
+    built in; older ones need the `wheel` package)."""
+    if importlib.util.find_spec("setuptools") is None:
+        return "setuptools is not installed in this environment"
+    import setuptools
+
+    major, minor = (int(x) for x in setuptools.__version__.split(".")[:2])
+    if (major, minor) < (68, 0):
+        return f"setuptools {setuptools.__version__} is older than the >=68 that pyproject.toml asks for"
+    if (major, minor) < (70, 1) and importlib.util.find_spec("wheel") is None:
+        return f"setuptools {setuptools.__version__} needs the `wheel` package to build offline"
+    return None
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
+    reason = _offline_backend_missing()
+    if reason:
+        pytest.skip(f"cannot build offline: {reason}")
     src = tmp_path_factory.mktemp("src")
     shutil.copy(REPO_ROOT / "pyproject.toml", src)
     shutil.copy(REPO_ROOT / "README.md", src)
