@@ -261,7 +261,7 @@ def quality_guard(args) -> dict:
     """Each inference preset against plain 20-step fp32 DDIM, with the trained models of an earlier full run:
     own-audio sync (must stay >= GUARD_SYNC_RATIO x the reference), own > shuffled (>= GUARD_MIN_WINS of 32),
     and the PSNR of the preset's frames against the reference frames."""
-    from latentsync.api import preset_values
+    from latentsync.api import preset_values, resolve_dtype
 
     results = json.loads((args.work / "results.json").read_text())
     data, ckpts = Path(args.data), {"vae": str(args.work / "ckpts" / "vae"),
@@ -270,11 +270,15 @@ def quality_guard(args) -> dict:
     runs = {"reference (ddim 20, fp32, no DeepCache)": REFERENCE_SAMPLER}
     for name in args.presets:
         values = preset_values(name)
-        runs[f"preset {name}"] = {key: values[key] for key in REFERENCE_SAMPLER}
+        runs[f"preset {name}"] = sampler = {key: values[key] for key in REFERENCE_SAMPLER}
+        if sampler["dtype"] == "fast" and resolve_dtype("fast", torch.device("cpu")) != torch.bfloat16:
+            # this CPU has no native bf16, so `fast` ran in fp32 above; bf16 is what it runs on CPUs that have it
+            runs[f"preset {name}, bf16 forced"] = {**sampler, "dtype": "bf16"}
     out, frames = {}, {}
     for label, sampler in runs.items():
         frames[label] = []
         out[label] = evaluate(args, data, ckpts, syncnet_ckpt, unet_ckpt, sampler=sampler, frames_out=frames[label])
+        out[label]["dtype"] = str(resolve_dtype(sampler["dtype"], torch.device("cpu"))).removeprefix("torch.")
         out[label].pop("rows")
         logger.info("guard %s: own %.3f shuffled %.3f wins %d/%d in %.0f s", label,
                     out[label]["mean_sync"]["generated_own_audio"], out[label]["mean_sync"]["generated_shuffled_audio"],
