@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from latentsync.utils.audio import mel_window_length
 from latentsync.utils.media import resample_indices
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,17 @@ class ClipDataset(Dataset):
         self.epoch = 0
         self.max_attempts = int(max_attempts)
         self.unusable: dict[str, str] = {}  # path -> reason, per process
+
+    def _init_from_config(self, video_paths: list[str], config) -> None:
+        """The part both training datasets share: the clip list, sampling seed and the clip geometry."""
+        data = config.data
+        ClipDataset.__init__(self, video_paths, seed=int(config.run.seed),
+                             max_attempts=int(data.get("max_sample_attempts", 20)))
+        self.resolution = int(data.resolution)
+        self.num_frames = int(data.num_frames)
+        self.video_fps = float(data.video_fps)
+        self.audio_sample_rate = int(data.audio_sample_rate)
+        self.mel_window_length = mel_window_length(self.num_frames, self.video_fps)
 
     def __len__(self) -> int:
         return len(self.video_paths)

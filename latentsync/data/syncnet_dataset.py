@@ -23,7 +23,7 @@ from latentsync.data.clips import (
     resolve_video_paths,
 )
 from latentsync.data.mel_cache import MelCache
-from latentsync.utils.audio import crop_mel_window, mel_frames_per_second, mel_window_length, melspectrogram
+from latentsync.utils.audio import crop_mel_window, mel_frames_per_second, melspectrogram
 from latentsync.utils.media import read_audio
 
 
@@ -56,16 +56,7 @@ class SyncNetDataset(ClipDataset):
 
     def __init__(self, data_dir: str, fileslist: str, config):
         data = config.data
-        super().__init__(
-            resolve_video_paths(data_dir, fileslist),
-            seed=int(config.run.seed),
-            max_attempts=int(data.get("max_sample_attempts", 20)),
-        )
-        self.resolution = int(data.resolution)
-        self.num_frames = int(data.num_frames)
-        self.video_fps = float(data.video_fps)
-        self.audio_sample_rate = int(data.audio_sample_rate)
-        self.mel_window_length = mel_window_length(self.num_frames, self.video_fps)
+        self._init_from_config(resolve_video_paths(data_dir, fileslist), config)
         self.mel_cache_dir = data.get("audio_mel_cache_dir") or None
         self._mel_cache = None
         self._image_processor = None

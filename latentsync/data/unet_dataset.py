@@ -18,7 +18,7 @@ import torch
 from latentsync.data.clips import ClipDataset, ClipReader, ClipUnusable, read_mel_cached, resolve_video_paths
 from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import compute_mel, valid_starts
-from latentsync.utils.audio import crop_mel_window, mel_window_length
+from latentsync.utils.audio import crop_mel_window
 
 # Official whisper choice by the U-Net's cross-attention width (the official scripts/train_unet.py).
 WHISPER_BY_CROSS_ATTENTION_DIM = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
@@ -50,17 +50,8 @@ class UNetDataset(ClipDataset):
     def __init__(self, train_data_dir: str, config, fileslist: str | None = None):
         data = config.data
         fileslist = data.get("train_fileslist", "") if fileslist is None else fileslist
-        super().__init__(
-            resolve_video_paths(train_data_dir, fileslist),
-            seed=int(config.run.seed),
-            max_attempts=int(data.get("max_sample_attempts", 20)),
-        )
-        self.resolution = int(data.resolution)
-        self.num_frames = int(data.num_frames)
-        self.video_fps = float(data.video_fps)
-        self.audio_sample_rate = int(data.audio_sample_rate)
+        self._init_from_config(resolve_video_paths(train_data_dir, fileslist), config)
         self.mask_image_path = data.get("mask_image_path", "")
-        self.mel_window_length = mel_window_length(self.num_frames, self.video_fps)
         self.load_mel = bool(config.model.add_audio_layer and config.run.use_syncnet)
         self.load_audio_embeds = bool(config.model.add_audio_layer)
         self.mel_cache_dir = data.get("audio_mel_cache_dir") or None

@@ -1,0 +1,17 @@
+#!/bin/bash
+# Shared launcher of train_unet.sh and train_syncnet.sh:
+#   scripts/launch_training.sh MODULE CONFIG_FLAG CONFIG [key=value ...]
+# One process by default; NUM_PROCESSES=8 for 8 GPUs (accelerate handles the processes). Multi-node: pass
+# accelerate's flags through ACCELERATE_ARGS, e.g.
+#   ACCELERATE_ARGS="--num_machines 2 --machine_rank 0 --main_process_ip 10.0.0.1 --main_process_port 29500"
+# Several processes go through accelerate's torchrun launcher (--multi_gpu). On a machine without CUDA the
+# trainer's Accelerator runs them on the CPU over gloo (accelerate's own --cpu flag starts only one process
+# unless MPI is set up).
+set -euo pipefail
+module="$1" config_flag="$2" config="$3"
+shift 3
+NUM_PROCESSES="${NUM_PROCESSES:-1}"
+MULTI=""
+if [ "$NUM_PROCESSES" -gt 1 ]; then MULTI="--multi_gpu"; fi
+exec accelerate launch $MULTI --num_processes "$NUM_PROCESSES" ${ACCELERATE_ARGS:-} \
+    -m "$module" "$config_flag" "$config" "$@"
