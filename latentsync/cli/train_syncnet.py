@@ -15,7 +15,6 @@ StableSyncNet) and checkpoint-N.state.pt (optimizer) for `ckpt.resume_ckpt_path=
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -33,9 +32,9 @@ from latentsync.utils.training_utils import (
     atomic_save,
     check_ranks_in_sync,
     data_position,
+    finish_training,
     finite_or_raise,
     load_checkpoint,
-    load_training_config,
     load_training_state,
     make_accelerator,
     make_loader,
@@ -44,6 +43,7 @@ from latentsync.utils.training_utils import (
     save_training_state,
     step_generator,
     to_device,
+    training_cli,
 )
 
 logger = logging.getLogger("train_syncnet")
@@ -215,25 +215,14 @@ def main(config) -> Path:
             if global_step >= max_steps:
                 break
         epoch, skip = epoch + 1, 0
-    progress.close()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    finish_training(accelerator, progress)
     return run_dir
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Train StableSyncNet.", epilog="Extra arguments are key=value "
-                                     "config overrides, e.g. data.batch_size=32 run.max_train_steps=1000")
-    parser.add_argument("--config_path", default="configs/syncnet/syncnet_16_pixel_attn.yaml")
-    return parser.parse_known_args(argv)
 
 
 def run(argv=None) -> int:
     """Console-script entry: parse `--config_path ... [key=value ...]`, train, exit 0."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    args, overrides = parse_args(argv)
-    main(load_training_config(args.config_path, overrides))
-    return 0
+    return training_cli(main, "Train StableSyncNet.", "--config_path", "configs/syncnet/syncnet_16_pixel_attn.yaml",
+                        "data.batch_size=32 run.max_train_steps=1000", argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ ckpt.syncnet_ckpt_path (defaults in configs/training/defaults.yaml).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -51,8 +50,8 @@ from latentsync.utils.training_utils import (
     atomic_save,
     check_ranks_in_sync,
     data_position,
+    finish_training,
     finite_or_raise,
-    load_training_config,
     load_training_state,
     make_accelerator,
     make_loader,
@@ -61,6 +60,7 @@ from latentsync.utils.training_utils import (
     save_training_state,
     step_generator,
     to_device,
+    training_cli,
 )
 
 logger = logging.getLogger("train_unet")
@@ -403,25 +403,14 @@ def main(config) -> Path:
             if global_step >= max_steps:
                 break
         epoch, skip = epoch + 1, 0
-    progress.close()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    finish_training(accelerator, progress)
     return run_dir
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Train the LatentSync U-Net.", epilog="Extra arguments are "
-                                     "key=value config overrides, e.g. data.batch_size=2 ckpt.vae_path=PATH")
-    parser.add_argument("--unet_config_path", default="configs/unet/stage2.yaml")
-    return parser.parse_known_args(argv)
 
 
 def run(argv=None) -> int:
     """Console-script entry: parse `--unet_config_path ... [key=value ...]`, train, exit 0."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    args, overrides = parse_args(argv)
-    main(load_training_config(args.unet_config_path, overrides))
-    return 0
+    return training_cli(main, "Train the LatentSync U-Net.", "--unet_config_path", "configs/unet/stage2.yaml",
+                        "data.batch_size=2 ckpt.vae_path=PATH", argv)
 
 
 if __name__ == "__main__":

@@ -265,3 +265,24 @@ def finite_or_raise(value: float, step: int, what: str = "loss") -> float:
     if not math.isfinite(value):
         raise FloatingPointError(f"{what} became {value} at step {step}; lower optimizer.lr or check the data")
     return value
+
+
+def finish_training(accelerator, progress) -> None:
+    """The end of a training run on every process: close the bar, wait for the others, end trackers."""
+    progress.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+
+
+def training_cli(main, description: str, config_flag: str, default_config: str, example: str, argv=None) -> int:
+    """Console-script entry of a trainer: `<config_flag> PATH [key=value ...]` -> `main(config)`, exit 0."""
+    import argparse
+    import logging
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    parser = argparse.ArgumentParser(description=description,
+                                     epilog=f"Extra arguments are key=value config overrides, e.g. {example}")
+    parser.add_argument(config_flag, default=default_config)
+    args, overrides = parser.parse_known_args(argv)
+    main(load_training_config(getattr(args, config_flag.lstrip("-")), overrides))
+    return 0
