@@ -96,9 +96,9 @@ def _existing_file(path: str | Path, what: str, hint: str) -> Path:
     path = Path(path)
     if not path.is_file():
         raise CheckpointNotFoundError(f"{what} not found: {path}. {hint}")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{what} {path} is empty (0 bytes): an interrupted download or save; fetch it again")
-    return path
+    if path.stat().st_size:
+        return path
+    raise CheckpointError(f"{what} {path} is empty (0 bytes): an interrupted download or save; fetch it again")
 
 
 def load_torch_file(path: str | Path, what: str = "checkpoint", hint: str = DOWNLOAD_HINT, map_location="cpu"):
