@@ -147,12 +147,12 @@ class Generator:
         from diffusers import AutoencoderKL
 
         from latentsync.api import build_scheduler, resolve_dtype
-        from latentsync.models.unet import UNet3DConditionModel
+        from latentsync.models.registry import load_unet
 
         cfg = load_config(UNET_CONFIG, overrides)
         self.sampler = dict(sampler)
         self.dtype = resolve_dtype(sampler["dtype"], torch.device("cpu"))
-        unet, _ = UNet3DConditionModel.from_pretrained(OmegaConf.to_container(cfg.model), str(unet_ckpt))
+        unet, _ = load_unet(OmegaConf.to_container(cfg.model), str(unet_ckpt))
         self.unet = unet.eval().to(self.dtype)
         self.vae = AutoencoderKL.from_pretrained(ckpts["vae"]).eval().to(self.dtype)
         self.scheduler = build_scheduler(sampler["scheduler"])

@@ -43,9 +43,9 @@ def load_history(path: str | Path) -> dict:
         raise FileNotFoundError(f"no such checkpoint or log: {path}")
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth", ".ckpt"):
-        import torch
+        from latentsync.checkpoint import load_torch_file
 
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = load_torch_file(path, what="training checkpoint")
     elif suffix == ".json":
         data = json.loads(path.read_text())
     elif suffix == ".jsonl":

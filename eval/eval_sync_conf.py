@@ -14,11 +14,11 @@ import logging
 import sys
 from pathlib import Path
 
-from eval.checkpoint_io import CheckpointError
 from eval.report import format_table, mean_row, write_json
 from eval.settings import DEFAULT_EVAL_CONFIG, load_eval_config
 from eval.syncnet.face_tracks import SyncEvalError
 from eval.syncnet.video_eval import SyncEvaluator
+from latentsync.checkpoint import CheckpointError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 TABLE_COLUMNS = ("video", "num_tracks", "av_offset", "lse_c", "lse_d", "detector")

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eval.checkpoint_io import load_into, read_tensor_file, unwrap_state_dict
 from eval.settings import HyperIQASettings, checkpoint_path
+from latentsync.checkpoint import load_weights
 
 # HyperNet(16, 112, 224, 112, 56, 28, 14, 7): the configuration of the koniq checkpoint.
 KONIQ_ARGS = dict(lda_out_channels=16, hyper_in_channels=112, target_in_size=224, target_fc1_size=112,
@@ -214,8 +214,7 @@ class HyperIQAScorer:
         self.device = device
         if model is None:
             model = HyperNet(**KONIQ_ARGS)
-            path = checkpoint or checkpoint_path("hyperiqa")
-            load_into(model, unwrap_state_dict(read_tensor_file(path, "HyperIQA")), "HyperIQA", path)
+            load_weights(model, checkpoint or checkpoint_path("hyperiqa"), "HyperIQA")
         self.model = model.to(device).eval()
 
     def prepare(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -165,7 +165,7 @@ def build_pipeline(options: LipsyncOptions):
     """Load VAE, Whisper, U-Net and scheduler per the options and return (pipeline, config, device, dtype)."""
     from diffusers import AutoencoderKL
 
-    from latentsync.models.unet import UNet3DConditionModel
+    from latentsync.models.registry import load_unet
     from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
     from latentsync.whisper.audio2feature import Audio2Feature
 
@@ -185,8 +185,7 @@ def build_pipeline(options: LipsyncOptions):
 
     try:
         # Inference refuses partial loads: a skipped or missing tensor would mean partly random weights.
-        unet, _ = UNet3DConditionModel.from_pretrained(model_config(config), str(ckpt), device="cpu",
-                                                       allow_partial=False)
+        unet, _ = load_unet(model_config(config), str(ckpt), device="cpu", allow_partial=False)
     except (ValueError, KeyError) as exc:  # the loader's mismatch/corruption errors name the fitting config
         raise InputError(str(exc)) from exc
     unet = unet.to(device=device, dtype=dtype)

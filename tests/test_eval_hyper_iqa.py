@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from eval.checkpoint_io import CheckpointError
 from eval.hyper_iqa import KONIQ_ARGS, HyperIQAScorer, HyperNet, TargetNet, center_crop, quality_frame_indices
+from latentsync.checkpoint import CheckpointError
 from tests.conftest import shared_file
 
 SCALAR_RTOL = 1e-5

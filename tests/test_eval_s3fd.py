@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from eval.checkpoint_io import CheckpointError
 from eval.detectors.s3fd import S3FD
 from eval.detectors.s3fd.box_utils import detect, nms_, prior_boxes
 from eval.detectors.s3fd.nets import S3FDNet
+from latentsync.checkpoint import CheckpointError
 from tests.conftest import shared_file
 
 FEATURE_ATOL = 1e-4

@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from eval.checkpoint_io import CheckpointError
 from eval.settings import SyncNetProtocol
 from eval.syncnet import S, SyncNetEval, calc_pdist, sync_scores
 from eval.syncnet.features import mfcc_matrix, num_windows
+from latentsync.checkpoint import CheckpointError
 from tests.conftest import shared_file
 
 FEATURE_ATOL = 1e-4

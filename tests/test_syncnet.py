@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from latentsync.checkpoint import CheckpointError
 from latentsync.config import REPO_ROOT, load_config, model_config
 from latentsync.models.stable_syncnet import (
     StableSyncNet,
-    SyncNetCheckpointError,
     SyncNetConfigError,
 )
 from latentsync.models.sync_loss import (
@@ -171,7 +171,7 @@ def test_checkpoint_for_another_config_is_a_clear_error(tmp_path):
     torch.save({"state_dict": tiny.state_dict(), "global_step": 0}, path)
     other = _yaml_model("tiny")
     other["visual_encoder"]["block_out_channels"] = [32, 32, 32, 64, 64, 128]
-    with pytest.raises(SyncNetCheckpointError, match=r"does not fit.*wrong shape.*visual_encoder"):
+    with pytest.raises(CheckpointError, match=r"does not fit.*wrong shape.*visual_encoder"):
         StableSyncNet(other).load_checkpoint(path)
     with pytest.raises(FileNotFoundError, match="syncnet checkpoint not found"):
         StableSyncNet(other).load_checkpoint(tmp_path / "absent.pt")

@@ -34,14 +34,14 @@ def test_write_fileslist_checks_and_lists_clips(tmp_path):
 def test_tiny_checkpoints_load_where_they_are_used(tmp_path):
     from diffusers import AutoencoderKL
 
+    from latentsync.models.registry import load_unet
     from latentsync.models.stable_syncnet import StableSyncNet
-    from latentsync.models.unet import UNet3DConditionModel
     from latentsync.whisper.audio2feature import Audio2Feature
 
     paths = make_tiny_checkpoints(tmp_path, seed=3)
     vae = AutoencoderKL.from_pretrained(paths["vae"])
     assert vae.config.latent_channels == 4 and 2 ** (len(vae.config.block_out_channels) - 1) == 8
-    unet, step = UNet3DConditionModel.from_pretrained(model_config(load_config("configs/unet/tiny.yaml")),
+    unet, step = load_unet(model_config(load_config("configs/unet/tiny.yaml")),
                                                       str(paths["unet"]), allow_partial=False)
     assert step == 0 and unet.load_report.exact
     # golden-style init: no all-zero weight, so every layer gets gradients (incl. conv_in/out, motion proj_out)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from latentsync.config import REPO_ROOT, load_config, model_config
-from latentsync.models.unet import UNet3DConditionModel
+from latentsync.models.registry import load_unet
 from latentsync.utils.training_utils import load_training_config, state_path_for
 from scripts import train_unet
 from tests.training_fixtures import make_clips, tiny_overrides
@@ -88,7 +88,7 @@ def test_checkpoint_loads_in_from_pretrained(stage2_run):
     path = stage2_run / "checkpoints" / "checkpoint-2.pt"
     ckpt = torch.load(path, weights_only=True)
     assert set(ckpt) == {"global_step", "state_dict"} and ckpt["global_step"] == 2
-    unet, step = UNet3DConditionModel.from_pretrained(model_config(load_config(TINY)), str(path))
+    unet, step = load_unet(model_config(load_config(TINY)), str(path))
     assert step == 2 and unet.load_report.exact
     for key, value in unet.state_dict().items():
         assert torch.equal(value, ckpt["state_dict"][key])
@@ -145,12 +145,12 @@ def test_stage2_loss_includes_lpips_and_sync(env):
 
 def test_stage1_checkpoint_starts_stage2_with_identity_motion_modules(env, tmp_path):
     stage1_cfg = model_config(load_training_config(TINY, STAGE1))
-    unet1, _ = UNet3DConditionModel.from_pretrained(stage1_cfg, "")
+    unet1, _ = load_unet(stage1_cfg, "")
     randomize_(unet1, torch.Generator().manual_seed(1))  # a "trained" stage-1 model: no zero layers
     stage1_ckpt = tmp_path / "stage1.pt"
     torch.save({"state_dict": unet1.state_dict(), "global_step": 7}, stage1_ckpt)
     assert not any("motion_modules" in k for k in unet1.state_dict())
-    unet2, step = UNet3DConditionModel.from_pretrained(model_config(load_config(TINY)), str(stage1_ckpt))
+    unet2, step = load_unet(model_config(load_config(TINY)), str(stage1_ckpt))
     assert step == 7 and any("identity" in note for note in unet2.load_report.notes)
     generator = torch.Generator().manual_seed(0)
     sample = torch.randn(1, 13, 16, 8, 8, generator=generator)

@@ -8,9 +8,10 @@ import json
 import pytest
 import torch
 
+from latentsync.checkpoint import CheckpointError
 from latentsync.config import REPO_ROOT
 from latentsync.trepa import TREPALoss, VideoMAEConfig, VideoMAEv2, load_videomae
-from latentsync.trepa.videomae import VideoMAECheckpointError, read_videomae_state_dict
+from latentsync.trepa.videomae import read_videomae_state_dict
 from tests.conftest import shared_file
 
 TINY = REPO_ROOT / "configs" / "trepa" / "tiny.yaml"
@@ -184,7 +185,7 @@ def test_model_key_wins_over_module_and_bad_files_are_clear_errors(tmp_path):
 
     prefixed = tmp_path / "prefixed.pth"
     torch.save({f"module.{k}": v for k, v in good.items()}, prefixed)
-    with pytest.raises(VideoMAECheckpointError, match="missing"):
+    with pytest.raises(CheckpointError, match="missing"):
         load_videomae(prefixed, cfg)
     with pytest.raises(FileNotFoundError, match="vit_g_hybrid_pt_1200e_ssv2_ft.pth"):
         load_videomae(tmp_path / "absent.pth", cfg)

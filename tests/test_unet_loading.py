@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from latentsync.checkpoint import CheckpointError
 from latentsync.config import load_config, model_config
-from latentsync.models.checkpoint import CheckpointError
-from latentsync.models.unet import IncompatibleCheckpointError, UNet3DConditionModel
+from latentsync.models.registry import IncompatibleCheckpointError, load_unet, load_unet_checkpoint
+from latentsync.models.unet import UNet3DConditionModel
 
 TINY = "configs/unet/tiny.yaml"
 
@@ -46,7 +47,7 @@ def _inputs(config: dict, frames: int = 4):
 def test_exact_load_reports_everything_loaded(tmp_path):
     source = _randomised(_config())
     path = _save(source, tmp_path / "unet.pt", step=42)
-    model, step = UNet3DConditionModel.from_pretrained(_config(), str(path))
+    model, step = load_unet(_config(), str(path))
     report = model.load_report
     assert step == 42 and report.global_step == 42
     assert report.exact and report.loaded == len(source.state_dict())
@@ -60,7 +61,7 @@ def test_mismatched_conv_in_and_audio_width_are_skipped_keep_init_and_are_report
     path = _save(source, tmp_path / "other_widths.pt", step=5)
 
     torch.manual_seed(0)
-    model, step = UNet3DConditionModel.from_pretrained(_config(), str(path))
+    model, step = load_unet(_config(), str(path))
     torch.manual_seed(0)
     fresh = UNet3DConditionModel.from_config(_config())
 
@@ -92,7 +93,7 @@ def test_load_state_dict_keeps_official_semantics_without_mutating_the_callers_d
 def test_stage1_checkpoint_seeds_a_motion_model_as_identity(tmp_path):
     stage1 = _randomised(_config(use_motion_module=False))
     path = _save(stage1, tmp_path / "stage1.pt")
-    model, _ = UNet3DConditionModel.from_pretrained(_config(), str(path))
+    model, _ = load_unet(_config(), str(path))
     report = model.load_report
     assert report.missing and all(".motion_modules." in k for k in report.missing)
     assert any("identity" in note for note in report.notes)
@@ -103,7 +104,7 @@ def test_stage1_checkpoint_seeds_a_motion_model_as_identity(tmp_path):
     torch.testing.assert_close(actual, expected, atol=1e-6, rtol=0)
 
     with pytest.raises(IncompatibleCheckpointError, match="partial load"):
-        UNet3DConditionModel.from_pretrained(_config(), str(path), allow_partial=False)
+        load_unet(_config(), str(path), allow_partial=False)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +118,7 @@ def test_stage1_checkpoint_seeds_a_motion_model_as_identity(tmp_path):
 def test_checkpoint_for_another_config_is_refused_naming_the_right_one(tmp_path, overrides, problem):
     path = _save(_randomised(_config()), tmp_path / "tiny.pt")
     with pytest.raises(IncompatibleCheckpointError) as err:
-        UNet3DConditionModel.from_pretrained(_config(**overrides), str(path))
+        load_unet(_config(**overrides), str(path))
     message = str(err.value)
     assert problem in message and str(path) in message
     assert "configs/unet/tiny.yaml" in message, message
@@ -127,7 +128,7 @@ def test_partial_motion_modules_are_refused(tmp_path):
     """A decoder-only-motion checkpoint into a full-motion config is a config mistake, not a hand-off."""
     path = _save(_randomised(_config(motion_module_decoder_only=True)), tmp_path / "efficient.pt")
     with pytest.raises(IncompatibleCheckpointError, match="motion modules but not at the places"):
-        UNet3DConditionModel.from_pretrained(_config(), str(path))
+        load_unet(_config(), str(path))
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,7 @@ def test_full_size_wrong_config_is_refused_on_meta(checkpoint_config, model_conf
         state_dict = UNet3DConditionModel.from_config(_config(checkpoint_config)).state_dict()
         model = UNet3DConditionModel.from_config(_config(model_config_path))
     with pytest.raises(IncompatibleCheckpointError) as err:
-        model.load_checkpoint(state_dict, source="latentsync_unet.pt")
+        load_unet_checkpoint(model, state_dict, source="latentsync_unet.pt")
     message = str(err.value)
     assert fitting in message and f"The config given is the model section of {model_config_path}" in message
 
@@ -157,7 +158,7 @@ def test_stable_diffusion_15_weights_can_seed_training(config_name):
     with torch.device("meta"):
         sd15 = UNet2DConditionModel(cross_attention_dim=768).state_dict()
         model = UNet3DConditionModel.from_config(_config(f"configs/unet/{config_name}.yaml"))
-    report = model.load_checkpoint(sd15, source="sd15")
+    report = load_unet_checkpoint(model, sd15, source="sd15")
     skipped = {s.key for s in report.skipped}
     assert {"conv_in.weight", "conv_in.bias"} <= skipped
     assert all(k.startswith("conv_in.") or ".attn2.to_" in k for k in skipped) and len(skipped) == 34
@@ -172,7 +173,7 @@ def test_syncnet_checkpoint_is_identified_as_such(tmp_path):
     path = tmp_path / "syncnet.pt"
     torch.save({"state_dict": syncnet.state_dict(), "global_step": 0}, path)
     with pytest.raises(IncompatibleCheckpointError, match=r"StableSyncNet checkpoint for configs/syncnet/tiny.yaml"):
-        UNet3DConditionModel.from_pretrained(_config(), str(path))
+        load_unet(_config(), str(path))
 
 
 def test_safetensors_and_bare_state_dicts_load(tmp_path):
@@ -181,16 +182,16 @@ def test_safetensors_and_bare_state_dicts_load(tmp_path):
     source = _randomised(_config())
     state_dict = {k: v.contiguous() for k, v in source.state_dict().items()}
     save_file(state_dict, str(tmp_path / "unet.safetensors"), metadata={"global_step": "12"})
-    model, step = UNet3DConditionModel.from_pretrained(_config(), str(tmp_path / "unet.safetensors"))
+    model, step = load_unet(_config(), str(tmp_path / "unet.safetensors"))
     assert step == 12 and model.load_report.exact
 
     torch.save(state_dict, tmp_path / "bare.pt")
-    model, step = UNet3DConditionModel.from_pretrained(_config(), str(tmp_path / "bare.pt"))
+    model, step = load_unet(_config(), str(tmp_path / "bare.pt"))
     assert step == 0 and model.load_report.exact
 
 
 def test_empty_ckpt_path_gives_fresh_init_and_step_0():
-    model, step = UNet3DConditionModel.from_pretrained(_config(), "")
+    model, step = load_unet(_config(), "")
     assert step == 0 and not model.conv_in.weight.any() and not model.load_report.exact
 
 
@@ -211,7 +212,7 @@ def test_corrupt_or_missing_files_raise_clear_errors(tmp_path, damage):
         path.unlink()
         expected = "not found"
     with pytest.raises(CheckpointError, match=expected) as err:
-        UNet3DConditionModel.from_pretrained(_config(), str(path))
+        load_unet(_config(), str(path))
     assert str(path) in str(err.value)
 
 
@@ -230,12 +231,12 @@ def test_pickled_objects_are_never_executed(tmp_path):
     path = tmp_path / "malicious.pt"
     torch.save({"state_dict": {}, "global_step": 0, "payload": _Trap(marker)}, path)
     with pytest.raises(CheckpointError, match="NOT unpickled"):
-        UNet3DConditionModel.from_pretrained(_config(), str(path))
+        load_unet(_config(), str(path))
     assert not marker.exists()
 
 
 def test_from_pretrained_does_not_modify_the_callers_config(tmp_path):
     config = _config()
     before = copy.deepcopy(config)
-    UNet3DConditionModel.from_pretrained(config, "")
+    load_unet(config, "")
     assert config == before

@@ -1,4 +1,4 @@
-"""Bad inputs to the whisper front-end fail with a clear AudioInputError / WhisperCheckpointError."""
+"""Bad inputs to the whisper front-end fail with a clear AudioInputError / CheckpointError."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import soundfile
 import torch
 
+from latentsync.checkpoint import CheckpointError
 from latentsync.utils.audio import AudioInputError
 from latentsync.utils.media import MediaError, ffmpeg_exe
 from latentsync.whisper.audio2feature import Audio2Feature
-from latentsync.whisper.checkpoint import WhisperCheckpointError
 from latentsync.whisper.tiny import make_random_whisper_checkpoint
 
 SR = 16000
@@ -85,14 +85,14 @@ def test_feature2chunks_needs_one_frame_and_positive_fps(encoder):
 
 
 def test_missing_checkpoint(tmp_path):
-    with pytest.raises(WhisperCheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="not found"):
         Audio2Feature(tmp_path / "tiny.pt", device="cpu")
 
 
 def test_checkpoint_in_wrong_format(tmp_path):
     bad = tmp_path / "bad.pt"
     torch.save({"state_dict": {}}, bad)
-    with pytest.raises(WhisperCheckpointError, match="dims"):
+    with pytest.raises(CheckpointError, match="dims"):
         Audio2Feature(bad, device="cpu")
 
 
@@ -101,5 +101,5 @@ def test_checkpoint_with_mismatched_weights(tmp_path):
     ckpt = torch.load(path, weights_only=True)
     ckpt["dims"]["n_audio_layer"] = 3
     torch.save(ckpt, path)
-    with pytest.raises(WhisperCheckpointError, match="missing"):
+    with pytest.raises(CheckpointError, match="missing"):
         Audio2Feature(path, device="cpu")

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eval.checkpoint_io import CheckpointError, load_into, read_tensor_file, unwrap_state_dict
 from eval.settings import SyncNetProtocol
 from eval.syncnet.features import embed_windows, float_to_int16_scale
 from eval.syncnet.model import S
 from eval.syncnet.scores import SyncScores, sync_scores
+from latentsync.checkpoint import load_weights
 
 # Prefixes a converted file may carry: the SyncNetEval wrapper's own state_dict, DataParallel.
 KNOWN_PREFIXES = ("__S__.", "module.")
@@ -45,14 +45,10 @@ class SyncNetEval(torch.nn.Module):
         Unlike the original's silent per-tensor copy, unknown, missing (other than BatchNorm's
         `num_batches_tracked`) and mis-shaped tensors are errors.
         """
-        path = Path(path)
-        if not path.exists():
-            raise CheckpointError(
-                f"SyncNet checkpoint not found: {path}. Put syncnet_v2.model (from the LatentSync "
-                "checkpoints, auxiliary/) there or pass --initial_model; see docs/evaluation.md"
-            )
-        state = unwrap_state_dict(read_tensor_file(path, "SyncNet"), prefixes=KNOWN_PREFIXES)
-        load_into(self.__S__, state, "SyncNet", path, optional_suffixes=("num_batches_tracked",))
+        hint = ("Put syncnet_v2.model (from the LatentSync checkpoints, auxiliary/) there or pass --initial_model; "
+                "see docs/evaluation.md")
+        load_weights(self.__S__, path, "SyncNet", hint=hint, prefixes=KNOWN_PREFIXES,
+                     optional_suffixes=("num_batches_tracked",))
         self.__S__.eval()
 
     def _protocol(self, batch_size: int | None = None, vshift: int | None = None) -> SyncNetProtocol:

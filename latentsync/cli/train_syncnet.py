@@ -34,7 +34,6 @@ from latentsync.utils.training_utils import (
     data_position,
     finish_training,
     finite_or_raise,
-    load_checkpoint,
     load_training_state,
     make_accelerator,
     make_loader,
@@ -152,10 +151,9 @@ def main(config) -> Path:
     global_step, history = 0, {key: [] for key in HISTORY_KEYS}
     resume_state = None
     if config.ckpt.resume_ckpt_path:
-        ckpt = load_checkpoint(config.ckpt.resume_ckpt_path, "syncnet checkpoint")
-        model.load_state_dict(ckpt["state_dict"])
-        global_step = int(ckpt.get("global_step", 0))
-        history.update({key: list(ckpt.get(key, [])) for key in HISTORY_KEYS})
+        extras = model.load_checkpoint(config.ckpt.resume_ckpt_path)
+        global_step = int(extras.get("global_step", 0))
+        history.update({key: list(extras.get(key, [])) for key in HISTORY_KEYS})
         resume_state = load_training_state(config.ckpt.resume_ckpt_path,
                                            [n for n, p in model.named_parameters() if p.requires_grad])
         if resume_state is not None:

@@ -13,7 +13,7 @@ attentions). Resuming a stage-1 checkpoint with a stage-2 config is the stage ha
 are absent from it and start as the identity (zero-initialised output projections).
 
 Every `ckpt.save_ckpt_steps`: <run>/checkpoints/checkpoint-N.pt = {"global_step", "state_dict"} (official,
-loadable by UNet3DConditionModel.from_pretrained and the inference pipeline) and checkpoint-N.state.pt
+loadable by latentsync.models.registry.load_unet and the inference pipeline) and checkpoint-N.state.pt
 (optimizer, LR scheduler, grad scaler) so that `ckpt.resume_ckpt_path=.../checkpoint-N.pt` continues exactly.
 Every `run.validation_steps`: the inference pipeline lip-syncs data.val_video_path to data.val_audio_path into
 <run>/val_videos/ (skipped with a log line if the pipeline or the files are unavailable). Loss charts go to
@@ -313,7 +313,7 @@ def main(config) -> Path:
     from diffusers import DDIMScheduler
     from diffusers.optimization import get_scheduler
 
-    from latentsync.models.unet import UNet3DConditionModel
+    from latentsync.models.registry import load_unet
 
     accelerator = make_accelerator(config.run.mixed_precision_training, 1,
                                    find_unused_parameters=bool(config.run.find_unused_parameters))
@@ -325,8 +325,8 @@ def main(config) -> Path:
 
     noise_scheduler = DDIMScheduler.from_pretrained(str(CONFIG_DIR))
     vae = load_vae(config, device, weight_dtype)
-    unet, resume_step = UNet3DConditionModel.from_pretrained(OmegaConf.to_container(config.model, resolve=True),
-                                                             config.ckpt.resume_ckpt_path, device="cpu")
+    unet, resume_step = load_unet(OmegaConf.to_container(config.model, resolve=True), config.ckpt.resume_ckpt_path,
+                                  device="cpu")
     unet.to(device)  # before the optimizer exists, so resumed optimizer state lands on the same device
     syncnet, syncnet_config = load_frozen_syncnet(config, device, weight_dtype)
     lpips, trepa = load_perceptual_losses(config, device)

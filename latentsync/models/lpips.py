@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from latentsync.checkpoint import CheckpointError, read_checkpoint
 from latentsync.config import REPO_ROOT
-from latentsync.errors import InputError
 
 VGG16_WEIGHTS_NAME = "vgg16-397923af.pth"
 DEFAULT_TRUNK_PATH = REPO_ROOT / "checkpoints" / "auxiliary" / VGG16_WEIGHTS_NAME
@@ -41,7 +41,7 @@ INPUT_SCALE = (0.458, 0.448, 0.450)
 UNIT_NORM_EPS = 1e-10
 
 
-class LPIPSWeightsError(InputError):
+class LPIPSWeightsError(CheckpointError):
     """LPIPS weights are missing or do not fit the VGG16 layout."""
 
 
@@ -153,7 +153,7 @@ class LPIPS(nn.Module):
                 f"looked for {requested} and torch hub's cache; download {VGG16_WEIGHTS_URL} to {DEFAULT_TRUNK_PATH}",
             )
             return "random"
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(path, what="VGG16 trunk weights").state_dict
         trunk = {k: v for k, v in state.items() if k.startswith("features.")}
         expected = self.net.state_dict()
         if set(trunk) != set(expected) or any(trunk[k].shape != v.shape for k, v in expected.items()):
@@ -171,7 +171,7 @@ class LPIPS(nn.Module):
                 f"{path or 'the lpips package is not installed'}; install lpips (pip install --no-deps lpips==0.1.4)",
             )
             return "random"
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(path, what="lpips heads").state_dict
         try:
             self.lins.load_state_dict({k.replace("lin", "", 1): v for k, v in state.items()})
         except RuntimeError as err:

@@ -1,4 +1,4 @@
-"""Which official config does a checkpoint belong to?
+"""Which official config does a checkpoint belong to, and may a U-Net checkpoint load into a config?
 
 Each `configs/unet/*.yaml` and `configs/syncnet/*.yaml` model section is built on the `meta` device (no
 memory, no init cost) to get its state-dict fingerprint (key -> shape). A checkpoint (a file, a state dict,
@@ -7,10 +7,16 @@ a set of weights, and loaders can name the right config when a checkpoint is ref
 
 Configs whose model sections give identical fingerprints (e.g. `stage2.yaml` and `stage2_512.yaml`) are
 interchangeable for the weights; they differ only in data settings such as the resolution.
+
+The U-Net loading policy lives here too, because it and the matching need each other: a config is
+"loadable" for a checkpoint exactly when `load_unet` would accept it, and a refused load names the config
+that fits. `load_unet` differs from the official loader on purpose: it reports what was skipped or missing,
+and refuses checkpoints that do not fit the config rather than silently running a half-random network.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -19,9 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from ..checkpoint import (
+    CheckpointError,
+    LoadReport,
+    SkippedTensor,
+    diff_state_dicts,
+    read_checkpoint,
+    state_dict_shapes,
+)
 from ..config import CONFIG_DIR, config_name, load_config, model_config, resolve_config_path
-from .checkpoint import read_checkpoint, state_dict_shapes
+from .unet import UNet3DConditionModel, partial_load_skips
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +50,20 @@ __all__ = [
     "configs_with_model_section",
     "check_config_fits",
     "describe_mismatch",
+    "IncompatibleCheckpointError",
+    "analyse_unet_checkpoint",
+    "load_refusal_reasons",
+    "load_unet_checkpoint",
+    "load_unet",
 ]
 
 KINDS = ("unet", "syncnet")
+MOTION_MODULE_KEY = ".motion_modules."
 Shapes = dict[str, tuple[int, ...]]
+
+
+class IncompatibleCheckpointError(CheckpointError):
+    """A checkpoint's tensors do not fit the U-Net config it is being loaded into."""
 
 
 @dataclass
@@ -77,8 +102,6 @@ def _kind_of(config_path: str) -> str:
 def _build_on_meta(kind: str, section: dict) -> torch.nn.Module:
     with torch.device("meta"):
         if kind == "unet":
-            from .unet import UNet3DConditionModel
-
             return UNet3DConditionModel.from_config(section)
         from .stable_syncnet import StableSyncNet  # built lazily: the U-Net does not need it
 
@@ -131,20 +154,11 @@ def _shapes_of(source) -> Shapes:
 
 
 def _compare(kind: str, section: Mapping, model_shapes: Shapes, ckpt_shapes: Shapes) -> tuple[str, int, str, list]:
-    missing = [k for k in model_shapes if k not in ckpt_shapes]
-    unexpected = [k for k in ckpt_shapes if k not in model_shapes]
-    reshaped = [k for k in ckpt_shapes if k in model_shapes and ckpt_shapes[k] != model_shapes[k]]
-    differences = len(missing) + len(unexpected) + len(reshaped)
-    detail = ", ".join(
-        f"{n} {label}"
-        for n, label in ((len(missing), "missing"), (len(unexpected), "unexpected"), (len(reshaped), "reshaped"))
-        if n
-    )
+    diff = diff_state_dicts(model_shapes, ckpt_shapes)
+    differences, detail = diff.count, diff.counts()
     if differences == 0:
         return "exact", 0, "", []
     if kind == "unet":
-        from .unet import analyse_unet_checkpoint, load_refusal_reasons
-
         report = analyse_unet_checkpoint(section, model_shapes, ckpt_shapes)
         if not load_refusal_reasons(report, ckpt_shapes, allow_partial=True):
             notes = [f"skips {s.key} ({s.reason})" for s in report.skipped]
@@ -227,3 +241,123 @@ def describe_mismatch(ckpt_shapes: Mapping, model_config: Mapping | None = None,
             f"({best.detail})."
         )
     return given
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading a U-Net checkpoint: the official partial-load rules + our refusal policy
+# ---------------------------------------------------------------------------------------------------
+
+
+def analyse_unet_checkpoint(config: Mapping, model_shapes: Mapping, ckpt_shapes: Mapping) -> LoadReport:
+    """Compare a checkpoint's key->shape map with a model's, applying the official skip rules."""
+    skips = partial_load_skips(config, ckpt_shapes, model_shapes)
+    report = LoadReport(source="")
+    report.skipped = [
+        SkippedTensor(key, tuple(ckpt_shapes[key]), tuple(model_shapes[key]), why) for key, why in skips.items()
+    ]
+    for key, shape in ckpt_shapes.items():
+        if key in skips:
+            continue
+        if key not in model_shapes:
+            report.unexpected.append(key)
+        elif tuple(shape) != tuple(model_shapes[key]):
+            report.mismatched.append(SkippedTensor(key, tuple(shape), tuple(model_shapes[key]), "shape differs"))
+        else:
+            report.loaded += 1
+    report.missing = [key for key in model_shapes if key not in ckpt_shapes]
+    return report
+
+
+def load_refusal_reasons(report: LoadReport, ckpt_shapes: Mapping, allow_partial: bool) -> list[str]:
+    """Why a checkpoint must not be loaded; empty when it may (possibly as a reported partial load)."""
+    reasons = []
+    if report.unexpected:
+        reasons.append(f"{len(report.unexpected)} tensors the model does not have (e.g. {report.unexpected[:3]})")
+    if report.mismatched:
+        examples = ", ".join(
+            f"{m.key}: checkpoint {list(m.checkpoint_shape)} vs model {list(m.model_shape)}"
+            for m in report.mismatched[:3]
+        )
+        reasons.append(f"{len(report.mismatched)} tensors with other shapes ({examples})")
+    motion_missing = [k for k in report.missing if MOTION_MODULE_KEY in k]
+    other_missing = [k for k in report.missing if MOTION_MODULE_KEY not in k]
+    if other_missing:
+        reasons.append(f"{len(other_missing)} non-motion-module tensors missing (e.g. {other_missing[:3]})")
+    if motion_missing and any(MOTION_MODULE_KEY in k for k in ckpt_shapes):
+        reasons.append(
+            f"the checkpoint has motion modules but not at the places this config puts them "
+            f"({len(motion_missing)} missing, e.g. {motion_missing[:2]})"
+        )
+    if not allow_partial and not reasons and (report.skipped or report.missing):
+        reasons.append(
+            f"a partial load ({len(report.skipped)} skipped, {len(report.missing)} missing tensors) was not allowed"
+        )
+    return reasons
+
+
+def _config_hint(ckpt_shapes: Mapping, model_config: Mapping) -> str:
+    """A sentence naming the config that fits the checkpoint (and the one that was given), if known."""
+    try:
+        return describe_mismatch(ckpt_shapes, model_config, kind="unet")
+    except Exception as err:  # the hint must never hide the real error
+        logger.debug("config registry lookup failed: %s", err)
+        return ""
+
+
+def load_unet_checkpoint(
+    unet: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    source: str = "<state dict>",
+    global_step: int = 0,
+    allow_partial: bool = True,
+) -> LoadReport:
+    """Verify `state_dict` against a `UNet3DConditionModel` and load it; returns (and attaches) a `LoadReport`.
+
+    Refused (IncompatibleCheckpointError naming the config that fits): unexpected tensors, shape
+    mismatches other than the documented skippable layers, missing non-motion tensors, motion
+    modules at other places. Allowed and reported: the skippable layers, and a checkpoint with no
+    motion modules at all (stage 1 / SD) loaded into a model that has them (they start as the
+    identity when zero-initialised). `allow_partial=False` refuses those too (use it for inference).
+    """
+    ckpt_shapes = state_dict_shapes(state_dict)
+    model_shapes = state_dict_shapes(unet.state_dict())
+    report = analyse_unet_checkpoint(unet.config, model_shapes, ckpt_shapes)
+    report.source, report.global_step = source, global_step
+    report.checkpoint_dtypes = tuple(sorted({str(v.dtype).replace("torch.", "") for v in state_dict.values()}))
+    reasons = load_refusal_reasons(report, ckpt_shapes, allow_partial)
+    if reasons:
+        hint = _config_hint(ckpt_shapes, dict(unet.config))
+        raise IncompatibleCheckpointError(
+            f"checkpoint {source} does not fit this U-Net config: " + "; ".join(reasons) + (f". {hint}" if hint else "")
+        )
+    if report.missing and any(MOTION_MODULE_KEY in k for k in report.missing):
+        zero_init = (unet.config.motion_module_kwargs or {}).get("zero_initialize", True)
+        report.notes.append(
+            "motion modules are not in the checkpoint (stage-1 hand-off): they start as the identity"
+            if zero_init
+            else "motion modules are not in the checkpoint and zero_initialize is false: they start random"
+        )
+    skipped = {s.key for s in report.skipped}
+    result = nn.Module.load_state_dict(unet, {k: v for k, v in state_dict.items() if k not in skipped}, strict=False)
+    assert not result.unexpected_keys and set(result.missing_keys) == set(report.missing) | skipped
+    (logger.info if report.exact else logger.warning)("U-Net checkpoint: %s", report.summary())
+    unet.load_report = report
+    return report
+
+
+def load_unet(model_config: Mapping, ckpt_path: str | Path, device="cpu", *, allow_partial: bool = True):
+    """Build the U-Net from a config's `model:` section and load an official checkpoint.
+
+    Returns `(unet, global_step)` like the official loader; `ckpt_path=""` gives the fresh init and
+    step 0. The `LoadReport` is attached as `unet.load_report`. `model_config` is not modified.
+    """
+    config = copy.deepcopy(dict(model_config))
+    with torch.device(device):
+        unet = UNet3DConditionModel.from_config(config)
+    if not ckpt_path:
+        unet.load_report = LoadReport(source="", notes=["fresh initialisation"])
+        return unet, 0
+    logger.info("loading U-Net checkpoint %s", ckpt_path)
+    checkpoint = read_checkpoint(ckpt_path)
+    load_unet_checkpoint(unet, checkpoint.state_dict, str(ckpt_path), checkpoint.global_step, allow_partial)
+    return unet, checkpoint.global_step

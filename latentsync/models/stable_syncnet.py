@@ -20,20 +20,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from latentsync.checkpoint import STATE_DICT_KEYS, load_weights
 from latentsync.errors import InputError
 
 GROUP_NORM_EPS = 1e-6
 ATTENTION_HEADS = 8
 FEED_FORWARD_MULT = 4
 ENCODER_KEYS = ("in_channels", "block_out_channels", "downsample_factors", "attn_blocks", "dropout")
+RELEASED_CHECKPOINT_HINT = (
+    "The released one is checkpoints/stable_syncnet.pt from ByteDance/LatentSync-1.5 (see checkpoints/README.md)"
+)
 
 
 class SyncNetConfigError(InputError):
     """The `model:` section of a syncnet config cannot build a StableSyncNet."""
-
-
-class SyncNetCheckpointError(InputError):
-    """A checkpoint file does not hold weights for the configured StableSyncNet."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,17 +306,16 @@ class StableSyncNet(nn.Module):
     # ---- checkpoints -------------------------------------------------------------------------
 
     def load_checkpoint(self, path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-        """Load weights strictly; returns the checkpoint's other entries (global_step, loss lists...)."""
-        contents = read_syncnet_checkpoint(path, map_location=map_location)
-        state_dict = contents.pop("state_dict")
-        problems = describe_state_dict_mismatch(self.state_dict(), state_dict)
-        if problems:
-            raise SyncNetCheckpointError(
-                f"checkpoint {path} does not fit this syncnet config: {problems}. Use the config the checkpoint "
-                "was trained with (configs/syncnet/syncnet_16_pixel_attn.yaml for the released stable_syncnet.pt)"
-            )
-        self.load_state_dict(state_dict, strict=True)
-        return contents
+        """Load weights strictly; returns the checkpoint's other entries (global_step, loss lists...).
+
+        Official `{"state_dict", "global_step", ...}` files, bare state dicts and .safetensors are accepted.
+        """
+        checkpoint = load_weights(
+            self, path, "syncnet", hint=RELEASED_CHECKPOINT_HINT, containers=STATE_DICT_KEYS,
+            advice="Use the config the checkpoint was trained with (configs/syncnet/syncnet_16_pixel_attn.yaml "
+            "for the released stable_syncnet.pt)", map_location=map_location,
+        )
+        return checkpoint.extras
 
     @classmethod
     def from_pretrained(
@@ -330,50 +329,3 @@ class StableSyncNet(nn.Module):
         model = cls(config, gradient_checkpointing=gradient_checkpointing)
         model.load_checkpoint(ckpt_path)
         return model.to(device)
-
-
-def read_syncnet_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a syncnet checkpoint into `{"state_dict": ..., **extras}`.
-
-    Accepts the official torch format (`{"state_dict", "global_step", ...}`, loaded with
-    weights_only=True), a bare state dict, or a .safetensors file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"syncnet checkpoint not found: {path}. The released one is checkpoints/stable_syncnet.pt "
-            "from ByteDance/LatentSync-1.5 (see checkpoints/README.md)"
-        )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return {"state_dict": load_file(str(path), device=str(map_location))}
-    try:
-        contents = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # unpicklable or corrupt file: say which file and why
-        raise SyncNetCheckpointError(f"cannot read syncnet checkpoint {path}: {err}") from err
-    if not isinstance(contents, Mapping):
-        raise SyncNetCheckpointError(f"syncnet checkpoint {path} holds a {type(contents).__name__}, not a dict")
-    if "state_dict" in contents:
-        return dict(contents)
-    if contents and all(isinstance(v, torch.Tensor) for v in contents.values()):
-        return {"state_dict": dict(contents)}
-    raise SyncNetCheckpointError(
-        f"syncnet checkpoint {path} has no 'state_dict' entry (top-level keys: {sorted(contents)[:8]})"
-    )
-
-
-def describe_state_dict_mismatch(expected: Mapping, given: Mapping, limit: int = 5) -> str:
-    """Human-readable summary of missing/unexpected/reshaped keys; empty when the dicts fit."""
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    reshaped = [
-        f"{k} {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
-    ]
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped)):
-        if items:
-            parts.append(f"{len(items)} {label} (e.g. {', '.join(items[:limit])})")
-    return "; ".join(parts)

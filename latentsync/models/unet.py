@@ -5,14 +5,14 @@ state-dict keys, shapes and order, so official checkpoints (`{"state_dict": ...,
 load unchanged. It denoises a clip of latents `(b, 13, f, h, w)` (noisy 4 + mask 1 + masked 4 +
 reference 4 channels) conditioned on the timestep and on Whisper audio tokens, one group per frame.
 
-Loading differs from the official project on purpose: `from_pretrained` reports what was skipped or
-missing, and refuses checkpoints that do not fit the config (naming the config that does) rather than
-silently running a half-random network.
+`load_state_dict` keeps the official partial-load rules (`partial_load_skips`). Verified loading, which
+reports what was skipped or missing and refuses checkpoints that do not fit the config (naming the config
+that does), is `latentsync.models.registry.load_unet`: the policy needs the registry of configs, and this
+module does not import it.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,9 +24,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
-from latentsync.errors import InputError
+from latentsync.checkpoint import state_dict_shapes
 
-from .checkpoint import LoadReport, SkippedTensor, read_checkpoint, state_dict_shapes
 from .resnet import InflatedConv3d
 from .unet_blocks import UNetMidBlock3DCrossAttn, get_down_block, get_up_block
 
@@ -35,18 +34,11 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "UNet3DConditionModel",
     "UNet3DConditionOutput",
-    "IncompatibleCheckpointError",
-    "analyse_unet_checkpoint",
-    "load_refusal_reasons",
+    "partial_load_skips",
 ]
 
-MOTION_MODULE_KEY = ".motion_modules."
 # Audio token widths of the Whisper encoders LatentSync uses, for error messages.
 WHISPER_WIDTHS = {384: "Whisper tiny", 768: "Whisper small"}
-
-
-class IncompatibleCheckpointError(InputError):
-    """A checkpoint's tensors do not fit the U-Net config it is being loaded into."""
 
 
 @dataclass
@@ -57,11 +49,11 @@ class UNet3DConditionOutput(BaseOutput):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Checkpoint compatibility (official partial-load rules + our refusal policy)
+# The official partial-load rules (the refusal policy on top of them is in registry.py)
 # ---------------------------------------------------------------------------------------------------
 
 
-def _partial_load_skips(config: Mapping, ckpt_shapes: Mapping, model_shapes: Mapping) -> dict[str, str]:
+def partial_load_skips(config: Mapping, ckpt_shapes: Mapping, model_shapes: Mapping) -> dict[str, str]:
     """Checkpoint keys the official loader drops so they keep their init: key -> why.
 
     conv_in/conv_out with other channel counts (e.g. a 4-channel SD-1.5 input layer) and audio
@@ -81,64 +73,6 @@ def _partial_load_skips(config: Mapping, ckpt_shapes: Mapping, model_shapes: Map
         if ("attn2.to_k." in key or "attn2.to_v." in key) and len(shape) > 1 and shape[1] != width:
             skips[key] = f"audio width {shape[1]}, config cross_attention_dim={width}"
     return {key: why for key, why in skips.items() if key in ckpt_shapes and key in model_shapes}
-
-
-def analyse_unet_checkpoint(config: Mapping, model_shapes: Mapping, ckpt_shapes: Mapping) -> LoadReport:
-    """Compare a checkpoint's key->shape map with a model's, applying the official skip rules."""
-    skips = _partial_load_skips(config, ckpt_shapes, model_shapes)
-    report = LoadReport(source="")
-    report.skipped = [
-        SkippedTensor(key, tuple(ckpt_shapes[key]), tuple(model_shapes[key]), why) for key, why in skips.items()
-    ]
-    for key, shape in ckpt_shapes.items():
-        if key in skips:
-            continue
-        if key not in model_shapes:
-            report.unexpected.append(key)
-        elif tuple(shape) != tuple(model_shapes[key]):
-            report.mismatched.append(SkippedTensor(key, tuple(shape), tuple(model_shapes[key]), "shape differs"))
-        else:
-            report.loaded += 1
-    report.missing = [key for key in model_shapes if key not in ckpt_shapes]
-    return report
-
-
-def load_refusal_reasons(report: LoadReport, ckpt_shapes: Mapping, allow_partial: bool) -> list[str]:
-    """Why a checkpoint must not be loaded; empty when it may (possibly as a reported partial load)."""
-    reasons = []
-    if report.unexpected:
-        reasons.append(f"{len(report.unexpected)} tensors the model does not have (e.g. {report.unexpected[:3]})")
-    if report.mismatched:
-        examples = ", ".join(
-            f"{m.key}: checkpoint {list(m.checkpoint_shape)} vs model {list(m.model_shape)}"
-            for m in report.mismatched[:3]
-        )
-        reasons.append(f"{len(report.mismatched)} tensors with other shapes ({examples})")
-    motion_missing = [k for k in report.missing if MOTION_MODULE_KEY in k]
-    other_missing = [k for k in report.missing if MOTION_MODULE_KEY not in k]
-    if other_missing:
-        reasons.append(f"{len(other_missing)} non-motion-module tensors missing (e.g. {other_missing[:3]})")
-    if motion_missing and any(MOTION_MODULE_KEY in k for k in ckpt_shapes):
-        reasons.append(
-            f"the checkpoint has motion modules but not at the places this config puts them "
-            f"({len(motion_missing)} missing, e.g. {motion_missing[:2]})"
-        )
-    if not allow_partial and not reasons and (report.skipped or report.missing):
-        reasons.append(
-            f"a partial load ({len(report.skipped)} skipped, {len(report.missing)} missing tensors) was not allowed"
-        )
-    return reasons
-
-
-def _registry_hint(ckpt_shapes: Mapping, model_config: Mapping) -> str:
-    """A sentence naming the config that fits the checkpoint (and the one that was given), if known."""
-    try:
-        from . import registry
-
-        return registry.describe_mismatch(ckpt_shapes, model_config, kind="unet")
-    except Exception as err:  # the hint must never hide the real error
-        logger.debug("config registry lookup failed: %s", err)
-        return ""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -457,78 +391,11 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
 
         conv_in/conv_out with other channel counts and `attn2.to_k/to_v` of another audio width are left
         out (they keep their init and are logged); with `strict=True` they then count as missing, as in
-        the official model. For verified loading with a report, use `from_pretrained`/`load_checkpoint`.
+        the official model. For verified loading with a report, use `registry.load_unet`/`load_unet_checkpoint`.
         """
         model_shapes = {k: tuple(v.shape) for k, v in self.state_dict().items()}
-        skips = _partial_load_skips(self.config, state_dict_shapes(state_dict), model_shapes)
+        skips = partial_load_skips(self.config, state_dict_shapes(state_dict), model_shapes)
         for key, why in skips.items():
             logger.warning("not loading %s (%s); it keeps its initialisation", key, why)
         kept = {k: v for k, v in state_dict.items() if k not in skips}
         return super().load_state_dict(kept, strict=strict, assign=assign)
-
-    def load_checkpoint(
-        self,
-        state_dict: Mapping[str, torch.Tensor],
-        source: str = "<state dict>",
-        global_step: int = 0,
-        allow_partial: bool = True,
-    ) -> LoadReport:
-        """Verify `state_dict` against this model and load it; returns (and attaches) a `LoadReport`.
-
-        Refused (IncompatibleCheckpointError naming the config that fits): unexpected tensors, shape
-        mismatches other than the documented skippable layers, missing non-motion tensors, motion
-        modules at other places. Allowed and reported: the skippable layers, and a checkpoint with no
-        motion modules at all (stage 1 / SD) loaded into a model that has them (they start as the
-        identity when zero-initialised). `allow_partial=False` refuses those too (use it for inference).
-        """
-        ckpt_shapes = state_dict_shapes(state_dict)
-        model_shapes = {k: tuple(v.shape) for k, v in self.state_dict().items()}
-        report = analyse_unet_checkpoint(self.config, model_shapes, ckpt_shapes)
-        report.source, report.global_step = source, global_step
-        report.checkpoint_dtypes = tuple(sorted({str(v.dtype).replace("torch.", "") for v in state_dict.values()}))
-        reasons = load_refusal_reasons(report, ckpt_shapes, allow_partial)
-        if reasons:
-            hint = _registry_hint(ckpt_shapes, dict(self.config))
-            raise IncompatibleCheckpointError(
-                f"checkpoint {source} does not fit this U-Net config: "
-                + "; ".join(reasons)
-                + (f". {hint}" if hint else "")
-            )
-        if report.missing and any(MOTION_MODULE_KEY in k for k in report.missing):
-            zero_init = (self.config.motion_module_kwargs or {}).get("zero_initialize", True)
-            report.notes.append(
-                "motion modules are not in the checkpoint (stage-1 hand-off): they start as the identity"
-                if zero_init
-                else "motion modules are not in the checkpoint and zero_initialize is false: they start random"
-            )
-        skipped = {s.key for s in report.skipped}
-        result = nn.Module.load_state_dict(
-            self, {k: v for k, v in state_dict.items() if k not in skipped}, strict=False
-        )
-        assert not result.unexpected_keys and set(result.missing_keys) == set(report.missing) | skipped
-        (logger.info if report.exact else logger.warning)("U-Net checkpoint: %s", report.summary())
-        self.load_report = report
-        return report
-
-    @classmethod
-    def from_pretrained(cls, model_config: dict, ckpt_path: str, device="cpu", *, allow_partial: bool = True):
-        """Build the U-Net from a config's `model:` section and load an official checkpoint.
-
-        Returns `(unet, global_step)` like the official loader; `ckpt_path=""` gives the fresh init and
-        step 0. The `LoadReport` is attached as `unet.load_report`. `model_config` is not modified.
-        """
-        config = copy.deepcopy(dict(model_config))
-        with torch.device(device):
-            unet = cls.from_config(config)
-        if not ckpt_path:
-            unet.load_report = LoadReport(source="", notes=["fresh initialisation"])
-            return unet, 0
-        logger.info("loading U-Net checkpoint %s", ckpt_path)
-        checkpoint = read_checkpoint(ckpt_path)
-        unet.load_checkpoint(
-            checkpoint.state_dict,
-            source=str(ckpt_path),
-            global_step=checkpoint.global_step,
-            allow_partial=allow_partial,
-        )
-        return unet, checkpoint.global_step

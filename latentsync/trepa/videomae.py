@@ -18,16 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from latentsync.checkpoint import COMMON_CONTAINERS, load_state_dict_exactly, read_checkpoint
 from latentsync.config import CONFIG_DIR, load_config
-from latentsync.errors import InputError
 
 VIT_G_CONFIG = CONFIG_DIR / "trepa" / "videomae_vit_g.yaml"
 POSITION_TABLE_BASE = 10000.0
 INTERPOLATION_NUDGE = 0.1  # added to the target tubelet count so float rounding cannot lose a step
-
-
-class VideoMAECheckpointError(InputError):
-    """A file does not hold VideoMAE-v2 weights for the configured model."""
+RELEASED_CHECKPOINT_HINT = (
+    "Get auxiliary/vit_g_hybrid_pt_1200e_ssv2_ft.pth from ByteDance/LatentSync-1.5 (see checkpoints/README.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -195,23 +194,9 @@ class VideoMAEv2(nn.Module):
 
 def read_videomae_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Weights from an official VideoMAE-v2 file: `{"model": sd}` (preferred), `{"module": sd}` or a bare sd."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"VideoMAE-v2 checkpoint not found: {path}. Get auxiliary/vit_g_hybrid_pt_1200e_ssv2_ft.pth from "
-            "ByteDance/LatentSync-1.5 (see checkpoints/README.md)"
-        )
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) torch files cannot be memory-mapped
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-    for wrapper in ("model", "module"):
-        if isinstance(contents, Mapping) and wrapper in contents:
-            contents = contents[wrapper]
-            break
-    if not isinstance(contents, Mapping):
-        raise VideoMAECheckpointError(f"{path} holds a {type(contents).__name__}, not a state dict")
-    return dict(contents)
+    return read_checkpoint(
+        path, what="VideoMAE-v2 checkpoint", hint=RELEASED_CHECKPOINT_HINT, containers=COMMON_CONTAINERS
+    ).state_dict
 
 
 def load_videomae(
@@ -224,16 +209,12 @@ def load_videomae(
     With a checkpoint the parameters are created on the meta device and then take the loaded
     (memory-mapped) tensors directly, so the 1B-parameter ViT-g is never allocated twice.
     """
-    from latentsync.models.stable_syncnet import describe_state_dict_mismatch
-
     config = config or VideoMAEConfig.from_yaml()
     if not ckpt_path:
         return VideoMAEv2(config, with_cp=with_cp)
     state_dict = read_videomae_state_dict(ckpt_path)
     with torch.device("meta"):
         model = VideoMAEv2(config, with_cp=with_cp)
-    problems = describe_state_dict_mismatch(model.state_dict(), state_dict)
-    if problems:
-        raise VideoMAECheckpointError(f"{ckpt_path} does not fit the VideoMAE-v2 config: {problems}")
-    model.load_state_dict(state_dict, strict=True, assign=True)
+    load_state_dict_exactly(model, state_dict, "VideoMAE-v2", ckpt_path, assign=True,
+                            advice="Use the VideoMAE-v2 config the checkpoint was trained with.")
     return model

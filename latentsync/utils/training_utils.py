@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Sampler
 
+from latentsync.checkpoint import load_torch_file
 from latentsync.config import CONFIG_DIR, load_config
 
 logger = logging.getLogger(__name__)
@@ -180,19 +181,6 @@ def save_training_state(checkpoint_path, optimizer, lr_scheduler=None, scaler=No
     return atomic_save(state, state_path_for(checkpoint_path))
 
 
-def load_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path} (check ckpt.resume_ckpt_path)")
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read {what} {path}: {exc}") from None
-    if not isinstance(contents, dict) or "state_dict" not in contents:
-        raise ValueError(f"{what} {path} is not in the official format (a dict with 'state_dict')")
-    return contents
-
-
 def load_training_state(checkpoint_path, expected_names: Sequence[str]) -> dict | None:
     """The sidecar of a checkpoint if it exists and was made for the same trainable parameters, else None.
 
@@ -203,7 +191,7 @@ def load_training_state(checkpoint_path, expected_names: Sequence[str]) -> dict 
     if not path.is_file():
         logger.info("no training state next to %s: optimizer and LR schedule start fresh", checkpoint_path)
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, what="training state")
     if list(state.get("trainable_names", [])) != list(expected_names):
         logger.info("training state %s belongs to a different set of trainable parameters (e.g. a stage-1 run): "
                     "weights loaded, optimizer starts fresh", path)

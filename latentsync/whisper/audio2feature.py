@@ -6,6 +6,8 @@ file, 30 s windows of 3000 log-mel frames (the last one zero-padded), the encode
 block's output without `ln_post`, 50 features per second, and the clamped per-frame index windows.
 Differences from the official code are additions: batched windows, a content-keyed atomic cache, input checks,
 and an opt-in fix for the 30 s window boundary (`fix_window_boundaries`, see docs/audio.md).
+
+`load_waveform` turns what callers pass (a media path or a waveform array) into 16 kHz mono float32.
 """
 
 from __future__ import annotations
@@ -21,16 +23,23 @@ from whisper.audio import N_FRAMES, SAMPLE_RATE, log_mel_spectrogram, pad_or_tri
 
 from latentsync.config import load_config
 from latentsync.utils.audio import AudioInputError
-from latentsync.whisper.audio_input import load_waveform
+from latentsync.utils.media import MediaError, read_audio
 from latentsync.whisper.cache import FeatureCache, array_digest, cache_key, file_digest
-from latentsync.whisper.checkpoint import load_whisper_encoder
-from latentsync.whisper.encoder_layers import encoder_layer_outputs
-from latentsync.whisper.slicing import FEATURES_PER_SECOND, frame_feature_indices, gather_frames, num_chunks
-from latentsync.whisper.windows import WindowPlan, boundary_centred_plan, official_plan
+from latentsync.whisper.encoder import encoder_layer_outputs, load_whisper_encoder
+from latentsync.whisper.windows import (
+    FEATURES_PER_SECOND,
+    WindowPlan,
+    boundary_centred_plan,
+    frame_feature_indices,
+    gather_frames,
+    num_chunks,
+    official_plan,
+)
 
 logger = logging.getLogger(__name__)
 
 FEATURES_CONFIG = "configs/whisper/features.yaml"
+MAX_CHANNELS = 16  # a 2-D array with an axis this small is (samples, channels) or (channels, samples)
 
 
 class Audio2Feature:
@@ -169,3 +178,49 @@ class Audio2Feature:
                 f"frame at {fps} fps"
             )
         return num_chunks(total, fps)
+
+
+# ------------------------------------------------------------------------------------- audio input
+
+
+def load_waveform(audio) -> np.ndarray:
+    """Mono float32 samples at 16 kHz from a path (any container/rate/channel count, via ffmpeg) or an array.
+
+    Arrays must already be at 16 kHz; int16 arrays are scaled by 1/32768, 2-D arrays are averaged over channels.
+    """
+    if isinstance(audio, (str, os.PathLike)):
+        return _read_file(Path(audio))
+    return _from_array(audio)
+
+
+def _read_file(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise AudioInputError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise AudioInputError(f"expected an audio or video file, got a folder: {path}")
+    try:
+        return read_audio(path, sample_rate=SAMPLE_RATE)
+    except AudioInputError:
+        raise
+    except MediaError as exc:
+        raise AudioInputError(str(exc)) from None
+
+
+def _from_array(audio) -> np.ndarray:
+    if hasattr(audio, "detach"):  # a torch tensor
+        audio = audio.detach().cpu().numpy()
+    samples = np.asarray(audio)
+    if samples.dtype == np.int16:
+        samples = samples.astype(np.float32) / 32768.0
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise AudioInputError(f"audio array must be float (or int16 PCM), got dtype {samples.dtype}")
+    if samples.ndim == 2 and min(samples.shape) <= MAX_CHANNELS:
+        samples = samples.mean(axis=int(np.argmin(samples.shape)))
+    if samples.ndim != 1:
+        raise AudioInputError(
+            f"audio array must be mono (n,) or (n, channels) at {SAMPLE_RATE} Hz, got shape {samples.shape}"
+        )
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if not np.all(np.isfinite(samples)):
+        raise AudioInputError("audio array contains NaN or infinite samples")
+    return samples

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import torch
 
-from eval.checkpoint_io import CheckpointError, load_into, read_tensor_file, unwrap_state_dict
 from eval.detectors.s3fd.box_utils import nms_
 from eval.detectors.s3fd.nets import S3FDNet
+from latentsync.checkpoint import CheckpointError, load_weights
 
 # Per-channel means subtracted from the pixels, in B, G, R order (the network still sees R, G, B order).
 BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
@@ -33,8 +33,7 @@ class S3FD:
             net = S3FDNet(device=device)
             if checkpoint is None:
                 raise CheckpointError("S3FD needs a checkpoint (sfd_face.pth); see docs/evaluation.md")
-            state = unwrap_state_dict(read_tensor_file(checkpoint, "S3FD"), prefixes=("module.",))
-            load_into(net, state, "S3FD", checkpoint)
+            load_weights(net, checkpoint, "S3FD", prefixes=("module.",))
             net = net.to(device).eval()
         self.net = net
 
