@@ -49,7 +49,12 @@ def _convert(value, kind, where: str):
 
 
 class _Section:
-    """One YAML section as a frozen record: every declared key is required, undeclared keys are ignored."""
+    """One YAML section as a frozen record: every declared key is required, undeclared keys are ignored.
+    Every subclass is made a frozen dataclass here, so a section is declared by its fields alone."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True)(cls)
 
     @classmethod
     def build(cls, cfg: DictConfig, name: str, source: str):
@@ -75,13 +80,12 @@ class _Section:
 # ---------------------------------------------------------------------------------------------- sections
 
 
-@dataclass(frozen=True)
 class ClipData(_Section):
     """The `data:` keys both trainers and their datasets read."""
 
-    train_output_dir: str
     train_data_dir: str
     train_fileslist: str
+    train_output_dir: str
     audio_mel_cache_dir: str
     batch_size: int = _at_least(1)
     num_workers: int = _at_least(0)
@@ -92,91 +96,101 @@ class ClipData(_Section):
     max_sample_attempts: int = _at_least(1)
 
 
-@dataclass(frozen=True)
 class UNetData(ClipData):
+    """`data:` of a U-Net config: the audio features, the validation clip, the mouth mask."""
+
     syncnet_config_path: str
     audio_embeds_cache_dir: str
+    audio_feat_length: tuple[int, ...]
+    mask_image_path: str
     val_video_path: str
     val_audio_path: str
-    mask_image_path: str
-    audio_feat_length: tuple[int, ...]
 
 
-@dataclass(frozen=True)
 class SyncNetData(ClipData):
+    """`data:` of a SyncNet config: the validation split and what the SyncNet sees (pixels or VAE latents)."""
+
     val_data_dir: str
     val_fileslist: str
-    latent_space: bool
-    lower_half: bool
     num_val_samples: int = _at_least(1)
     gradient_accumulation_steps: int = _at_least(1)
+    latent_space: bool
+    lower_half: bool
 
 
-@dataclass(frozen=True)
 class Checkpoints(_Section):
+    """`ckpt:` keys both trainers read: where to resume from, the VAE, how often to save."""
+
     resume_ckpt_path: str
-    vae_path: str
-    save_training_state: bool
     save_ckpt_steps: int = _at_least(1)
+    save_training_state: bool
+    vae_path: str
 
 
-@dataclass(frozen=True)
 class UNetCheckpoints(Checkpoints):
+    """`ckpt:` of a U-Net run: the frozen models' weights (empty paths: the official defaults)."""
+
     whisper_path: str
     syncnet_ckpt_path: str
     lpips_require_pretrained: bool
     trepa_config_path: str
 
 
-@dataclass(frozen=True)
 class SyncNetCheckpoints(Checkpoints):
+    """`ckpt:` of a SyncNet run; `inference_ckpt_path` is what the U-Net trainer loads as its frozen SyncNet."""
+
     inference_ckpt_path: str
 
 
-@dataclass(frozen=True)
 class Run(_Section):
+    """`run:` keys both trainers read."""
+
     seed: int
     mixed_precision_training: bool
-    vae_scaling_factor: float
     validation_steps: int = _at_least(1)
+    vae_scaling_factor: float
 
 
-@dataclass(frozen=True)
 class UNetRun(Run):
+    """`run:` of a U-Net run: loss weights, noise, trainable modules, validation sampling, step limits."""
+
+    max_train_steps: int = _at_least(1, unset=-1)
+    max_train_epochs: int = _at_least(1, unset=-1)
+    log_every_steps: int = _at_least(1)
+    trainable_modules: tuple[str, ...]
     pixel_space_supervise: bool
-    use_syncnet: bool
     recon_loss_weight: float
     sync_loss_weight: float
     perceptual_loss_weight: float
     trepa_loss_weight: float
-    guidance_scale: float
-    trainable_modules: tuple[str, ...]
+    use_syncnet: bool
     use_mixed_noise: bool
     mixed_noise_alpha: float
-    enable_gradient_checkpointing: bool
     vae_shift_factor: float
+    enable_gradient_checkpointing: bool
     find_unused_parameters: bool
     inference_steps: int = _at_least(1)
-    max_train_steps: int = _at_least(1, unset=-1)
-    max_train_epochs: int = _at_least(1, unset=-1)
-    log_every_steps: int = _at_least(1)
+    guidance_scale: float
 
 
-@dataclass(frozen=True)
 class SyncNetRun(Run):
-    syncnet_val_threshold: float
+    """`run:` of a SyncNet run: step limit and validation."""
+
     max_train_steps: int = _at_least(1)
     validation_max_frames: int = _at_least(1)
+    syncnet_val_threshold: float
 
 
-@dataclass(frozen=True)
 class Optimizer(_Section):
+    """`optimizer:` keys both trainers read (AdamW)."""
+
     lr: float
     max_grad_norm: float
 
 
-@dataclass(frozen=True)
 class UNetOptimizer(Optimizer):
+    """`optimizer:` of a U-Net run: LR scaling and the diffusers LR schedule."""
+
     scale_lr: bool
     lr_scheduler: str
     lr_warmup_steps: int = _at_least(0)
