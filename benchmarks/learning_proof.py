@@ -199,14 +199,15 @@ def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path,
     from latentsync.data.unet_dataset import UNetDataset
     from latentsync.models.stable_syncnet import StableSyncNet
     from latentsync.models.sync_loss import sync_probability
+    from latentsync.training_settings import UNetTrainingSettings
 
     syncnet = StableSyncNet.from_pretrained(OmegaConf.to_container(load_config(SYNCNET_CONFIG).model), syncnet_ckpt)
     syncnet.eval()
-    config = load_training_config(UNET_CONFIG, [f"ckpt.whisper_path={ckpts['whisper']}",
-                                                f"data.audio_mel_cache_dir={args.work / 'cache' / 'mel'}",
-                                                f"data.audio_embeds_cache_dir={args.work / 'cache' / 'embeds'}",
-                                                "run.seed=2024"])
-    dataset = UNetDataset(str(data / "val"), config)
+    settings = UNetTrainingSettings.load(UNET_CONFIG, [f"ckpt.whisper_path={ckpts['whisper']}",
+                                                       f"data.audio_mel_cache_dir={args.work / 'cache' / 'mel'}",
+                                                       f"data.audio_embeds_cache_dir={args.work / 'cache' / 'embeds'}",
+                                                       "run.seed=2024"])
+    dataset = UNetDataset(str(data / "val"), settings)
     samples = [dataset.sample(i, 0) for i in range(len(dataset))]
     sampler = sampler or {**REFERENCE_SAMPLER, "inference_steps": args.eval_steps, "guidance_scale": args.guidance_scale}
     generate = Generator(ckpts, unet_ckpt, sampler, overrides)

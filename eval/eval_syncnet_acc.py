@@ -31,15 +31,17 @@ def load_run_config(path: str, overrides):
 def dataset_batches(config, device: str) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(visual input, mel, label) batches from the validation split, as the trainer prepares them."""
     from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
+    from latentsync.training_settings import SyncNetTrainingSettings
 
-    dataset = SyncNetDataset(config.data.val_data_dir, config.data.val_fileslist, config)
+    settings = SyncNetTrainingSettings.from_config(config)
+    dataset = SyncNetDataset(config.data.val_data_dir, config.data.val_fileslist, settings)
     loader = torch.utils.data.DataLoader(dataset, batch_size=int(config.data.batch_size), shuffle=False,
                                          num_workers=int(config.data.num_workers), drop_last=False)
     encoder = None
     if config.data.latent_space:
         from latentsync.cli.train_syncnet import FrameEncoder
 
-        encoder = FrameEncoder(config, device)
+        encoder = FrameEncoder(settings, device)
         generator = torch.Generator().manual_seed(int(config.run.seed))
     while True:  # like the original, go round the (randomly paired) split until enough samples are scored
         empty = True

@@ -86,9 +86,9 @@ class LipsyncOptions:
         """The effective settings, printed once per run."""
         deepcache = "off"
         if self.enable_deepcache:
-            from omegaconf import OmegaConf
+            from latentsync.pipelines.deepcache import packaged_deepcache_settings
 
-            dc = OmegaConf.load(CONFIG_DIR / "inference.yaml").deepcache
+            dc = packaged_deepcache_settings()
             deepcache = f"on (interval {dc.cache_interval}, branch {dc.cache_branch_id})"
         return (f"settings: preset {self.preset}; device {device}, dtype {str(dtype).replace('torch.', '')}, "
                 f"sampler {self.scheduler}, {self.inference_steps} steps, guidance {self.guidance_scale:g}, "

@@ -15,9 +15,10 @@ from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
 from latentsync.data.synthetic import ClipSpec, render_clip, synthetic_config, write_clip
 from latentsync.data.unet_dataset import UNetDataset
+from latentsync.training_settings import SyncNetTrainingSettings, UNetTrainingSettings
 from latentsync.utils.audio import melspectrogram
 from latentsync.utils.media import VideoReader, read_audio
-from latentsync.utils.training_utils import EpochShardSampler, load_training_config
+from latentsync.utils.training_utils import EpochShardSampler
 from tests.training_fixtures import make_clips
 
 NUM_FRAMES = 16
@@ -38,11 +39,12 @@ def whisper_ckpt(tmp_path_factory):
 
 
 def syncnet_config(tmp_path, *extra):
-    return load_training_config("configs/syncnet/tiny.yaml", [f"data.audio_mel_cache_dir={tmp_path / 'mel'}", *extra])
+    return SyncNetTrainingSettings.load("configs/syncnet/tiny.yaml",
+                                        [f"data.audio_mel_cache_dir={tmp_path / 'mel'}", *extra])
 
 
 def unet_config(tmp_path, whisper_ckpt, *extra):
-    return load_training_config("configs/unet/tiny.yaml", [
+    return UNetTrainingSettings.load("configs/unet/tiny.yaml", [
         f"data.audio_mel_cache_dir={tmp_path / 'mel'}", f"data.audio_embeds_cache_dir={tmp_path / 'embeds'}",
         f"ckpt.whisper_path={whisper_ckpt}", *extra])
 

@@ -21,17 +21,17 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
 from latentsync.models.stable_syncnet import StableSyncNet
 from latentsync.models.sync_loss import cosine_loss, sync_probability
+from latentsync.training_settings import SyncNetTrainingSettings
 from latentsync.utils.training_utils import (
     EpochShardSampler,
     atomic_save,
-    check_ranks_in_sync,
-    data_position,
+    checkpoint_facts,
     finish_training,
     finite_or_raise,
     load_training_state,
@@ -42,6 +42,7 @@ from latentsync.utils.training_utils import (
     save_training_state,
     step_generator,
     to_device,
+    training_batches,
     training_cli,
 )
 
@@ -53,15 +54,15 @@ HISTORY_KEYS = ("train_step_list", "train_loss_list", "val_step_list", "val_loss
 class FrameEncoder:
     """Turns (b, f, 3, h, w) pixel windows into the SyncNet's visual input (optionally through the VAE)."""
 
-    def __init__(self, config, device):
-        self.lower_half = bool(config.data.lower_half)
+    def __init__(self, settings: SyncNetTrainingSettings, device):
+        self.lower_half = settings.data.lower_half
         self.vae = None
-        self.max_frames = int(config.run.validation_max_frames)
-        if config.data.latent_space:
+        self.max_frames = settings.run.validation_max_frames
+        if settings.data.latent_space:
             from diffusers import AutoencoderKL
 
-            self.vae = AutoencoderKL.from_pretrained(config.ckpt.vae_path).requires_grad_(False).to(device)
-            self.scaling = float(config.run.vae_scaling_factor)
+            self.vae = AutoencoderKL.from_pretrained(settings.ckpt.vae_path).requires_grad_(False).to(device)
+            self.scaling = settings.run.vae_scaling_factor
 
     @torch.no_grad()
     def _latents(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -92,20 +93,19 @@ def syncnet_batch_loss(model, encoder: FrameEncoder, batch: dict, generator, acc
 
 
 @torch.no_grad()
-def validate(model, encoder, dataset, config, accelerator, step: int) -> tuple[float, float]:
+def validate(model, encoder, dataset, settings: SyncNetTrainingSettings, accelerator) -> tuple[float, float]:
     """Mean loss and accuracy over `data.num_val_samples` validation pairs (fixed windows, main process)."""
+    data, run = settings.data, settings.run
     was_training = model.training
     model.eval()
-    total = max(1, int(config.data.num_val_samples))
-    batch_size = max(1, min(int(config.run.validation_max_frames) // int(config.data.num_frames),
-                            int(config.data.batch_size)))
+    total = data.num_val_samples
+    batch_size = max(1, min(run.validation_max_frames // data.num_frames, data.batch_size))
     losses, correct, seen = [], 0, 0
-    generator = step_generator(config.run.seed, 0, -1)  # same VAE noise at every validation
+    generator = step_generator(run.seed, 0, -1)  # same VAE noise at every validation
     for begin in range(0, total, batch_size):
         items = [dataset.sample(i % len(dataset), i // len(dataset)) for i in range(begin, min(total, begin + batch_size))]
         batch = to_device(torch.utils.data.default_collate(items), accelerator.device)
-        loss, right = syncnet_batch_loss(model, encoder, batch, generator, accelerator,
-                                         float(config.run.syncnet_val_threshold))
+        loss, right = syncnet_batch_loss(model, encoder, batch, generator, accelerator, run.syncnet_val_threshold)
         losses.append(loss.item() * len(items))
         correct += right
         seen += len(items)
@@ -114,12 +114,13 @@ def validate(model, encoder, dataset, config, accelerator, step: int) -> tuple[f
     return sum(losses) / seen, correct / seen
 
 
-def save_checkpoint(run_dir: Path, model, optimizer, scaler, history: dict, step: int, config, **extra) -> Path:
+def save_checkpoint(run_dir: Path, model, optimizer, scaler, history: dict, step: int,
+                    settings: SyncNetTrainingSettings, **facts) -> Path:
     path = run_dir / "checkpoints" / f"checkpoint-{step}.pt"
     atomic_save({"state_dict": model.state_dict(), "global_step": step, **history}, path)
-    if config.ckpt.save_training_state:
+    if settings.ckpt.save_training_state:
         names = [n for n, p in model.named_parameters() if p.requires_grad]
-        save_training_state(path, optimizer, scaler=scaler, trainable_names=names, **extra)
+        save_training_state(path, optimizer, scaler=scaler, trainable_names=names, **facts)
     logger.info("saved checkpoint %s", path)
     return path
 
@@ -132,87 +133,80 @@ def write_charts(run_dir: Path, history: dict, step: int) -> None:
                history["val_acc_list"]), ylabel="Accuracy", title="SyncNet validation accuracy")
 
 
-def main(config) -> Path:
-    """Train as configured; returns the run folder (checkpoints/, loss_charts/, config.yaml)."""
-    accelerator = make_accelerator(config.run.mixed_precision_training, config.data.gradient_accumulation_steps)
+def main(config: DictConfig) -> Path:
+    """Train as configured (a config from `load_training_config`, checked once into SyncNetTrainingSettings);
+    returns the run folder (checkpoints/, loss_charts/, config.yaml)."""
+    settings = SyncNetTrainingSettings.from_config(config)
+    data, run, ckpt = settings.data, settings.run, settings.ckpt
+    accelerator = make_accelerator(run.mixed_precision_training, data.gradient_accumulation_steps)
     rank, world = accelerator.process_index, accelerator.num_processes
-    seed = int(config.run.seed)
-    torch.manual_seed(seed + rank)
-    run_dir = make_run_dir(config.data.train_output_dir, config, accelerator.is_main_process)
+    torch.manual_seed(run.seed + rank)
+    run_dir = make_run_dir(data.train_output_dir, config, accelerator.is_main_process)
 
-    train_set = SyncNetDataset(config.data.train_data_dir, config.data.train_fileslist, config)
-    val_set = SyncNetDataset(config.data.val_data_dir, config.data.val_fileslist, config)
-    sampler = EpochShardSampler(len(train_set), world, rank, seed=seed)
-    loader = make_loader(train_set, int(config.data.batch_size), sampler, int(config.data.num_workers))
-    encoder = FrameEncoder(config, accelerator.device)
+    train_set = SyncNetDataset(data.train_data_dir, data.train_fileslist, settings)
+    val_set = SyncNetDataset(data.val_data_dir, data.val_fileslist, settings)
+    sampler = EpochShardSampler(len(train_set), world, rank, seed=run.seed)
+    loader = make_loader(train_set, data.batch_size, sampler, data.num_workers)
+    encoder = FrameEncoder(settings, accelerator.device)
 
-    model = StableSyncNet(OmegaConf.to_container(config.model, resolve=True)).train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=float(config.optimizer.lr))
+    model = StableSyncNet(settings.model).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.optimizer.lr)
     global_step, history = 0, {key: [] for key in HISTORY_KEYS}
     resume_state = None
-    if config.ckpt.resume_ckpt_path:
-        extras = model.load_checkpoint(config.ckpt.resume_ckpt_path)
+    if ckpt.resume_ckpt_path:
+        extras = model.load_checkpoint(ckpt.resume_ckpt_path)
         global_step = int(extras.get("global_step", 0))
         history.update({key: list(extras.get(key, [])) for key in HISTORY_KEYS})
-        resume_state = load_training_state(config.ckpt.resume_ckpt_path,
+        resume_state = load_training_state(ckpt.resume_ckpt_path,
                                            [n for n, p in model.named_parameters() if p.requires_grad])
         if resume_state is not None:
             optimizer.load_state_dict(resume_state["optimizer"])
-        logger.info("resumed from %s at step %d", config.ckpt.resume_ckpt_path, global_step)
+        logger.info("resumed from %s at step %d", ckpt.resume_ckpt_path, global_step)
 
     model, optimizer = accelerator.prepare(model, optimizer)
     if resume_state is not None and accelerator.scaler is not None and "scaler" in resume_state:
         accelerator.scaler.load_state_dict(resume_state["scaler"])
     unwrapped = accelerator.unwrap_model(model)
-    accumulation = int(config.data.gradient_accumulation_steps)
-    max_steps = int(config.run.max_train_steps)
+    accumulation = data.gradient_accumulation_steps
+    max_steps = run.max_train_steps
     if accelerator.is_main_process:
         logger.info("%d training clips, %d validation clips, %d process(es), batch %d per process, %d steps",
-                    len(train_set), len(val_set), world, int(config.data.batch_size), max_steps)
+                    len(train_set), len(val_set), world, data.batch_size, max_steps)
 
     progress = tqdm(total=max_steps, initial=global_step, desc="Steps", disable=not accelerator.is_main_process)
-    epoch, skip = data_position(global_step, len(loader), accumulation)
     batches_done = global_step * accumulation  # micro-batches so far: seeds each one's random draws
     step_loss = 0.0
-    while global_step < max_steps:
-        sampler.set_epoch(epoch, skip * int(config.data.batch_size))
-        train_set.set_epoch(epoch)
-        for batch in loader:
-            batch = to_device(batch, accelerator.device)
-            generator = step_generator(seed, rank, batches_done)
-            batches_done += 1
-            with accelerator.accumulate(model):
-                loss, _ = syncnet_batch_loss(model, encoder, batch, generator, accelerator,
-                                             float(config.run.syncnet_val_threshold))
-                accelerator.backward(loss)  # accelerate divides by the accumulation count
-                step_loss += accelerator.reduce(loss.detach(), "mean").item() / accumulation
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), float(config.optimizer.max_grad_norm))
-                optimizer.step()
-                optimizer.zero_grad()
-            if not accelerator.sync_gradients:
-                continue
-            global_step += 1
-            progress.update(1)
-            history["train_step_list"].append(global_step)
-            history["train_loss_list"].append(finite_or_raise(step_loss, global_step))
-            progress.set_postfix(step_loss=f"{step_loss:.4f}", epoch=epoch)
-            step_loss = 0.0
-            if accelerator.is_main_process and global_step % int(config.run.validation_steps) == 0:
-                val_loss, val_acc = validate(unwrapped, encoder, val_set, config, accelerator, global_step)
-                history["val_step_list"].append(global_step)
-                history["val_loss_list"].append(val_loss)
-                history["val_acc_list"].append(val_acc)
-                logger.info("step %d: val loss %.4f, val accuracy %.3f", global_step, val_loss, val_acc)
-                write_charts(run_dir, history, global_step)
-            if global_step % int(config.ckpt.save_ckpt_steps) == 0 or global_step == max_steps:
-                spread = check_ranks_in_sync(accelerator, unwrapped)  # every process takes part
-                if accelerator.is_main_process:
-                    save_checkpoint(run_dir, unwrapped, optimizer, accelerator.scaler, history, global_step, config,
-                                    num_processes=world, replica_spread=spread)
-            if global_step >= max_steps:
-                break
-        epoch, skip = epoch + 1, 0
+    for epoch, batch in training_batches(loader, sampler, train_set, global_step, max_steps, accumulation):
+        batch = to_device(batch, accelerator.device)
+        generator = step_generator(run.seed, rank, batches_done)
+        batches_done += 1
+        with accelerator.accumulate(model):
+            loss, _ = syncnet_batch_loss(model, encoder, batch, generator, accelerator, run.syncnet_val_threshold)
+            accelerator.backward(loss)  # accelerate divides by the accumulation count
+            step_loss += accelerator.reduce(loss.detach(), "mean").item() / accumulation
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), settings.optimizer.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad()
+        if not accelerator.sync_gradients:
+            continue
+        global_step += 1
+        progress.update(1)
+        history["train_step_list"].append(global_step)
+        history["train_loss_list"].append(finite_or_raise(step_loss, global_step))
+        progress.set_postfix(step_loss=f"{step_loss:.4f}", epoch=epoch)
+        step_loss = 0.0
+        if accelerator.is_main_process and global_step % run.validation_steps == 0:
+            val_loss, val_acc = validate(unwrapped, encoder, val_set, settings, accelerator)
+            history["val_step_list"].append(global_step)
+            history["val_loss_list"].append(val_loss)
+            history["val_acc_list"].append(val_acc)
+            logger.info("step %d: val loss %.4f, val accuracy %.3f", global_step, val_loss, val_acc)
+            write_charts(run_dir, history, global_step)
+        saving = global_step % ckpt.save_ckpt_steps == 0 or global_step == max_steps
+        facts = checkpoint_facts(accelerator, unwrapped) if saving else None
+        if facts is not None:
+            save_checkpoint(run_dir, unwrapped, optimizer, accelerator.scaler, history, global_step, settings, **facts)
     finish_training(accelerator, progress)
     return run_dir
 

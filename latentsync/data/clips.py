@@ -130,15 +130,16 @@ class ClipDataset(Dataset):
         self.max_attempts = int(max_attempts)
         self.unusable: dict[str, str] = {}  # path -> reason, per process
 
-    def _init_from_config(self, video_paths: list[str], config) -> None:
-        """The part both training datasets share: the clip list, sampling seed and the clip geometry."""
-        data = config.data
-        ClipDataset.__init__(self, video_paths, seed=int(config.run.seed),
-                             max_attempts=int(data.get("max_sample_attempts", 20)))
-        self.resolution = int(data.resolution)
-        self.num_frames = int(data.num_frames)
-        self.video_fps = float(data.video_fps)
-        self.audio_sample_rate = int(data.audio_sample_rate)
+    def _init_from_settings(self, video_paths: list[str], settings) -> None:
+        """The part both training datasets share: the clip list, sampling seed and the clip geometry, from a
+        trainer's settings (latentsync.training_settings)."""
+        data = settings.data
+        ClipDataset.__init__(self, video_paths, seed=settings.run.seed, max_attempts=data.max_sample_attempts)
+        self.resolution = data.resolution
+        self.num_frames = data.num_frames
+        self.video_fps = data.video_fps
+        self.audio_sample_rate = data.audio_sample_rate
+        self.mel_cache_dir = data.audio_mel_cache_dir or None
         self.mel_window_length = mel_window_length(self.num_frames, self.video_fps)
 
     def __len__(self) -> int:

@@ -52,12 +52,11 @@ def valid_starts(num_frames_in_clip: int, num_mel: int, window: int, fps: float,
 
 
 class SyncNetDataset(ClipDataset):
-    """`SyncNetDataset(data_dir, fileslist, config)` with the official argument order; the file list wins."""
+    """`SyncNetDataset(data_dir, fileslist, settings)` with the official argument order; the file list wins.
+    `settings`: SyncNetTrainingSettings."""
 
-    def __init__(self, data_dir: str, fileslist: str, config):
-        data = config.data
-        self._init_from_config(resolve_video_paths(data_dir, fileslist), config)
-        self.mel_cache_dir = data.get("audio_mel_cache_dir") or None
+    def __init__(self, data_dir: str, fileslist: str, settings):
+        self._init_from_settings(resolve_video_paths(data_dir, fileslist), settings)
         self._mel_cache = None
         self._image_processor = None
 

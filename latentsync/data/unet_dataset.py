@@ -20,23 +20,6 @@ from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import compute_mel, valid_starts
 from latentsync.utils.audio import crop_mel_window
 
-# Official whisper choice by the U-Net's cross-attention width (the official scripts/train_unet.py).
-WHISPER_BY_CROSS_ATTENTION_DIM = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
-
-
-def whisper_checkpoint_path(config) -> str:
-    """ckpt.whisper_path if set, else the official checkpoint for model.cross_attention_dim."""
-    explicit = config.get("ckpt", {}).get("whisper_path", "")
-    if explicit:
-        return str(explicit)
-    dim = int(config.model.cross_attention_dim)
-    if dim not in WHISPER_BY_CROSS_ATTENTION_DIM:
-        raise ValueError(
-            f"no default whisper checkpoint for cross_attention_dim {dim} (official: 384 -> tiny, 768 -> small); "
-            "set ckpt.whisper_path=PATH"
-        )
-    return WHISPER_BY_CROSS_ATTENTION_DIM[dim]
-
 
 def reference_starts(num_frames_in_clip: int, window: int, gt_start: int) -> np.ndarray:
     """Reference window starts that do not overlap the ground-truth window [gt_start, gt_start + window)."""
@@ -45,19 +28,19 @@ def reference_starts(num_frames_in_clip: int, window: int, gt_start: int) -> np.
 
 
 class UNetDataset(ClipDataset):
-    """`UNetDataset(train_data_dir, config)` as in the official code; `config.data.train_fileslist` wins."""
+    """`UNetDataset(train_data_dir, settings)` as in the official code; `data.train_fileslist` wins.
+    `settings`: UNetTrainingSettings."""
 
-    def __init__(self, train_data_dir: str, config, fileslist: str | None = None):
-        data = config.data
-        fileslist = data.get("train_fileslist", "") if fileslist is None else fileslist
-        self._init_from_config(resolve_video_paths(train_data_dir, fileslist), config)
-        self.mask_image_path = data.get("mask_image_path", "")
-        self.load_mel = bool(config.model.add_audio_layer and config.run.use_syncnet)
-        self.load_audio_embeds = bool(config.model.add_audio_layer)
-        self.mel_cache_dir = data.get("audio_mel_cache_dir") or None
-        self.audio_embeds_cache_dir = data.get("audio_embeds_cache_dir") or None
-        self.audio_feat_length = list(data.get("audio_feat_length", [2, 2]))
-        self.whisper_path = whisper_checkpoint_path(config) if self.load_audio_embeds else None
+    def __init__(self, train_data_dir: str, settings, fileslist: str | None = None):
+        data = settings.data
+        fileslist = data.train_fileslist if fileslist is None else fileslist
+        self._init_from_settings(resolve_video_paths(train_data_dir, fileslist), settings)
+        self.mask_image_path = data.mask_image_path
+        self.load_mel = settings.sync_loss
+        self.load_audio_embeds = settings.audio_layers
+        self.audio_embeds_cache_dir = data.audio_embeds_cache_dir or None
+        self.audio_feat_length = list(data.audio_feat_length)
+        self.whisper_path = settings.whisper_path if self.load_audio_embeds else None
         if self.whisper_path and not Path(self.whisper_path).is_file():
             raise FileNotFoundError(
                 f"whisper checkpoint not found: {self.whisper_path} (set ckpt.whisper_path; "

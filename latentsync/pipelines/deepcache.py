@@ -13,14 +13,22 @@ from omegaconf import OmegaConf
 from latentsync.config import CONFIG_DIR
 
 
-def enable_deepcache(pipeline, cache_interval: int | None = None, cache_branch_id: int | None = None):
-    """Turn DeepCache on for `pipeline` (needs `.unet` and `.scheduler`). Returns the helper (call `.disable()`)."""
+def packaged_deepcache_settings():
+    """The `deepcache:` section of the packaged configs/inference.yaml (cache_interval, cache_branch_id)."""
+    return OmegaConf.load(CONFIG_DIR / "inference.yaml").deepcache
+
+
+def enable_deepcache(pipeline, settings=None):
+    """Turn DeepCache on for `pipeline` (needs `.unet` and `.scheduler`). Returns the helper (call `.disable()`).
+
+    `settings`: a mapping with `cache_interval` and `cache_branch_id`, for a run that wants other values than
+    the packaged ones (`packaged_deepcache_settings()`, the default).
+    """
     from DeepCache import DeepCacheSDHelper
 
-    defaults = OmegaConf.load(CONFIG_DIR / "inference.yaml").deepcache
+    settings = packaged_deepcache_settings() if settings is None else settings
     helper = DeepCacheSDHelper(pipe=pipeline)
-    helper.set_params(cache_interval=cache_interval or defaults.cache_interval,
-                      cache_branch_id=defaults.cache_branch_id if cache_branch_id is None else cache_branch_id)
+    helper.set_params(cache_interval=settings["cache_interval"], cache_branch_id=settings["cache_branch_id"])
     helper.enable()
     pipeline.deepcache = helper
     return helper

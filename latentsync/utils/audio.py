@@ -1,6 +1,8 @@
 """SyncNet's audio input: the Wav2Lip-style mel spectrogram and its per-clip crop.
 
-All numbers (n_fft, hop, mel range, normalisation) come from `configs/audio.yaml`, the official values.
+All numbers (n_fft, hop, mel range, normalisation) come from the `audio:` section of `configs/audio.yaml`, the
+official values; every function takes that section as `cfg` (default: the packaged file, read once), so a
+caller can run with other values.
 The result matches the official `latentsync/utils/audio.py melspectrogram` (float64, values in [-4, 4]).
 `AudioInputError` lives here too so every stage that reads audio can raise and catch the same type.
 """
@@ -77,11 +79,11 @@ def _normalize(db: np.ndarray, cfg) -> np.ndarray:
     return out
 
 
-def melspectrogram(wav: np.ndarray) -> np.ndarray:
+def melspectrogram(wav: np.ndarray, cfg=None) -> np.ndarray:
     """SyncNet mel of a 16 kHz mono waveform: (num_mels, 1 + len(wav) // hop) float64, values in [-4, 4]."""
     import librosa
 
-    cfg = audio_config()
+    cfg = cfg or audio_config()
     if cfg.use_lws:
         raise NotImplementedError("use_lws: true is not supported (the official configs use librosa's STFT)")
     wav = np.asarray(wav)
@@ -98,16 +100,16 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
     return db
 
 
-def mel_window_length(num_frames: int = 16, fps: float = 25) -> int:
+def mel_window_length(num_frames: int = 16, fps: float = 25, cfg=None) -> int:
     """Mel frames covering `num_frames` video frames: ceil(num_frames · 80 / fps), i.e. 52 for 16 frames at 25 fps."""
-    return math.ceil(num_frames * mel_frames_per_second() / fps)
+    return math.ceil(num_frames * mel_frames_per_second(cfg) / fps)
 
 
-def crop_mel_window(mel, start_index: int, num_frames: int = 16, fps: float = 25):
+def crop_mel_window(mel, start_index: int, num_frames: int = 16, fps: float = 25, cfg=None):
     """The mel slice SyncNet sees for video frames [start_index, start_index + num_frames), shape (1, n_mels, 52).
 
     Same arithmetic as the official `SyncNetDataset.crop_audio_window`: start = int(80 · start_index / fps).
     Works on numpy arrays and torch tensors. Near the end the slice is shorter; callers skip such clips.
     """
-    start = int(mel_frames_per_second() * start_index / fps)
-    return mel[None, :, start : start + mel_window_length(num_frames, fps)]
+    start = int(mel_frames_per_second(cfg) * start_index / fps)
+    return mel[None, :, start : start + mel_window_length(num_frames, fps, cfg)]

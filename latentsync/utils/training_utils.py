@@ -7,12 +7,14 @@
 - data order: a sharded, epoch-seeded sampler that can skip the batches a resumed run already consumed;
 - checkpoints: the official single-file format, written atomically, plus an optional `*.state.pt` sidecar
   (optimizer, LR scheduler, grad scaler) for exact resumption; everything loads with weights_only=True;
+- loss log: per-step losses appended to a JSON-lines file next to the checkpoints (not kept in the sidecar);
 - charts: PNG line charts of the loss/accuracy histories.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import math
 import os
@@ -143,6 +145,24 @@ def data_position(global_step: int, batches_per_epoch: int, accumulation: int) -
     return consumed // batches_per_epoch, consumed % batches_per_epoch
 
 
+def training_batches(loader: DataLoader, sampler: EpochShardSampler, dataset, global_step: int, max_steps: int,
+                     accumulation: int = 1) -> Iterator[tuple[int, dict]]:
+    """(epoch, batch) for the optimizer steps after `global_step` up to `max_steps`, `accumulation` batches each,
+    epoch after epoch: a resumed run skips what the earlier one consumed of its epoch, and every epoch the
+    sampler and the dataset draw a new order and new windows."""
+    epoch, skip = data_position(global_step, len(loader), accumulation)
+    left = (max_steps - global_step) * accumulation
+    while left > 0:
+        sampler.set_epoch(epoch, skip * loader.batch_size)
+        dataset.set_epoch(epoch)
+        for batch in loader:
+            yield epoch, batch
+            left -= 1
+            if left == 0:
+                return
+        epoch, skip = epoch + 1, 0
+
+
 def to_device(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -199,6 +219,33 @@ def load_training_state(checkpoint_path, expected_names: Sequence[str]) -> dict 
     return state
 
 
+# ---------------------------------------------------------------------------------------------- loss log
+
+LOSS_LOG_NAME = "losses.jsonl"
+
+
+def loss_log_path(checkpoint_dir: str | os.PathLike) -> Path:
+    """The loss log of a run: one JSON object per step, in the folder of its checkpoints."""
+    return Path(checkpoint_dir) / LOSS_LOG_NAME
+
+
+def append_loss_log(path: str | os.PathLike, rows: Sequence[dict]) -> None:
+    """Append rows (plain numbers) to a loss log; appending keeps every checkpoint sidecar small."""
+    with open(path, "a", encoding="utf-8") as log:
+        log.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+def read_loss_log(path: str | os.PathLike, up_to_step: int | None = None) -> list[dict]:
+    """The rows of a loss log ([] if there is none); with `up_to_step` only those a checkpoint of that step
+    covers (the run may have logged further). A torn last line (a crash while writing) is left out."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")[:-1]  # the piece after the last newline is torn or empty
+    rows = [json.loads(line) for line in lines if line]
+    return [row for row in rows if up_to_step is None or row["step"] <= up_to_step]
+
+
 # ---------------------------------------------------------------------------------------------- charts
 
 
@@ -246,6 +293,15 @@ def check_ranks_in_sync(accelerator, model: torch.nn.Module) -> float:
     if spread != 0.0:
         raise RuntimeError(f"model replicas differ between processes (max fingerprint difference {spread:.3g})")
     return spread
+
+
+def checkpoint_facts(accelerator, model: torch.nn.Module) -> dict | None:
+    """Every process calls this at a checkpoint step (it checks that the replicas agree, `check_ranks_in_sync`);
+    the main process gets what the sidecar records about the processes, the others None: they save nothing."""
+    spread = check_ranks_in_sync(accelerator, model)
+    if not accelerator.is_main_process:
+        return None
+    return {"num_processes": accelerator.num_processes, "replica_spread": spread}
 
 
 def finite_or_raise(value: float, step: int, what: str = "loss") -> float:

@@ -48,6 +48,7 @@ class Audio2Feature:
     device: defaults to CUDA when available. dtype: defaults to fp16 on CUDA (as the official transcribe
     loop) and fp32 on CPU. fix_window_boundaries: off by default (numerically official); when on, features
     within `boundary_half_width_s` of each 30 s boundary are cross-faded into a window centred on that boundary.
+    settings: the `features:` section of a features config (default: the packaged configs/whisper/features.yaml).
     """
 
     def __init__(
@@ -61,8 +62,9 @@ class Audio2Feature:
         dtype: torch.dtype | None = None,
         fix_window_boundaries: bool = False,
         window_batch_size: int | None = None,
+        settings=None,
     ):
-        settings = load_config(FEATURES_CONFIG).features
+        settings = load_config(FEATURES_CONFIG).features if settings is None else settings
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
         self.model_path = Path(model_path)
