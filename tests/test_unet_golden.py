@@ -12,15 +12,13 @@ import pytest
 import torch
 
 from latentsync.models.unet import UNet3DConditionModel
-from tests.conftest import shared_file
+from tests.helpers import shared_file, shared_fixture
 
 pytestmark = pytest.mark.needs_shared
 ATOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "unet_small_golden.pt"), weights_only=True)
+golden = shared_fixture("reference", "unet_small_golden.pt")
 
 
 @pytest.fixture(scope="module")
