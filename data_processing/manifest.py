@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from latentsync.utils.closing import ClosesOnExit
+
 RECORD_FIELDS = ("step", "item", "source", "status", "reason", "detail", "outputs", "scores", "duration", "seconds")
 
 
@@ -28,7 +30,7 @@ def _trim_partial_line(path: Path) -> None:
             handle.truncate(data.rfind(b"\n") + 1)
 
 
-class ManifestWriter:
+class ManifestWriter(ClosesOnExit):
     """Appends records durably (flush + fsync per line): a record on disk means the item is finished."""
 
     def __init__(self, path: Path):
@@ -44,12 +46,6 @@ class ManifestWriter:
 
     def close(self) -> None:
         self._handle.close()
-
-    def __enter__(self) -> ManifestWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def iter_records(step_dir: Path):

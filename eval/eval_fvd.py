@@ -18,9 +18,8 @@ import torch
 
 from eval.fvd import compute_fvd, i3d_features, load_i3d
 from eval.settings import DEFAULT_EVAL_CONFIG, FVDSettings, checkpoint_path, load_eval_config
+from eval.video_files import list_videos
 from latentsync.errors import InputError
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 
 
 class FVDClipError(InputError):
@@ -77,18 +76,6 @@ class FaceClipExtractor:
 
     def close(self) -> None:
         self.detector.close()
-
-
-def list_videos(source: str | Path) -> list[Path]:
-    source = Path(source)
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        raise FileNotFoundError(f"no such video or folder: {source}")
-    videos = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    if not videos:
-        raise FileNotFoundError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {source}")
-    return videos
 
 
 def eval_fvd(real_videos, fake_videos, i3d=None, device: str = "cpu", settings: FVDSettings | None = None) -> float:

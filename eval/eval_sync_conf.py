@@ -18,9 +18,9 @@ from eval.report import format_table, mean_row, write_json
 from eval.settings import DEFAULT_EVAL_CONFIG, load_eval_config
 from eval.syncnet.face_tracks import SyncEvalError
 from eval.syncnet.video_eval import SyncEvaluator
+from eval.video_files import videos_in_folder
 from latentsync.checkpoint import CheckpointError
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 TABLE_COLUMNS = ("video", "num_tracks", "av_offset", "lse_c", "lse_d", "detector")
 
 
@@ -28,16 +28,6 @@ def syncnet_eval(evaluator: SyncEvaluator, video_path: str | Path) -> tuple[int,
     """(av_offset, confidence) of one video, the pair the original `syncnet_eval` returns."""
     result = evaluator(video_path)
     return result.av_offset, result.lse_c
-
-
-def list_videos(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SystemExit(f"--videos_dir {folder} is not a folder")
-    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-    if not videos:
-        raise SystemExit(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
-    return videos
 
 
 def evaluate_paths(evaluator: SyncEvaluator, videos: list[Path]) -> tuple[list[dict], list[dict]]:
@@ -100,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    videos = [Path(args.video_path)] if args.video_path else list_videos(args.videos_dir)
+    try:
+        videos = [Path(args.video_path)] if args.video_path else videos_in_folder(args.videos_dir)
+    except FileNotFoundError as error:
+        raise SystemExit(f"--videos_dir: {error}") from None
     results, errors = evaluate_paths(evaluator, videos)
     summary = summarize(results, errors)
     print(render(summary))

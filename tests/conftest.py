@@ -1,33 +1,29 @@
-"""Shared test helpers: where ../shared lives, and skipping cleanly when it is absent."""
+"""Fixtures every test module may use; each costly one is built once per test session.
+
+Plain helpers (paths, `shared_file`) live in tests/helpers.py so that no test imports from this file.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("LATENTSYNC_SHARED", REPO_ROOT.parent / "shared"))
-REFERENCE = SHARED / "reference"
-AUX_REFERENCE = REFERENCE / "aux"
-MEDIA = SHARED / "media"
-
-
-def shared_file(*parts: str) -> Path:
-    """Path of a file under ../shared, or skip the test (with the reason) when it is not there."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"reference data not available: {path} (set LATENTSYNC_SHARED to the shared/ folder)")
-    return path
 
 
 @pytest.fixture(scope="session")
 def ckpts(tmp_path_factory):
-    """Tiny random VAE, Whisper, U-Net and SyncNet (tools/make_tiny_checkpoints.py), made once per test session."""
+    """Tiny random VAE, Whisper, U-Net and SyncNet (tools/make_tiny_checkpoints.py, seed 0); tests only read them."""
     from tools.make_tiny_checkpoints import make_tiny_checkpoints
 
     return make_tiny_checkpoints(tmp_path_factory.mktemp("tiny_ckpts"))
+
+
+@pytest.fixture(scope="session")
+def raw_dir(tmp_path_factory):
+    """The data-processing input folder (tests/data_processing_fixtures.py); tests run on copies of it."""
+    from tests import data_processing_fixtures as fx
+
+    return fx.build_fixture_folder(tmp_path_factory.mktemp("fixtures") / "raw")
 
 
 @pytest.fixture(autouse=True)

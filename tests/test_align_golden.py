@@ -11,14 +11,12 @@ import pytest
 import torch
 
 from latentsync.utils.affine_transform import AlignRestore, erode_rect
-from tests.conftest import shared_file
+from tests.helpers import shared_fixture
 
 RESOLUTIONS = (256, 512)
 
 
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "alignrestore_golden.pt"), weights_only=True)
+golden = shared_fixture("reference", "alignrestore_golden.pt")
 
 
 def _run_sequence(golden, resolution):

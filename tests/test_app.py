@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from latentsync.api import InputError, LipsyncOptions
+from tests.helpers import REPO_ROOT
 from tests.inference_fixtures import face_clip, tiny_options
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -17,14 +17,12 @@ from latentsync.utils.audio import (
 )
 from latentsync.utils.media import read_audio
 from latentsync.whisper.tiny import synthetic_audio
-from tests.conftest import shared_file
+from tests.helpers import shared_file, shared_fixture
 
 RTOL = 1e-4  # fixed by the issue
 
 
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "syncnet_mel_golden.pt"), weights_only=True)
+golden = shared_fixture("reference", "syncnet_mel_golden.pt")
 
 
 @pytest.mark.needs_shared

@@ -51,11 +51,6 @@ def md5(path) -> str:
 
 
 @pytest.fixture(scope="module")
-def raw_dir(tmp_path_factory):
-    return fx.build_fixture_folder(tmp_path_factory.mktemp("fixtures") / "raw")
-
-
-@pytest.fixture(scope="module")
 def early(raw_dir, tmp_path_factory):
     """Steps 1-4 on a copy of the fixture folder; returns (root, input checksums before the run)."""
     root = tmp_path_factory.mktemp("early")

@@ -23,8 +23,8 @@ from data_processing.manifest import iter_records
 from data_processing.settings import load_settings
 from latentsync.utils.sharding import shard_of
 from tests import data_processing_fixtures as fx
+from tests.helpers import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["broken", "resample", "shot", "segment"]
 FOLDERS = ["resampled", "shot", "segmented"]
 
@@ -59,11 +59,6 @@ def manifest_lines(root: Path) -> dict[str, list[dict]]:
             assert str(root) not in json.dumps(row), f"absolute path in the manifest: {row}"
         result[step] = sorted(rows, key=lambda r: r["item"])
     return result
-
-
-@pytest.fixture(scope="module")
-def raw_dir(tmp_path_factory):
-    return fx.build_fixture_folder(tmp_path_factory.mktemp("fixtures") / "raw")
 
 
 @pytest.fixture(scope="module")

@@ -32,10 +32,8 @@ def clip_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def whisper_ckpt(tmp_path_factory):
-    from latentsync.whisper.tiny import make_random_whisper_checkpoint
-
-    return make_random_whisper_checkpoint(tmp_path_factory.mktemp("whisper") / "tiny.pt")
+def whisper_ckpt(ckpts):
+    return ckpts["whisper"]
 
 
 def syncnet_config(tmp_path, *extra):

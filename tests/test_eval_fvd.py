@@ -10,14 +10,12 @@ import pytest
 import torch
 
 from eval.fvd import I3D_KWARGS, FVDSampleSizeWarning, compute_fvd, compute_our_fvd, load_i3d
-from tests.conftest import shared_file
+from tests.helpers import shared_file, shared_fixture
 
 SCALAR_RTOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "aux", "fvd_golden.pt"), weights_only=True)
+golden = shared_fixture("reference", "aux", "fvd_golden.pt")
 
 
 @pytest.mark.needs_shared

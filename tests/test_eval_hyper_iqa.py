@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -11,14 +10,12 @@ import torch
 
 from eval.hyper_iqa import KONIQ_ARGS, HyperIQAScorer, HyperNet, TargetNet, center_crop, quality_frame_indices
 from latentsync.checkpoint import CheckpointError
-from tests.conftest import shared_file
+from tests.helpers import shared_fixture, shared_tensors, state_dict_layout
 
 SCALAR_RTOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def manifest():
-    return json.loads(shared_file("reference", "aux", "hyperiqa_manifest.json").read_text())
+manifest = shared_fixture("reference", "aux", "hyperiqa_manifest.json")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +29,7 @@ def test_state_dict_matches_manifest(manifest):
     with torch.device("meta"):
         model = HyperNet(**KONIQ_ARGS)
     state = model.state_dict()
-    layout = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in state.items()]
+    layout = state_dict_layout(state)
     assert layout == manifest["state_dict"]
     assert len(state) == manifest["num_state_dict_keys"] == 355
     floats = {k: v.numel() for k, v in state.items() if v.dtype.is_floating_point}
@@ -52,7 +49,7 @@ def test_hypernet_output_shapes_match_manifest(manifest, random_scorer):
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case_name", ["B3", "B1"])
 def test_target_network_matches_golden(case_name):
-    golden = torch.load(shared_file("reference", "aux", "hyperiqa_targetnet_golden.pt"), weights_only=True)
+    golden = shared_tensors("reference", "aux", "hyperiqa_targetnet_golden.pt")
     case = golden["cases"][case_name]
     paras = case["paras"]
     pred = TargetNet(paras)(paras["target_in_vec"])

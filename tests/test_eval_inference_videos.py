@@ -10,7 +10,7 @@ import pytest
 
 from eval.fvd import FVDSampleSizeWarning
 from eval.inference_videos import evaluate_batch, pair_inputs, read_fileslist, render, run_inference
-from tests.conftest import shared_file
+from tests.helpers import shared_file
 from tests.test_eval_fvd import StandInI3D
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -12,27 +10,21 @@ from eval.detectors.s3fd import S3FD
 from eval.detectors.s3fd.box_utils import detect, nms_, prior_boxes
 from eval.detectors.s3fd.nets import S3FDNet
 from latentsync.checkpoint import CheckpointError
-from tests.conftest import shared_file
+from tests.helpers import shared_fixture, state_dict_layout
 
 FEATURE_ATOL = 1e-4
 SCALAR_RTOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def manifest():
-    return json.loads(shared_file("reference", "aux", "s3fd_manifest.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "aux", "s3fd_postproc_golden.pt"), weights_only=True)
+manifest = shared_fixture("reference", "aux", "s3fd_manifest.json")
+golden = shared_fixture("reference", "aux", "s3fd_postproc_golden.pt")
 
 
 @pytest.mark.needs_shared
 def test_state_dict_matches_manifest(manifest):
     with torch.device("meta"):
         net = S3FDNet()
-    layout = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in net.state_dict().items()]
+    layout = state_dict_layout(net.state_dict())
     assert layout == manifest["state_dict"]
     assert sum(p.numel() for p in net.parameters()) == manifest["num_params"]
     fresh = S3FDNet()

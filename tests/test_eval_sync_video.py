@@ -12,7 +12,7 @@ import pytest
 from eval.settings import SyncNetProtocol, TrackingSettings
 from eval.syncnet.face_tracks import FaceTrackExtractor, NoFaceError, VideoTooShortError
 from eval.syncnet.tracking import bounding_box_iou, crop_face, smooth_track, track_faces
-from tests.conftest import shared_file
+from tests.helpers import shared_file
 
 
 def _dets(frames, box, step=(0.0, 0.0)):

@@ -15,15 +15,13 @@ from eval.settings import SyncNetProtocol
 from eval.syncnet import S, SyncNetEval, calc_pdist, sync_scores
 from eval.syncnet.features import mfcc_matrix, num_windows
 from latentsync.checkpoint import CheckpointError
-from tests.conftest import shared_file
+from tests.helpers import shared_file, shared_fixture, shared_json, state_dict_layout
 
 FEATURE_ATOL = 1e-4
 SCALAR_RTOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "aux", "syncnet_eval_small_golden.pt"), weights_only=True)
+golden = shared_fixture("reference", "aux", "syncnet_eval_small_golden.pt")
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +35,10 @@ def small_syncnet(golden, tmp_path_factory):
 
 @pytest.mark.needs_shared
 def test_full_model_matches_manifest():
-    manifest = json.loads(shared_file("reference", "aux", "syncnet_eval_manifest.json").read_text())
+    manifest = shared_json("reference", "aux", "syncnet_eval_manifest.json")
     with torch.device("meta"):
         model = S(num_layers_in_fc_layers=1024)
-    layout = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+    layout = state_dict_layout(model.state_dict())
     assert layout == manifest["state_dict"]
     assert sum(p.numel() for p in model.parameters()) == manifest["num_params"] == 13_631_616
     wrapper = SyncNetEval(width_divisor=8)  # holds the net as __S__, like the original wrapper

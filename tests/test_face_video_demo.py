@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from latentsync.utils.face_video import FaceTrackProcessor
-from tests.conftest import shared_file
+from tests.helpers import shared_file
 
 pytestmark = pytest.mark.needs_shared
 

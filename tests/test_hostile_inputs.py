@@ -22,9 +22,8 @@ import pytest
 
 import scripts.inference as cli
 from latentsync.utils.media import write_video
+from tests.helpers import REPO_ROOT
 from tests.inference_fixtures import cli_args, decode_all, face_clip
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

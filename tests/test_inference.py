@@ -18,7 +18,7 @@ from latentsync.pipelines.frame_schedule import source_frame_indices
 from latentsync.pipelines.lipsync_pipeline import NoFaceError
 from latentsync.utils.media import describe_streams, probe_video, write_video
 from scripts import inference as cli
-from tests.conftest import shared_file
+from tests.helpers import shared_file
 from tests.inference_fixtures import audio_seconds, cli_args, decode_all, face_clip, source_indices, tiny_options
 
 

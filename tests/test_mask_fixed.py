@@ -9,12 +9,9 @@ import torch.nn.functional as F
 
 from latentsync.utils.image_processor import ImageProcessor, latent_mask, load_fixed_mask, normalize
 from latentsync.utils.mask import base_mask_u8
-from tests.conftest import shared_file
+from tests.helpers import shared_fixture
 
-
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "mask_golden.pt"), weights_only=True)
+golden = shared_fixture("reference", "mask_golden.pt")
 
 
 @pytest.mark.needs_shared

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latentsync.utils import media
-from tests.conftest import shared_file
+from tests.helpers import shared_file
 
 
 def moving_pattern(num_frames: int, height: int = 48, width: int = 64) -> np.ndarray:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 from latentsync.config import load_config, model_config
 from latentsync.models import registry
-from tests.conftest import shared_file
+from tests.helpers import shared_json
 
 UNET_MANIFESTS = ["stage2", "stage1", "stage2_efficient"]
 SYNCNET_MANIFESTS = ["syncnet_16_pixel_attn", "syncnet_16_pixel", "syncnet_16_latent", "syncnet_25_pixel"]
 
 
 def _manifest_shapes(filename: str) -> tuple[dict, dict]:
-    manifest = json.loads(shared_file("reference", filename).read_text())
+    manifest = shared_json("reference", filename)
     return manifest, {key: tuple(shape) for key, shape, _dtype in manifest["state_dict"]}
 
 

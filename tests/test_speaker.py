@@ -15,7 +15,7 @@ from latentsync.api import LipsyncOptions, build_pipeline
 from latentsync.utils.face_detector import FaceDetector, box_iou, load_faces_config
 from latentsync.utils.face_tracks import FaceSeries
 from latentsync.utils.speaker import choose_speaker, find_speaker, lagged_correlation, speech_envelope
-from tests.conftest import shared_file
+from tests.helpers import shared_file
 from tests.inference_fixtures import cli_args, decode_all, region_change, tiny_options, two_face_clip
 
 SPEAKER = load_faces_config().speaker

@@ -20,7 +20,7 @@ from latentsync.models.sync_loss import (
     sync_probability,
     sync_similarity_matrix,
 )
-from tests.conftest import shared_file
+from tests.helpers import shared_json, shared_tensors, state_dict_layout
 
 MANIFEST_NAMES = ["syncnet_16_latent", "syncnet_16_pixel", "syncnet_16_pixel_attn", "syncnet_25_pixel"]
 EMBED_ATOL = 1e-5
@@ -31,7 +31,7 @@ def _yaml_model(name: str) -> dict:
 
 
 def _load_golden():
-    return torch.load(shared_file("reference", "syncnet_small_golden.pt"), weights_only=True)
+    return shared_tensors("reference", "syncnet_small_golden.pt")
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +52,10 @@ def golden_model(golden):
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("name", MANIFEST_NAMES)
 def test_state_dict_matches_official_manifest(name):
-    manifest = json.loads(shared_file("reference", f"syncnet_manifest_{name}.json").read_text())
+    manifest = shared_json("reference", f"syncnet_manifest_{name}.json")
     with torch.device("meta"):
         model = StableSyncNet(_yaml_model(name))
-    ours = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+    ours = state_dict_layout(model.state_dict())
     assert ours == manifest["state_dict"]  # keys, shapes, dtypes and order
     assert sum(p.numel() for p in model.parameters()) == manifest["num_params"]
     assert [n for n, _ in model.named_children()] == manifest["top_level_modules"]
@@ -72,7 +72,7 @@ def test_state_dict_matches_official_manifest(name):
 @pytest.mark.needs_shared
 def test_syncnet_25_pixel_yaml_matches_manifest_assumption():
     """Upstream's yaml lacks attn_blocks (KeyError there); ours spells out the zeros the manifest assumed."""
-    manifest = json.loads(shared_file("reference", "syncnet_manifest_syncnet_25_pixel.json").read_text())
+    manifest = shared_json("reference", "syncnet_manifest_syncnet_25_pixel.json")
     assert "attn_blocks" in manifest["construct_error"]
     ours = _yaml_model("syncnet_25_pixel")
     for encoder in ("audio_encoder", "visual_encoder"):

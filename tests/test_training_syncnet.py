@@ -76,10 +76,8 @@ def test_resume_continues_like_an_uninterrupted_run(data, uninterrupted, tmp_pat
         torch.testing.assert_close(again["state_dict"][key], value, rtol=0, atol=1e-6)
 
 
-def test_latent_space_syncnet_trains_on_vae_latents(data, tmp_path):
-    from tools.make_tiny_checkpoints import make_vae
-
-    vae = make_vae(tmp_path, seed=0)
+def test_latent_space_syncnet_trains_on_vae_latents(data, tmp_path, ckpts):
+    vae = ckpts["vae"]
     # 16 frames x 4 latent channels; lower half of 8x8 latents = 4x8 -> 1x1 after [1,2], 2, 2
     latent_model = ["model.visual_encoder.in_channels=64", "model.visual_encoder.block_out_channels=[32,64,64]",
                     "model.visual_encoder.downsample_factors=[[1,2],2,2]", "model.visual_encoder.attn_blocks=[0,0,0]"]

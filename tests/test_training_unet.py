@@ -27,12 +27,10 @@ FAST_STAGE2 = ["run.perceptual_loss_weight=0"]  # LPIPS' VGG16 dominates CPU tim
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    from tools.make_tiny_checkpoints import make_tiny_checkpoints
-
+def env(tmp_path_factory, ckpts):
     root = tmp_path_factory.mktemp("unet_training")
     make_clips(root / "clips", 3)
-    return {"root": root, "ckpts": make_tiny_checkpoints(root / "ckpts"), "data": root / "clips"}
+    return {"root": root, "ckpts": ckpts, "data": root / "clips"}
 
 
 def config(env, out: Path, *extra):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 import torch
@@ -12,16 +11,14 @@ from latentsync.checkpoint import CheckpointError
 from latentsync.config import REPO_ROOT
 from latentsync.trepa import TREPALoss, VideoMAEConfig, VideoMAEv2, load_videomae
 from latentsync.trepa.videomae import read_videomae_state_dict
-from tests.conftest import shared_file
+from tests.helpers import shared_fixture, shared_json, state_dict_layout
 
 TINY = REPO_ROOT / "configs" / "trepa" / "tiny.yaml"
 FEATURE_ATOL = 1e-4  # features of std ~1 (aux/README.md)
 LOSS_RTOL = 1e-5  # scalar losses
 
 
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "aux", "videomae_small_golden.pt"), weights_only=True)
+golden = shared_fixture("reference", "aux", "videomae_small_golden.pt")
 
 
 def _golden_model(golden, img_size: int) -> VideoMAEv2:
@@ -41,11 +38,11 @@ def _tiny_loss(seed: int = 0) -> TREPALoss:
 
 @pytest.mark.needs_shared
 def test_vit_g_state_dict_matches_official_manifest():
-    manifest = json.loads(shared_file("reference", "aux", "videomae_manifest_vit_g.json").read_text())
+    manifest = shared_json("reference", "aux", "videomae_manifest_vit_g.json")
     cfg = VideoMAEConfig.from_yaml()
     with torch.device("meta"):
         model = VideoMAEv2(cfg)
-    ours = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in model.state_dict().items()]
+    ours = state_dict_layout(model.state_dict())
     assert ours == manifest["state_dict"]
     assert sum(p.numel() for p in model.parameters()) == manifest["num_params"]
     resolved = manifest["resolved"]

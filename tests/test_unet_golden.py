@@ -13,15 +13,13 @@ import torch
 
 from latentsync.models.registry import load_unet
 from latentsync.models.unet import UNet3DConditionModel
-from tests.conftest import shared_file
+from tests.helpers import shared_file, shared_fixture
 
 pytestmark = pytest.mark.needs_shared
 ATOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "unet_small_golden.pt"), weights_only=True)
+golden = shared_fixture("reference", "unet_small_golden.pt")
 
 
 @pytest.fixture(scope="module")

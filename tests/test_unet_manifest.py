@@ -5,7 +5,6 @@ Models are built on the `meta` device, so even the 1.27 B-parameter stage-2 mode
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -13,7 +12,7 @@ import torch
 
 from latentsync.config import load_config, model_config
 from latentsync.models.unet import UNet3DConditionModel
-from tests.conftest import shared_file
+from tests.helpers import shared_json, state_dict_layout
 
 # manifest name -> every config whose model section it describes (the _512 twins share the model)
 MANIFEST_CONFIGS = {
@@ -25,7 +24,7 @@ CASES = [(manifest, config) for manifest, configs in MANIFEST_CONFIGS.items() fo
 
 
 def _manifest(name: str) -> dict:
-    return json.loads(shared_file("reference", f"unet_manifest_{name}.json").read_text())
+    return shared_json("reference", f"unet_manifest_{name}.json")
 
 
 def _build_meta(config_name: str) -> UNet3DConditionModel:
@@ -39,7 +38,7 @@ def test_state_dict_matches_manifest_in_order(manifest_name, config_name):
     manifest = _manifest(manifest_name)
     assert config_name in manifest["identical_model_sections"]
     unet = _build_meta(config_name)
-    ours = [[key, list(t.shape), str(t.dtype).removeprefix("torch.")] for key, t in unet.state_dict().items()]
+    ours = state_dict_layout(unet.state_dict())
     theirs = manifest["state_dict"]
     for i, (mine, official) in enumerate(zip(ours, theirs, strict=False)):
         assert mine == official, f"state-dict entry {i} differs: ours {mine}, official {official}"

@@ -19,9 +19,8 @@ SR = 16000
 
 
 @pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    ckpt = make_random_whisper_checkpoint(tmp_path_factory.mktemp("whisper") / "tiny_random.pt", seed=0)
-    return Audio2Feature(ckpt, device="cpu")
+def encoder(ckpts):
+    return Audio2Feature(ckpts["whisper"], device="cpu")
 
 
 def test_error_type_is_a_media_and_value_error():

@@ -11,15 +11,13 @@ from whisper.model import sinusoids
 
 from latentsync.utils.media import ffmpeg_exe
 from latentsync.whisper.audio2feature import Audio2Feature
-from tests.conftest import shared_file
+from tests.helpers import shared_file, shared_fixture
 
 pytestmark = pytest.mark.needs_shared
 ATOL = 1e-4  # fixed by the issue
 
 
-@pytest.fixture(scope="module")
-def golden():
-    return torch.load(shared_file("reference", "whisper_golden.pt"), weights_only=True)
+golden = shared_fixture("reference", "whisper_golden.pt")
 
 
 @pytest.fixture(scope="module")

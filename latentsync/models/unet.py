@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -27,7 +27,7 @@ from torch import nn
 from latentsync.checkpoint import state_dict_shapes
 
 from .resnet import InflatedConv3d
-from .unet_blocks import UNetMidBlock3DCrossAttn, get_down_block, get_up_block
+from .unet_blocks import LayerSettings, UNetMidBlock3DCrossAttn, get_down_block, get_up_block
 
 logger = logging.getLogger(__name__)
 
@@ -169,18 +169,18 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
         num_levels = len(block_out_channels)
         heads = _per_block(attention_head_dim, num_levels, "attention_head_dim")  # a head COUNT per level
         time_embed_dim = block_out_channels[0] * 4
-        motion = dict(motion_module_type=motion_module_type, motion_module_kwargs=dict(motion_module_kwargs or {}))
-        common = dict(
+        settings = LayerSettings(
             temb_channels=time_embed_dim,
             resnet_eps=norm_eps,
             resnet_act_fn=act_fn,
             resnet_groups=norm_num_groups,
             use_inflated_groupnorm=use_inflated_groupnorm,
+            motion_module_type=motion_module_type,
+            motion_module_kwargs=dict(motion_module_kwargs or {}),
             cross_attention_dim=cross_attention_dim,
             add_audio_layer=add_audio_layer,
-            **motion,
         )
-        self.max_frames = (motion["motion_module_kwargs"] or {}).get("temporal_position_encoding_max_len", 24)
+        self.max_frames = settings.motion_module_kwargs.get("temporal_position_encoding_max_len", 24)
 
         # Registration order = official state-dict order: conv_in, time_proj, time_embedding,
         # down_blocks, up_blocks, mid_block, out layers. up_blocks is registered (empty) before mid_block
@@ -191,50 +191,46 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
         self.down_blocks = nn.ModuleList()
         self.up_blocks = nn.ModuleList()
 
-        output_channel = block_out_channels[0]
+        def wants_motion(resolution: int) -> bool:
+            return bool(use_motion_module) and resolution in motion_module_resolutions
+
         for i, block_type in enumerate(down_block_types):
-            input_channel, output_channel = output_channel, block_out_channels[i]
             self.down_blocks.append(
                 get_down_block(
                     block_type,
-                    in_channels=input_channel,
-                    out_channels=output_channel,
+                    in_channels=block_out_channels[max(i - 1, 0)],
+                    out_channels=block_out_channels[i],
+                    settings=settings,
                     num_layers=layers_per_block,
+                    attn_num_head_channels=heads[i],
+                    use_motion_module=wants_motion(2**i) and not motion_module_decoder_only,
                     add_downsample=i < num_levels - 1,
                     downsample_padding=downsample_padding,
-                    attn_num_head_channels=heads[i],
-                    use_motion_module=bool(use_motion_module)
-                    and 2**i in motion_module_resolutions
-                    and not motion_module_decoder_only,
-                    **common,
                 )
             )
 
         self.mid_block = UNetMidBlock3DCrossAttn(
             in_channels=block_out_channels[-1],
-            output_scale_factor=mid_block_scale_factor,
+            settings=replace(settings, output_scale_factor=mid_block_scale_factor),
             attn_num_head_channels=heads[-1],
             use_motion_module=bool(use_motion_module) and motion_module_mid_block,
-            **common,
         )
 
         reversed_channels = list(reversed(block_out_channels))
         reversed_heads = list(reversed(heads))
-        output_channel = reversed_channels[0]
         for i, block_type in enumerate(up_block_types):
-            prev_output_channel, output_channel = output_channel, reversed_channels[i]
             # The official resolution index counts down from 8 for every config (2**(3-i)).
             self.up_blocks.append(
                 get_up_block(
                     block_type,
                     in_channels=reversed_channels[min(i + 1, num_levels - 1)],
-                    out_channels=output_channel,
-                    prev_output_channel=prev_output_channel,
+                    prev_output_channel=reversed_channels[max(i - 1, 0)],
+                    out_channels=reversed_channels[i],
+                    settings=settings,
                     num_layers=layers_per_block + 1,
-                    add_upsample=i < num_levels - 1,
                     attn_num_head_channels=reversed_heads[i],
-                    use_motion_module=bool(use_motion_module) and 2 ** (3 - i) in motion_module_resolutions,
-                    **common,
+                    use_motion_module=wants_motion(2 ** (3 - i)),
+                    add_upsample=i < num_levels - 1,
                 )
             )
 

@@ -1,11 +1,14 @@
 """Down, mid and up blocks of the 3-D U-Net: ResNet -> [spatial transformer] -> [motion module] per layer.
 
-The cross-attention and plain variants share one implementation; the cross-attention one registers its
+Every block builds its layers through one `LayerSettings` (the options all blocks of a U-Net share),
+and the cross-attention and plain variants share one implementation; the cross-attention one registers its
 `attentions` first, which is the official state-dict order (`attentions, resnets, motion_modules,
 down/upsamplers`). Absent motion modules are `None` entries, as in the official `ModuleList`s.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.utils.checkpoint
@@ -16,6 +19,7 @@ from .motion_module import get_motion_module
 from .resnet import Downsample3D, ResnetBlock3D, Upsample3D
 
 __all__ = [
+    "LayerSettings",
     "DownBlock3D",
     "CrossAttnDownBlock3D",
     "UpBlock3D",
@@ -31,6 +35,47 @@ def _default_checkpoint(module: nn.Module, *args):
     return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False)
 
 
+@dataclass(frozen=True)
+class LayerSettings:
+    """The per-layer options every block of one U-Net shares, so each block only states its own shape."""
+
+    temb_channels: int
+    resnet_eps: float = 1e-6
+    resnet_act_fn: str = "silu"
+    resnet_groups: int = 32
+    output_scale_factor: float = 1.0
+    use_inflated_groupnorm: bool = False
+    motion_module_type: str | None = None
+    motion_module_kwargs: dict | None = None
+    cross_attention_dim: int | None = None
+    add_audio_layer: bool = False
+
+    def resnet(self, in_channels: int, out_channels: int) -> ResnetBlock3D:
+        return ResnetBlock3D(
+            in_channels,
+            out_channels,
+            self.temb_channels,
+            groups=self.resnet_groups,
+            eps=self.resnet_eps,
+            act_fn=self.resnet_act_fn,
+            output_scale_factor=self.output_scale_factor,
+            inflated_groupnorm=self.use_inflated_groupnorm,
+        )
+
+    def transformer(self, channels: int, heads: int) -> Transformer3DModel:
+        return Transformer3DModel(
+            heads,
+            channels // heads,
+            in_channels=channels,
+            norm_num_groups=self.resnet_groups,
+            cross_attention_dim=self.cross_attention_dim,
+            add_audio_layer=self.add_audio_layer,
+        )
+
+    def motion_module(self, channels: int, enabled: bool) -> nn.Module | None:
+        return get_motion_module(channels, self.motion_module_type, self.motion_module_kwargs) if enabled else None
+
+
 class _CheckpointableBlock(nn.Module):
     """Runs sub-layers through activation checkpointing when `gradient_checkpointing` is on and grads are."""
 
@@ -44,6 +89,23 @@ class _CheckpointableBlock(nn.Module):
             return self._gradient_checkpointing_func(module, *args)
         return module(*args)
 
+    def _add_layers(
+        self,
+        settings: LayerSettings,
+        channels: int,
+        resnet_inputs: list[int],
+        num_layers: int,
+        heads: int,
+        use_motion_module: bool,
+    ) -> None:
+        """Register `attentions` (cross-attention blocks only), `resnets`, `motion_modules`: the official order."""
+        if self.has_cross_attention:
+            self.attentions = nn.ModuleList(settings.transformer(channels, heads) for _ in range(num_layers))
+        self.resnets = nn.ModuleList(settings.resnet(n, channels) for n in resnet_inputs)
+        self.motion_modules = nn.ModuleList(
+            settings.motion_module(channels, use_motion_module) for _ in range(num_layers)
+        )
+
     def _layer(self, resnet, attention, motion_module, x, temb, audio):
         x = self._call(resnet, x, temb)
         if attention is not None:
@@ -51,21 +113,6 @@ class _CheckpointableBlock(nn.Module):
         if motion_module is not None:
             x = self._call(motion_module, x)
         return x
-
-
-def _transformer(channels: int, heads: int, groups: int, cross_attention_dim: int, add_audio_layer: bool):
-    return Transformer3DModel(
-        heads,
-        channels // heads,
-        in_channels=channels,
-        norm_num_groups=groups,
-        cross_attention_dim=cross_attention_dim,
-        add_audio_layer=add_audio_layer,
-    )
-
-
-def _motion_modules(channels: int, count: int, enabled: bool, kind: str | None, kwargs: dict | None):
-    return nn.ModuleList(get_motion_module(channels, kind, kwargs) if enabled else None for _ in range(count))
 
 
 class DownBlock3D(_CheckpointableBlock):
@@ -80,44 +127,16 @@ class DownBlock3D(_CheckpointableBlock):
         self,
         in_channels: int,
         out_channels: int,
-        temb_channels: int,
+        settings: LayerSettings,
         num_layers: int = 1,
-        resnet_eps: float = 1e-6,
-        resnet_act_fn: str = "silu",
-        resnet_groups: int = 32,
+        attn_num_head_channels: int = 8,
+        use_motion_module: bool = False,
         add_downsample: bool = True,
         downsample_padding: int = 1,
-        output_scale_factor: float = 1.0,
-        use_inflated_groupnorm: bool = False,
-        use_motion_module: bool = False,
-        motion_module_type: str | None = None,
-        motion_module_kwargs: dict | None = None,
-        attn_num_head_channels: int = 8,
-        cross_attention_dim: int | None = None,
-        add_audio_layer: bool = False,
     ):
         super().__init__()
-        if self.has_cross_attention:
-            self.attentions = nn.ModuleList(
-                _transformer(out_channels, attn_num_head_channels, resnet_groups, cross_attention_dim, add_audio_layer)
-                for _ in range(num_layers)
-            )
-        self.resnets = nn.ModuleList(
-            ResnetBlock3D(
-                in_channels if i == 0 else out_channels,
-                out_channels,
-                temb_channels,
-                groups=resnet_groups,
-                eps=resnet_eps,
-                act_fn=resnet_act_fn,
-                output_scale_factor=output_scale_factor,
-                inflated_groupnorm=use_inflated_groupnorm,
-            )
-            for i in range(num_layers)
-        )
-        self.motion_modules = _motion_modules(
-            out_channels, num_layers, use_motion_module, motion_module_type, motion_module_kwargs
-        )
+        resnet_inputs = [in_channels] + [out_channels] * (num_layers - 1)
+        self._add_layers(settings, out_channels, resnet_inputs, num_layers, attn_num_head_channels, use_motion_module)
         self.downsamplers = (
             nn.ModuleList([Downsample3D(out_channels, padding=downsample_padding)]) if add_downsample else None
         )
@@ -153,47 +172,18 @@ class UpBlock3D(_CheckpointableBlock):
         in_channels: int,
         prev_output_channel: int,
         out_channels: int,
-        temb_channels: int,
+        settings: LayerSettings,
         num_layers: int = 1,
-        resnet_eps: float = 1e-6,
-        resnet_act_fn: str = "silu",
-        resnet_groups: int = 32,
-        add_upsample: bool = True,
-        output_scale_factor: float = 1.0,
-        use_inflated_groupnorm: bool = False,
-        use_motion_module: bool = False,
-        motion_module_type: str | None = None,
-        motion_module_kwargs: dict | None = None,
         attn_num_head_channels: int = 8,
-        cross_attention_dim: int | None = None,
-        add_audio_layer: bool = False,
+        use_motion_module: bool = False,
+        add_upsample: bool = True,
     ):
         super().__init__()
-        if self.has_cross_attention:
-            self.attentions = nn.ModuleList(
-                _transformer(out_channels, attn_num_head_channels, resnet_groups, cross_attention_dim, add_audio_layer)
-                for _ in range(num_layers)
-            )
-        resnets = []
-        for i in range(num_layers):
-            skip_channels = in_channels if i == num_layers - 1 else out_channels
-            resnet_in_channels = prev_output_channel if i == 0 else out_channels
-            resnets.append(
-                ResnetBlock3D(
-                    resnet_in_channels + skip_channels,
-                    out_channels,
-                    temb_channels,
-                    groups=resnet_groups,
-                    eps=resnet_eps,
-                    act_fn=resnet_act_fn,
-                    output_scale_factor=output_scale_factor,
-                    inflated_groupnorm=use_inflated_groupnorm,
-                )
-            )
-        self.resnets = nn.ModuleList(resnets)
-        self.motion_modules = _motion_modules(
-            out_channels, num_layers, use_motion_module, motion_module_type, motion_module_kwargs
-        )
+        # Layer i sees the previous layer's output plus one encoder skip; the last skip is the level input.
+        skip_channels = [out_channels] * (num_layers - 1) + [in_channels]
+        previous = [prev_output_channel] + [out_channels] * (num_layers - 1)
+        resnet_inputs = [p + s for p, s in zip(previous, skip_channels, strict=True)]
+        self._add_layers(settings, out_channels, resnet_inputs, num_layers, attn_num_head_channels, use_motion_module)
         self.upsamplers = nn.ModuleList([Upsample3D(out_channels)]) if add_upsample else None
 
     def forward(
@@ -231,42 +221,14 @@ class UNetMidBlock3DCrossAttn(_CheckpointableBlock):
     def __init__(
         self,
         in_channels: int,
-        temb_channels: int,
+        settings: LayerSettings,
         num_layers: int = 1,
-        resnet_eps: float = 1e-6,
-        resnet_act_fn: str = "silu",
-        resnet_groups: int = 32,
-        output_scale_factor: float = 1.0,
-        use_inflated_groupnorm: bool = False,
-        use_motion_module: bool = False,
-        motion_module_type: str | None = None,
-        motion_module_kwargs: dict | None = None,
         attn_num_head_channels: int = 8,
-        cross_attention_dim: int | None = None,
-        add_audio_layer: bool = False,
+        use_motion_module: bool = False,
     ):
         super().__init__()
-
-        def resnet():
-            return ResnetBlock3D(
-                in_channels,
-                in_channels,
-                temb_channels,
-                groups=resnet_groups,
-                eps=resnet_eps,
-                act_fn=resnet_act_fn,
-                output_scale_factor=output_scale_factor,
-                inflated_groupnorm=use_inflated_groupnorm,
-            )
-
-        self.attentions = nn.ModuleList(
-            _transformer(in_channels, attn_num_head_channels, resnet_groups, cross_attention_dim, add_audio_layer)
-            for _ in range(num_layers)
-        )
-        self.resnets = nn.ModuleList(resnet() for _ in range(num_layers + 1))
-        self.motion_modules = _motion_modules(
-            in_channels, num_layers, use_motion_module, motion_module_type, motion_module_kwargs
-        )
+        resnet_inputs = [in_channels] * (num_layers + 1)
+        self._add_layers(settings, in_channels, resnet_inputs, num_layers, attn_num_head_channels, use_motion_module)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
         x = self._call(self.resnets[0], x, temb)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from latentsync.config import CONFIG_DIR, load_config
 
+from .closing import ClosesOnExit
 from .face_backends import (
     BACKENDS,
     DetectedFace,
@@ -116,7 +117,7 @@ def choose_face(
     raise ValueError(f"unknown face choice {choice!r}; choose one of {', '.join(CHOICES)}")
 
 
-class FaceDetector:
+class FaceDetector(ClosesOnExit):
     """Per-frame face detection through a backend, with the official validity filters and face choice."""
 
     def __init__(self, device: str = "cpu", backend: str | FaceBackend | None = None, config=None):
@@ -183,9 +184,3 @@ class FaceDetector:
 
     def close(self) -> None:
         self.backend.close()
-
-    def __enter__(self) -> FaceDetector:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from latentsync.errors import InputError, OutputWriteError
+from latentsync.utils.closing import ClosesOnExit
 
 OUT_OF_SPACE_MESSAGES = ("No space left on device", "File too large", "Disk quota exceeded")
 
@@ -208,7 +209,7 @@ class _FramePipe:
         self._proc.stdout.close()
 
 
-class VideoReader:
+class VideoReader(ClosesOnExit):
     """A video opened for streaming: `info` plus chunked access at the source or a target frame rate.
 
     Requests that move forward (the face pass, the generation pass, loop playback) are served from one
@@ -305,12 +306,6 @@ class VideoReader:
 
     def close(self) -> None:
         self._close_pipe()
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __del__(self) -> None:
         try:
