@@ -240,3 +240,10 @@ def test_from_pretrained_does_not_modify_the_callers_config(tmp_path):
     before = copy.deepcopy(config)
     load_unet(config, "")
     assert config == before
+
+
+def test_diffusers_from_pretrained_is_refused_with_the_right_loader_named():
+    from latentsync.models.unet import UNet3DConditionModel
+
+    with pytest.raises(TypeError, match="registry.load_unet"):
+        UNet3DConditionModel.from_pretrained("checkpoints/latentsync_unet.pt")

@@ -255,6 +255,15 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
             if isinstance(module, InflatedConv3d):
                 module.prefer_channels_last = enabled
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """Refused: diffusers' loader would skip our checks (keys, shapes, the fitting config)."""
+        raise TypeError(
+            "UNet3DConditionModel.from_pretrained is not the way to load LatentSync weights: use "
+            "latentsync.models.registry.load_unet(model_config, checkpoint_path), which checks the checkpoint "
+            "against the config and names the config that fits when they disagree"
+        )
+
     def to(self, *args, **kwargs):
         # Plain nn.Module.to: diffusers 0.42's override warns about fp32-kept modules on every dtype
         # cast even when there are none, and adds nothing this model uses.
