@@ -38,10 +38,10 @@ from latentsync.api import (  # noqa: E402
     preset_values,
 )
 from latentsync.config import CONFIG_DIR  # noqa: E402
+from latentsync.faces.backends import BACKENDS  # noqa: E402
+from latentsync.faces.detector import FACE_CHOICES, load_faces_config  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
 from latentsync.pipelines.progress import STAGES  # noqa: E402
-from latentsync.utils.face_backends import BACKENDS  # noqa: E402
-from latentsync.utils.face_detector import FACE_CHOICES, load_faces_config  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
 
 APP = OmegaConf.load(CONFIG_DIR / "inference.yaml").app

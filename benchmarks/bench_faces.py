@@ -23,9 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from latentsync.pipelines.face_track import track_faces  # noqa: E402
-from latentsync.utils.face_detector import FaceDetector, load_faces_config  # noqa: E402
-from latentsync.utils.face_video import FaceTrackProcessor  # noqa: E402
+from latentsync.faces.detector import FaceDetector, load_faces_config  # noqa: E402
+from latentsync.faces.video import FaceTrackProcessor  # noqa: E402
+from latentsync.pipelines.chunk_source import track_faces  # noqa: E402
 from latentsync.utils.media import VideoReader, iter_frames  # noqa: E402
 
 

@@ -25,16 +25,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import latentsync  # noqa: E402
-from latentsync.utils.face_detector import FaceDetector  # noqa: E402
-from latentsync.utils.face_tracks import AllFacesTracker  # noqa: E402
-from latentsync.utils.media import iter_frames, probe_video, read_audio  # noqa: E402
-from latentsync.utils.speaker import (  # noqa: E402
+from latentsync.faces.all_faces import AllFacesTracker  # noqa: E402
+from latentsync.faces.detector import FaceDetector  # noqa: E402
+from latentsync.faces.speaker import (  # noqa: E402
     SAMPLE_RATE,
     lagged_correlation,
     mouth_motion,
     smooth,
     speech_envelope,
 )
+from latentsync.utils.media import iter_frames, probe_video, read_audio  # noqa: E402
 from tests.inference_fixtures import decode_all, region_change  # noqa: E402
 from tools.make_tiny_checkpoints import make_tiny_checkpoints  # noqa: E402
 from tools.make_two_person_clip import make_two_person_clip  # noqa: E402

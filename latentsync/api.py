@@ -211,7 +211,7 @@ def build_pipeline(options: LipsyncOptions):
 
 
 def _face_detector(name: str):
-    from latentsync.utils.face_detector import FaceDetector
+    from latentsync.faces.detector import FaceDetector
 
     try:
         return FaceDetector(backend=name)

@@ -67,7 +67,7 @@ def check_face_options(choice, index=None, position=None) -> tuple[str | None, i
     """(choice, index, position) checked; `--face_index` alone means `index`, `--face_position` alone `position`.
 
     choice None (nothing given) leaves configs/faces.yaml's `detector.choice` in charge."""
-    from latentsync.utils.face_detector import FACE_CHOICES
+    from latentsync.faces.detector import FACE_CHOICES
 
     index, position = parse_face_index(index), parse_face_position(position)
     choice = choice.strip() if isinstance(choice, str) and choice.strip() else None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentsync.utils.affine_transform import AlignRestore, erode_rect
+from latentsync.faces.alignment import AlignRestore, erode_rect
 from tests.helpers import shared_fixture
 
 RESOLUTIONS = (256, 512)

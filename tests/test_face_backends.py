@@ -8,11 +8,11 @@ import socket
 import numpy as np
 import pytest
 
-from latentsync.utils.face_backends import BACKENDS, FaceBackendUnavailableError, FaceModelNotFoundError
-from latentsync.utils.face_backends.base import AlignmentPointSet
-from latentsync.utils.face_backends.insightface_backend import POINT_SET_106
-from latentsync.utils.face_backends.mediapipe_backend import POINT_SETS as MEDIAPIPE_SETS
-from latentsync.utils.face_detector import FaceDetector, load_faces_config
+from latentsync.faces.backends import BACKENDS, FaceBackendUnavailableError, FaceModelNotFoundError
+from latentsync.faces.backends.base import AlignmentPointSet
+from latentsync.faces.backends.insightface_backend import POINT_SET_106
+from latentsync.faces.backends.mediapipe_backend import POINT_SETS as MEDIAPIPE_SETS
+from latentsync.faces.detector import FaceDetector, load_faces_config
 
 
 @pytest.fixture

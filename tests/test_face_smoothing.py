@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latentsync.utils.face_smoothing import PointSmoother, interpolate_points
+from latentsync.faces.smoothing import PointSmoother, interpolate_points
 
 POINTS = np.array([[100.0, 100.0], [140.0, 100.0], [120.0, 120.0]])
 FACE_WIDTH = 200.0

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentsync.utils.face_detector import FaceDetector, box_iou, load_faces_config
-from latentsync.utils.face_video import FaceTrackProcessor, align_video
+from latentsync.faces.detector import FaceDetector, box_iou, load_faces_config
+from latentsync.faces.video import FaceTrackProcessor, align_video
 from latentsync.utils.image_processor import FaceNotFoundError, ImageProcessor
 
 FRAME_HW = (360, 480)

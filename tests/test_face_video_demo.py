@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentsync.utils.face_video import FaceTrackProcessor
+from latentsync.faces.video import FaceTrackProcessor
 from tests.helpers import shared_file
 
 pytestmark = pytest.mark.needs_shared

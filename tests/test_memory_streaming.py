@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentsync.pipelines.face_track import track_faces
-from latentsync.utils.affine_transform import AlignRestore
+from latentsync.faces.alignment import AlignRestore
+from latentsync.pipelines.chunk_source import track_faces
 from latentsync.utils.media import VideoReader, ffmpeg_exe
 from tools.make_demo_clip import make_demo_clip
 

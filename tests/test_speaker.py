@@ -12,9 +12,9 @@ import pytest
 import latentsync
 import scripts.inference as cli
 from latentsync.api import LipsyncOptions, build_pipeline
-from latentsync.utils.face_detector import FaceDetector, box_iou, load_faces_config
-from latentsync.utils.face_tracks import FaceSeries
-from latentsync.utils.speaker import choose_speaker, find_speaker, lagged_correlation, speech_envelope
+from latentsync.faces.all_faces import FaceSeries
+from latentsync.faces.detector import FaceDetector, box_iou, load_faces_config
+from latentsync.faces.speaker import choose_speaker, find_speaker, lagged_correlation, speech_envelope
 from tests.helpers import shared_file
 from tests.inference_fixtures import cli_args, decode_all, region_change, tiny_options, two_face_clip
 
@@ -167,7 +167,7 @@ def test_two_real_people_speaker_edits_the_one_heard(bundle, ckpts, detector, tm
 
 
 def test_speaker_set_in_the_faces_config_is_honoured(tmp_path):
-    from latentsync.pipelines.face_choice import tracker_settings
+    from latentsync.faces.choice import tracker_settings
     from latentsync.pipelines.progress import RunProgress
 
     video, _, _ = two_face_clip(tmp_path, "no_audio", speaking=0, seconds=1.0, with_audio=False)

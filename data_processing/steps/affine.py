@@ -1,5 +1,5 @@
 """Step 5: align the face of every frame to the LatentSync template (256 or 512 px), with the inference
-aligner (latentsync.utils.face_video), and drop clips whose face is missing or jumps.
+aligner (latentsync.faces.video), and drop clips whose face is missing or jumps.
 
 The official step dropped a clip when any frame had no face. Here the allowed share of face-less frames,
 and how far the face may move or change size from one frame to the next, are settings; the reason and
@@ -41,7 +41,7 @@ class FaceMotion:
 
 
 def load_face_detector(cfg, device: str):
-    from latentsync.utils.face_detector import FaceDetector, load_faces_config
+    from latentsync.faces.detector import FaceDetector, load_faces_config
 
     return FaceDetector(device=device, config=load_faces_config(cfg.affine.faces_config))
 
@@ -61,7 +61,7 @@ class AlignFaces(Step):
         self.detector = load_face_detector(self.cfg, self.device)
 
     def process(self, item: WorkItem) -> Outcome:
-        from latentsync.utils.face_video import FaceTrackProcessor
+        from latentsync.faces.video import FaceTrackProcessor
         from latentsync.utils.media import VideoReader, read_audio
 
         settings = self.cfg.affine

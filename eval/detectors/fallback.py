@@ -10,12 +10,12 @@ import numpy as np
 
 
 class LatentSyncFaceBoxes:
-    """The project's default face detector (`latentsync.utils.face_detector.FaceDetector`): one face per frame."""
+    """The project's default face detector (`latentsync.faces.detector.FaceDetector`): one face per frame."""
 
     name = "latentsync"
 
     def __init__(self, device: str = "cpu", threshold: float = 0.5):
-        from latentsync.utils.face_detector import FaceDetector  # written by another module; imported lazily
+        from latentsync.faces.detector import FaceDetector  # written by another module; imported lazily
 
         self.detector = FaceDetector(device=device)
         self.threshold = threshold

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from latentsync.api import DTYPES, PRESETS, SCHEDULERS, LipsyncOptions, build_pipeline, lipsync
 from latentsync.errors import InputError, RunStopped, restore_signals, stop_on_signals
+from latentsync.faces.detector import FACE_CHOICES
 from latentsync.pipelines.frame_schedule import LENGTH_MODES
-from latentsync.utils.face_detector import FACE_CHOICES
 from latentsync.validation import check_face_options, check_output_path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2

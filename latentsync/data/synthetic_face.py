@@ -4,7 +4,7 @@ The source is `skimage.data.astronaut()` (public domain). Its own smile is inpai
 then warps the face with a slow head sway and draws lips, mouth cavity and teeth as anti-aliased ellipses at
 `supersample` times the output size, area-downsampled for smooth edges; the jaw drops with the opening. Aligned like the official training
 data: the official similarity transform puts the eyebrows and nose on the template points of
-`latentsync.utils.affine_transform`, and the (75 x 100) template box is stretched to a square frame.
+`latentsync.faces.alignment`, and the (75 x 100) template box is stretched to a square frame.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from latentsync.utils.affine_transform import AlignRestore
+from latentsync.faces.alignment import AlignRestore
 
 INPAINT_RADIUS = 5
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentsync.pipelines.face_choice import tracker_settings
-from latentsync.pipelines.face_track import ChunkSource, NoFaceError
+from latentsync.faces.choice import tracker_settings
+from latentsync.pipelines.chunk_source import ChunkSource, NoFaceError
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.sampling import denoise

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .affine_transform import AlignRestore
-from .face_detector import FaceDetector
+from latentsync.faces.alignment import AlignRestore
+from latentsync.faces.detector import FaceDetector
+
 from .mask import fixed_mask_rgb_u8
 
 OFFICIAL_MASK_PATH = "latentsync/utils/mask.png"  # what official configs name; generated here, not read

@@ -3,7 +3,7 @@
 `FaceDetector(device, backend=...)` works per frame. The official call style is kept:
 `bbox, landmarks = detector(frame)` returns the largest valid face or `(None, None)`. Richer results come
 from `detect(frame)` (a `FaceResult` or None) and `detect_all(frame)`. Video-level tracking with a detection
-stride lives in `face_tracking.py`.
+stride lives in `tracking.py`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from latentsync.config import CONFIG_DIR, load_config
+from latentsync.utils.closing import ClosesOnExit
 
-from .closing import ClosesOnExit
-from .face_backends import (
+from .backends import (
     BACKENDS,
     DetectedFace,
     FaceBackend,
@@ -29,7 +29,7 @@ from .face_backends import (
 FACES_CONFIG = CONFIG_DIR / "faces.yaml"
 CHOICES = ("largest", "index", "position", "tracked")
 # Every --face_choice: the above, made at keyframes, plus `speaker`, which is decided over the whole video first
-# (latentsync/utils/speaker.py) and then followed like `tracked`.
+# (latentsync/faces/speaker.py) and then followed like `tracked`.
 FACE_CHOICES = (*CHOICES, "speaker")
 
 __all__ = [

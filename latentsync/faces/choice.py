@@ -1,7 +1,7 @@
 """The user's face choice as settings of the face pass's tracker; `speaker` is decided here, before it.
 
 `largest | index | position | tracked` go to `FaceTracker` as they are. `speaker` first finds the speaking face
-over the frames the output will show (`latentsync.utils.speaker`), prints one line per candidate and the
+over the frames the output will show (`latentsync.faces.speaker`), prints one line per candidate and the
 choice, and hands the tracker that face's box in every frame (`guide_boxes`). Without an audio track in the
 video, or without any face that could be scored, it says so in one line and falls back to `tracked`.
 """
@@ -9,8 +9,10 @@ video, or without any face that could be scored, it says so in one line and fall
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from latentsync.pipelines.progress import RunProgress
+if TYPE_CHECKING:
+    from latentsync.pipelines.progress import RunProgress
 
 
 def _say(line: str) -> None:
@@ -20,8 +22,8 @@ def _say(line: str) -> None:
 def tracker_settings(choice: str | None, index: int | None, position, video_path: str, detector, fps: float,
                      num_frames: int, progress: RunProgress, say=_say) -> dict:
     """Keyword settings for `FaceTrackProcessor` / `FaceTracker` (empty: configs/faces.yaml decides)."""
-    from latentsync.utils.face_detector import FaceDetector, load_faces_config
-    from latentsync.utils.speaker import find_speaker
+    from latentsync.faces.detector import FaceDetector, load_faces_config
+    from latentsync.faces.speaker import find_speaker
 
     if choice is None:
         configured = (detector.config if detector is not None else load_faces_config()).detector.choice

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .face_backends import landmark_box
-from .face_detector import FaceDetector, box_iou, choose_face
+from .backends import landmark_box
+from .detector import FaceDetector, box_iou, choose_face
 
 
 @dataclass

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .face_detector import FaceDetector
-from .face_tracks import AllFacesTracker, FaceSeries
-from .media import iter_small_frames, probe_video, read_audio, resample_indices
+from latentsync.utils.media import iter_small_frames, probe_video, read_audio, resample_indices
+
+from .all_faces import AllFacesTracker, FaceSeries
+from .detector import FaceDetector
 
 SAMPLE_RATE = 16000  # the audio is read at this rate for the envelope (any rate works; 16 kHz like the rest)
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from latentsync.errors import InputError
 
-from .face_backends import DetectedFace, landmark_box
-from .face_detector import FaceDetector, box_iou
+from .backends import DetectedFace, landmark_box
+from .detector import FaceDetector, box_iou
 
 
 @dataclass

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .affine_transform import AlignRestore
-from .face_detector import FaceDetector, as_faces_config
-from .face_smoothing import PointSmoother, interpolate_points
-from .face_tracking import FaceTracker
+from .alignment import AlignRestore
+from .detector import FaceDetector, as_faces_config
+from .smoothing import PointSmoother, interpolate_points
+from .tracking import FaceTracker
 
 
 @dataclass

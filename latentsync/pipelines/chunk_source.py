@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from latentsync.errors import InputError
+from latentsync.faces.alignment import AlignRestore
+from latentsync.faces.video import AlignedFrame, FaceTrackProcessor, FaceTrackStats, resize_faces_to_box
 from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.streaming import StageClock
-from latentsync.utils.affine_transform import AlignRestore
-from latentsync.utils.face_video import AlignedFrame, FaceTrackProcessor, FaceTrackStats, resize_faces_to_box
 from latentsync.utils.media import VideoReader
 
 
@@ -88,7 +88,7 @@ class ChunkSource:
     before them. `clock` receives "faces" (decode + detect + align along the first traversal) and "decode"
     (re-reading and re-warping frames shown again). `device` is where warping and pasting back run: the
     model's CUDA device when there is one (as the official pipeline), else the CPU. `face_choice` holds
-    tracker settings (`latentsync.pipelines.face_choice.tracker_settings`); `progress` is a bool or a RunProgress.
+    tracker settings (`latentsync.faces.choice.tracker_settings`); `progress` is a bool or a RunProgress.
     """
 
     def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
