@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentsync.faces.detector import FaceDetector, load_faces_config  # noqa: E402
-from latentsync.faces.video import FaceTrackProcessor  # noqa: E402
+from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
 from latentsync.pipelines.chunk_source import track_faces  # noqa: E402
 from latentsync.utils.media import VideoReader, iter_frames  # noqa: E402
 
@@ -48,14 +48,14 @@ def decode(video: str, max_frames: int) -> tuple[np.ndarray, float]:
 
 def align(frames: np.ndarray, detector: FaceDetector, resolution: int, detect_every: int, batch: int):
     config = load_faces_config(overrides=[f"tracking.detect_every={detect_every}"])
-    processor = FaceTrackProcessor(resolution=resolution, detector=detector, config=config)
+    processor = VideoFaceProcessor(resolution=resolution, detector=detector, config=config)
     start = time.perf_counter()
     results = list(processor.process(iter(frames), batch_size=batch))
     fps = len(frames) / (time.perf_counter() - start)
     return results, fps, processor
 
 
-def restore(frames: np.ndarray, results, processor: FaceTrackProcessor, batch: int) -> float:
+def restore(frames: np.ndarray, results, processor: VideoFaceProcessor, batch: int) -> float:
     faces = torch.stack([r.face.float() / 127.5 - 1 for r in results])
     start = time.perf_counter()
     for k in range(0, len(frames), batch):
@@ -63,7 +63,7 @@ def restore(frames: np.ndarray, results, processor: FaceTrackProcessor, batch: i
     return len(frames) / (time.perf_counter() - start)
 
 
-def restore_in_place(frames: np.ndarray, results, processor: FaceTrackProcessor, batch: int) -> float:
+def restore_in_place(frames: np.ndarray, results, processor: VideoFaceProcessor, batch: int) -> float:
     """The pipeline's paste-back: into the chunk's own frames, no copies (the copies are made untimed)."""
     faces = torch.stack([r.face.float() / 127.5 - 1 for r in results])
     seconds = 0.0

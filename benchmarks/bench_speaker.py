@@ -67,7 +67,7 @@ def windows(video: str, detector: FaceDetector, cfg) -> dict:
     for chunk in iter_frames(video, chunk_size=16, target_fps=25):
         for frame in chunk:
             tracker.update(frame)
-    face = max(tracker.series(), key=lambda s: s.num_frames)
+    face = max(tracker.tracks(), key=lambda s: s.num_frames)
     envelope = smooth(speech_envelope(read_audio(video, SAMPLE_RATE), SAMPLE_RATE, 25, n, float(cfg.envelope_floor)),
                       int(cfg.smooth_frames))
     cues = {"motion (used)": smooth(mouth_motion(face.opening), int(cfg.smooth_frames)),

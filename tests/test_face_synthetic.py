@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from latentsync.faces.detector import FaceDetector, box_iou, load_faces_config
-from latentsync.faces.video import FaceTrackProcessor, align_video
+from latentsync.faces.video import VideoFaceProcessor, align_video
 from latentsync.utils.image_processor import FaceNotFoundError, ImageProcessor
 
 FRAME_HW = (360, 480)
@@ -143,7 +143,7 @@ def test_choice_with_two_faces(detector, stage):
 
 
 def _run(stage, frames, *overrides, detector=None):
-    processor = FaceTrackProcessor(resolution=256, detector=detector, config=_config(*overrides))
+    processor = VideoFaceProcessor(resolution=256, detector=detector, config=_config(*overrides))
     results = list(processor.process(iter(frames), batch_size=8))
     return processor, results
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentsync.faces.video import FaceTrackProcessor
+from latentsync.faces.video import VideoFaceProcessor
 from tests.helpers import shared_file
 
 pytestmark = pytest.mark.needs_shared
@@ -25,7 +25,7 @@ def demo():
 
     path = shared_file("media", "demo1_video.mp4")
     torch.set_num_threads(1)
-    processor = FaceTrackProcessor(resolution=256)
+    processor = VideoFaceProcessor(resolution=256)
     results = list(processor.process(iter_frames(path, chunk_size=16), batch_size=16))
     yield processor, results
     processor.close()

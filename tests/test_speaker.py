@@ -12,7 +12,7 @@ import pytest
 import latentsync
 import scripts.inference as cli
 from latentsync.api import LipsyncOptions, build_pipeline
-from latentsync.faces.all_faces import FaceSeries
+from latentsync.faces.all_faces import MouthTrack
 from latentsync.faces.detector import FaceDetector, box_iou, load_faces_config
 from latentsync.faces.speaker import choose_speaker, find_speaker, lagged_correlation, speech_envelope
 from tests.helpers import shared_file
@@ -79,10 +79,10 @@ def test_the_face_moving_with_the_audio_wins_at_its_lag():
     speech, other = _activity(rng, n), _activity(rng, n)
     envelope = np.log(np.maximum(speech * 0.3, 1e-3))
     boxes = np.zeros((n, 4))
-    faces = [FaceSeries(1, boxes, _mouth_moving_with(other, 2)), FaceSeries(2, boxes, _mouth_moving_with(speech, 2))]
+    faces = [MouthTrack(1, boxes, _mouth_moving_with(other, 2)), MouthTrack(2, boxes, _mouth_moving_with(speech, 2))]
     short = np.full(n, np.nan)
     short[:10] = 0.05
-    faces.append(FaceSeries(3, boxes, short))  # seen in 10 frames only
+    faces.append(MouthTrack(3, boxes, short))  # seen in 10 frames only
     choice = choose_speaker(faces, envelope, SPEAKER)
     assert choice.chosen.track_id == 2 and choice.chosen.lag == 2
     assert choice.chosen.score > 0.5 and choice.candidates[1].score < choice.chosen.score - 0.3

@@ -61,7 +61,7 @@ class AlignFaces(Step):
         self.detector = load_face_detector(self.cfg, self.device)
 
     def process(self, item: WorkItem) -> Outcome:
-        from latentsync.faces.video import FaceTrackProcessor
+        from latentsync.faces.video import VideoFaceProcessor
         from latentsync.utils.media import VideoReader, read_audio
 
         settings = self.cfg.affine
@@ -69,7 +69,7 @@ class AlignFaces(Step):
         reader = VideoReader(item.input_path, target_fps=fps)
         total = len(reader)
         allowed_missing = int(np.floor(settings.max_missing_face_fraction * total + 1e-9))
-        processor = FaceTrackProcessor(resolution=settings.resolution, detector=self.detector, device=self.device)
+        processor = VideoFaceProcessor(resolution=settings.resolution, detector=self.detector, device=self.device)
         motion = FaceMotion()
         track_ids = set()
 

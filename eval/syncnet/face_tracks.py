@@ -15,7 +15,7 @@ import numpy as np
 
 from eval.settings import SyncNetProtocol, TrackingSettings
 from eval.syncnet.features import float_to_int16_scale
-from eval.syncnet.tracking import FaceTrack, crop_face, smooth_track, track_faces
+from eval.syncnet.tracking import BoxTrack, crop_face, smooth_track, track_faces
 from latentsync.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class VideoTooShortError(SyncEvalError):
 class TrackClip:
     """One face track ready for SyncNet: BGR crops (n, 224, 224, 3) and the int16-scale audio they span."""
 
-    track: FaceTrack
+    track: BoxTrack
     crops_bgr: np.ndarray
     audio_int16: np.ndarray
 
@@ -98,7 +98,7 @@ class FaceTrackExtractor:
         logger.info("%s: %d face track(s) from %d shot(s)", video_path, len(tracks), len(shots))
         return self._crop_tracks(reader, tracks, audio)
 
-    def _crop_tracks(self, reader, tracks: list[FaceTrack], audio: np.ndarray) -> list[TrackClip]:
+    def _crop_tracks(self, reader, tracks: list[BoxTrack], audio: np.ndarray) -> list[TrackClip]:
         windows = [smooth_track(track, self.settings.smooth_kernel) for track in tracks]
         crops = [[] for _ in tracks]
         needed = np.unique(np.concatenate([track.frames for track in tracks]))

@@ -15,7 +15,7 @@ from scipy.interpolate import interp1d
 
 
 @dataclass
-class FaceTrack:
+class BoxTrack:
     """One face followed over consecutive frames: `frames` (n,) indices, `boxes` (n, 4) `[x1, y1, x2, y2]`."""
 
     frames: np.ndarray
@@ -61,7 +61,7 @@ def track_faces(
     detections: list[np.ndarray],
     first_frame: int,
     settings,
-) -> list[FaceTrack]:
+) -> list[BoxTrack]:
     """Tracks in one shot. `detections[k]` holds the (K, 5) boxes of frame `first_frame + k`.
 
     A track keeps linking the first detection whose IoU with its last box exceeds `iou_threshold`, as long as
@@ -85,7 +85,7 @@ def track_faces(
         filled = np.stack([interp1d(frames, boxes[:, k])(all_frames) for k in range(4)], axis=1)
         mean_size = max(np.mean(filled[:, 2] - filled[:, 0]), np.mean(filled[:, 3] - filled[:, 1]))
         if mean_size > settings.min_face_size:
-            tracks.append(FaceTrack(all_frames, filled))
+            tracks.append(BoxTrack(all_frames, filled))
 
 
 @dataclass
@@ -97,7 +97,7 @@ class CropWindow:
     y: np.ndarray
 
 
-def smooth_track(track: FaceTrack, kernel: int) -> CropWindow:
+def smooth_track(track: BoxTrack, kernel: int) -> CropWindow:
     """Median-filtered half-size and centre (scipy's medfilt pads the ends with zeros, as the original)."""
     boxes = track.boxes
     size = np.maximum(boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]) / 2

@@ -21,8 +21,8 @@ from .detector import FaceDetector, box_iou
 
 
 @dataclass
-class FaceSeries:
-    """One tracked face over the video's frames: NaN where it was not found."""
+class MouthTrack:
+    """One tracked face over the video's frames: its box and mouth opening per frame, NaN where it was not found."""
 
     track_id: int
     boxes: np.ndarray  # (N, 4) landmark box (x1, y1, x2, y2) in full-frame pixels
@@ -59,7 +59,7 @@ class _Track:
 
 class AllFacesTracker:
     """Call `update(frame)` on consecutive RGB frames (possibly downscaled: `scale` = full-frame pixels per
-    analysis pixel, so size rules and reported boxes are those of the full frames), then `series()`."""
+    analysis pixel, so size rules and reported boxes are those of the full frames), then `tracks()`."""
 
     def __init__(self, detector: FaceDetector, num_frames: int, scale: float = 1.0):
         cfg = detector.config
@@ -143,5 +143,5 @@ class AllFacesTracker:
                     younger.opening[self._index] = np.nan
                     younger.search_box, younger.found, younger.last_box = None, {}, None
 
-    def series(self) -> list[FaceSeries]:
-        return [FaceSeries(t.track_id, t.boxes, t.opening) for t in self._tracks]
+    def tracks(self) -> list[MouthTrack]:
+        return [MouthTrack(t.track_id, t.boxes, t.opening) for t in self._tracks]

@@ -21,7 +21,7 @@ def _say(line: str) -> None:
 
 def tracker_settings(choice: str | None, index: int | None, position, video_path: str, detector, fps: float,
                      num_frames: int, progress: RunProgress, say=_say) -> dict:
-    """Keyword settings for `FaceTrackProcessor` / `FaceTracker` (empty: configs/faces.yaml decides)."""
+    """Keyword settings for `VideoFaceProcessor` / `FaceTracker` (empty: configs/faces.yaml decides)."""
     from latentsync.faces.detector import FaceDetector, load_faces_config
     from latentsync.faces.speaker import find_speaker
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from latentsync.utils.media import iter_small_frames, probe_video, read_audio, resample_indices
 
-from .all_faces import AllFacesTracker, FaceSeries
+from .all_faces import AllFacesTracker, MouthTrack
 from .detector import FaceDetector
 
 SAMPLE_RATE = 16000  # the audio is read at this rate for the envelope (any rate works; 16 kHz like the rest)
@@ -104,7 +104,7 @@ def mouth_motion(opening: np.ndarray) -> np.ndarray:
     return np.abs(np.gradient(opening))
 
 
-def score_face(face: FaceSeries, envelope: np.ndarray, cfg) -> SpeakerCandidate:
+def score_face(face: MouthTrack, envelope: np.ndarray, cfg) -> SpeakerCandidate:
     """The face's best correlation over the lag range."""
     k = int(cfg.smooth_frames)
     r, lag, _ = lagged_correlation(smooth(mouth_motion(face.opening), k), smooth(envelope, k), cfg.lag_frames,
@@ -112,7 +112,7 @@ def score_face(face: FaceSeries, envelope: np.ndarray, cfg) -> SpeakerCandidate:
     return SpeakerCandidate(face.track_id, face.typical_box(), r, lag, face.num_frames)
 
 
-def choose_speaker(faces: list[FaceSeries], envelope: np.ndarray, cfg) -> SpeakerChoice:
+def choose_speaker(faces: list[MouthTrack], envelope: np.ndarray, cfg) -> SpeakerChoice:
     """Score every face track and pick the best (NaN scores never win)."""
     candidates = sorted((score_face(f, envelope, cfg) for f in faces if f.num_frames > 0),
                         key=lambda c: (np.isfinite(c.score), c.score if np.isfinite(c.score) else 0.0), reverse=True)
@@ -148,4 +148,4 @@ def find_speaker(video_path, detector: FaceDetector, fps: float, num_frames: int
                 progress.update(1)
     envelope = speech_envelope(read_audio(video_path, SAMPLE_RATE), SAMPLE_RATE, fps, num_frames,
                                float(cfg.envelope_floor))
-    return choose_speaker(tracker.series(), envelope, cfg)
+    return choose_speaker(tracker.tracks(), envelope, cfg)

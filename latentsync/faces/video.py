@@ -1,11 +1,13 @@
 """Video-level face processing for the pipelines: frames in, aligned faces out, faces back into frames.
 
-`FaceTrackProcessor.process(frames)` (or `align_video(frames)`) streams: it takes frames or chunks of frames
+`VideoFaceProcessor.process(frames)` (or `align_video(frames)`) streams: it takes frames or chunks of frames
 and yields one `AlignedFrame` per frame, in order, as soon as that frame is settled. A frame without a face is
 held back for at most `gaps.max_bridge` frames: if a face comes back within that many frames, the gap is
 bridged by interpolating the alignment points; otherwise those frames are yielded with `has_face=False` and
 later stages pass them through untouched. `restore(frames, faces, aligned)` pastes generated faces back,
-chunk by chunk. `stats` counts frames with a face, without, and bridged.
+chunk by chunk. `stats` counts frames with a face, without, and bridged. `AlignmentTrack` records only the
+matrix and flags of each frame, so frames shown again later can be re-warped and pasted back without keeping
+any crop.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class AlignedFrame:
 
 
 @dataclass
-class FaceTrackStats:
+class VideoFaceStats:
     """Per-video counts. frames = with_face + bridged + without_face."""
 
     frames: int = 0
@@ -89,7 +91,7 @@ def resize_faces_to_box(faces: torch.Tensor, box: Sequence[int]) -> torch.Tensor
                          align_corners=False)
 
 
-class FaceTrackProcessor:
+class VideoFaceProcessor:
     """Detect, track, smooth, bridge and align the faces of one video; paste generated faces back.
 
     `detector` is a FaceDetector (shared, e.g. across clips), a backend name, or None for the configured one.
@@ -117,7 +119,7 @@ class FaceTrackProcessor:
         self.max_bridge = int(self.config.gaps.max_bridge)
         self.resolution = resolution
         self.restorer = AlignRestore(resolution=resolution, device=device, dtype=dtype)
-        self.stats = FaceTrackStats()
+        self.stats = VideoFaceStats()
         self._last_track_id = None
         self._last_width = None
 
@@ -228,10 +230,51 @@ class FaceTrackProcessor:
             self.detector.close()
 
 
+@dataclass
+class AlignmentTrack:
+    """Alignment of each source frame: matrices (N, 2, 3) image -> crop, has_face and bridged flags (N,)."""
+
+    matrices: np.ndarray
+    has_face: np.ndarray
+    bridged: np.ndarray
+    stats: VideoFaceStats
+    processor: VideoFaceProcessor
+
+    @classmethod
+    def empty(cls, num_frames: int, processor: VideoFaceProcessor) -> AlignmentTrack:
+        return cls(np.zeros((num_frames, 2, 3), dtype=np.float32), np.zeros(num_frames, dtype=bool),
+                   np.zeros(num_frames, dtype=bool), processor.stats, processor)
+
+    def record(self, aligned: AlignedFrame) -> None:
+        if aligned.has_face:
+            self.matrices[aligned.index] = aligned.affine_matrix.reshape(2, 3).cpu().numpy()
+            self.has_face[aligned.index] = True
+            self.bridged[aligned.index] = aligned.bridged
+
+    @property
+    def resolution(self) -> int:
+        return self.processor.resolution
+
+    def warp(self, frames: np.ndarray, source_indices: np.ndarray) -> torch.Tensor:
+        """(n, 3, R, R) uint8 aligned faces of `frames` (which show `source_indices`), as the official crop."""
+        crops, _ = self.processor.restorer.warp_faces(frames, self.matrices[source_indices])
+        crops = crops.cpu().numpy()
+        size = (self.resolution, self.resolution)
+        faces = [cv2.resize(c, size, interpolation=cv2.INTER_LANCZOS4) for c in crops]
+        return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).contiguous()
+
+    def restore(self, frames: np.ndarray, faces: torch.Tensor, source_indices: np.ndarray,
+                inplace: bool = False) -> np.ndarray:
+        """Paste generated (n, 3, R, R) faces in [-1, 1] back into `frames` (in place, or a new array)."""
+        w, h = self.processor.restorer.face_size
+        resized = resize_faces_to_box(faces.float(), [0, 0, w, h])
+        return self.processor.restorer.restore_imgs(frames, resized, self.matrices[source_indices], inplace=inplace)
+
+
 def align_video(frames: Iterable, resolution: int = 256, detector: str | FaceDetector | None = None, config=None,
                 device: str = "cpu", batch_size: int = 16) -> Iterator[AlignedFrame]:
     """Convenience generator: `for r in align_video(iter_frames(path)): ...` (one AlignedFrame per frame)."""
-    processor = FaceTrackProcessor(resolution=resolution, detector=detector, config=config, device=device)
+    processor = VideoFaceProcessor(resolution=resolution, detector=detector, config=config, device=device)
     try:
         yield from processor.process(frames, batch_size=batch_size)
     finally:

@@ -1,10 +1,10 @@
 """The inference pipeline's frames and faces: one face pass, streamed along the output, small state only.
 
 `ChunkSource` yields, for each output chunk, the source frames and their aligned faces. Along the first
-traversal of the video the face pass itself (`FaceTrackProcessor`: detection, tracking, smoothing, gap
+traversal of the video the face pass itself (`VideoFaceProcessor`: detection, tracking, smoothing, gap
 bridging, the official nose smoothing in source order) supplies the frames and crops, so each of those
-frames is decoded once. What it keeps of every frame is the small `FaceTrack` (a 2x3 matrix and two flags);
-frames shown again later (ping-pong, loop) are decoded again and re-warped from those matrices, as the
+frames is decoded once. What it keeps of every frame is the small `AlignmentTrack` (a 2x3 matrix and two
+flags); frames shown again later (ping-pong, loop) are decoded again and re-warped from those matrices, as the
 official reuses its alignment. No face crop or frame of the whole video is ever held in memory.
 """
 
@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from latentsync.errors import InputError
 from latentsync.faces.alignment import AlignRestore
-from latentsync.faces.video import AlignedFrame, FaceTrackProcessor, FaceTrackStats, resize_faces_to_box
+from latentsync.faces.video import AlignedFrame, AlignmentTrack, VideoFaceProcessor
 from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.streaming import StageClock
 from latentsync.utils.media import VideoReader
@@ -27,47 +26,6 @@ from latentsync.utils.media import VideoReader
 
 class NoFaceError(InputError):
     """No frame of the input video contains a detectable face."""
-
-
-@dataclass
-class FaceTrack:
-    """Alignment of each source frame: matrices (N, 2, 3) image -> crop, has_face and bridged flags (N,)."""
-
-    matrices: np.ndarray
-    has_face: np.ndarray
-    bridged: np.ndarray
-    stats: FaceTrackStats
-    processor: FaceTrackProcessor
-
-    @classmethod
-    def empty(cls, num_frames: int, processor: FaceTrackProcessor) -> FaceTrack:
-        return cls(np.zeros((num_frames, 2, 3), dtype=np.float32), np.zeros(num_frames, dtype=bool),
-                   np.zeros(num_frames, dtype=bool), processor.stats, processor)
-
-    def record(self, aligned: AlignedFrame) -> None:
-        if aligned.has_face:
-            self.matrices[aligned.index] = aligned.affine_matrix.reshape(2, 3).cpu().numpy()
-            self.has_face[aligned.index] = True
-            self.bridged[aligned.index] = aligned.bridged
-
-    @property
-    def resolution(self) -> int:
-        return self.processor.resolution
-
-    def warp(self, frames: np.ndarray, source_indices: np.ndarray) -> torch.Tensor:
-        """(n, 3, R, R) uint8 aligned faces of `frames` (which show `source_indices`), as the official crop."""
-        crops, _ = self.processor.restorer.warp_faces(frames, self.matrices[source_indices])
-        crops = crops.cpu().numpy()
-        size = (self.resolution, self.resolution)
-        faces = [cv2.resize(c, size, interpolation=cv2.INTER_LANCZOS4) for c in crops]
-        return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).contiguous()
-
-    def restore(self, frames: np.ndarray, faces: torch.Tensor, source_indices: np.ndarray,
-                inplace: bool = False) -> np.ndarray:
-        """Paste generated (n, 3, R, R) faces in [-1, 1] back into `frames` (in place, or a new array)."""
-        w, h = self.processor.restorer.face_size
-        resized = resize_faces_to_box(faces.float(), [0, 0, w, h])
-        return self.processor.restorer.restore_imgs(frames, resized, self.matrices[source_indices], inplace=inplace)
 
 
 @dataclass
@@ -101,10 +59,10 @@ class ChunkSource:
         self.clock = clock or StageClock()
         self.progress = RunProgress.of(progress)
         self.num_source_frames = int(self.schedule.max()) + 1 if len(self.schedule) else 0
-        self.processor = FaceTrackProcessor(resolution=resolution, detector=detector, **(face_choice or {}))
+        self.processor = VideoFaceProcessor(resolution=resolution, detector=detector, **(face_choice or {}))
         if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
-        self.track = FaceTrack.empty(self.num_source_frames, self.processor)
+        self.track = AlignmentTrack.empty(self.num_source_frames, self.processor)
         self.aligned_upto = 0  # source frames 0 .. aligned_upto-1 have been through the face pass
         self._first_pass_arrays: dict[int, np.ndarray] = {}  # start index -> decoded array, until handed out
 
@@ -178,7 +136,7 @@ class ChunkSource:
                     crops[again_pos[k]] = warped[n]
         has_face = self.track.has_face[src_idx].copy()
         faces = torch.stack([crops[j] for j in np.flatnonzero(has_face)]) if has_face.any() else None
-        if faces is not None and faces.shape[-2:] != shape:  # pragma: no cover - guarded by FaceTrackProcessor
+        if faces is not None and faces.shape[-2:] != shape:  # pragma: no cover - guarded by VideoFaceProcessor
             raise RuntimeError(f"aligned faces have shape {tuple(faces.shape)}, expected {shape}")
         whole = self._whole_first_pass_array(src_idx, held)
         for start in [k for k in self._first_pass_arrays if k + self.chunk_size <= self.aligned_upto]:
@@ -188,10 +146,10 @@ class ChunkSource:
 
 
 def track_faces(reader: VideoReader, num_frames: int, resolution: int, detector=None, chunk_size: int = 16,
-                progress: bool = True) -> FaceTrack:
-    """Align source frames 0 .. num_frames-1 of `reader` (streamed), returning their FaceTrack."""
-    processor = FaceTrackProcessor(resolution=resolution, detector=detector)
-    track = FaceTrack.empty(num_frames, processor)
+                progress: bool = True) -> AlignmentTrack:
+    """Align source frames 0 .. num_frames-1 of `reader` (streamed), returning their AlignmentTrack."""
+    processor = VideoFaceProcessor(resolution=resolution, detector=detector)
+    track = AlignmentTrack.empty(num_frames, processor)
 
     def chunks():
         for start in range(0, num_frames, chunk_size):
