@@ -17,6 +17,13 @@ def test_shim_is_the_package_module(name):
     assert importlib.import_module(f"scripts.{name}") is importlib.import_module(f"latentsync.cli.{name}")
 
 
+@pytest.mark.parametrize(("official", "module"), [("latentsync.utils.affine_transform", "latentsync.faces.alignment"),
+                                                  ("latentsync.utils.face_detector", "latentsync.faces.detector")])
+def test_official_face_paths_are_the_package_modules(official, module):
+    """The face code's compatibility surface (docs/faces.md): the official paths give the modules themselves."""
+    assert importlib.import_module(official) is importlib.import_module(module)
+
+
 @pytest.mark.parametrize(("name", "flag"), [("inference", "--video_path"), ("train_unet", "--unet_config_path"),
                                             ("train_syncnet", "--config_path")])
 def test_python_m_scripts_runs_help(name, flag):

@@ -2,7 +2,7 @@
 
 A speaker's mouth moves while they talk and rests in their pauses; a listener's (or someone speaking at
 other times) does not move in step with this audio. Every face is tracked over frames downscaled by ffmpeg
-(`face_tracks.AllFacesTracker`); the audio gives a log-RMS envelope at the same frame rate. The cue is the
+(`all_faces.AllFacesTracker`); the audio gives a log-RMS envelope at the same frame rate. The cue is the
 mouth's *motion*, |d opening / dt|, smoothed over `speaker.smooth_frames` like the envelope; a face's score
 is the best normalized cross-correlation of the two while the audio follows the mouth by `speaker.lag_frames`
 (mouths move before the sound they make). The best-scoring face is the speaker. The opening itself was the
