@@ -510,15 +510,6 @@ class VideoWriter:
             self.abort()
 
 
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float,
-                audio_path: str | os.PathLike | None = None, audio_duration: float | None = None) -> Path:
-    """Write an iterable of frame chunks (or single frames) to an H.264 file, muxing audio if given."""
-    with VideoWriter(path, fps, audio_path=audio_path, audio_duration=audio_duration) as writer:
-        for chunk in frames:
-            writer.write(chunk)
-    return Path(path)
-
-
 @dataclass(frozen=True)
 class StreamSummary:
     """Stream facts of a finished file, read back with ffmpeg (used by tests and by the pipeline's summary)."""
