@@ -9,8 +9,9 @@ Differences from the official code are additions: batched windows, a content-key
 (`fix_window_boundaries`, see docs/audio.md).
 
 Feature timing (the functions before the class): which 30 s encoder windows to run, and which features each
-video frame sees. Official scheme (the default): windows start every 3000 log-mel frames (30 s); the last one is zero-padded;
-feature t (50 per second) is window t // 1500 at position t % 1500. There are n_mel_frames // 2 features.
+video frame sees. Official scheme (the default): windows start every 3000 log-mel frames (30 s); the last one
+is zero-padded; feature t (50 per second) is window t // 1500 at position t % 1500. There are n_mel_frames // 2
+features.
 
 Boundary option: the features on either side of a 30 s boundary come from different windows, one with no
 right context and one with no left context (and the positional embedding jumps from 1499 to 0), so the
