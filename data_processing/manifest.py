@@ -13,8 +13,6 @@ from pathlib import Path
 
 from latentsync.utils.closing import ClosesOnExit
 
-RECORD_FIELDS = ("step", "item", "source", "status", "reason", "detail", "outputs", "scores", "duration", "seconds")
-
 
 def manifest_file(step_dir: Path, shard_index: int, num_shards: int) -> Path:
     return step_dir / f"shard-{shard_index:05d}-of-{num_shards:05d}.jsonl"

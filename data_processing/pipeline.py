@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,10 +92,6 @@ def describe_plan(plan: StepPlan, max_listed: int) -> str:
     if len(plan.pending) > max_listed:
         lines.append(f"    ... and {len(plan.pending) - max_listed} more")
     return "\n".join(lines)
-
-
-def eprint(*args) -> None:
-    print(*args, file=sys.stderr)
 
 
 __all__ = ["STEP_NAMES", "PipelineReport", "run_pipeline", "select_steps", "format_table"]

@@ -24,12 +24,6 @@ from latentsync.checkpoint import CheckpointError
 TABLE_COLUMNS = ("video", "num_tracks", "av_offset", "lse_c", "lse_d", "detector")
 
 
-def syncnet_eval(evaluator: SyncEvaluator, video_path: str | Path) -> tuple[int, float]:
-    """(av_offset, confidence) of one video, the pair the original `syncnet_eval` returns."""
-    result = evaluator(video_path)
-    return result.av_offset, result.lse_c
-
-
 def evaluate_paths(evaluator: SyncEvaluator, videos: list[Path]) -> tuple[list[dict], list[dict]]:
     """Score each video; a video that cannot be scored is reported in `errors` and the rest go on."""
     results, errors = [], []

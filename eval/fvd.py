@@ -83,14 +83,3 @@ def i3d_features(i3d, videos: torch.Tensor, device: str = "cpu", batch_size: int
         for i in range(0, len(videos), batch_size)
     ]
     return torch.cat(feats).numpy()
-
-
-def compute_our_fvd(videos_fake: torch.Tensor, videos_real: torch.Tensor, device: str = "cpu",
-                    i3d=None, i3d_path: str | Path | None = None) -> float:
-    """FVD between two sets of (N, F, H, W, C) videos in [0, 1]. `i3d` may be any callable with the I3D
-    TorchScript signature; by default it is loaded from `i3d_path` (checkpoints.i3d in configs/eval.yaml)."""
-    if i3d is None:
-        from eval.settings import checkpoint_path
-
-        i3d = load_i3d(i3d_path or checkpoint_path("i3d"), device)
-    return compute_fvd(i3d_features(i3d, videos_fake, device), i3d_features(i3d, videos_real, device))

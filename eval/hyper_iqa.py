@@ -10,7 +10,6 @@ Shared entry point: `HyperIQAScorer(checkpoint).score_frames(frames) -> float`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -246,12 +245,3 @@ class HyperIQAScorer:
 
         reader = VideoReader(video_path)
         return self.score_frames(reader.get_frames(quality_frame_indices(len(reader))))
-
-    def passes(self, score: float) -> bool:
-        """The data pipeline keeps a clip when its score is at least `min_quality` (40)."""
-        return score >= self.settings.min_quality
-
-
-def score_frames(frames: Sequence[np.ndarray] | np.ndarray, scorer: HyperIQAScorer | None = None) -> float:
-    """Functional form of `HyperIQAScorer.score_frames` (builds a scorer from the default checkpoint)."""
-    return (scorer or HyperIQAScorer()).score_frames(np.asarray(frames))

@@ -99,13 +99,12 @@ class FVDSettings(_FromSection):
 
 @dataclass(frozen=True)
 class HyperIQASettings(_FromSection):
-    """HyperIQA input preparation and the data-pipeline threshold."""
+    """HyperIQA input preparation (the data pipeline's threshold is `quality.min_score` in data_processing.yaml)."""
 
     section = "hyperiqa"
     crop_size: int
     mean: list
     std: list
-    min_quality: float
 
 
 def checkpoint_path(name: str, cfg: DictConfig | None = None) -> str:

@@ -34,7 +34,6 @@ DTYPES = ("auto", "fast", "fp32", "fp16", "bf16")  # see resolve_dtype
 
 
 PRESETS = ("quality", "fast")
-PRESET_KEYS = ("scheduler", "inference_steps", "guidance_scale", "enable_deepcache", "dtype")
 
 
 def preset_values(name: str) -> dict:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from latentsync.utils import media
+from tests.helpers import write_video
 
 SIZE = 128
 BEAT_SECONDS = 0.2
@@ -89,7 +90,7 @@ def write_clip(path: Path, frames: np.ndarray, fps: float, audio: np.ndarray | N
         audio_path = path.with_suffix(".src.wav")
         media.write_wav(audio_path, audio, rate)
     try:
-        media.write_video(path, [frames], fps=fps, audio_path=audio_path)
+        write_video(path, [frames], fps=fps, audio_path=audio_path)
     finally:
         if audio_path is not None:
             audio_path.unlink(missing_ok=True)

@@ -14,6 +14,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LATENTSYNC_SHARED", REPO_ROOT.parent / "shared"))
 
 
+def write_video(path, frames, fps: float, audio_path=None, audio_duration: float | None = None) -> Path:
+    """Encode an iterable of RGB uint8 frame chunks (or single frames) to an H.264 file with
+    `latentsync.utils.media.VideoWriter`, muxing audio if given."""
+    from latentsync.utils.media import VideoWriter
+
+    with VideoWriter(path, fps, audio_path=audio_path, audio_duration=audio_duration) as writer:
+        for chunk in frames:
+            writer.write(chunk)
+    return Path(path)
+
+
 def shared_file(*parts: str) -> Path:
     """Path of a file under ../shared, or skip the test (with the reason) when it is not there."""
     path = SHARED.joinpath(*parts)

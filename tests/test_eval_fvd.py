@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from eval.fvd import I3D_KWARGS, FVDSampleSizeWarning, compute_fvd, compute_our_fvd, load_i3d
-from tests.helpers import shared_file, shared_fixture
+from eval.fvd import I3D_KWARGS, FVDSampleSizeWarning, compute_fvd, i3d_features, load_i3d
+from tests.helpers import shared_file, shared_fixture, write_video
 
 SCALAR_RTOL = 1e-5
 
@@ -70,15 +70,16 @@ class StandInI3D(torch.nn.Module):
         return torch.cat([pooled, x.flatten(2).std(dim=2)], dim=1)
 
 
-def test_compute_our_fvd_feeds_i3d_like_the_original():
+def test_i3d_features_feed_i3d_like_the_original():
+    """What the original's compute_our_fvd(fake, real) computes: compute_fvd over the I3D features of each set."""
     rng = torch.Generator().manual_seed(0)
     real = torch.rand(30, 16, 32, 32, 3, generator=rng)
     fake = (real * 0.6 + 0.3).clamp(0, 1)
     i3d = StandInI3D()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FVDSampleSizeWarning)
-        assert abs(compute_our_fvd(real, real, i3d=i3d)) < 1e-6
-        assert compute_our_fvd(fake, real, i3d=i3d) > 1e-3
+        assert abs(compute_fvd(i3d_features(i3d, real), i3d_features(i3d, real))) < 1e-6
+        assert compute_fvd(i3d_features(i3d, fake), i3d_features(i3d, real)) > 1e-3
     assert i3d.calls[0] == ((16, 3, 16, 32, 32), I3D_KWARGS)  # (N, C, F, H, W), batches of 16, raw features
 
 
@@ -91,8 +92,6 @@ def test_missing_i3d_checkpoint_is_explained(tmp_path):
 
 
 def _write(path, frames):
-    from latentsync.utils.media import write_video
-
     return write_video(path, [np.ascontiguousarray(frames)], 25)
 
 

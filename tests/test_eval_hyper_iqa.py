@@ -10,7 +10,7 @@ import torch
 
 from eval.hyper_iqa import KONIQ_ARGS, HyperIQAScorer, HyperNet, TargetNet, center_crop, quality_frame_indices
 from latentsync.checkpoint import CheckpointError
-from tests.helpers import shared_fixture, shared_tensors, state_dict_layout
+from tests.helpers import shared_fixture, shared_tensors, state_dict_layout, write_video
 
 SCALAR_RTOL = 1e-5
 
@@ -76,7 +76,6 @@ def test_scoring_api(random_scorer):
     assert math.isfinite(score) and score == pytest.approx(per_frame.mean().item(), rel=1e-6)
     single = random_scorer.predict(frames[1])  # B = 1 path (the original's squeeze quirk)
     torch.testing.assert_close(single, per_frame[1:2], atol=1e-4, rtol=1e-5)
-    assert random_scorer.passes(40.0) and not random_scorer.passes(39.99)
     assert quality_frame_indices(75) == [0, 37, 74]
     with pytest.raises(ValueError, match="RGB"):
         random_scorer.prepare(np.zeros((2, 224, 224)))
@@ -96,7 +95,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path, random_scorer):
 
 
 def test_score_video_reads_first_middle_last(random_scorer, tmp_path):
-    from latentsync.utils.media import VideoReader, write_video
+    from latentsync.utils.media import VideoReader
 
     rng = np.random.default_rng(1)
     frames = np.stack([np.full((256, 256, 3), 20 * k, np.uint8) + rng.integers(0, 40, (256, 256, 3), dtype=np.uint8)

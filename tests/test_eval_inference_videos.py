@@ -10,7 +10,7 @@ import pytest
 
 from eval.fvd import FVDSampleSizeWarning
 from eval.inference_videos import evaluate_batch, pair_inputs, read_fileslist, render, run_inference
-from tests.helpers import shared_file
+from tests.helpers import shared_file, write_video
 from tests.test_eval_fvd import StandInI3D
 
 
@@ -34,7 +34,7 @@ def test_fileslist(tmp_path):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    from latentsync.utils.media import VideoReader, read_audio, write_video, write_wav
+    from latentsync.utils.media import VideoReader, read_audio, write_wav
 
     folder = tmp_path_factory.mktemp("inputs")
     demo = shared_file("media", "demo1_video.mp4")
@@ -53,7 +53,7 @@ def inputs(tmp_path_factory):
 @pytest.mark.needs_shared
 def test_batch_run_scores_outputs_and_real_videos(inputs, tmp_path):
     from eval.syncnet.video_eval import SyncEvaluator
-    from latentsync.utils.media import VideoReader, write_video
+    from latentsync.utils.media import VideoReader
 
     videos, audios = inputs
     calls = []

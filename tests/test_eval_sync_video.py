@@ -12,7 +12,7 @@ import pytest
 from eval.settings import SyncNetProtocol, TrackingSettings
 from eval.syncnet.face_tracks import FaceTrackExtractor, NoFaceError, VideoTooShortError
 from eval.syncnet.tracking import bounding_box_iou, crop_face, smooth_track, track_faces
-from tests.helpers import shared_file
+from tests.helpers import shared_file, write_video
 
 
 def _dets(frames, box, step=(0.0, 0.0)):
@@ -94,7 +94,7 @@ def test_smoothing_uses_box_half_size_and_centre(settings):
 
 
 def _write_clip(path, frames_rgb, tmp_path, fps=25):
-    from latentsync.utils.media import write_video, write_wav
+    from latentsync.utils.media import write_wav
 
     seconds = len(frames_rgb) / fps
     t = np.arange(int(seconds * 16000)) / 16000

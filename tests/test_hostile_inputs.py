@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 
 import scripts.inference as cli
-from latentsync.utils.media import write_video
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, write_video
 from tests.inference_fixtures import cli_args, decode_all, face_clip
 
 

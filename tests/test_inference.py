@@ -16,9 +16,9 @@ import latentsync
 from latentsync.api import InputError, LipsyncOptions, build_pipeline
 from latentsync.pipelines.frame_schedule import source_frame_indices
 from latentsync.pipelines.lipsync_pipeline import NoFaceError
-from latentsync.utils.media import describe_streams, probe_video, write_video
+from latentsync.utils.media import describe_streams, probe_video
 from scripts import inference as cli
-from tests.helpers import shared_file
+from tests.helpers import shared_file, write_video
 from tests.inference_fixtures import audio_seconds, cli_args, decode_all, face_clip, source_indices, tiny_options
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latentsync.utils import media
-from tests.helpers import shared_file
+from tests.helpers import shared_file, write_video
 
 
 def moving_pattern(num_frames: int, height: int = 48, width: int = 64) -> np.ndarray:
@@ -42,7 +42,7 @@ def tone_wav(tmp_path):
 
 def test_round_trip_preserves_count_and_fps(tmp_path):
     frames = moving_pattern(20)
-    out = media.write_video(tmp_path / "v.mp4", [frames[:7], frames[7:]], fps=25)
+    out = write_video(tmp_path / "v.mp4", [frames[:7], frames[7:]], fps=25)
     info = media.probe_video(out)
     assert (info.num_frames, info.fps, info.width, info.height) == (20, 25.0, 64, 48)
     decoded = np.concatenate(list(media.iter_frames(out, chunk_size=6)))
@@ -52,14 +52,14 @@ def test_round_trip_preserves_count_and_fps(tmp_path):
 
 
 def test_chunks_have_requested_size(tmp_path):
-    out = media.write_video(tmp_path / "v.mp4", [moving_pattern(20)], fps=25)
+    out = write_video(tmp_path / "v.mp4", [moving_pattern(20)], fps=25)
     sizes = [len(c) for c in media.iter_frames(out, chunk_size=8)]
     assert sizes == [8, 8, 4]
 
 
 def test_30_to_25_fps_count_and_timing(tmp_path):
     frames = moving_pattern(60)  # 2 s at 30 fps
-    out = media.write_video(tmp_path / "v30.mp4", [frames], fps=30)
+    out = write_video(tmp_path / "v30.mp4", [frames], fps=30)
     reader = media.VideoReader(out, target_fps=25)
     assert len(reader) == 50 and reader.fps == 25
     decoded = np.concatenate(list(reader.iter_chunks(16)))
@@ -87,13 +87,13 @@ def test_read_audio_resamples_to_16k_mono(tone_wav):
 
 
 def test_read_audio_from_video_container(tmp_path, tone_wav):
-    out = media.write_video(tmp_path / "with audio.mp4", [moving_pattern(50)], fps=25, audio_path=tone_wav)
+    out = write_video(tmp_path / "with audio.mp4", [moving_pattern(50)], fps=25, audio_path=tone_wav)
     audio = media.read_audio(out)
     assert abs(len(audio) / 16000 - 2.0) < 0.05
 
 
 def test_mux_has_both_streams_and_duration(tmp_path, tone_wav):
-    out = media.write_video(tmp_path / "muxed.mp4", [moving_pattern(50)], fps=25, audio_path=tone_wav)
+    out = write_video(tmp_path / "muxed.mp4", [moving_pattern(50)], fps=25, audio_path=tone_wav)
     streams = media.describe_streams(out)
     assert streams.video_codec == "h264" and streams.audio_codec == "aac"
     assert abs(streams.duration - 2.0) < 0.1
@@ -101,13 +101,13 @@ def test_mux_has_both_streams_and_duration(tmp_path, tone_wav):
 
 
 def test_mux_trims_audio_to_requested_duration(tmp_path, tone_wav):
-    out = media.write_video(tmp_path / "trimmed.mp4", [moving_pattern(25)], fps=25, audio_path=tone_wav,
+    out = write_video(tmp_path / "trimmed.mp4", [moving_pattern(25)], fps=25, audio_path=tone_wav,
                             audio_duration=1.0)
     assert abs(len(media.read_audio(out)) / 16000 - 1.0) < 0.05
 
 
 def test_odd_dimensions_are_padded(tmp_path):
-    out = media.write_video(tmp_path / "odd.mp4", [moving_pattern(5, height=33, width=45)], fps=25)
+    out = write_video(tmp_path / "odd.mp4", [moving_pattern(5, height=33, width=45)], fps=25)
     info = media.probe_video(out)
     assert (info.width, info.height) == (46, 34)
 
@@ -137,7 +137,7 @@ def test_hostile_path_names(tmp_path):
     audio = folder / "tone $(touch pwned2).wav"
     media.write_wav(audio, sine(1.0, 16000), 16000)
     video = folder / "-v 'x' $(touch pwned3).mp4"
-    media.write_video(video, [moving_pattern(25)], fps=25, audio_path=audio)
+    write_video(video, [moving_pattern(25)], fps=25, audio_path=audio)
     assert media.probe_video(video).num_frames == 25
     assert len(media.read_audio(video)) > 15000
     stray = [p for p in tmp_path.rglob("pwned*")] + [p for p in (os.getcwd(),) if os.path.exists("pwned")]
@@ -151,7 +151,7 @@ def test_clear_errors(tmp_path):
     junk.write_bytes(b"this is not a video" * 100)
     with pytest.raises(media.MediaError, match="cannot read video"):
         media.probe_video(junk)
-    silent = media.write_video(tmp_path / "silent.mp4", [moving_pattern(5)], fps=25)
+    silent = write_video(tmp_path / "silent.mp4", [moving_pattern(5)], fps=25)
     with pytest.raises(media.MediaError, match="no audio stream"):
         media.read_audio(silent)
     with pytest.raises(media.MediaError, match="no frames were written"):
@@ -159,7 +159,7 @@ def test_clear_errors(tmp_path):
 
 
 def test_rotation_metadata_is_honoured(tmp_path):
-    plain = media.write_video(tmp_path / "plain.mp4", [moving_pattern(5, height=32, width=64)], fps=25)
+    plain = write_video(tmp_path / "plain.mp4", [moving_pattern(5, height=32, width=64)], fps=25)
     rotated = tmp_path / "rotated.mp4"
     subprocess.run([media.ffmpeg_exe(), "-loglevel", "error", "-display_rotation", "90", "-i", str(plain),
                     "-c", "copy", str(rotated)], check=True)
@@ -184,7 +184,7 @@ def test_demo_clip_hevc_1080x1920():
 
 
 def test_mux_pads_a_short_audio_with_silence(tmp_path, tone_wav):
-    out = media.write_video(tmp_path / "padded.mp4", [moving_pattern(75)], fps=25, audio_path=tone_wav,
+    out = write_video(tmp_path / "padded.mp4", [moving_pattern(75)], fps=25, audio_path=tone_wav,
                             audio_duration=3.0)  # the tone lasts 2 s
     audio = media.read_audio(out)
     assert abs(len(audio) / 16000 - 3.0) < 0.03

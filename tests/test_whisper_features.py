@@ -12,10 +12,9 @@ import soundfile
 import torch
 from whisper.audio import N_FRAMES, log_mel_spectrogram, pad_or_trim
 
-from latentsync.whisper.audio2feature import Audio2Feature
+from latentsync.whisper.audio2feature import Audio2Feature, boundary_centred_plan, official_plan
 from latentsync.whisper.encoder import encoder_layer_outputs, read_whisper_checkpoint
 from latentsync.whisper.tiny import make_random_whisper_checkpoint, synthetic_audio
-from latentsync.whisper.windows import boundary_centred_plan, official_plan
 
 SR = 16000
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
 from latentsync.models.stable_syncnet import StableSyncNet
-from latentsync.models.sync_loss import cosine_loss, sync_probability
+from latentsync.models.sync_loss import cosine_loss, sync_predictions
 from latentsync.training_settings import SyncNetTrainingSettings
 from latentsync.utils.training_utils import (
     EpochShardSampler,
@@ -88,7 +88,7 @@ def syncnet_batch_loss(model, encoder: FrameEncoder, batch: dict, generator, acc
         vision_embeds, audio_embeds = model(frames, batch["audio_samples"])
     y = batch["y"].float()
     loss = cosine_loss(vision_embeds.float(), audio_embeds.float(), y).mean()
-    predictions = (sync_probability(vision_embeds.float(), audio_embeds.float()) > threshold).float()
+    predictions = sync_predictions(vision_embeds.float(), audio_embeds.float(), threshold)
     return loss, (predictions == y.reshape(-1)).sum().item()
 
 

@@ -2,38 +2,32 @@
 
 The official trainer named entries `<basename>_mel.pt`, so two clips called `00001.mp4` in different folders
 shared one entry. Here the key is the sha256 of the file's bytes plus the audio settings, so renamed or
-moved clips hit the cache and different clips never collide. Entries are safetensors written to a temp
-file and renamed into place; an unreadable entry is deleted and recomputed.
+moved clips hit the cache and different clips never collide. Storage (atomic safetensors entries, unreadable
+ones deleted and recomputed) is `latentsync.utils.content_cache`, shared with the whisper feature cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from safetensors.torch import load_file, save_file
 
 from latentsync.utils.audio import audio_config
-from latentsync.whisper.cache import file_digest
-
-logger = logging.getLogger(__name__)
+from latentsync.utils.content_cache import TensorCache, file_digest
 
 TENSOR_NAME = "mel"
 FORMAT_VERSION = 1
 
 
 class MelCache:
-    """A folder of `<key>.safetensors` mel tensors (n_mels, T)."""
+    """A folder of `<key>.safetensors` mel tensors (n_mels, T), looked up by clip path."""
 
     def __init__(self, directory: str | os.PathLike):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.entries = TensorCache(directory, TENSOR_NAME, what="mel cache")
         settings = OmegaConf.to_container(audio_config(), resolve=True)
         self._settings = json.dumps({"audio": settings, "format": FORMAT_VERSION}, sort_keys=True)
         self._digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> content digest
@@ -46,30 +40,10 @@ class MelCache:
         return hashlib.sha256((self._digests[ident] + self._settings).encode()).hexdigest()
 
     def path_for(self, clip_path: str | os.PathLike) -> Path:
-        return self.directory / f"{self.key(clip_path)}.safetensors"
+        return self.entries.path_for(self.key(clip_path))
 
     def load(self, clip_path: str | os.PathLike) -> torch.Tensor | None:
-        entry = self.path_for(clip_path)
-        if not entry.is_file():
-            return None
-        try:
-            mel = load_file(entry)[TENSOR_NAME]
-            if mel.ndim != 2:
-                raise ValueError(f"expected a 2-D mel, got shape {tuple(mel.shape)}")
-            return mel
-        except Exception as exc:
-            logger.warning("ignoring unreadable mel cache entry %s (%s); recomputing", entry, exc)
-            entry.unlink(missing_ok=True)
-            return None
+        return self.entries.load(self.key(clip_path), (None, None))
 
     def store(self, clip_path: str | os.PathLike, mel: torch.Tensor) -> Path:
-        entry = self.path_for(clip_path)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".mel-", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({TENSOR_NAME: mel.contiguous()}, tmp)
-            os.replace(tmp, entry)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return entry
+        return self.entries.store(self.key(clip_path), mel)

@@ -19,11 +19,6 @@ def sync_probability(vision_embeds: torch.Tensor, audio_embeds: torch.Tensor) ->
     return F.cosine_similarity(vision_embeds, audio_embeds, dim=1)
 
 
-def sync_similarity_matrix(vision_embeds: torch.Tensor, audio_embeds: torch.Tensor) -> torch.Tensor:
-    """All-pairs cosine similarity, (b, b) with [i, j] = cos(vision_i, audio_j); diagonal = sync_probability."""
-    return F.cosine_similarity(vision_embeds.unsqueeze(1), audio_embeds.unsqueeze(0), dim=2)
-
-
 def sync_predictions(
     vision_embeds: torch.Tensor, audio_embeds: torch.Tensor, threshold: float = SYNC_DECISION_THRESHOLD
 ) -> torch.Tensor:

@@ -27,7 +27,7 @@ from torch import nn
 from latentsync.checkpoint import state_dict_shapes
 
 from .resnet import InflatedConv3d
-from .unet_blocks import LayerSettings, UNetMidBlock3DCrossAttn, get_down_block, get_up_block
+from .unet_blocks import LayerSettings, LayerStack, UNetMidBlock3DCrossAttn, get_down_block, get_up_block
 
 logger = logging.getLogger(__name__)
 
@@ -201,9 +201,7 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
                     in_channels=block_out_channels[max(i - 1, 0)],
                     out_channels=block_out_channels[i],
                     settings=settings,
-                    num_layers=layers_per_block,
-                    attn_num_head_channels=heads[i],
-                    use_motion_module=wants_motion(2**i) and not motion_module_decoder_only,
+                    stack=LayerStack(layers_per_block, heads[i], wants_motion(2**i) and not motion_module_decoder_only),
                     add_downsample=i < num_levels - 1,
                     downsample_padding=downsample_padding,
                 )
@@ -212,8 +210,7 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
         self.mid_block = UNetMidBlock3DCrossAttn(
             in_channels=block_out_channels[-1],
             settings=replace(settings, output_scale_factor=mid_block_scale_factor),
-            attn_num_head_channels=heads[-1],
-            use_motion_module=bool(use_motion_module) and motion_module_mid_block,
+            stack=LayerStack(1, heads[-1], bool(use_motion_module) and motion_module_mid_block),
         )
 
         reversed_channels = list(reversed(block_out_channels))
@@ -227,9 +224,7 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
                     prev_output_channel=reversed_channels[max(i - 1, 0)],
                     out_channels=reversed_channels[i],
                     settings=settings,
-                    num_layers=layers_per_block + 1,
-                    attn_num_head_channels=reversed_heads[i],
-                    use_motion_module=wants_motion(2 ** (3 - i)),
+                    stack=LayerStack(layers_per_block + 1, reversed_heads[i], wants_motion(2 ** (3 - i))),
                     add_upsample=i < num_levels - 1,
                 )
             )

@@ -1,9 +1,10 @@
 """Down, mid and up blocks of the 3-D U-Net: ResNet -> [spatial transformer] -> [motion module] per layer.
 
-Every block builds its layers through one `LayerSettings` (the options all blocks of a U-Net share),
-and the cross-attention and plain variants share one implementation; the cross-attention one registers its
-`attentions` first, which is the official state-dict order (`attentions, resnets, motion_modules,
-down/upsamplers`). Absent motion modules are `None` entries, as in the official `ModuleList`s.
+Every block builds its layers through one `LayerSettings` (the options all blocks of a U-Net share) and its
+own `LayerStack` (how many layers, attention heads, motion modules). The cross-attention and plain variants
+share one implementation; the cross-attention one registers its `attentions` first, which is the official
+state-dict order (`attentions, resnets, motion_modules, down/upsamplers`). Absent motion modules are `None`
+entries, as in the official `ModuleList`s.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .resnet import Downsample3D, ResnetBlock3D, Upsample3D
 
 __all__ = [
     "LayerSettings",
+    "LayerStack",
     "DownBlock3D",
     "CrossAttnDownBlock3D",
     "UpBlock3D",
@@ -76,6 +78,16 @@ class LayerSettings:
         return get_motion_module(channels, self.motion_module_type, self.motion_module_kwargs) if enabled else None
 
 
+@dataclass(frozen=True)
+class LayerStack:
+    """What one block stacks: `num_layers` layers, `heads` attention heads per spatial transformer (in the
+    cross-attention blocks), and a motion module after each layer when `use_motion_module`."""
+
+    num_layers: int = 1
+    heads: int = 8
+    use_motion_module: bool = False
+
+
 class _CheckpointableBlock(nn.Module):
     """Runs sub-layers through activation checkpointing when `gradient_checkpointing` is on and grads are."""
 
@@ -89,21 +101,14 @@ class _CheckpointableBlock(nn.Module):
             return self._gradient_checkpointing_func(module, *args)
         return module(*args)
 
-    def _add_layers(
-        self,
-        settings: LayerSettings,
-        channels: int,
-        resnet_inputs: list[int],
-        num_layers: int,
-        heads: int,
-        use_motion_module: bool,
-    ) -> None:
+    def _add_layers(self, settings: LayerSettings, stack: LayerStack, channels: int, resnet_inputs: list[int]) -> None:
         """Register `attentions` (cross-attention blocks only), `resnets`, `motion_modules`: the official order."""
         if self.has_cross_attention:
-            self.attentions = nn.ModuleList(settings.transformer(channels, heads) for _ in range(num_layers))
+            heads = stack.heads
+            self.attentions = nn.ModuleList(settings.transformer(channels, heads) for _ in range(stack.num_layers))
         self.resnets = nn.ModuleList(settings.resnet(n, channels) for n in resnet_inputs)
         self.motion_modules = nn.ModuleList(
-            settings.motion_module(channels, use_motion_module) for _ in range(num_layers)
+            settings.motion_module(channels, stack.use_motion_module) for _ in range(stack.num_layers)
         )
 
     def _layer(self, resnet, attention, motion_module, x, temb, audio):
@@ -116,27 +121,18 @@ class _CheckpointableBlock(nn.Module):
 
 
 class DownBlock3D(_CheckpointableBlock):
-    """Encoder level: `num_layers` x (resnet [, attention] [, motion]) then an optional stride-2 conv.
+    """Encoder level: `stack.num_layers` x (resnet [, attention] [, motion]) then an optional stride-2 conv.
 
     Returns the hidden state and every intermediate output (the skip connections for the decoder).
     """
 
     has_cross_attention = False
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        settings: LayerSettings,
-        num_layers: int = 1,
-        attn_num_head_channels: int = 8,
-        use_motion_module: bool = False,
-        add_downsample: bool = True,
-        downsample_padding: int = 1,
-    ):
+    def __init__(self, in_channels: int, out_channels: int, settings: LayerSettings, stack: LayerStack = LayerStack(),
+                 add_downsample: bool = True, downsample_padding: int = 1):
         super().__init__()
-        resnet_inputs = [in_channels] + [out_channels] * (num_layers - 1)
-        self._add_layers(settings, out_channels, resnet_inputs, num_layers, attn_num_head_channels, use_motion_module)
+        resnet_inputs = [in_channels] + [out_channels] * (stack.num_layers - 1)
+        self._add_layers(settings, stack, out_channels, resnet_inputs)
         self.downsamplers = (
             nn.ModuleList([Downsample3D(out_channels, padding=downsample_padding)]) if add_downsample else None
         )
@@ -167,23 +163,14 @@ class UpBlock3D(_CheckpointableBlock):
 
     has_cross_attention = False
 
-    def __init__(
-        self,
-        in_channels: int,
-        prev_output_channel: int,
-        out_channels: int,
-        settings: LayerSettings,
-        num_layers: int = 1,
-        attn_num_head_channels: int = 8,
-        use_motion_module: bool = False,
-        add_upsample: bool = True,
-    ):
+    def __init__(self, in_channels: int, prev_output_channel: int, out_channels: int, settings: LayerSettings,
+                 stack: LayerStack = LayerStack(), add_upsample: bool = True):
         super().__init__()
         # Layer i sees the previous layer's output plus one encoder skip; the last skip is the level input.
-        skip_channels = [out_channels] * (num_layers - 1) + [in_channels]
-        previous = [prev_output_channel] + [out_channels] * (num_layers - 1)
+        skip_channels = [out_channels] * (stack.num_layers - 1) + [in_channels]
+        previous = [prev_output_channel] + [out_channels] * (stack.num_layers - 1)
         resnet_inputs = [p + s for p, s in zip(previous, skip_channels, strict=True)]
-        self._add_layers(settings, out_channels, resnet_inputs, num_layers, attn_num_head_channels, use_motion_module)
+        self._add_layers(settings, stack, out_channels, resnet_inputs)
         self.upsamplers = nn.ModuleList([Upsample3D(out_channels)]) if add_upsample else None
 
     def forward(
@@ -214,21 +201,14 @@ class CrossAttnUpBlock3D(UpBlock3D):
 
 
 class UNetMidBlock3DCrossAttn(_CheckpointableBlock):
-    """Bottleneck: resnet, then `num_layers` x (attention [, motion module], resnet)."""
+    """Bottleneck: resnet, then `stack.num_layers` x (attention [, motion module], resnet)."""
 
     has_cross_attention = True
 
-    def __init__(
-        self,
-        in_channels: int,
-        settings: LayerSettings,
-        num_layers: int = 1,
-        attn_num_head_channels: int = 8,
-        use_motion_module: bool = False,
-    ):
+    def __init__(self, in_channels: int, settings: LayerSettings, stack: LayerStack = LayerStack()):
         super().__init__()
-        resnet_inputs = [in_channels] * (num_layers + 1)
-        self._add_layers(settings, in_channels, resnet_inputs, num_layers, attn_num_head_channels, use_motion_module)
+        resnet_inputs = [in_channels] * (stack.num_layers + 1)
+        self._add_layers(settings, stack, in_channels, resnet_inputs)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
         x = self._call(self.resnets[0], x, temb)

@@ -32,7 +32,7 @@ from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
 from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoWriter, probe_video, read_audio, resample_indices
-from latentsync.whisper.windows import frame_feature_indices, gather_frames
+from latentsync.whisper.audio2feature import frame_feature_indices, gather_frames
 
 logger = logging.getLogger(__name__)
 

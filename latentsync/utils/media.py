@@ -410,7 +410,6 @@ class VideoWriter:
         self._proc: subprocess.Popen | None = None
         self._tmp: Path | None = None
         self._size: tuple[int, int] | None = None
-        self.frames_written = 0
 
     def _start(self, height: int, width: int) -> None:
         self._size = (height, width)
@@ -446,7 +445,6 @@ class VideoWriter:
             self._proc.stdin.write(memoryview(np.ascontiguousarray(frames)).cast("B"))  # no copy of the chunk
         except BrokenPipeError:
             self._fail("ffmpeg stopped accepting frames")
-        self.frames_written += len(frames)
 
     def _error_text(self) -> str:
         self._stderr.seek(0)
@@ -508,15 +506,6 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
-
-
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float,
-                audio_path: str | os.PathLike | None = None, audio_duration: float | None = None) -> Path:
-    """Write an iterable of frame chunks (or single frames) to an H.264 file, muxing audio if given."""
-    with VideoWriter(path, fps, audio_path=audio_path, audio_duration=audio_duration) as writer:
-        for chunk in frames:
-            writer.write(chunk)
-    return Path(path)
 
 
 @dataclass(frozen=True)
