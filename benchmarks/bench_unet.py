@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentsync.config import load_config, model_config  # noqa: E402
 from latentsync.models.unet import UNet3DConditionModel  # noqa: E402
+from latentsync.utils.allocator import keep_freed_memory  # noqa: E402
 
 LATENT_DOWNSCALE = 8  # the VAE turns 256 px frames into 32x32 latents
 
@@ -87,10 +88,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--layout", choices=["channels_last", "contiguous"], default="channels_last")
     parser.add_argument("--official", type=Path, help="checkout of bytedance/LatentSync to time side by side")
+    parser.add_argument("--allocator", choices=["default", "keep"], default="default",
+                        help="keep: the process keeps freed memory (latentsync.utils.allocator, as the inference "
+                             "pipeline runs); default: glibc's own setting. Applies to every model of the run")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, load average before: {os.getloadavg()}")
+    if args.allocator == "keep" and not keep_freed_memory():
+        raise SystemExit("--allocator keep needs glibc (Linux)")
+    print(f"allocator {args.allocator}; torch {torch.__version__}, {args.threads} threads, load average before: {os.getloadavg()}")
     config = model_config(load_config(args.config))
     started = time.perf_counter()
     unet = UNet3DConditionModel.from_config(config).eval()
@@ -118,6 +124,7 @@ def main() -> None:
 
     times = {name: [] for name in models}
     cpu_times = {name: [] for name in models}
+    faults = {name: [] for name in models}
     outputs = {}
     with torch.inference_mode():
         if not args.no_warmup:
@@ -128,16 +135,20 @@ def main() -> None:
         for _ in range(args.runs):
             for name, model in models.items():  # alternating, so load changes hit both alike
                 started, cpu_started = time.perf_counter(), time.process_time()
+                faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 outputs[name] = model(sample, timestep, encoder_hidden_states=audio).sample
                 times[name].append(time.perf_counter() - started)
                 cpu_times[name].append(time.process_time() - cpu_started)
-                print(f"{name} forward: {times[name][-1]:.2f} s wall, {cpu_times[name][-1]:.2f} s CPU (all threads)")
+                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
+                print(f"{name} forward: {times[name][-1]:.2f} s wall, {cpu_times[name][-1]:.2f} s CPU (all threads), "
+                      f"{faults[name][-1] / 1e6:.2f} M page faults", flush=True)
     assert all(torch.isfinite(out).all() for out in outputs.values())
     for name in models:
         print(
             f"RESULT {name} resolution={args.resolution} frames={args.frames} batch={args.batch} "
             f"threads={args.threads} median={statistics.median(times[name]):.2f}s min={min(times[name]):.2f}s "
-            f"cpu_median={statistics.median(cpu_times[name]):.2f}s runs={len(times[name])} "
+            f"cpu_median={statistics.median(cpu_times[name]):.2f}s "
+            f"page_faults_median={statistics.median(faults[name]) / 1e6:.2f}M allocator={args.allocator} runs={len(times[name])} "
             f"peak_rss={peak_rss_gib():.2f}GiB load_after={os.getloadavg()}"
         )
     if "official" in models:

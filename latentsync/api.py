@@ -19,6 +19,7 @@ from latentsync.config import CONFIG_DIR, REPO_ROOT, load_config, model_config
 from latentsync.errors import InputError
 from latentsync.pipelines.frame_schedule import check_length_mode
 from latentsync.pipelines.progress import RunProgress
+from latentsync.utils.allocator import keep_freed_memory
 from latentsync.validation import check_face_options, check_output_path, check_run_options
 
 logger = logging.getLogger(__name__)
@@ -36,11 +37,18 @@ DTYPES = ("auto", "fast", "fp32", "fp16", "bf16")  # see resolve_dtype
 PRESETS = ("quality", "fast")
 
 
+def inference_settings():
+    """The packaged configs/inference.yaml (presets, DeepCache, allocator, app limits)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(CONFIG_DIR / "inference.yaml")
+
+
 def preset_values(name: str) -> dict:
     """The option values of a preset (configs/inference.yaml `presets`)."""
     from omegaconf import OmegaConf
 
-    presets = OmegaConf.load(CONFIG_DIR / "inference.yaml").presets
+    presets = inference_settings().presets
     if name not in presets:
         raise InputError(f"unknown --preset {name!r}; choose one of {', '.join(presets)}")
     return dict(OmegaConf.to_container(presets[name]))
@@ -172,6 +180,8 @@ def build_pipeline(options: LipsyncOptions):
     config_path = _require(_repo_path(options.unet_config_path), "U-Net config", "Pass --unet_config_path.")
     config = load_config(config_path)
     device = resolve_device(options.device)
+    if inference_settings().allocator.keep_freed_memory:
+        keep_freed_memory()  # before the weights load: no re-zeroed pages in every U-Net step
     dtype = resolve_dtype(options.dtype, device)
 
     ckpt = _require(_repo_path(options.inference_ckpt_path), "U-Net checkpoint", setup_hint)
