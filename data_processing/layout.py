@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_processing.settings import threshold_label
+from data_processing.settings import DataProcessingSettings, threshold_label
 
 # Step name -> key of its output folder in the config's `folders:` section (None: writes no files).
 OUTPUT_FOLDER_KEYS = {
@@ -32,7 +32,8 @@ class Layout:
     manifests: Path
 
     @classmethod
-    def create(cls, input_dir: str | os.PathLike, output_root: str | os.PathLike | None, cfg) -> Layout:
+    def create(cls, input_dir: str | os.PathLike, output_root: str | os.PathLike | None,
+               cfg: DataProcessingSettings) -> Layout:
         input_dir = Path(input_dir).expanduser().resolve()
         root = Path(output_root).expanduser().resolve() if output_root else input_dir.parent
         outputs = {}
@@ -40,9 +41,9 @@ class Layout:
             if key is None:
                 outputs[step] = input_dir
             else:
-                name = str(cfg.folders[key]).format(threshold=threshold_label(cfg.sync.min_confidence))
+                name = getattr(cfg.folders, key).format(threshold=threshold_label(cfg.sync.min_confidence))
                 outputs[step] = root / name
-        layout = cls(input_dir, root, outputs, root / str(cfg.folders.manifests))
+        layout = cls(input_dir, root, outputs, root / cfg.folders.manifests)
         layout.check_disjoint()
         return layout
 

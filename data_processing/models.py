@@ -2,7 +2,8 @@
 
 Missing checkpoints are reported before any video is processed, with what to download and where to put
 it. Each model section in the config may name `factory: "package.module:function"`; the function gets the
-pipeline config and returns the model object (the tests use this for tiny or controlled stand-ins).
+pipeline's settings (the `DataProcessingSettings` record of data_processing/settings.py) and returns the
+model object (the tests use this for tiny or controlled stand-ins).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from data_processing.settings import DataProcessingSettings
 from latentsync.config import REPO_ROOT
 
 
@@ -33,12 +35,12 @@ def resolve_path(path: str | Path) -> Path:
     return REPO_ROOT / path
 
 
-def factory_for(cfg, name: str):
+def factory_for(cfg: DataProcessingSettings, name: str):
     """The configured factory callable of a model, or None to load the checkpoint."""
-    spec = cfg.models[name].get("factory")
+    spec = getattr(cfg.models, name).factory
     if not spec:
         return None
-    module, _, attribute = str(spec).partition(":")
+    module, _, attribute = spec.partition(":")
     if not attribute:
         raise ModelUnavailableError(f"models.{name}.factory must look like 'package.module:function', got {spec!r}")
     try:
@@ -47,9 +49,9 @@ def factory_for(cfg, name: str):
         raise ModelUnavailableError(f"models.{name}.factory {spec!r} cannot be imported: {exc}") from exc
 
 
-def checkpoint_for(cfg, name: str) -> Path:
+def checkpoint_for(cfg: DataProcessingSettings, name: str) -> Path:
     """The checkpoint of a model, or a ModelUnavailableError saying how to get it."""
-    path = resolve_path(cfg.models[name].checkpoint)
+    path = resolve_path(getattr(cfg.models, name).checkpoint)
     if not path.is_file():
         what, official, step = MODEL_INFO[name]
         raise ModelUnavailableError(
@@ -60,15 +62,15 @@ def checkpoint_for(cfg, name: str) -> Path:
     return path
 
 
-def check_available(cfg, name: str) -> None:
+def check_available(cfg: DataProcessingSettings, name: str) -> None:
     """Fail early (before any item) when a model can be neither built by a factory nor loaded."""
     if factory_for(cfg, name) is None:
         checkpoint_for(cfg, name)
 
 
-def device_for(cfg, worker_index: int) -> str:
+def device_for(cfg: DataProcessingSettings, worker_index: int) -> str:
     """models.device; `auto` spreads workers over the visible GPUs (worker k -> GPU k mod N), else CPU."""
-    device = str(cfg.models.device)
+    device = cfg.models.device
     if device != "auto":
         return device
     import torch
@@ -78,8 +80,9 @@ def device_for(cfg, worker_index: int) -> str:
     return "cpu"
 
 
-def build(cfg, name: str, loader, device: str):
-    """The factory's model when one is configured, else `loader(checkpoint, device)`."""
+def build(cfg: DataProcessingSettings, name: str, loader, device: str):
+    """`factory(cfg)` when a factory is configured (it gets the whole settings record), else
+    `loader(checkpoint, device)`."""
     factory = factory_for(cfg, name)
     if factory is not None:
         return factory(cfg)

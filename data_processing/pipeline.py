@@ -8,6 +8,7 @@ from pathlib import Path
 from data_processing.layout import Layout
 from data_processing.models import ModelUnavailableError
 from data_processing.runner import StepPlan, plan_step, run_step
+from data_processing.settings import DataProcessingSettings
 from data_processing.steps import step_class
 from data_processing.summary import StepSummary, format_table, summarize, write_summary
 from latentsync.utils.sharding import check_shard
@@ -33,7 +34,7 @@ def select_steps(requested: list[str] | None) -> list[str]:
     return [s for s in STEP_NAMES if s in requested]
 
 
-def run_pipeline(input_dir: str | Path, cfg, steps: list[str] | None = None, output_root: str | Path | None = None,
+def run_pipeline(input_dir: str | Path, cfg: DataProcessingSettings, steps: list[str] | None = None, output_root: str | Path | None = None,
                  shard_index: int = 0, num_shards: int = 1, num_workers: int | None = None, dry_run: bool = False,
                  retry_errors: bool = False, progress: bool = True, log=print) -> PipelineReport:
     """Run (or, with dry_run, only plan) the selected steps for one shard. Safe to re-run at any time."""
@@ -60,7 +61,7 @@ def run_pipeline(input_dir: str | Path, cfg, steps: list[str] | None = None, out
                 plan = StepPlan(step, layout.input_of(chain, step), layout.outputs[step], waiting_on=upstream)
             if plan.pending or plan.waiting_on:
                 upstream = upstream or step
-            log(describe_plan(plan, int(cfg.runtime.max_listed)))
+            log(describe_plan(plan, cfg.runtime.max_listed))
         else:
             plan = run_step(chain, step, layout, cfg, shard_index, num_shards, workers, retry_errors, progress)
         plans.append(plan)
@@ -72,7 +73,7 @@ def run_pipeline(input_dir: str | Path, cfg, steps: list[str] | None = None, out
     return PipelineReport(layout, plans, rows, dry_run)
 
 
-def missing_requirements(steps: list[str], cfg) -> list[str]:
+def missing_requirements(steps: list[str], cfg: DataProcessingSettings) -> list[str]:
     """One line per selected step whose models or checkpoints are not available."""
     problems = []
     for step in steps:

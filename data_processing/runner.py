@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from data_processing.layout import Layout, list_videos
 from data_processing.manifest import ManifestWriter, manifest_file, read_manifest
-from data_processing.settings import as_config, as_plain
+from data_processing.settings import DataProcessingSettings
 from data_processing.steps import make_step, step_class
 from data_processing.steps.base import DROPPED, ERROR, KEPT, Drop, Outcome, WorkItem, describe_error
 from latentsync.utils.sharding import shard_of, shard_tag
@@ -44,7 +44,7 @@ class StepPlan:
     note: str | None = None
 
 
-def available_items(steps: list[str], step: str, layout: Layout, cfg) -> tuple[list[tuple[str, str]] | None, str | None]:
+def available_items(steps: list[str], step: str, layout: Layout, cfg: DataProcessingSettings) -> tuple[list[tuple[str, str]] | None, str | None]:
     """(item, source) pairs the step can process now, or (None, previous step) when its inputs do not exist yet.
 
     The first step lists the input folder. Later steps take the outputs of the previous step's *kept*
@@ -69,7 +69,7 @@ def available_items(steps: list[str], step: str, layout: Layout, cfg) -> tuple[l
     return [(rel, rel) for rel in list_videos(folder, cfg.video_extensions)], None
 
 
-def plan_step(steps: list[str], step: str, layout: Layout, cfg, shard_index: int, num_shards: int,
+def plan_step(steps: list[str], step: str, layout: Layout, cfg: DataProcessingSettings, shard_index: int, num_shards: int,
               retry_errors: bool = False) -> StepPlan:
     plan = StepPlan(step, layout.input_of(steps, step), layout.outputs[step])
     items, waiting_on = available_items(steps, step, layout, cfg)
@@ -142,7 +142,7 @@ _WORKER_STEP = None
 _WORKER_FAILURE: BaseException | None = None
 
 
-def _init_worker(step_name: str, plain_cfg: dict, layout: Layout, counter) -> None:
+def _init_worker(step_name: str, cfg: DataProcessingSettings, layout: Layout, counter) -> None:
     """Pool initializer: build the step and load its models once for this process.
 
     A failure is kept and raised by the first task (an initializer that raises would make the pool respawn
@@ -156,7 +156,7 @@ def _init_worker(step_name: str, plain_cfg: dict, layout: Layout, counter) -> No
         index = counter.value
         counter.value += 1
     try:
-        _WORKER_STEP = make_step(step_name, as_config(plain_cfg), worker_index=index, layout=layout)
+        _WORKER_STEP = make_step(step_name, cfg, worker_index=index, layout=layout)
         _WORKER_STEP.setup()
     except Exception as exc:  # noqa: BLE001 - re-raised in _work
         _WORKER_FAILURE = RuntimeError(f"worker {index} could not set up step '{step_name}': {type(exc).__name__}: {exc}")
@@ -168,7 +168,7 @@ def _work(work: WorkItem) -> dict:
     return execute(_WORKER_STEP, work)
 
 
-def run_step(steps: list[str], step: str, layout: Layout, cfg, shard_index: int = 0, num_shards: int = 1,
+def run_step(steps: list[str], step: str, layout: Layout, cfg: DataProcessingSettings, shard_index: int = 0, num_shards: int = 1,
              num_workers: int = 1, retry_errors: bool = False, progress: bool = True) -> StepPlan:
     """Process every pending item of this shard; returns the plan that was executed."""
     plan = plan_step(steps, step, layout, cfg, shard_index, num_shards, retry_errors)
@@ -199,7 +199,7 @@ def run_step(steps: list[str], step: str, layout: Layout, cfg, shard_index: int 
             context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state in workers
             counter = context.Value("i", 0)
             workers = min(num_workers, len(works))
-            with context.Pool(workers, initializer=_init_worker, initargs=(step, as_plain(cfg), layout, counter)) as pool:
+            with context.Pool(workers, initializer=_init_worker, initargs=(step, cfg, layout, counter)) as pool:
                 _drain(pool.imap_unordered(_work, works), writer, bar)
     finally:
         bar.close()

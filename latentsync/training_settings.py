@@ -3,97 +3,42 @@
 The trainers and the training datasets read these records instead of the raw DictConfig, so every value has
 its type from one place, a missing or mistyped key stops the run before any model loads (with the key and the
 value in the message), and the defaults live only in the YAML files under latentsync/configs/. The `model:`
-section stays a plain dict: the model constructors check it themselves.
+section stays a plain dict: the model constructors check it themselves. The record base (`Section`) and
+`SettingsError` are latentsync/settings.py's, shared with the data-processing settings.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
-from typing import get_args, get_origin, get_type_hints
+from dataclasses import dataclass, fields
+from typing import get_type_hints
 
 from omegaconf import DictConfig, OmegaConf
 
-from latentsync.errors import InputError
+from latentsync.settings import Section, SettingsError, at_least
 
 # Official whisper choice by the U-Net's cross-attention width (the official scripts/train_unet.py).
 WHISPER_BY_CROSS_ATTENTION_DIM = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
 
 
-class SettingsError(InputError):
-    """A training setting is missing, or has the wrong type or range; the message names the key and the value."""
-
-
-def _at_least(low: int, unset: int | None = None):
-    """A field whose value must be >= `low` (or exactly `unset`, the YAML's "not set" marker)."""
-    return field(metadata={"min": low, "unset": unset})
-
-
-def _convert(value, kind, where: str):
-    """`value` as `kind` (bool, int, float, str, tuple[...]); ints pass as floats, null as an empty string."""
-    if kind is bool and isinstance(value, bool):
-        return value
-    if kind is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if kind is str and (value is None or isinstance(value, str)):
-        return value or ""
-    if get_origin(kind) is tuple and isinstance(value, (list, tuple)):
-        item = get_args(kind)[0]
-        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    expected = f"a list of {names[get_args(kind)[0]]}" if get_origin(kind) is tuple else names[kind]
-    raise SettingsError(f"{where} must be {expected}, got {value!r}")
-
-
-class _Section:
-    """One YAML section as a frozen record: every declared key is required, undeclared keys are ignored.
-    Every subclass is made a frozen dataclass here, so a section is declared by its fields alone."""
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        dataclass(frozen=True)(cls)
-
-    @classmethod
-    def build(cls, cfg: DictConfig, name: str, source: str):
-        section = cfg.get(name)
-        if not isinstance(section, DictConfig):
-            raise SettingsError(f"{source}: no '{name}:' section")
-        values = OmegaConf.to_container(section, resolve=True)
-        hints = get_type_hints(cls)
-        built = {}
-        for f in fields(cls):
-            where = f"{source}: {name}.{f.name}"
-            if f.name not in values:
-                raise SettingsError(f"{where} is missing")
-            value = _convert(values[f.name], hints[f.name], where)
-            low = f.metadata.get("min")
-            if low is not None and value < low and value != f.metadata["unset"]:
-                allowed = f" (or {f.metadata['unset']})" if f.metadata["unset"] is not None else ""
-                raise SettingsError(f"{where} must be at least {low}{allowed}, got {value!r}")
-            built[f.name] = value
-        return cls(**built)
-
-
 # ---------------------------------------------------------------------------------------------- sections
 
 
-class ClipData(_Section):
+class ClipData(Section):
     """The `data:` keys both trainers and their datasets read."""
 
     train_data_dir: str
     train_fileslist: str
     train_output_dir: str
     audio_mel_cache_dir: str
-    batch_size: int = _at_least(1)
-    num_workers: int = _at_least(0)
-    num_frames: int = _at_least(1)
-    resolution: int = _at_least(1)
-    video_fps: float = _at_least(1)
-    audio_sample_rate: int = _at_least(1)
-    max_sample_attempts: int = _at_least(1)
+    batch_size: int = at_least(1)
+    num_workers: int = at_least(0)
+    num_frames: int = at_least(1)
+    resolution: int = at_least(1)
+    video_fps: float = at_least(1)
+    audio_sample_rate: int = at_least(1)
+    max_sample_attempts: int = at_least(1)
 
 
 class UNetData(ClipData):
@@ -112,17 +57,17 @@ class SyncNetData(ClipData):
 
     val_data_dir: str
     val_fileslist: str
-    num_val_samples: int = _at_least(1)
-    gradient_accumulation_steps: int = _at_least(1)
+    num_val_samples: int = at_least(1)
+    gradient_accumulation_steps: int = at_least(1)
     latent_space: bool
     lower_half: bool
 
 
-class Checkpoints(_Section):
+class Checkpoints(Section):
     """`ckpt:` keys both trainers read: where to resume from, the VAE, how often to save."""
 
     resume_ckpt_path: str
-    save_ckpt_steps: int = _at_least(1)
+    save_ckpt_steps: int = at_least(1)
     save_training_state: bool
     vae_path: str
 
@@ -142,21 +87,21 @@ class SyncNetCheckpoints(Checkpoints):
     inference_ckpt_path: str
 
 
-class Run(_Section):
+class Run(Section):
     """`run:` keys both trainers read."""
 
     seed: int
     mixed_precision_training: bool
-    validation_steps: int = _at_least(1)
+    validation_steps: int = at_least(1)
     vae_scaling_factor: float
 
 
 class UNetRun(Run):
     """`run:` of a U-Net run: loss weights, noise, trainable modules, validation sampling, step limits."""
 
-    max_train_steps: int = _at_least(1, unset=-1)
-    max_train_epochs: int = _at_least(1, unset=-1)
-    log_every_steps: int = _at_least(1)
+    max_train_steps: int = at_least(1, unset=-1)
+    max_train_epochs: int = at_least(1, unset=-1)
+    log_every_steps: int = at_least(1)
     trainable_modules: tuple[str, ...]
     pixel_space_supervise: bool
     recon_loss_weight: float
@@ -169,19 +114,19 @@ class UNetRun(Run):
     vae_shift_factor: float
     enable_gradient_checkpointing: bool
     find_unused_parameters: bool
-    inference_steps: int = _at_least(1)
+    inference_steps: int = at_least(1)
     guidance_scale: float
 
 
 class SyncNetRun(Run):
     """`run:` of a SyncNet run: step limit and validation."""
 
-    max_train_steps: int = _at_least(1)
-    validation_max_frames: int = _at_least(1)
+    max_train_steps: int = at_least(1)
+    validation_max_frames: int = at_least(1)
     syncnet_val_threshold: float
 
 
-class Optimizer(_Section):
+class Optimizer(Section):
     """`optimizer:` keys both trainers read (AdamW)."""
 
     lr: float
@@ -193,21 +138,21 @@ class UNetOptimizer(Optimizer):
 
     scale_lr: bool
     lr_scheduler: str
-    lr_warmup_steps: int = _at_least(0)
+    lr_warmup_steps: int = at_least(0)
 
 
 # ---------------------------------------------------------------------------------------------- whole runs
 
 
 class _TrainingSettings:
-    """Built from a training DictConfig: each `_Section` field from the YAML section of the same name."""
+    """Built from a training DictConfig: each `Section` field from the YAML section of the same name."""
 
     @classmethod
     def from_config(cls, cfg: DictConfig):
         source = str(cfg.get("config_path", "training config"))
         hints = get_type_hints(cls)
         sections = {f.name: hints[f.name].build(cfg, f.name, source) for f in fields(cls)
-                    if isinstance(hints[f.name], type) and issubclass(hints[f.name], _Section)}
+                    if isinstance(hints[f.name], type) and issubclass(hints[f.name], Section)}
         if not isinstance(cfg.get("model"), DictConfig):
             raise SettingsError(f"{source}: no 'model:' section")
         settings = cls(source=source, model=OmegaConf.to_container(cfg.model, resolve=True), **sections)

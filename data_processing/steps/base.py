@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+from data_processing.settings import DataProcessingSettings
 
 KEPT, DROPPED, ERROR = "kept", "dropped", "error"
 
@@ -77,13 +77,13 @@ class Step:
 
     name = ""
 
-    def __init__(self, cfg: DictConfig, worker_index: int = 0, layout=None):
+    def __init__(self, cfg: DataProcessingSettings, worker_index: int = 0, layout=None):
         self.cfg = cfg
         self.worker_index = worker_index
         self.layout = layout  # data_processing.layout.Layout of the run (folders, manifests)
 
     @classmethod
-    def check_requirements(cls, cfg: DictConfig) -> None:
+    def check_requirements(cls, cfg: DataProcessingSettings) -> None:
         """Raise a clear error, before any item is processed, when a model or checkpoint is missing."""
 
     def setup(self) -> None:

@@ -52,7 +52,7 @@ class QualityFilter(Step):
                 raise Drop("face_size_unknown", "no face size recorded by the alignment step for this clip "
                            "(needed by quality.min_face_size)", duration=duration, **scores)
             if size < min_face:
-                raise Drop("low_resolution", f"source face {size:.0f} px < {min_face} px", duration=duration, **scores)
+                raise Drop("low_resolution", f"source face {size:.0f} px < {min_face:g} px", duration=duration, **scores)
         if score < self.cfg.quality.min_score:
             raise Drop("low_quality", f"HyperIQA score {score:.2f} < {self.cfg.quality.min_score}", duration=duration,
                        **scores)

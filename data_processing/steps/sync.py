@@ -22,8 +22,8 @@ def eval_config(cfg):
     from eval.settings import load_eval_config
 
     return load_eval_config(overrides=[
-        f"sync_filter.min_confidence={float(cfg.sync.min_confidence)}",
-        f"sync_filter.max_abs_offset={int(cfg.sync.max_abs_offset)}",
+        f"sync_filter.min_confidence={cfg.sync.min_confidence}",
+        f"sync_filter.max_abs_offset={cfg.sync.max_abs_offset}",
         f"tracking.detector={cfg.sync.detector}",
         f"checkpoints.s3fd={models.resolve_path(cfg.models.face_detector.checkpoint)}",
     ])
