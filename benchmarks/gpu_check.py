@@ -67,10 +67,11 @@ def run_presets(args, folder: Path) -> list[dict]:
     import torch
 
     from benchmarks.random_models import random_models
-    from latentsync.api import LipsyncOptions, build_scheduler, resolve_dtype
+    from latentsync.api import LipsyncOptions, apply_process_settings, build_scheduler, resolve_dtype
     from latentsync.pipelines.deepcache import enable_deepcache
     from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
 
+    apply_process_settings()  # as build_pipeline does for a user's run
     device = torch.device(args.device)
     video, audio, generated = clip(args.frames, folder)
     rows = []

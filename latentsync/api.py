@@ -44,6 +44,13 @@ def inference_settings():
     return OmegaConf.load(CONFIG_DIR / "inference.yaml")
 
 
+def apply_process_settings() -> None:
+    """Process-wide settings of an inference run (configs/inference.yaml `allocator`); build_pipeline calls it,
+    and so should code that builds a LipsyncPipeline itself (the benchmarks)."""
+    if inference_settings().allocator.keep_freed_memory:
+        keep_freed_memory()  # no re-zeroed pages for every activation of every U-Net step
+
+
 def preset_values(name: str) -> dict:
     """The option values of a preset (configs/inference.yaml `presets`)."""
     from omegaconf import OmegaConf
@@ -180,8 +187,7 @@ def build_pipeline(options: LipsyncOptions):
     config_path = _require(_repo_path(options.unet_config_path), "U-Net config", "Pass --unet_config_path.")
     config = load_config(config_path)
     device = resolve_device(options.device)
-    if inference_settings().allocator.keep_freed_memory:
-        keep_freed_memory()  # before the weights load: no re-zeroed pages in every U-Net step
+    apply_process_settings()  # before the weights load
     dtype = resolve_dtype(options.dtype, device)
 
     ckpt = _require(_repo_path(options.inference_ckpt_path), "U-Net checkpoint", setup_hint)
