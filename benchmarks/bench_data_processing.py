@@ -53,7 +53,7 @@ def random_syncnet(cfg=None):
     from eval.syncnet.syncnet_eval import SyncNetEval
 
     torch.manual_seed(0)
-    return SyncNetEval(protocol=SyncNetProtocol.from_config())
+    return SyncNetEval(protocol=SyncNetProtocol.from_eval_config())
 
 
 def random_hyperiqa(cfg=None):

@@ -32,7 +32,7 @@ class FaceClipExtractor:
     def __init__(self, settings: FVDSettings | None = None):
         import mediapipe as mp
 
-        self.settings = settings or FVDSettings.from_config()
+        self.settings = settings or FVDSettings.from_eval_config()
         self.detector = mp.solutions.face_detection.FaceDetection(
             model_selection=0, min_detection_confidence=self.settings.face_confidence
         )
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         i3d = load_i3d(args.i3d_path or checkpoint_path("i3d", cfg), device)
-        value = eval_fvd(args.real_videos_dir, args.fake_videos_dir, i3d, device, FVDSettings.from_config(cfg))
+        value = eval_fvd(args.real_videos_dir, args.fake_videos_dir, i3d, device, FVDSettings.from_eval_config(cfg))
     except (FileNotFoundError, FVDClipError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ from eval.syncnet.face_tracks import SyncEvalError
 from eval.syncnet.video_eval import SyncEvaluator
 from eval.video_files import videos_in_folder
 from latentsync.checkpoint import CheckpointError
+from latentsync.settings import SettingsError
 
 TABLE_COLUMNS = ("video", "num_tracks", "av_offset", "lse_c", "lse_d", "detector")
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         evaluator = SyncEvaluator.from_config(cfg, syncnet_checkpoint=args.initial_model, detector=args.detector,
                                               device=device, load_weights=not args.random_weights)
-    except CheckpointError as error:
+    except (CheckpointError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
-from eval.settings import load_eval_config
+from eval.settings import SyncNetAccuracySettings
 from eval.syncnet_accuracy import syncnet_accuracy
 
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     model = StableSyncNet.from_pretrained(model_config(config), ckpt, device=device).eval().requires_grad_(False)
     dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
     model.to(dtype=dtype)
-    threshold = float(load_eval_config().syncnet_accuracy.cosine_threshold)
+    threshold = SyncNetAccuracySettings.from_eval_config().cosine_threshold
     report = syncnet_accuracy(model, dataset_batches(config, device), threshold, device=device, dtype=dtype,
                               max_samples=int(config.data.num_val_samples))
     print(f"checkpoint: {ckpt}\n{report.summary()}")

@@ -209,7 +209,7 @@ class HyperIQAScorer:
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu",
                  settings: HyperIQASettings | None = None, model: HyperNet | None = None):
-        self.settings = settings or HyperIQASettings.from_config()
+        self.settings = settings or HyperIQASettings.from_eval_config()
         self.device = device
         if model is None:
             model = HyperNet(**KONIQ_ARGS)

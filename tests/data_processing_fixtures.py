@@ -193,7 +193,7 @@ def beat_syncnet(cfg=None):
     from eval.settings import SyncNetProtocol
     from eval.syncnet.syncnet_eval import SyncNetEval
 
-    wrapper = SyncNetEval(width_divisor=8, protocol=SyncNetProtocol.from_config())
+    wrapper = SyncNetEval(width_divisor=8, protocol=SyncNetProtocol.from_eval_config())
     wrapper.__S__ = BeatSyncNet()
     return wrapper
 

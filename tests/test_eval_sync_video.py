@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from eval.settings import SyncNetProtocol, TrackingSettings
+from eval.settings import SyncNetProtocol, TrackingSettings, load_eval_config
 from eval.syncnet.face_tracks import FaceTrackExtractor, NoFaceError, VideoTooShortError
 from eval.syncnet.tracking import bounding_box_iou, crop_face, smooth_track, track_faces
 from tests.helpers import shared_file, write_video
@@ -27,7 +27,7 @@ def _as_list(by_frame, num_frames):
 
 @pytest.fixture
 def settings():
-    return TrackingSettings.from_config()
+    return TrackingSettings.from_eval_config()
 
 
 def test_iou():
@@ -57,7 +57,7 @@ def test_gaps_are_interpolated_up_to_the_limit(settings):
     np.testing.assert_allclose(track.boxes[middle - 10], [100 + 2 * 40, 100, 260 + 2 * 40, 300])
 
     split = list(range(30)) + list(range(30 + gap, 30 + gap + 30))
-    small = TrackingSettings.from_config(min_track=20)
+    small = TrackingSettings.from_eval_config(load_eval_config(overrides=["tracking.min_track=20"]))
     assert len(track_faces(_as_list(_dets(split, box), 120), 0, small)) == 2
 
 
@@ -125,14 +125,14 @@ def demo_result(random_evaluator, demo_clips):
 
 @pytest.mark.needs_shared
 def test_real_face_video_end_to_end(demo_result):
-    vshift = SyncNetProtocol.from_config().vshift
+    vshift = SyncNetProtocol.from_eval_config().vshift
     assert demo_result.detector == "mediapipe"
     assert demo_result.num_tracks >= 1 and len(demo_result.tracks) == demo_result.num_tracks
     assert isinstance(demo_result.av_offset, int) and -vshift <= demo_result.av_offset <= vshift
     assert math.isfinite(demo_result.lse_c) and demo_result.lse_c >= 0
     assert math.isfinite(demo_result.lse_d) and demo_result.lse_d > 0
     track = demo_result.tracks[0]
-    assert track["end_frame"] - track["start_frame"] + 1 > TrackingSettings.from_config().min_track
+    assert track["end_frame"] - track["start_frame"] + 1 > TrackingSettings.from_eval_config().min_track
     assert demo_result.lse_d == pytest.approx(np.mean([t["lse_d"] for t in demo_result.tracks]))
 
 
@@ -204,7 +204,7 @@ def test_extractor_rejects_when_no_track_is_long_enough(tmp_path, settings):
 
     frames = np.full((60, 120, 160, 3), 128, np.uint8)
     video = _write_clip(tmp_path / "brief_face.mp4", frames, tmp_path)
-    extractor = FaceTrackExtractor(EveryOtherFrame(), settings, SyncNetProtocol.from_config())
+    extractor = FaceTrackExtractor(EveryOtherFrame(), settings, SyncNetProtocol.from_eval_config())
     with pytest.raises(NoFaceError, match="faces found in 20 of 60 frames"):
         extractor(video)
 

@@ -146,7 +146,7 @@ def test_end_to_end_evaluate_matches_golden(golden, small_syncnet):
 
 
 def test_window_count_drops_last_window():
-    protocol = SyncNetProtocol.from_config()
+    protocol = SyncNetProtocol.from_eval_config()
     assert num_windows(90, 52800, protocol) == 77  # min(90, 52800 // 640) - 5
     assert num_windows(5, 10_000, protocol) == 0
 

@@ -33,7 +33,7 @@ def load_syncnet(checkpoint, device: str):
     from eval.settings import SyncNetProtocol
     from eval.syncnet.syncnet_eval import SyncNetEval
 
-    syncnet = SyncNetEval(device=device, protocol=SyncNetProtocol.from_config())
+    syncnet = SyncNetEval(device=device, protocol=SyncNetProtocol.from_eval_config())
     syncnet.loadParameters(checkpoint)
     return syncnet
 
@@ -59,7 +59,7 @@ class SyncFilter(Step):
         self.eval_cfg = eval_config(self.cfg)
         self.syncnet = models.build(self.cfg, "syncnet", load_syncnet, device)
         if self.cfg.sync.crop == "track":
-            settings = TrackingSettings.from_config(self.eval_cfg)
+            settings = TrackingSettings.from_eval_config(self.eval_cfg)
 
             def load_detector(checkpoint, device_):
                 return make_face_detector(settings, checkpoint, device=device_, kind=self.cfg.sync.detector)
@@ -68,7 +68,7 @@ class SyncFilter(Step):
                 detector = models.build(self.cfg, "face_detector", load_detector, device)
             else:  # a fallback detector that needs no S3FD checkpoint
                 detector = load_detector(models.resolve_path(self.cfg.models.face_detector.checkpoint), device)
-            extractor = FaceTrackExtractor(detector, settings, SyncNetProtocol.from_config(self.eval_cfg))
+            extractor = FaceTrackExtractor(detector, settings, SyncNetProtocol.from_eval_config(self.eval_cfg))
             self.evaluator = SyncEvaluator(self.syncnet, extractor)
 
     def score(self, path):

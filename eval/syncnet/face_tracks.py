@@ -93,7 +93,7 @@ class FaceTrackExtractor:
             raise NoFaceError(
                 f"no usable face track in {video_path}: faces found in {frames_with_faces} of {num_frames} frames "
                 f"(detector: {detector_name}), but no track has more than {min_track} linked detections within one "
-                f"shot with a mean face size above {self.settings.min_face_size} px"
+                f"shot with a mean face size above {self.settings.min_face_size:g} px"
             )
         logger.info("%s: %d face track(s) from %d shot(s)", video_path, len(tracks), len(shots))
         return self._crop_tracks(reader, tracks, audio)

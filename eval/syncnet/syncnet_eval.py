@@ -32,7 +32,7 @@ class SyncNetEval(torch.nn.Module):
         super().__init__()
         self.__S__ = S(num_layers_in_fc_layers=num_layers_in_fc_layers, width_divisor=width_divisor).to(device)
         self.device = device
-        self.protocol = protocol or SyncNetProtocol.from_config()
+        self.protocol = protocol or SyncNetProtocol.from_eval_config()
         self.__S__.eval()
 
     @property

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import fmean
 
-from eval.settings import SyncNetProtocol, TrackingSettings, checkpoint_path, load_eval_config
+from eval.settings import SyncFilterRule, SyncNetProtocol, TrackingSettings, checkpoint_path, load_eval_config
 from eval.syncnet.face_tracks import FaceTrackExtractor, TrackClip
 from eval.syncnet.syncnet_eval import SyncNetEval
 
@@ -57,7 +57,7 @@ def evaluate_video(syncnet: SyncNetEval, extractor: FaceTrackExtractor, video_pa
 
 def passes_sync_filter(result: VideoSyncResult, cfg=None) -> bool:
     """The data pipeline's rule: confidence >= sync_filter.min_confidence and |offset| <= max_abs_offset."""
-    rule = (load_eval_config() if cfg is None else cfg).sync_filter
+    rule = SyncFilterRule.from_eval_config(cfg)
     return result.lse_c >= rule.min_confidence and abs(result.av_offset) <= rule.max_abs_offset
 
 
@@ -82,8 +82,8 @@ class SyncEvaluator:
         from eval.detectors import make_face_detector
 
         cfg = load_eval_config() if cfg is None else cfg
-        protocol = SyncNetProtocol.from_config(cfg)
-        settings = TrackingSettings.from_config(cfg)
+        protocol = SyncNetProtocol.from_eval_config(cfg)
+        settings = TrackingSettings.from_eval_config(cfg)
         syncnet = SyncNetEval(num_layers_in_fc_layers=protocol.fc_dim, device=device, width_divisor=width_divisor,
                               protocol=protocol)
         if load_weights:
