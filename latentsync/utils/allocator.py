@@ -9,8 +9,9 @@ about a tenth of the CPU time. With mmap off and trimming off, freed blocks stay
 The price: memory the process freed is not given back to the system until it exits (its peak stays
 resident). For a lip-sync run that peak is reached in the first chunk anyway, so nothing grows; a
 long-running host (the app) keeps the footprint of its largest job. Turned off with
-`allocator.keep_freed_memory: false` in configs/inference.yaml (read by `latentsync.api.build_pipeline`). Equivalent to starting the process with
-`MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<huge>`; a no-op on other C libraries (macOS, musl, Windows).
+`allocator.keep_freed_memory: false` in configs/inference.yaml (read by `latentsync.api.build_pipeline`).
+Equivalent to starting the process with `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647`; a no-op on
+other C libraries (macOS, musl, Windows).
 """
 
 from __future__ import annotations
