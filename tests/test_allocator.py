@@ -38,6 +38,28 @@ def test_kept_memory_is_reused_without_page_faults():
     assert kept["faults"] < default["faults"] / 5
 
 
+RELEASE_PROBE = """
+import json, os, torch
+from latentsync.utils.allocator import keep_freed_memory, release_freed_memory
+assert keep_freed_memory()
+def rss_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+blocks = [torch.ones(8 << 20) for _ in range(12)]  # 384 MiB, touched
+del blocks
+kept = rss_mib()
+release_freed_memory()
+print(json.dumps({"kept": kept, "released": rss_mib()}))
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_release_gives_the_kept_memory_back():
+    out = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True, cwd=REPO_ROOT,
+                         check=True)
+    rss = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rss["kept"] - rss["released"] > 300  # MiB: the freed 384 MiB stayed until the release
+
+
 def test_build_pipeline_applies_the_configured_setting(ckpts, monkeypatch):
     import latentsync.api as api
     from tests.inference_fixtures import tiny_options

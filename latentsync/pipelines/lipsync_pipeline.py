@@ -29,6 +29,7 @@ from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_
 from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.sampling import denoise
 from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
+from latentsync.utils.allocator import release_freed_memory
 from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoWriter, probe_video, read_audio, resample_indices
@@ -203,6 +204,7 @@ class LipsyncPipeline:
                         decoded = decoded * (1 - keep_here) + pixels.to(decoded.device).float() * keep_here
                     frames_with_face += count
                     drain.submit((chunk, decoded))
+                    release_freed_memory()  # the chunk's steps reused their blocks; now they go back
                 drain.finish()
             except BaseException:
                 drain.abandon()

@@ -6,9 +6,11 @@ many MiB each; every one of them comes back as new pages that the kernel must fa
 Measured on the 256 px stage-2 forward (docs/benchmarks.md, "U-Net"), that is millions of page faults and
 about a tenth of the CPU time. With mmap off and trimming off, freed blocks stay in the heap and are reused.
 
-The price: memory the process freed is not given back to the system until it exits (its peak stays
-resident). For a lip-sync run that peak is reached in the first chunk anyway, so nothing grows; a
-long-running host (the app) keeps the footprint of its largest job. Turned off with
+The price: freed memory is not given back to the system on its own, and blocks of many sizes from several
+threads fragment the heap: without a release, the 300 s 1080p run peaked 112 MiB higher than without the
+setting (docs/benchmarks.md). So the pipeline calls `release_freed_memory()` once per 16-frame chunk: the
+steps inside a chunk reuse their blocks, and what is free at the chunk's end goes back (`malloc_trim`), so
+memory stays flat with length. Turned off with
 `allocator.keep_freed_memory: false` in configs/inference.yaml (read by `latentsync.api.build_pipeline`).
 Equivalent to starting the process with `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647`; a no-op on
 other C libraries (macOS, musl, Windows).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import platform
 
@@ -30,6 +33,7 @@ M_MMAP_MAX = -4
 _applied = False
 
 
+@functools.cache
 def _glibc():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
@@ -55,3 +59,9 @@ def keep_freed_memory() -> bool:
     logger.info("allocator: freed memory kept in the process (mmap off, trim off): %s", ok)
     return ok
 
+
+
+def release_freed_memory() -> None:
+    """Give the free heap back to the system (glibc `malloc_trim`); a no-op unless the setting is applied."""
+    if _applied:
+        _glibc().malloc_trim(0)
