@@ -7,8 +7,8 @@ Measured on the 256 px stage-2 forward (docs/benchmarks.md, "U-Net"), that is mi
 about a tenth of the CPU time. With mmap off and trimming off, freed blocks stay in the heap and are reused.
 
 The price: freed memory is not given back to the system on its own, and blocks of many sizes from several
-threads fragment the heap: without a release, the 300 s 1080p run peaked 112 MiB higher than without the
-setting (docs/benchmarks.md). So the pipeline calls `release_freed_memory()` once per 16-frame chunk: the
+threads fragment the heap: without a release, the 300 s 1080p run peaked at 1592 MiB against 1396 MiB for
+10 s (docs/benchmarks.md). So the pipeline calls `release_freed_memory()` once per 16-frame chunk: the
 steps inside a chunk reuse their blocks, and what is free at the chunk's end goes back (`malloc_trim`), so
 memory stays flat with length. Turned off with
 `allocator.keep_freed_memory: false` in configs/inference.yaml (read by `latentsync.api.build_pipeline`).
