@@ -25,7 +25,6 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from omegaconf import OmegaConf  # noqa: E402
 
 from latentsync.api import (  # noqa: E402
     DTYPES,
@@ -37,14 +36,14 @@ from latentsync.api import (  # noqa: E402
     lipsync,
     preset_values,
 )
-from latentsync.config import CONFIG_DIR  # noqa: E402
+from latentsync.config import inference_settings  # noqa: E402
 from latentsync.faces.backends import BACKENDS  # noqa: E402
 from latentsync.faces.detector import FACE_CHOICES, load_faces_config  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
 from latentsync.pipelines.progress import STAGES  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
 
-APP = OmegaConf.load(CONFIG_DIR / "inference.yaml").app
+APP = inference_settings().app
 # What a job may set from the page; the first four decide which models are loaded.
 MODEL_OPTIONS = ("scheduler", "dtype", "enable_deepcache", "face_detector")
 JOB_OPTIONS = (*MODEL_OPTIONS, "preset", "inference_steps", "guidance_scale", "seed", "face_choice", "face_index",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from latentsync.config import CONFIG_DIR, REPO_ROOT, load_config, model_config
+from latentsync.config import CONFIG_DIR, REPO_ROOT, inference_settings, load_config, model_config
 from latentsync.errors import InputError
 from latentsync.pipelines.frame_schedule import check_length_mode
 from latentsync.pipelines.progress import RunProgress
@@ -35,13 +35,6 @@ DTYPES = ("auto", "fast", "fp32", "fp16", "bf16")  # see resolve_dtype
 
 
 PRESETS = ("quality", "fast")
-
-
-def inference_settings():
-    """The packaged configs/inference.yaml (presets, DeepCache, allocator, app limits)."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.load(CONFIG_DIR / "inference.yaml")
 
 
 def apply_process_settings() -> None:

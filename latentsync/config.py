@@ -69,3 +69,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> DictConfig:
 def model_config(cfg: DictConfig) -> dict:
     """The `model:` section as a plain dict, the form the model constructors and loaders take."""
     return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def inference_settings() -> DictConfig:
+    """The packaged configs/inference.yaml (presets, DeepCache, allocator, app limits): read here only."""
+    return OmegaConf.load(CONFIG_DIR / "inference.yaml")

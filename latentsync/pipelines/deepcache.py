@@ -8,14 +8,12 @@ chunk's first step) runs the full network; the others recompute only the shallow
 
 from __future__ import annotations
 
-from omegaconf import OmegaConf
-
-from latentsync.config import CONFIG_DIR
+from latentsync.config import inference_settings
 
 
 def packaged_deepcache_settings():
     """The `deepcache:` section of the packaged configs/inference.yaml (cache_interval, cache_branch_id)."""
-    return OmegaConf.load(CONFIG_DIR / "inference.yaml").deepcache
+    return inference_settings().deepcache
 
 
 def enable_deepcache(pipeline, settings=None):
