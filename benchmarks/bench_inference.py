@@ -139,8 +139,7 @@ def speed(args) -> None:
             out = tmp / f"{len(outputs)}.mp4"
             start = time.perf_counter()
             result = pipe(str(video), str(audio), str(out), height=args.resolution, width=args.resolution,
-                          num_inference_steps=opts.inference_steps, guidance_scale=opts.guidance_scale,
-                          weight_dtype=dtype, generator=torch.Generator().manual_seed(0), progress=False)
+                          **opts.sampler_kwargs(), weight_dtype=dtype, generator=torch.Generator().manual_seed(0), progress=False)
             total = time.perf_counter() - start
             if helper is not None:
                 helper.disable()

@@ -89,8 +89,7 @@ def run_presets(args, folder: Path) -> list[dict]:
                 torch.cuda.reset_peak_memory_stats(device)
             started = time.perf_counter()
             result = pipe(str(video), str(audio), str(folder / f"{size}_{preset}.mp4"), height=size, width=size,
-                          num_inference_steps=opts.inference_steps, guidance_scale=opts.guidance_scale,
-                          weight_dtype=dtype, generator=torch.Generator().manual_seed(0), progress=False)
+                          **opts.sampler_kwargs(), weight_dtype=dtype, generator=torch.Generator().manual_seed(0), progress=False)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             wall = time.perf_counter() - started

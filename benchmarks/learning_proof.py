@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from omegaconf import OmegaConf
 
 from latentsync.config import REPO_ROOT, load_config
@@ -135,13 +136,14 @@ def train_unet(args, data: Path, ckpts: dict, syncnet_ckpt: Path) -> tuple[Path,
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
-REFERENCE_SAMPLER = {"scheduler": "ddim", "inference_steps": 20, "guidance_scale": 1.5, "enable_deepcache": False,
-                     "dtype": "fp32"}  # the quality guard's yardstick: plain 20-step fp32 DDIM
+REFERENCE_SAMPLER = {"scheduler": "ddim", "inference_steps": 20, "guidance_scale": 1.5, "guidance_fraction": 1.0,
+                     "enable_deepcache": False, "dtype": "fp32"}  # the quality guard's yardstick: plain 20-step fp32 DDIM
 
 
 class Generator:
     """Regenerates the masked mouth region of 16-frame windows with the trained U-Net, through the inference
-    sampler (`latentsync.pipelines.sampling.denoise`) with a given scheduler, steps, guidance, DeepCache, dtype."""
+    sampler (`latentsync.pipelines.sampling.denoise`) with a given scheduler, steps, guidance (and its share of
+    the steps), DeepCache (optionally with its own `cache_interval`), dtype."""
 
     def __init__(self, ckpts: dict, unet_ckpt: Path, sampler: dict, overrides=()):
         from diffusers import AutoencoderKL
@@ -156,12 +158,16 @@ class Generator:
         self.unet = unet.eval().to(self.dtype)
         self.vae = AutoencoderKL.from_pretrained(ckpts["vae"]).eval().to(self.dtype)
         self.scheduler = build_scheduler(sampler["scheduler"])
+        self.cache_interval = None
         if sampler["enable_deepcache"]:
             from types import SimpleNamespace
 
-            from latentsync.pipelines.deepcache import enable_deepcache
+            from latentsync.pipelines.deepcache import enable_deepcache, packaged_deepcache_settings
 
-            enable_deepcache(SimpleNamespace(unet=self.unet, scheduler=self.scheduler))
+            settings = dict(packaged_deepcache_settings())
+            settings["cache_interval"] = int(sampler.get("cache_interval", settings["cache_interval"]))
+            enable_deepcache(SimpleNamespace(unet=self.unet, scheduler=self.scheduler), settings)
+            self.cache_interval = settings["cache_interval"]
         self.scaling = 0.18215
 
     @torch.no_grad()
@@ -173,7 +179,7 @@ class Generator:
     @torch.no_grad()
     def __call__(self, sample: dict, audio_embeds: torch.Tensor, seed: int) -> torch.Tensor:
         """(16, 3, 64, 64) frames in [-1, 1]: generated mouth region pasted into the ground-truth surroundings."""
-        from latentsync.pipelines.sampling import denoise
+        from latentsync.pipelines.sampling import denoise, guided_step_count
         from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
         from latentsync.utils.training_utils import step_generator
 
@@ -183,9 +189,11 @@ class Generator:
         mask = mask_to_latent(sample["masks"], masked.shape[-2:]).to(self.dtype)
         latents = torch.randn((1, 4, 1, *masked.shape[-2:]), generator=gen).expand(-1, -1, masked.shape[2], -1, -1)
         latents = latents.to(self.dtype)
+        steps = int(self.sampler["inference_steps"])
+        guided = guided_step_count(steps, float(self.sampler.get("guidance_fraction", 1.0)), self.cache_interval)
         latents = denoise(self.unet, self.scheduler, latents, mask, masked, ref, audio_embeds.to(self.dtype),
-                          num_inference_steps=int(self.sampler["inference_steps"]),
-                          guidance_scale=float(self.sampler["guidance_scale"]), generator=gen)
+                          num_inference_steps=steps, guidance_scale=float(self.sampler["guidance_scale"]),
+                          generator=gen, guided_steps=guided)
         frames = decode_latents(self.vae, latents, self.scaling).float().clamp(-1, 1)
         keep = sample["masks"]
         return frames * (1 - keep) + sample["gt_pixel_values"] * keep
@@ -275,6 +283,9 @@ def quality_guard(args) -> dict:
         if sampler["dtype"] == "fast" and resolve_dtype("fast", torch.device("cpu")) != torch.bfloat16:
             # this CPU has no native bf16, so `fast` ran in fp32 above; bf16 is what it runs on CPUs that have it
             runs[f"preset {name}, bf16 forced"] = {**sampler, "dtype": "bf16"}
+    for text in args.candidate:  # "key=value,...": the fast preset with these values changed
+        changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in text.split(","))}
+        runs[f"candidate {text}"] = {**{key: preset_values("fast")[key] for key in REFERENCE_SAMPLER}, **changes}
     out, frames = {}, {}
     for label, sampler in runs.items():
         frames[label] = []
@@ -362,7 +373,10 @@ def main(argv=None) -> int:
     parser.add_argument("--chart_only", action="store_true", help="redraw the chart from <work>/results.json")
     parser.add_argument("--guard", action="store_true",
                         help="quality guard of the inference presets with the models of an earlier full run in --work")
-    parser.add_argument("--presets", nargs="+", default=["quality", "fast"])
+    parser.add_argument("--presets", nargs="*", default=["quality", "fast"])
+    parser.add_argument("--candidate", action="append", default=[], metavar="KEY=VALUE,...",
+                        help="--guard: also try the fast preset with these sampler values changed, e.g. "
+                             "inference_steps=6,guidance_fraction=0.5,cache_interval=4 (repeatable)")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.chart_only:

@@ -64,6 +64,7 @@ class LipsyncOptions:
     whisper_path: str | None = None  # None: checkpoints/whisper/{tiny,small}.pt by the U-Net's audio width
     inference_steps: int = 20
     guidance_scale: float = 1.5
+    guidance_fraction: float = 1.0  # share of the steps, from the first, with classifier-free guidance (1 = all)
     seed: int = 1247
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # auto (fp16 on CUDA capability > 7, else fp32) | fast | fp32 | fp16 | bf16
@@ -97,9 +98,16 @@ class LipsyncOptions:
 
             dc = packaged_deepcache_settings()
             deepcache = f"on (interval {dc.cache_interval}, branch {dc.cache_branch_id})"
+        guidance = f"guidance {self.guidance_scale:g}"
+        if self.guidance_fraction < 1:
+            guidance += f" on the first {self.guidance_fraction:.0%} of the steps"
         return (f"settings: preset {self.preset}; device {device}, dtype {str(dtype).replace('torch.', '')}, "
-                f"sampler {self.scheduler}, {self.inference_steps} steps, guidance {self.guidance_scale:g}, "
-                f"DeepCache {deepcache}")
+                f"sampler {self.scheduler}, {self.inference_steps} steps, {guidance}, DeepCache {deepcache}")
+
+    def sampler_kwargs(self) -> dict:
+        """The sampling options as `LipsyncPipeline.__call__` takes them (the API, benchmarks, GPU check)."""
+        return {"num_inference_steps": self.inference_steps, "guidance_scale": self.guidance_scale,
+                "guidance_fraction": self.guidance_fraction}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -238,7 +246,7 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
             raise InputError(f"the {what} path {path} is a folder; give a {what} file")
         if not Path(path).is_file():
             raise InputError(f"{what} file not found: {path}")
-    check_run_options(opts.inference_steps, opts.guidance_scale, opts.seed)
+    check_run_options(opts.inference_steps, opts.guidance_scale, opts.seed, opts.guidance_fraction)
     face_choice, face_index, face_position = check_face_options(opts.face_choice, opts.face_index, opts.face_position)
     check_length_mode(opts.length_mode)
     check_output_path(out, (video, audio))
@@ -255,8 +263,7 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
         audio_sample_rate=int(config.data.audio_sample_rate),
         height=int(config.data.resolution),
         width=int(config.data.resolution),
-        num_inference_steps=opts.inference_steps,
-        guidance_scale=opts.guidance_scale,
+        **opts.sampler_kwargs(),
         weight_dtype=dtype,
         mask_image_path=config.data.get("mask_image_path") or None,
         generator=generator,

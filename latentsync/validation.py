@@ -17,7 +17,7 @@ GUIDANCE_RANGE = (0.0, 20.0)  # official inference uses 1.0-3.0; beyond 20 the o
 MAX_INFERENCE_STEPS = 1000  # the scheduler's training timesteps
 
 
-def check_run_options(inference_steps, guidance_scale, seed) -> None:
+def check_run_options(inference_steps, guidance_scale, seed, guidance_fraction=1.0) -> None:
     if isinstance(inference_steps, bool) or not isinstance(inference_steps, int) or inference_steps < 1:
         raise InputError(f"--inference_steps must be a whole number >= 1, got {inference_steps!r}")
     if inference_steps > MAX_INFERENCE_STEPS:
@@ -31,6 +31,13 @@ def check_run_options(inference_steps, guidance_scale, seed) -> None:
     if not math.isfinite(guidance) or not low <= guidance <= high:
         raise InputError(f"--guidance_scale must be between {low:g} and {high:g} (official default 1.5), "
                          f"got {guidance_scale!r}")
+    try:
+        fraction = float(guidance_fraction)
+    except (TypeError, ValueError):
+        raise InputError(f"--guidance_fraction must be a number, got {guidance_fraction!r}") from None
+    if not math.isfinite(fraction) or not 0 < fraction <= 1:
+        raise InputError(f"--guidance_fraction must be above 0 and at most 1 (1 = guidance on every step, as the "
+                         f"official), got {guidance_fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InputError(f"--seed must be a whole number (-1 for a random seed), got {seed!r}")
 

@@ -59,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "10 steps, DeepCache, fp16 on CUDA / bf16 on CPUs with native bf16. Flags below override it")
     p.add_argument("--inference_steps", type=int, default=None)
     p.add_argument("--guidance_scale", type=float, default=None)
+    p.add_argument("--guidance_fraction", type=float, default=None,
+                   help="share of the steps, from the first, that use classifier-free guidance (1 = all, as the "
+                        "official); the others run the audio-conditioned half alone, at half the cost")
     p.add_argument("--seed", type=int, default=d.seed, help="-1 for a random seed")
     p.add_argument("--temp_dir", default=None, help="accepted for compatibility; outputs are written atomically")
     p.add_argument("--enable_deepcache", dest="enable_deepcache", action="store_const", const=True, default=None)
@@ -105,7 +108,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def options_from_args(args) -> LipsyncOptions:
     """The preset's values, overridden by every flag given explicitly."""
     keys = ("unet_config_path", "inference_ckpt_path", "vae_path", "whisper_path", "inference_steps",
-            "guidance_scale", "seed", "device", "dtype", "length_mode", "scheduler", "enable_deepcache",
+            "guidance_scale", "guidance_fraction", "seed", "device", "dtype", "length_mode", "scheduler", "enable_deepcache",
             "face_detector", "face_choice", "face_index", "face_position", "temp_dir", "preset")
     return LipsyncOptions.from_kwargs(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
 

@@ -27,7 +27,7 @@ from latentsync.faces.choice import tracker_settings
 from latentsync.pipelines.chunk_source import ChunkSource, NoFaceError
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.pipelines.progress import RunProgress
-from latentsync.pipelines.sampling import denoise
+from latentsync.pipelines.sampling import denoise, guided_step_count
 from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
 from latentsync.utils.allocator import release_freed_memory
 from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
@@ -87,12 +87,13 @@ class LipsyncPipeline:
     def __call__(self, video_path: str, audio_path: str, video_out_path: str, num_frames: int = 16,
                  video_fps: int = 25, audio_sample_rate: int = 16000, height: int | None = None,
                  width: int | None = None, num_inference_steps: int = 20, guidance_scale: float = 1.5,
-                 weight_dtype: torch.dtype | None = None, eta: float = 0.0, mask_image_path: str | None = None,
+                 guidance_fraction: float = 1.0, weight_dtype: torch.dtype | None = None, eta: float = 0.0, mask_image_path: str | None = None,
                  temp_dir: str | None = None, generator: torch.Generator | None = None,
                  length_mode: str = "pingpong", progress=True, face_choice: str | None = None,
                  face_index: int | None = None, face_position=None, **_ignored) -> LipsyncResult:
         """`progress`: console bars (bool) or a `RunProgress` (bars and/or a callback). `face_choice`: which face
-        to edit (None: configs/faces.yaml), with `face_index` / `face_position` (x, y) where it needs them."""
+        to edit (None: configs/faces.yaml), with `face_index` / `face_position` (x, y) where it needs them.
+        `guidance_fraction`: share of the steps, from the first, with classifier-free guidance (1 = all)."""
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or height
         if height != width or height % 8:
@@ -129,6 +130,8 @@ class LipsyncPipeline:
                              clock=clock, progress=progress, device=device, face_choice=face_settings)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)  # for init_noise_sigma
+        guided_steps = guided_step_count(num_inference_steps, guidance_fraction,
+                                         self.deepcache.params["cache_interval"] if self.deepcache else None)
         latent_hw = height // self.vae_scale_factor
         noise = torch.randn((1, self.vae.config.latent_channels, 1, latent_hw, latent_hw), generator=generator,
                             device=generator.device if generator is not None else "cpu", dtype=torch.float32)
@@ -196,7 +199,7 @@ class LipsyncPipeline:
                                           mask_latent.expand(-1, -1, count, -1, -1), masked_latents, ref_latents,
                                           audio_embeds, num_inference_steps=num_inference_steps,
                                           guidance_scale=guidance_scale, generator=generator, eta=eta,
-                                          on_step=steps_bar.update)
+                                          guided_steps=guided_steps, on_step=steps_bar.update)
                     with clock.measure("vae"):
                         # stays on the model's device: on CUDA the paste-back runs there too (as the official)
                         decoded = decode_latents(self.vae, latents).float()
