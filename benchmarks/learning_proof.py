@@ -33,7 +33,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from latentsync.config import REPO_ROOT, load_config
-from latentsync.utils.training_utils import load_training_config
+from latentsync.utils.training_utils import load_training_config, loss_log_path, read_loss_log
 
 logger = logging.getLogger("learning_proof")
 
@@ -72,9 +72,20 @@ def make_data(args) -> Path:
     return data
 
 
+def finished_run(folder: Path, steps: int) -> Path | None:
+    """The newest run under `folder` that saved a checkpoint of `steps` (for `--reuse_trained`), or None."""
+    runs = sorted(folder.glob("train-*/checkpoints/checkpoint-*[0-9].pt"), key=lambda p: p.stat().st_mtime)
+    return next((ckpt.parent.parent for ckpt in reversed(runs) if ckpt.stem == f"checkpoint-{steps}"), None)
+
+
 def make_checkpoints(args, data: Path) -> dict:
     from tools.make_tiny_checkpoints import fit_vae, make_tiny_checkpoints
 
+    if args.reuse_trained and (args.work / "ckpts" / "vae").is_dir():
+        logger.info("reusing the fitted VAE and tiny checkpoints in %s", args.work / "ckpts")
+        ckpts = args.work / "ckpts"
+        return {"vae": str(ckpts / "vae"), "whisper": str(ckpts / "whisper_tiny.pt"),
+                "unet": str(ckpts / "unet_tiny.pt"), "syncnet": str(ckpts / "syncnet_tiny.pt"), "vae_final_loss": None}
     paths = make_tiny_checkpoints(args.work / "ckpts", seed=0)
     losses = fit_vae(paths["vae"], data / "train", args.vae_steps, batch_size=args.vae_batch)
     return {**paths, "vae_final_loss": float(np.mean(losses[-20:]))}
@@ -91,7 +102,8 @@ def train_syncnet(args, data: Path) -> tuple[Path, dict]:
         f"data.num_val_samples={args.syncnet_val_samples}",
     ])
     start, cpu_start = time.time(), cpu_seconds()
-    run = train_syncnet.main(config)
+    run = finished_run(args.work / "syncnet", args.syncnet_steps) if args.reuse_trained else None
+    run = run or train_syncnet.main(config)
     ckpt = newest_checkpoint(run)
     history = torch.load(ckpt, weights_only=True)
     info = {"minutes": (time.time() - start) / 60, "cpu_minutes": (cpu_seconds() - cpu_start) / 60,
@@ -115,22 +127,25 @@ def train_unet(args, data: Path, ckpts: dict, syncnet_ckpt: Path) -> tuple[Path,
     from latentsync.cli import train_unet
 
     start = time.time()
-    stage1 = train_unet.main(load_training_config(UNET_CONFIG, [
+    reuse = {name: finished_run(args.work / name, steps) if args.reuse_trained else None
+             for name, steps in (("unet_stage1", args.stage1_steps),
+                                 ("unet_stage2", args.stage1_steps + args.stage2_steps))}
+    stage1 = reuse["unet_stage1"] or train_unet.main(load_training_config(UNET_CONFIG, [
         *unet_overrides(args, data, ckpts, "unet_stage1", args.stage1_steps), "ckpt.resume_ckpt_path=",
         *STAGE1_OVERRIDES]))
     stage1_ckpt = newest_checkpoint(stage1)
     stage1_minutes = (time.time() - start) / 60
-    stage2 = train_unet.main(load_training_config(UNET_CONFIG, [
+    stage2 = reuse["unet_stage2"] or train_unet.main(load_training_config(UNET_CONFIG, [
         *unet_overrides(args, data, ckpts, "unet_stage2", args.stage1_steps + args.stage2_steps),
         f"ckpt.resume_ckpt_path={stage1_ckpt}", f"data.syncnet_config_path={SYNCNET_CONFIG}",
         f"ckpt.syncnet_ckpt_path={syncnet_ckpt}", "run.perceptual_loss_weight=0", "run.trepa_loss_weight=0",
         f"run.sync_loss_weight={args.sync_loss_weight}"]))
     stage2_ckpt = newest_checkpoint(stage2)
-    history = torch.load(stage2_ckpt.with_name(stage2_ckpt.stem + ".state.pt"), weights_only=True)["history"]
+    sync = [row["sync"] for row in read_loss_log(loss_log_path(stage2_ckpt.parent))]
     return stage2_ckpt, {"stage1_minutes": stage1_minutes, "total_minutes": (time.time() - start) / 60,
                          "stage1_checkpoint": str(stage1_ckpt), "stage2_checkpoint": str(stage2_ckpt),
-                         "stage2_sync_loss_first10": float(np.mean(history["sync"][:10])),
-                         "stage2_sync_loss_last10": float(np.mean(history["sync"][-10:]))}
+                         "stage2_sync_loss_first10": float(np.mean(sync[:10])),
+                         "stage2_sync_loss_last10": float(np.mean(sync[-10:]))}
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -371,6 +386,9 @@ def main(argv=None) -> int:
     parser.add_argument("--guidance_scale", type=float, default=1.5)
     parser.add_argument("--docs", action="store_true", help="copy the chart to docs/training_learning_proof.png")
     parser.add_argument("--chart_only", action="store_true", help="redraw the chart from <work>/results.json")
+    parser.add_argument("--reuse_trained", action="store_true",
+                        help="reuse the fitted VAE and the SyncNet / U-Net runs already in --work that reached the "
+                             "asked steps (an interrupted proof goes on where it stopped)")
     parser.add_argument("--guard", action="store_true",
                         help="quality guard of the inference presets with the models of an earlier full run in --work")
     parser.add_argument("--presets", nargs="*", default=["quality", "fast"])
