@@ -92,15 +92,18 @@ class LipsyncOptions:
 
     def settings_line(self, device, dtype) -> str:
         """The effective settings, printed once per run."""
-        deepcache = "off"
+        from latentsync.pipelines.sampling import guided_step_count
+
+        deepcache, interval = "off", None
         if self.enable_deepcache:
             from latentsync.pipelines.deepcache import packaged_deepcache_settings
 
             dc = packaged_deepcache_settings()
-            deepcache = f"on (interval {dc.cache_interval}, branch {dc.cache_branch_id})"
+            deepcache, interval = f"on (interval {dc.cache_interval}, branch {dc.cache_branch_id})", dc.cache_interval
         guidance = f"guidance {self.guidance_scale:g}"
-        if self.guidance_fraction < 1:
-            guidance += f" on the first {self.guidance_fraction:.0%} of the steps"
+        guided = guided_step_count(self.inference_steps, self.guidance_fraction, interval)
+        if guided < self.inference_steps:
+            guidance += f" on the first {guided} steps only"
         return (f"settings: preset {self.preset}; device {device}, dtype {str(dtype).replace('torch.', '')}, "
                 f"sampler {self.scheduler}, {self.inference_steps} steps, {guidance}, DeepCache {deepcache}")
 

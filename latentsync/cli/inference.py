@@ -108,8 +108,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def options_from_args(args) -> LipsyncOptions:
     """The preset's values, overridden by every flag given explicitly."""
     keys = ("unet_config_path", "inference_ckpt_path", "vae_path", "whisper_path", "inference_steps",
-            "guidance_scale", "guidance_fraction", "seed", "device", "dtype", "length_mode", "scheduler", "enable_deepcache",
-            "face_detector", "face_choice", "face_index", "face_position", "temp_dir", "preset")
+            "guidance_scale", "guidance_fraction", "seed", "device", "dtype", "length_mode", "scheduler",
+            "enable_deepcache", "face_detector", "face_choice", "face_index", "face_position", "temp_dir", "preset")
     return LipsyncOptions.from_kwargs(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
 
 

@@ -87,7 +87,8 @@ class LipsyncPipeline:
     def __call__(self, video_path: str, audio_path: str, video_out_path: str, num_frames: int = 16,
                  video_fps: int = 25, audio_sample_rate: int = 16000, height: int | None = None,
                  width: int | None = None, num_inference_steps: int = 20, guidance_scale: float = 1.5,
-                 guidance_fraction: float = 1.0, weight_dtype: torch.dtype | None = None, eta: float = 0.0, mask_image_path: str | None = None,
+                 guidance_fraction: float = 1.0, weight_dtype: torch.dtype | None = None, eta: float = 0.0,
+                 mask_image_path: str | None = None,
                  temp_dir: str | None = None, generator: torch.Generator | None = None,
                  length_mode: str = "pingpong", progress=True, face_choice: str | None = None,
                  face_index: int | None = None, face_position=None, **_ignored) -> LipsyncResult:
