@@ -108,6 +108,7 @@ def speed(args) -> None:
 
     import numpy as np
     import torch
+    import yaml
 
     torch.set_num_threads(args.threads)
     from benchmarks.random_models import random_models
@@ -120,6 +121,9 @@ def speed(args) -> None:
     # quality first (the reference of the PSNR column), then plain fp32 DDIM, then the presets that cast weights
     plain = ("plain DDIM, fp32, no DeepCache", LipsyncOptions.from_kwargs(enable_deepcache=False, dtype="fp32"))
     presets = [(f"preset {name}", LipsyncOptions.from_kwargs(preset=name)) for name in args.presets]
+    for text in args.candidate:  # the fast preset with some values changed, e.g. an earlier version of it
+        changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in text.split(","))}
+        presets.append((f"fast with {text}", LipsyncOptions.from_kwargs(preset="fast", **changes)))
     rows = [r for r in presets if r[0] == "preset quality"] + ([] if args.skip_plain else [plain]) \
         + [r for r in presets if r[0] != "preset quality"]
     apply_process_settings()  # as build_pipeline does for a user's run
@@ -182,6 +186,9 @@ def main() -> None:
     s.add_argument("--resolution", type=int, default=256, choices=[256, 512], help="512: the LatentSync 1.6 U-Net")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--skip_plain", action="store_true", help="leave out the plain 20-step fp32 DDIM row")
+    s.add_argument("--candidate", action="append", default=[], metavar="KEY=VALUE,...",
+                   help="also time the fast preset with these options changed, e.g. "
+                        "inference_steps=10,guidance_fraction=1 (repeatable)")
     args = p.parse_args()
     {"memory": memory, "_child": run_once, "speed": speed}[args.cmd](args)
 

@@ -25,5 +25,5 @@ def test_gpu_check_cpu_fallback_writes_one_json(tmp_path):
         assert row["frames"] == 16 and row["output_fps"] > 0 and row["peak_vram_mib"] is None
         assert f"preset {preset}" in row["settings"] and row["peak_rss_mib_so_far"] > 100
     assert "ddim, 20 steps" in runs[(64, "quality")]["settings"]
-    assert "dpmsolver++, 10 steps" in runs[(64, "fast")]["settings"]
+    assert "dpmsolver++, 6 steps" in runs[(64, "fast")]["settings"]
     assert report["peak_rss_mib"] >= max(r["peak_rss_mib_so_far"] for r in runs.values())

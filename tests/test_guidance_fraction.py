@@ -75,10 +75,10 @@ def test_guidance_fraction_is_checked_and_reaches_the_settings_line():
         with pytest.raises(InputError, match="guidance_fraction"):
             check_run_options(10, 1.5, 0, bad)
     check_run_options(10, 1.5, 0, 0.5)
-    options = LipsyncOptions.from_kwargs(preset="fast", guidance_fraction=0.5)
+    options = LipsyncOptions.from_kwargs(preset="quality", guidance_fraction=0.5)
     assert options.guidance_fraction == 0.5
-    # 5 of 10 steps, rounded up to DeepCache's next full-network step (interval 3): 6
-    assert "guidance 1.5 on the first 6 steps only" in options.settings_line("cpu", torch.float32)
+    # 10 of 20 steps, rounded up to DeepCache's next full-network step (interval 3): 12
+    assert "guidance 1.5 on the first 12 steps only" in options.settings_line("cpu", torch.float32)
     assert options.sampler_kwargs()["guidance_fraction"] == 0.5
     assert LipsyncOptions.from_kwargs().guidance_fraction == 1.0  # the official run guides every step
 

@@ -23,7 +23,9 @@ def test_presets_fill_options_and_explicit_flags_win():
     assert (quality.scheduler, quality.inference_steps, quality.guidance_scale, quality.enable_deepcache) == \
         ("ddim", 20, 1.5, True)  # the official inference.sh run
     fast = LipsyncOptions.from_kwargs(preset="fast")
-    assert (fast.scheduler, fast.inference_steps, fast.enable_deepcache, fast.dtype) == ("dpmsolver++", 10, True, "fast")
+    assert (fast.scheduler, fast.inference_steps, fast.guidance_fraction, fast.enable_deepcache, fast.dtype) == \
+        ("dpmsolver++", 6, 0.5, True, "fast")
+    assert quality.guidance_fraction == 1.0
     mixed = LipsyncOptions.from_kwargs(preset="fast", inference_steps=4, enable_deepcache=False)
     assert (mixed.inference_steps, mixed.enable_deepcache, mixed.scheduler) == (4, False, "dpmsolver++")
     expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32

@@ -56,7 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=Path, help="CSV (header video,audio,output) or JSON list of {video, audio, output}")
     p.add_argument("--preset", default="quality", choices=PRESETS,
                    help="quality: the official run (DDIM 20 steps, guidance 1.5, DeepCache); fast: DPM-Solver++ "
-                        "10 steps, DeepCache, fp16 on CUDA / bf16 on CPUs with native bf16. Flags below override it")
+                        "6 steps, guidance on the first 3, DeepCache, fp16 on CUDA / bf16 on CPUs with native bf16. "
+                        "Flags below override it")
     p.add_argument("--inference_steps", type=int, default=None)
     p.add_argument("--guidance_scale", type=float, default=None)
     p.add_argument("--guidance_fraction", type=float, default=None,
