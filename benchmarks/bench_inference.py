@@ -108,9 +108,9 @@ def speed(args) -> None:
 
     import numpy as np
     import torch
-    import yaml
 
     torch.set_num_threads(args.threads)
+    from benchmarks.candidates import option_changes
     from benchmarks.random_models import random_models
     from latentsync.api import LipsyncOptions, apply_process_settings, build_scheduler, resolve_dtype
     from latentsync.pipelines.deepcache import enable_deepcache
@@ -122,8 +122,7 @@ def speed(args) -> None:
     plain = ("plain DDIM, fp32, no DeepCache", LipsyncOptions.from_kwargs(enable_deepcache=False, dtype="fp32"))
     presets = [(f"preset {name}", LipsyncOptions.from_kwargs(preset=name)) for name in args.presets]
     for text in args.candidate:  # the fast preset with some values changed, e.g. an earlier version of it
-        changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in text.split(","))}
-        presets.append((f"fast with {text}", LipsyncOptions.from_kwargs(preset="fast", **changes)))
+        presets.append((f"fast with {text}", LipsyncOptions.from_kwargs(preset="fast", **option_changes(text))))
     rows = [r for r in presets if r[0] == "preset quality"] + ([] if args.skip_plain else [plain]) \
         + [r for r in presets if r[0] != "preset quality"]
     apply_process_settings()  # as build_pipeline does for a user's run
@@ -143,7 +142,8 @@ def speed(args) -> None:
             out = tmp / f"{len(outputs)}.mp4"
             start = time.perf_counter()
             result = pipe(str(video), str(audio), str(out), height=args.resolution, width=args.resolution,
-                          **opts.sampler_kwargs(), weight_dtype=dtype, generator=torch.Generator().manual_seed(0), progress=False)
+                          **opts.sampler_kwargs(), weight_dtype=dtype, generator=torch.Generator().manual_seed(0),
+                          progress=False)
             total = time.perf_counter() - start
             if helper is not None:
                 helper.disable()

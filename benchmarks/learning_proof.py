@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from omegaconf import OmegaConf
 
 from latentsync.config import REPO_ROOT, load_config
@@ -285,6 +284,7 @@ def quality_guard(args) -> dict:
     """Each inference preset against plain 20-step fp32 DDIM, with the trained models of an earlier full run:
     own-audio sync (must stay >= GUARD_SYNC_RATIO x the reference), own > shuffled (>= GUARD_MIN_WINS of 32),
     and the PSNR of the preset's frames against the reference frames."""
+    from benchmarks.candidates import option_changes
     from latentsync.api import preset_values, resolve_dtype
 
     results = json.loads((args.work / "results.json").read_text())
@@ -299,8 +299,8 @@ def quality_guard(args) -> dict:
             # this CPU has no native bf16, so `fast` ran in fp32 above; bf16 is what it runs on CPUs that have it
             runs[f"preset {name}, bf16 forced"] = {**sampler, "dtype": "bf16"}
     for text in args.candidate:  # "key=value,...": the fast preset with these values changed
-        changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in text.split(","))}
-        runs[f"candidate {text}"] = {**{key: preset_values("fast")[key] for key in REFERENCE_SAMPLER}, **changes}
+        runs[f"candidate {text}"] = {**{key: preset_values("fast")[key] for key in REFERENCE_SAMPLER},
+                                     **option_changes(text)}
     out, frames = {}, {}
     for label, sampler in runs.items():
         frames[label] = []
