@@ -4,6 +4,8 @@ briefly with it generates mouths that follow the audio better than shuffled-audi
     python -m benchmarks.learning_proof --work output/learning_proof            # ~30 CPU minutes on 2 cores
     python -m benchmarks.learning_proof --work output/lp --syncnet_steps 300 --stage1_steps 200 --stage2_steps 100
     python -m benchmarks.learning_proof --work output/learning_proof --guard   # presets vs 20-step fp32 DDIM
+    python -m benchmarks.learning_proof --work output/learning_proof --guard --candidate inference_steps=4
+    python -m benchmarks.learning_proof --work output/learning_proof --reuse_trained  # finish an interrupted run
 
 Steps (all with the project's own tools, nothing downloaded):
 1. synthetic clips (tools/make_synthetic_dataset.py): 64 px aligned faces whose mouth follows generated syllables,
