@@ -17,25 +17,28 @@ GUIDANCE_RANGE = (0.0, 20.0)  # official inference uses 1.0-3.0; beyond 20 the o
 MAX_INFERENCE_STEPS = 1000  # the scheduler's training timesteps
 
 
+def _finite_number(value, option: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{option} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise InputError(f"{option} must be a finite number, got {value!r}")
+    return number
+
+
 def check_run_options(inference_steps, guidance_scale, seed, guidance_fraction=1.0) -> None:
     if isinstance(inference_steps, bool) or not isinstance(inference_steps, int) or inference_steps < 1:
         raise InputError(f"--inference_steps must be a whole number >= 1, got {inference_steps!r}")
     if inference_steps > MAX_INFERENCE_STEPS:
         raise InputError(f"--inference_steps must be at most {MAX_INFERENCE_STEPS} (the scheduler's timesteps), "
                          f"got {inference_steps}")
-    try:
-        guidance = float(guidance_scale)
-    except (TypeError, ValueError):
-        raise InputError(f"--guidance_scale must be a number, got {guidance_scale!r}") from None
+    guidance = _finite_number(guidance_scale, "--guidance_scale")
     low, high = GUIDANCE_RANGE
-    if not math.isfinite(guidance) or not low <= guidance <= high:
+    if not low <= guidance <= high:
         raise InputError(f"--guidance_scale must be between {low:g} and {high:g} (official default 1.5), "
                          f"got {guidance_scale!r}")
-    try:
-        fraction = float(guidance_fraction)
-    except (TypeError, ValueError):
-        raise InputError(f"--guidance_fraction must be a number, got {guidance_fraction!r}") from None
-    if not math.isfinite(fraction) or not 0 < fraction <= 1:
+    if not 0 < _finite_number(guidance_fraction, "--guidance_fraction") <= 1:
         raise InputError(f"--guidance_fraction must be above 0 and at most 1 (1 = guidance on every step, as the "
                          f"official), got {guidance_fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
