@@ -139,6 +139,10 @@ def execute(step_obj, work: WorkItem) -> dict:
 _WORKER_STEP = None
 
 
+class WorkerSetupError(RuntimeError):
+    """A pool worker could not set up its step (e.g. load its model); every task it gets raises this."""
+
+
 _WORKER_FAILURE: BaseException | None = None
 
 
@@ -159,7 +163,7 @@ def _init_worker(step_name: str, cfg: DataProcessingSettings, layout: Layout, co
         _WORKER_STEP = make_step(step_name, cfg, worker_index=index, layout=layout)
         _WORKER_STEP.setup()
     except Exception as exc:  # noqa: BLE001 - re-raised in _work
-        _WORKER_FAILURE = RuntimeError(f"worker {index} could not set up step '{step_name}': {type(exc).__name__}: {exc}")
+        _WORKER_FAILURE = WorkerSetupError(f"worker {index} could not set up step '{step_name}': {type(exc).__name__}: {exc}")
 
 
 def _work(work: WorkItem) -> dict:
@@ -199,8 +203,22 @@ def run_step(steps: list[str], step: str, layout: Layout, cfg: DataProcessingSet
             context = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state in workers
             counter = context.Value("i", 0)
             workers = min(num_workers, len(works))
-            with context.Pool(workers, initializer=_init_worker, initargs=(step, cfg, layout, counter)) as pool:
+            pool = context.Pool(workers, initializer=_init_worker, initargs=(step, cfg, layout, counter))
+            try:
                 _drain(pool.imap_unordered(_work, works), writer, bar)
+            except WorkerSetupError:
+                # The workers answer every remaining task at once with this error, so let them finish: killing
+                # one in the middle of a reply leaves the result queue's lock taken, and CPython's
+                # Pool.terminate then waits on it forever (seen once in CI: its task handler stuck in SimpleQueue.put).
+                pool.close()
+                raise
+            except BaseException:
+                pool.terminate()
+                raise
+            else:
+                pool.close()
+            finally:
+                pool.join()
     finally:
         bar.close()
         writer.close()
