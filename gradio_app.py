@@ -46,7 +46,7 @@ from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
 APP = inference_settings().app
 # What a job may set from the page; the first four decide which models are loaded.
 MODEL_OPTIONS = ("scheduler", "dtype", "enable_deepcache", "face_detector")
-JOB_OPTIONS = (*MODEL_OPTIONS, "preset", "inference_steps", "guidance_scale", "seed", "face_choice", "face_index",
+JOB_OPTIONS = (*MODEL_OPTIONS, "preset", "inference_steps", "guidance_scale", "guidance_fraction", "seed", "face_choice", "face_index",
                "face_position", "length_mode")
 
 
@@ -189,10 +189,10 @@ def build_app(service: LipsyncService, examples: bool = True):
         processing_utils.audio_is_playable = _audio_playable_in_browser
     opts = service.options
 
-    def run(video, audio, preset, scheduler, steps, guidance, seed, deepcache, dtype, face_detector, face_choice,
-            face_index, face_position, length_mode, progress=gr.Progress()):  # noqa: B008 (gradio's API)
+    def run(video, audio, preset, scheduler, steps, guidance, guided_fraction, seed, deepcache, dtype, face_detector,
+            face_choice, face_index, face_position, length_mode, progress=gr.Progress()):  # noqa: B008 (gradio's API)
         settings = dict(preset=preset, scheduler=scheduler, inference_steps=int(steps), guidance_scale=float(guidance),
-                        seed=int(seed), enable_deepcache=bool(deepcache), dtype=dtype, face_detector=face_detector,
+                        guidance_fraction=float(guided_fraction), seed=int(seed), enable_deepcache=bool(deepcache), dtype=dtype, face_detector=face_detector,
                         face_choice=face_choice, length_mode=length_mode,
                         face_index=face_index if face_choice == "index" else None,  # the fields of other choices
                         face_position=face_position if face_choice == "position" else None)  # are ignored
@@ -207,8 +207,8 @@ def build_app(service: LipsyncService, examples: bool = True):
     def preset_fields(name):
         """Choosing a preset fills the fields it sets; each can still be changed afterwards."""
         values = preset_values(name)
-        return (values["scheduler"], values["inference_steps"], values["guidance_scale"], values["enable_deepcache"],
-                values["dtype"])
+        return (values["scheduler"], values["inference_steps"], values["guidance_scale"], values["guidance_fraction"],
+                values["enable_deepcache"], values["dtype"])
 
     with gr.Blocks(title="LatentSync") as demo:
         gr.Markdown("# LatentSync\nUpload a talking-face video and the audio its lips should follow.")
@@ -227,6 +227,9 @@ def build_app(service: LipsyncService, examples: bool = True):
                     with gr.Row():
                         guidance = gr.Slider(1.0, 3.0, value=opts.guidance_scale, step=0.1, label="Guidance scale",
                                              elem_id="guidance")
+                        guided_fraction = gr.Slider(0.05, 1.0, value=opts.guidance_fraction, step=0.05,
+                                                    label="Guidance on the first part of the steps (1 = all)",
+                                                    elem_id="guidance_fraction")
                         seed = gr.Number(value=opts.seed, precision=0, label="Seed (-1 = random)", elem_id="seed")
                     with gr.Row():
                         deepcache = gr.Checkbox(value=opts.enable_deepcache, label="DeepCache", elem_id="deepcache")
@@ -249,8 +252,8 @@ def build_app(service: LipsyncService, examples: bool = True):
                                 label="Example: a generated talking-face clip with its speech")
             with gr.Column():
                 video_out = gr.Video(label="Result", elem_id="video_out")
-        preset.change(preset_fields, preset, [scheduler, steps, guidance, deepcache, dtype])
-        button.click(run, [video_in, audio_in, preset, scheduler, steps, guidance, seed, deepcache, dtype,
+        preset.change(preset_fields, preset, [scheduler, steps, guidance, guided_fraction, deepcache, dtype])
+        button.click(run, [video_in, audio_in, preset, scheduler, steps, guidance, guided_fraction, seed, deepcache, dtype,
                            face_detector, face_choice, face_index, face_position, length_mode], video_out,
                      concurrency_limit=1)
     demo.queue(max_size=8, default_concurrency_limit=1)

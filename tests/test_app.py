@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from latentsync.api import InputError, LipsyncOptions
+from latentsync.api import InputError, LipsyncOptions, preset_values
 from tests.helpers import REPO_ROOT
 from tests.inference_fixtures import face_clip, tiny_options
 
@@ -83,7 +83,7 @@ def test_page_options_reach_the_pipeline_and_progress_is_reported(ckpts, clip, t
     try:
         out = service.run(str(clip[0]), str(long_audio), progress=lambda f, desc: calls.append((f, desc)),
                           length_mode="cut_to_shortest", face_choice="index", face_index=0, seed=5,
-                          guidance_scale=1.0, enable_deepcache=False)
+                          guidance_scale=1.0, guidance_fraction=0.5, enable_deepcache=False)
         frames_out = probe_video(out).num_frames  # before the next job removes it
         first_bundle = service._bundle
         service.run(str(clip[0]), str(long_audio), length_mode="loop", enable_deepcache=False)
@@ -94,7 +94,8 @@ def test_page_options_reach_the_pipeline_and_progress_is_reported(ckpts, clip, t
         service.close()
     options = seen[0]
     assert (options["length_mode"], options["face_choice"], options["face_index"], options["seed"],
-            options["guidance_scale"], options["enable_deepcache"]) == ("cut_to_shortest", "index", 0, 5, 1.0, False)
+            options["guidance_scale"], options["guidance_fraction"], options["enable_deepcache"]) == (
+        "cut_to_shortest", "index", 0, 5, 1.0, 0.5, False)
     assert seen[2]["scheduler"] == "dpmsolver++"
     assert frames_out == 20  # cut to the 0.8 s video, not the 1.6 s audio
     fractions = [f for f, _ in calls]
@@ -104,6 +105,27 @@ def test_page_options_reach_the_pipeline_and_progress_is_reported(ckpts, clip, t
     for stage in ("detecting faces", "denoising", "writing"):
         assert stage in descriptions
     assert "denoising 1/4" in descriptions and "denoising 4/4" in descriptions  # 2 chunks x 2 steps, each reported
+
+
+def test_a_preset_fills_the_sampler_fields_and_the_page_sends_them():
+    """The page's wiring, read from the built app (no browser): the guidance-fraction field included."""
+    import gradio_app
+
+    service = gradio_app.LipsyncService(LipsyncOptions.from_kwargs(preset="fast"))
+    try:
+        demo = gradio_app.build_app(service, examples=False)
+    finally:
+        service.close()
+    field = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "guidance_fraction")
+    assert field.value == 0.5  # the fast preset's value, shown at start
+    events = {f.name: f for f in (demo.fns.values() if isinstance(demo.fns, dict) else demo.fns)}
+    fill = events["preset_fields"]
+    option_of = {"scheduler": "scheduler", "steps": "inference_steps", "guidance": "guidance_scale",
+                 "guidance_fraction": "guidance_fraction", "deepcache": "enable_deepcache", "dtype": "dtype"}
+    for name in ("quality", "fast"):
+        filled = dict(zip([o.elem_id for o in fill.outputs], fill.fn(name), strict=True))
+        assert filled == {field_id: preset_values(name)[key] for field_id, key in option_of.items()}
+    assert "guidance_fraction" in [i.elem_id for i in events["run"].inputs]
 
 
 def _free_port() -> int:
