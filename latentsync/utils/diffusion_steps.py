@@ -14,11 +14,27 @@ All random draws take an explicit CPU generator so a step is reproducible on any
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
 from latentsync.utils.training_utils import randn
+
+
+@functools.cache
+def packaged_frames_per_vae_call() -> int:
+    """configs/inference.yaml `vae.frames_per_call` (0 = every frame in one call)."""
+    from latentsync.config import inference_settings
+
+    return int(inference_settings().vae.frames_per_call)
+
+
+def _frame_slices(count: int, frames_per_call: int | None):
+    step = packaged_frames_per_vae_call() if frames_per_call is None else frames_per_call
+    step = count if step <= 0 else step
+    return [slice(start, start + step) for start in range(0, count, step)]
 
 
 def _vae_factors(vae, scaling: float | None, shift: float | None) -> tuple[float, float]:
@@ -32,10 +48,14 @@ def _vae_factors(vae, scaling: float | None, shift: float | None) -> tuple[float
 
 @torch.no_grad()
 def encode_latents(vae, pixels: torch.Tensor, generator: torch.Generator | None, scaling: float | None = None,
-                   shift: float | None = None) -> torch.Tensor:
+                   shift: float | None = None, frames_per_call: int | None = None) -> torch.Tensor:
     """(b, f, 3, H, W) or (f, 3, H, W) pixels in [-1, 1] -> (b or 1, 4, f, H/8, W/8) scaled latents.
 
-    `scaling`/`shift` default to the VAE config's. The posterior is sampled, not its mean, as the official.
+    `scaling`/`shift` default to the VAE config's. The posterior is sampled, not its mean, as the official;
+    its noise is one draw for all frames, so the result does not depend on `frames_per_call`.
+    The VAE sees `frames_per_call` frames at a time (None: configs/inference.yaml `vae.frames_per_call`;
+    0: all at once): its activations are a few hundred MB per 256 px frame, and on the CPU 4 frames per call
+    run as fast as 16 (docs/benchmarks.md, "VAE memory").
     On the CPU the frames go in channels-last: oneDNN then runs the whole encoder in that layout, about 2x
     faster in bf16 (in NCHW it converts layouts back and forth); fp32 takes the same time either way
     (docs/benchmarks.md, "VAE layout").
@@ -48,19 +68,26 @@ def encode_latents(vae, pixels: torch.Tensor, generator: torch.Generator | None,
     flat = rearrange(pixels, "b f c h w -> (b f) c h w").to(device, vae.dtype)
     if device.type == "cpu":
         flat = flat.contiguous(memory_format=torch.channels_last)
-    posterior = vae.encode(flat).latent_dist
-    mean = posterior.mean
+    posteriors = [vae.encode(flat[part]).latent_dist for part in _frame_slices(len(flat), frames_per_call)]
+    mean = torch.cat([p.mean for p in posteriors])
+    std = torch.cat([p.std for p in posteriors])
     draw_device = generator.device if generator is not None else mean.device
     noise = torch.randn(mean.shape, generator=generator, device=draw_device, dtype=mean.dtype).to(mean.device)
-    sample = mean + posterior.std * noise
+    sample = mean + std * noise
     return rearrange((sample - shift) * scaling, "(b f) c h w -> b c f h w", b=b, f=f)
 
 
-def decode_latents(vae, latents: torch.Tensor, scaling: float | None = None, shift: float | None = None) -> torch.Tensor:
-    """(b, 4, f, h, w) scaled latents -> ((b f), 3, H, W) pixels (differentiable; official frame-major order)."""
+def decode_latents(vae, latents: torch.Tensor, scaling: float | None = None, shift: float | None = None,
+                   frames_per_call: int | None = None) -> torch.Tensor:
+    """(b, 4, f, h, w) scaled latents -> ((b f), 3, H, W) pixels (differentiable; official frame-major order).
+
+    `frames_per_call` as for `encode_latents`: the decoder's activations are the largest of a run (about
+    0.75 GB per 512 px frame in bf16), so it sees a few frames at a time.
+    """
     scaling, shift = _vae_factors(vae, scaling, shift)
-    flat = rearrange(latents, "b c f h w -> (b f) c h w") / scaling + shift
-    return vae.decode(flat.to(vae.dtype)).sample
+    flat = (rearrange(latents, "b c f h w -> (b f) c h w") / scaling + shift).to(vae.dtype)
+    parts = [vae.decode(flat[part]).sample for part in _frame_slices(len(flat), frames_per_call)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def mask_to_latent(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
