@@ -46,8 +46,8 @@ from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
 APP = inference_settings().app
 # What a job may set from the page; the first four decide which models are loaded.
 MODEL_OPTIONS = ("scheduler", "dtype", "enable_deepcache", "face_detector")
-JOB_OPTIONS = (*MODEL_OPTIONS, "preset", "inference_steps", "guidance_scale", "guidance_fraction", "seed", "face_choice", "face_index",
-               "face_position", "length_mode")
+JOB_OPTIONS = (*MODEL_OPTIONS, "preset", "inference_steps", "guidance_scale", "guidance_fraction", "seed",
+               "face_choice", "face_index", "face_position", "length_mode")
 
 
 class ProgressDisplay:
@@ -192,8 +192,8 @@ def build_app(service: LipsyncService, examples: bool = True):
     def run(video, audio, preset, scheduler, steps, guidance, guided_fraction, seed, deepcache, dtype, face_detector,
             face_choice, face_index, face_position, length_mode, progress=gr.Progress()):  # noqa: B008 (gradio's API)
         settings = dict(preset=preset, scheduler=scheduler, inference_steps=int(steps), guidance_scale=float(guidance),
-                        guidance_fraction=float(guided_fraction), seed=int(seed), enable_deepcache=bool(deepcache), dtype=dtype, face_detector=face_detector,
-                        face_choice=face_choice, length_mode=length_mode,
+                        guidance_fraction=float(guided_fraction), seed=int(seed), enable_deepcache=bool(deepcache),
+                        dtype=dtype, face_detector=face_detector, face_choice=face_choice, length_mode=length_mode,
                         face_index=face_index if face_choice == "index" else None,  # the fields of other choices
                         face_position=face_position if face_choice == "position" else None)  # are ignored
         try:
@@ -253,8 +253,8 @@ def build_app(service: LipsyncService, examples: bool = True):
             with gr.Column():
                 video_out = gr.Video(label="Result", elem_id="video_out")
         preset.change(preset_fields, preset, [scheduler, steps, guidance, guided_fraction, deepcache, dtype])
-        button.click(run, [video_in, audio_in, preset, scheduler, steps, guidance, guided_fraction, seed, deepcache, dtype,
-                           face_detector, face_choice, face_index, face_position, length_mode], video_out,
+        button.click(run, [video_in, audio_in, preset, scheduler, steps, guidance, guided_fraction, seed, deepcache,
+                           dtype, face_detector, face_choice, face_index, face_position, length_mode], video_out,
                      concurrency_limit=1)
     demo.queue(max_size=8, default_concurrency_limit=1)
     return demo
