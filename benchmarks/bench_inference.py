@@ -101,8 +101,9 @@ def speed(args) -> None:
     """Seconds per output frame for the real-size architecture: plain 20-step fp32 DDIM, then each preset.
 
     The fp32 rows run first (quality, then plain): the fast preset casts the shared U-Net/VAE to its half type
-    at the end (casting back would round the weights). Frames of each row are compared with the quality row (PSNR over the
-    whole output), a numerical-stability figure only: random weights carry no quality.
+    at the end (casting back would round the weights). Each row is compared with the quality row, a numerical-stability
+    figure only (random weights carry no quality): the PSNR of the output frames, and the relative L2 deviation of
+    the denoised latents (recorded on their way into the VAE decoder), which the pasted-back pixels cannot dilute.
     """
     import resource
 
@@ -110,6 +111,7 @@ def speed(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    import latentsync.pipelines.lipsync_pipeline as pipeline_module
     from benchmarks.candidates import option_changes
     from benchmarks.random_models import random_models
     from latentsync.api import LipsyncOptions, apply_process_settings, build_scheduler, resolve_dtype
@@ -126,13 +128,22 @@ def speed(args) -> None:
     rows = [r for r in presets if r[0] == "preset quality"] + ([] if args.skip_plain else [plain]) \
         + [r for r in presets if r[0] != "preset quality"]
     apply_process_settings()  # as build_pipeline does for a user's run
+    denoised = []  # the latents of the current row, chunk by chunk
+    decode = pipeline_module.decode_latents
+
+    def recording_decode(vae, latents):
+        denoised.append(latents.detach().float().cpu())
+        return decode(vae, latents)
+
+    pipeline_module.decode_latents = recording_decode
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         unet, vae, audio_encoder = random_models("real", args.resolution, tmp)
         video, audio = make_demo_clip(tmp, seconds=args.frames / 25, width=360, height=480)
         print("| run | settings | frames | total s | denoise s | vae s | s / output frame | peak RSS | "
-              "PSNR vs quality |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
-        outputs = {}
+              "PSNR vs quality | latent deviation vs quality |\n"
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+        outputs, row_latents = {}, {}
         for name, opts in rows:
             dtype = resolve_dtype(opts.dtype, torch.device("cpu"))
             unet.to(dtype)
@@ -140,6 +151,7 @@ def speed(args) -> None:
             pipe = LipsyncPipeline(vae, audio_encoder, unet, build_scheduler(opts.scheduler))
             helper = enable_deepcache(pipe) if opts.enable_deepcache else None
             out = tmp / f"{len(outputs)}.mp4"
+            denoised.clear()
             start = time.perf_counter()
             result = pipe(str(video), str(audio), str(out), height=args.resolution, width=args.resolution,
                           **opts.sampler_kwargs(), weight_dtype=dtype, generator=torch.Generator().manual_seed(0),
@@ -149,21 +161,19 @@ def speed(args) -> None:
                 helper.disable()
             with VideoReader(out) as reader:
                 outputs[name] = reader.get_frames(range(len(reader))).astype(np.float64)
-            quality = next((v for k, v in outputs.items() if k == "preset quality"), None)
-            psnr = "—"
+            row_latents[name] = torch.cat(denoised, dim=2)
+            quality = outputs.get("preset quality")
+            psnr = deviation = "—"
             if quality is not None and name != "preset quality":
                 mse = float(np.mean((outputs[name] - quality) ** 2))
                 psnr = f"{10 * np.log10(255 ** 2 / max(mse, 1e-12)):.1f} dB"
+                reference = row_latents["preset quality"]
+                deviation = f"{float((row_latents[name] - reference).norm() / reference.norm()):.2e}"
             stages = result.seconds_per_stage
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
             print(f"| {name} | {opts.settings_line('cpu', dtype).removeprefix('settings: ')} | {result.num_frames} "
                   f"| {total:.1f} | {stages.get('denoise', 0):.1f} | {stages.get('vae', 0):.1f} "
-                  f"| {total / result.num_frames:.2f} | {peak:.1f} GiB | {psnr} |", flush=True)
-        quality, plain = outputs.get("preset quality"), outputs.get(rows[0][0])
-        if quality is not None and plain is not None:
-            mse = float(np.mean((plain - quality) ** 2))
-            print(f"\nPSNR of plain fp32 DDIM vs preset quality (DeepCache's deviation): "
-                  f"{10 * np.log10(255 ** 2 / max(mse, 1e-12)):.1f} dB")
+                  f"| {total / result.num_frames:.2f} | {peak:.1f} GiB | {psnr} | {deviation} |", flush=True)
 
 
 def main() -> None:
