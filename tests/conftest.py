@@ -28,8 +28,9 @@ def raw_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    """Keep torch from oversubscribing the small CI machines."""
+    """Keep torch from oversubscribing the small CI machines, whose cores pytest-xdist's workers share."""
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
     yield
