@@ -134,6 +134,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _open_app(browser, url, sync_api):
+    """A new tab with the app rendered: 'networkidle' can come while the page still says 'Loading...' on a busy
+    machine, because Gradio builds the page from its config after the scripts have arrived."""
+    page = browser.new_page()
+    page.goto(url, wait_until="networkidle")
+    try:
+        page.wait_for_selector("#run", timeout=120_000)
+    except sync_api.TimeoutError:
+        pytest.fail("the app page did not render within 120 s; page text:\n" + page.inner_text("body")[-2000:])
+    return page
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser installed (apt-get install chromium)")
 def test_app_in_headless_browser(ckpts, clip, tmp_path):
     """Upload, one Advanced option (length cut_to_shortest with a longer audio), the real progress, playback."""
@@ -160,8 +172,7 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
             browser = p.chromium.launch(executable_path=CHROMIUM, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"])
-            page = browser.new_page()
-            page.goto(url, wait_until="networkidle")
+            page = _open_app(browser, url, sync_api)
             body = page.inner_text("body")
             assert "Limits: uploads up to 200 MB, videos up to 120 s" in body and "Example" in body
             page.locator("#video_in input[type=file]").set_input_files(str(clip[0]))
@@ -196,8 +207,7 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
             # a bad upload: one clear message in the page, no traceback
             bad = tmp_path / "not_a_video.mp4"
             bad.write_text("this is not a video " * 100)
-            page = browser.new_page()
-            page.goto(url, wait_until="networkidle")
+            page = _open_app(browser, url, sync_api)
             page.locator("#video_in input[type=file]").set_input_files(str(bad))
             page.locator("#audio_in input[type=file]").set_input_files(str(clip[1]))
             page.locator("#run").click()
