@@ -41,7 +41,6 @@ class Resampling(Section):
 
     fps: float
     sample_rate: int
-    fps_tolerance: float
 
 
 class ShotDetection(Section):

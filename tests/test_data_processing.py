@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -423,3 +424,33 @@ def test_errors_are_recorded_and_retried_only_on_request(tmp_path):
     assert not run(tmp_path, ["quality"]).plans[0].pending  # an error counts as done...
     run(tmp_path, ["quality"], retry_errors=True)  # ...until asked to retry
     assert records(tmp_path, "quality")["clip.mp4"]["status"] == "kept"
+
+
+def marker_clip(path, timestamps_expr: str, frames: int = 50) -> None:
+    """Frames of uniform grey 16 + 4 i (the index survives H.264), given presentation times by `timestamps_expr`."""
+    from latentsync.utils.media import ffmpeg_exe
+
+    greys = np.repeat((16 + 4 * np.arange(frames)).astype(np.uint8), 32 * 32 * 3)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "32x32",
+                    "-r", "25", "-i", "-", "-f", "lavfi", "-i", "sine=duration=8", "-vf", f"setpts='{timestamps_expr}'",
+                    "-fps_mode", "vfr", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", "-c:a", "aac",
+                    "-shortest", str(path)], input=greys.tobytes(), check=True)
+
+
+def markers(frames: np.ndarray) -> list[int]:
+    return [int(round((f.mean() - 16) / 4)) for f in frames]
+
+
+def test_resample_converts_variable_frame_rate_by_presentation_time(tmp_path):
+    from tests.test_media import ffmpeg_fps_choice
+
+    (tmp_path / "raw").mkdir()
+    clip = tmp_path / "raw" / "vfr.mp4"
+    marker_clip(clip, "if(lt(N,25),N/25,1+(N-25)*0.12)/TB")  # 25 fps for 1 s, then 8.3 fps
+    run(tmp_path, ["broken", "resample"])
+    record = records(tmp_path, "resample")["vfr.mp4"]
+    assert record["status"] == "kept" and record["scores"]["video_copied"] is False
+    out = tmp_path / "resampled" / record["outputs"][0]
+    decoded = np.concatenate(list(VideoReader(out).iter_chunks(32)))
+    assert markers(decoded) == markers(ffmpeg_fps_choice(clip))  # every frame: the one ffmpeg's fps=25 picks
+    assert len(read_audio(out)) / 16000 == pytest.approx(len(decoded) / 25, abs=1 / 25)

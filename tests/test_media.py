@@ -57,24 +57,99 @@ def test_chunks_have_requested_size(tmp_path):
     assert sizes == [8, 8, 4]
 
 
+def ffmpeg_fps_choice(path, fps: float = 25) -> np.ndarray:
+    """The frames ffmpeg's own `fps=<fps>:start_time=0` filter delivers (the reference the official converts with)."""
+    info = media.probe_video(path)
+    raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-vf",
+                          f"fps={fps}:start_time=0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, info.height, info.width, 3)
+
+
+def generated_clip(tmp_path, name: str, video_filters: str, rate: str = "25", seconds: float = 3,
+                   video_offset: float | None = None) -> str:
+    """A testsrc2 clip (a frame counter and moving shapes: every frame differs) with the given timestamps."""
+    out = tmp_path / name
+    source = ["-f", "lavfi", "-i", f"testsrc2=size=96x64:rate={rate}:duration={seconds}"]
+    args = [*source, "-vf", video_filters, "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    if video_offset is not None:  # the video stream starts `video_offset` s after the audio stream
+        plain = tmp_path / f"plain_{name}"
+        subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", *args, str(plain)], check=True)
+        args = ["-itsoffset", str(video_offset), "-i", str(plain), "-f", "lavfi", "-i",
+                f"sine=duration={seconds + video_offset + 1}", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+                "-c:a", "aac", "-shortest"]
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", *args, str(out)], check=True)
+    return str(out)
+
+
+TIMING_CASES = {  # name: (filters, source rate, seconds, video offset)
+    "vfr_25_then_8.3": ("setpts='if(lt(N,25),N/25,1+(N-25)*0.12)/TB'", "25", 3, None),
+    "vfr_jittered": ("setpts='(N/30+0.012*sin(N*1.7))/TB'", "30", 3, None),
+    "cfr_30": ("null", "30", 2, None),
+    "cfr_12.5": ("null", "12.5", 2, None),
+    "ntsc_video_starts_0.84s_late": ("null", "30000/1001", 3, 0.84),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TIMING_CASES))
+def test_frames_are_chosen_by_presentation_time_like_ffmpeg(tmp_path, case):
+    filters, rate, seconds, offset = TIMING_CASES[case]
+    path = generated_clip(tmp_path, f"{case}.mp4", filters, rate, seconds, offset)
+    expected = ffmpeg_fps_choice(path)
+    with media.VideoReader(path, target_fps=25) as reader:
+        ours = np.concatenate(list(reader.iter_chunks(16)))
+        assert len(reader) == len(expected)
+        assert np.array_equal(ours, expected)  # every output frame is the very frame ffmpeg picks
+        backward = reader.get_frames(range(len(reader) - 1, -1, -1))  # ping-pong reads: same frames
+        assert np.array_equal(backward[::-1], expected)
+
+
+def test_video_that_starts_late_holds_its_first_frame_until_it_starts(tmp_path):
+    path = generated_clip(tmp_path, "late.mp4", "null", "30000/1001", 3, video_offset=0.84)
+    indices = media.VideoReader(path, target_fps=25).indices
+    assert indices[:21].tolist() == [0] * 21  # 0.84 s = 21 frames at 25 fps before the video's first frame
+    assert indices[21:24].tolist() == [0, 1, 2]  # then the frames in order, none skipped
+    audio = media.read_audio(path)
+    assert len(audio) / 16000 == pytest.approx(len(indices) / 25, abs=1.5)
+
+
+def test_audio_stream_that_starts_late_is_preceded_by_silence(tmp_path):
+    out = tmp_path / "late_audio.mp4"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=3",
+                    "-itsoffset", "0.5", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-map", "0:v", "-map",
+                    "1:a", "-c:v", "libx264", "-c:a", "aac", str(out)], check=True)
+    audio = media.read_audio(out)
+    onset = np.flatnonzero(np.abs(audio) > 0.01)[0] / 16000
+    assert onset == pytest.approx(0.5, abs=0.04)  # within one 25 fps frame of where the file plays it
+
+
 def test_30_to_25_fps_count_and_timing(tmp_path):
     frames = moving_pattern(60)  # 2 s at 30 fps
     out = write_video(tmp_path / "v30.mp4", [frames], fps=30)
     reader = media.VideoReader(out, target_fps=25)
-    assert len(reader) == 50 and reader.fps == 25
+    assert len(reader) == 50 and reader.fps == 25 and not reader.on_grid
     decoded = np.concatenate(list(reader.iter_chunks(16)))
-    # Output frame k shows time k/25 s, i.e. the 30 fps source frame floor(k * 30 / 25).
+    # Output frame k takes the last source frame whose time rounds to slot <= k (ffmpeg's fps filter).
     for k in (0, 1, 5, 13, 49):
-        assert bar_position(decoded[k]) == bar_position(frames[int(np.floor(k * 30 / 25 + 1e-6))])
+        source = max(i for i in range(60) if np.floor(i * 25 / 30 + 0.5) <= k)
+        assert bar_position(decoded[k]) == bar_position(frames[source])
 
 
 def test_resample_indices_arithmetic():
-    assert media.resample_indices(30, 30, 25).tolist() == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 18, 19,
-                                                           20, 21, 22, 24, 25, 26, 27, 28]
+    assert media.resample_indices(30, 30, 25).tolist() == [0, 1, 2, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19,
+                                                           20, 22, 23, 24, 25, 26, 28, 29]
     assert len(media.resample_indices(31, 30, 25)) == 26  # 1.033 s still shows a frame at t = 1.0 s
     assert media.resample_indices(10, 25, 25).tolist() == list(range(10))
     up = media.resample_indices(10, 12.5, 25)
     assert up.tolist() == [i // 2 for i in range(20)]  # duplication when the source is slower
+
+
+def test_corpus_vfr_clip_frames_match_ffmpeg():
+    path = shared_file("media", "corpus", "vr_face1.mp4")  # a real variable-frame-rate phone clip
+    expected = ffmpeg_fps_choice(path)
+    with media.VideoReader(path, target_fps=25) as reader:
+        assert len(reader) == len(expected) and not reader.on_grid
+        assert np.array_equal(np.concatenate(list(reader.iter_chunks(32))), expected)
 
 
 def test_read_audio_resamples_to_16k_mono(tone_wav):

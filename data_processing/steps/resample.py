@@ -1,8 +1,8 @@
 """Step 2: every video to 25 fps with 16 kHz mono audio (what the SyncNet, Whisper and training expect).
 
-A video already at 25 fps in H.264 keeps its video stream (no re-encode); others are converted with the
-frame selection of latentsync.utils.media, the same rule inference uses, so training and inference see
-frames sampled the same way.
+A video already on the 25 fps grid in H.264 keeps its video stream (no re-encode); others are converted by
+presentation time with `latentsync.utils.media.frame_map` (ffmpeg's `fps` filter rule, variable frame rates and
+start offsets included), the same rule inference uses, so training and inference see frames sampled the same way.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ class Resample(Step):
         audio = read_audio(item.input_path, sample_rate=rate)
         out = item.scratch("resampled.mp4")
         source_fps = reader.info.fps
-        copy_video = (abs(source_fps - fps) <= self.cfg.resample.fps_tolerance
-                      and describe_streams(item.input_path).video_codec in COPYABLE_CODECS)
+        # Only a stream whose frames already sit on the 25 fps grid from t = 0 is kept as it is; a variable frame
+        # rate or a late video start is converted by presentation time.
+        copy_video = reader.on_grid and describe_streams(item.input_path).video_codec in COPYABLE_CODECS
         if copy_video:
             replace_audio(item.input_path, audio, rate, out, self.cfg.encoding)
         else:

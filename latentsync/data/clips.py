@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from latentsync.utils.audio import mel_window_length
-from latentsync.utils.media import resample_indices
+from latentsync.utils.media import frame_map
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class ClipReader:
             raise ClipUnusable(f"cannot decode video ({str(exc).splitlines()[0][:160]})") from None
         if len(self._reader) == 0 or not source_fps > 0:
             raise ClipUnusable("no frames or no frame rate")
-        self.indices = resample_indices(len(self._reader), source_fps, fps)
+        self.indices = frame_map(path, fps, len(self._reader), source_fps)
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from latentsync.utils.media import iter_small_frames, probe_video, read_audio, resample_indices
+from latentsync.utils.media import frame_map, iter_small_frames, probe_video, read_audio
 
 from .all_faces import AllFacesTracker, MouthTrack
 from .detector import FaceDetector
@@ -137,7 +137,7 @@ def find_speaker(video_path, detector: FaceDetector, fps: float, num_frames: int
     cfg = detector.config.speaker
     width, height = analysis_size(info.width, info.height, int(cfg.analysis_max_side))
     tracker = AllFacesTracker(detector, num_frames, scale=info.width / width)
-    wanted = resample_indices(info.num_frames, info.fps, fps)[:num_frames]
+    wanted = frame_map(video_path, fps, info.num_frames, info.fps)[:num_frames]
     repeats = np.bincount(wanted, minlength=int(wanted.max()) + 1) if len(wanted) else np.zeros(0, np.int64)
     for source_index, frame in enumerate(iter_small_frames(video_path, width, height)):
         if source_index >= len(repeats):

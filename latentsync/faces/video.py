@@ -232,24 +232,34 @@ class VideoFaceProcessor:
 
 @dataclass
 class AlignmentTrack:
-    """Alignment of each source frame: matrices (N, 2, 3) image -> crop, has_face and bridged flags (N,)."""
+    """Alignment of each source frame: matrices (N, 2, 3) image -> crop, has_face and bridged flags (N,), and for
+    overlays and occluder search the face's landmark box (N, 4; NaN without a face), the 3 alignment points
+    (N, 3, 2) and the track id (N,; -1 without a face). A few dozen bytes per frame, never a crop."""
 
     matrices: np.ndarray
     has_face: np.ndarray
     bridged: np.ndarray
     stats: VideoFaceStats
     processor: VideoFaceProcessor
+    boxes: np.ndarray
+    points3: np.ndarray
+    track_ids: np.ndarray
 
     @classmethod
     def empty(cls, num_frames: int, processor: VideoFaceProcessor) -> AlignmentTrack:
         return cls(np.zeros((num_frames, 2, 3), dtype=np.float32), np.zeros(num_frames, dtype=bool),
-                   np.zeros(num_frames, dtype=bool), processor.stats, processor)
+                   np.zeros(num_frames, dtype=bool), processor.stats, processor,
+                   np.full((num_frames, 4), np.nan, dtype=np.float32), np.full((num_frames, 3, 2), np.nan, np.float32),
+                   np.full(num_frames, -1, dtype=np.int64))
 
     def record(self, aligned: AlignedFrame) -> None:
         if aligned.has_face:
             self.matrices[aligned.index] = aligned.affine_matrix.reshape(2, 3).cpu().numpy()
             self.has_face[aligned.index] = True
             self.bridged[aligned.index] = aligned.bridged
+            self.boxes[aligned.index] = aligned.face_box
+            self.points3[aligned.index] = aligned.points3
+            self.track_ids[aligned.index] = -1 if aligned.track_id is None else aligned.track_id
 
     @property
     def resolution(self) -> int:

@@ -18,6 +18,7 @@ import torch
 
 from latentsync.errors import InputError
 from latentsync.faces.alignment import AlignRestore
+from latentsync.faces.blend import edit_weights
 from latentsync.faces.video import AlignedFrame, AlignmentTrack, VideoFaceProcessor
 from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.streaming import StageClock
@@ -37,6 +38,7 @@ class Chunk:
     frames: np.ndarray  # (n, H, W, 3) uint8, writable, owned by this chunk
     has_face: np.ndarray  # (n,) bool
     faces: torch.Tensor | None  # (n_faced, 3, R, R) uint8 crops of the frames with a face
+    weights: np.ndarray  # (n,) share of the edit each frame keeps: fades where editing starts or stops (blend.py)
 
 
 class ChunkSource:
@@ -47,11 +49,12 @@ class ChunkSource:
     (re-reading and re-warping frames shown again). `device` is where warping and pasting back run: the
     model's CUDA device when there is one (as the official pipeline), else the CPU. `face_choice` holds
     tracker settings (`latentsync.faces.choice.tracker_settings`); `progress` is a bool or a RunProgress.
+    `fade_frames`: edits fade in and out over this many output frames (the face pass looks that far ahead).
     """
 
     def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
                  detector=None, clock: StageClock | None = None, progress=True, device="cpu",
-                 face_choice: dict | None = None):
+                 face_choice: dict | None = None, fade_frames: int = 0):
         self.video_path = str(video_path)
         self.schedule = np.asarray(schedule, dtype=np.int64)
         self.chunk_size = chunk_size
@@ -64,6 +67,8 @@ class ChunkSource:
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
         self.track = AlignmentTrack.empty(self.num_source_frames, self.processor)
         self.aligned_upto = 0  # source frames 0 .. aligned_upto-1 have been through the face pass
+        self.fade_frames = max(int(fade_frames), 0)
+        self._held: dict[int, AlignedFrame] = {}  # face-pass results not yet handed out (the look-ahead)
         self._first_pass_arrays: dict[int, np.ndarray] = {}  # start index -> decoded array, until handed out
 
     def _first_pass_frames(self, reader: VideoReader) -> Iterator[np.ndarray]:
@@ -98,25 +103,35 @@ class ChunkSource:
                 face_pass.close()
                 self.processor.close()
 
-    def _advance(self, face_pass, upto: int, held: dict, bar) -> None:
-        """Run the face pass until source frame `upto` - 1 is settled, keeping what it yields in `held`."""
+    def _advance(self, face_pass, upto: int, bar) -> None:
+        """Run the face pass until source frame `upto` - 1 is settled, keeping what it yields in `_held`."""
         if upto <= self.aligned_upto:
             return
         with self.clock.measure("faces"):
             while self.aligned_upto < upto:
                 aligned = next(face_pass)
                 self.track.record(aligned)
-                held[aligned.index] = aligned
+                self._held[aligned.index] = aligned
                 self.aligned_upto = aligned.index + 1
                 bar.update(1)
         if self.aligned_upto == self.num_source_frames and not self.track.has_face.any():
             raise NoFaceError(f"no face was found in any frame of {self.video_path}; nothing to lip-sync "
                               "(try another --face_detector, or a video where the face is visible)")
 
+    def _fade_window(self, out_idx: np.ndarray) -> tuple[int, int]:
+        """Output frames [lo, hi) whose faces decide this chunk's fades."""
+        return max(0, int(out_idx[0]) - self.fade_frames), min(len(self.schedule), int(out_idx[-1]) + 1 + self.fade_frames)
+
+    def _edit_weights(self, out_idx: np.ndarray) -> np.ndarray:
+        lo, hi = self._fade_window(out_idx)
+        weights = edit_weights(self.track.has_face[self.schedule[lo:hi]], self.fade_frames)
+        return weights[int(out_idx[0]) - lo : int(out_idx[-1]) + 1 - lo]
+
     def _chunk(self, out_idx: np.ndarray, face_pass, again: VideoReader, bar) -> Chunk:
         src_idx = self.schedule[out_idx]
-        held: dict[int, AlignedFrame] = {}
-        self._advance(face_pass, int(src_idx.max()) + 1, held, bar)
+        lo, hi = self._fade_window(out_idx)
+        self._advance(face_pass, int(self.schedule[lo:hi].max()) + 1, bar)
+        held = self._held
         shape = (self.processor.restorer.resolution,) * 2
         frames = [None] * len(src_idx)
         crops: list[torch.Tensor | None] = [None] * len(src_idx)
@@ -139,10 +154,14 @@ class ChunkSource:
         if faces is not None and faces.shape[-2:] != shape:  # pragma: no cover - guarded by VideoFaceProcessor
             raise RuntimeError(f"aligned faces have shape {tuple(faces.shape)}, expected {shape}")
         whole = self._whole_first_pass_array(src_idx, held)
-        for start in [k for k in self._first_pass_arrays if k + self.chunk_size <= self.aligned_upto]:
+        handed_out = min(self.aligned_upto, int(src_idx.max()) + 1)
+        for start in [k for k in self._first_pass_arrays if k + self.chunk_size <= handed_out]:
             del self._first_pass_arrays[start]  # fully handed out: the chunk (or its copy) owns the frames now
+        # Keep only the look-ahead: frames past this chunk, never handed out (those handed out may be edited in place).
+        self._held = {index: aligned for index, aligned in held.items() if index > int(src_idx.max())}
         # Otherwise the frames are copied once into a fresh array; restore writes into it in place.
-        return Chunk(out_idx, src_idx, whole if whole is not None else np.stack(frames), has_face, faces)
+        return Chunk(out_idx, src_idx, whole if whole is not None else np.stack(frames), has_face, faces,
+                     self._edit_weights(out_idx))
 
 
 def track_faces(reader: VideoReader, num_frames: int, resolution: int, detector=None, chunk_size: int = 16,

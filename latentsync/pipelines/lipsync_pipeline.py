@@ -15,6 +15,7 @@ frames without a face pass through unchanged, and the output is written atomical
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ import numpy as np
 import torch
 
 from latentsync.faces.choice import tracker_settings
+from latentsync.faces.detector import load_faces_config
 from latentsync.pipelines.chunk_source import ChunkSource, NoFaceError
+from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.sampling import denoise, guided_step_count
@@ -32,10 +35,20 @@ from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
 from latentsync.utils.allocator import release_freed_memory
 from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
-from latentsync.utils.media import MediaError, VideoWriter, probe_video, read_audio, resample_indices
+from latentsync.utils.media import MediaError, VideoWriter, frame_map, probe_video, read_audio
 from latentsync.whisper.audio2feature import frame_feature_indices, gather_frames
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def debug_writer(path: str | None, fps: float, audio_path: str, seconds: float):
+    """The `--debug_video` companion's writer (None when not asked for); written atomically like the output."""
+    if path is None:
+        yield None
+        return
+    with VideoWriter(path, fps, audio_path=audio_path, audio_duration=seconds, crf=23, preset="veryfast") as writer:
+        yield writer
 
 __all__ = ["LipsyncPipeline", "LipsyncResult", "NoFaceError"]
 
@@ -91,10 +104,12 @@ class LipsyncPipeline:
                  mask_image_path: str | None = None,
                  temp_dir: str | None = None, generator: torch.Generator | None = None,
                  length_mode: str = "pingpong", progress=True, face_choice: str | None = None,
-                 face_index: int | None = None, face_position=None, **_ignored) -> LipsyncResult:
+                 face_index: int | None = None, face_position=None, debug_video_path: str | None = None,
+                 **_ignored) -> LipsyncResult:
         """`progress`: console bars (bool) or a `RunProgress` (bars and/or a callback). `face_choice`: which face
         to edit (None: configs/faces.yaml), with `face_index` / `face_position` (x, y) where it needs them.
-        `guidance_fraction`: share of the steps, from the first, with classifier-free guidance (1 = all)."""
+        `guidance_fraction`: share of the steps, from the first, with classifier-free guidance (1 = all).
+        `debug_video_path`: also write a companion video with the face pass's decisions drawn on the output."""
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or height
         if height != width or height % 8:
@@ -112,7 +127,7 @@ class LipsyncPipeline:
                 raise MediaError(f"audio is shorter than one video frame ({audio_seconds:.3f} s): {audio_path}")
 
         info = probe_video(video_path)
-        n_video = len(resample_indices(info.num_frames, info.fps, video_fps))
+        n_video = len(frame_map(video_path, video_fps, info.num_frames, info.fps))
         n_out = num_output_frames(audio_seconds, n_video, video_fps, length_mode)
         schedule = source_frame_indices(n_out, n_video, length_mode)
         logger.info("video %s: %d frames at %.3g fps -> %d output frames at %d fps (%s)", video_path,
@@ -127,8 +142,10 @@ class LipsyncPipeline:
         with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
             face_settings = tracker_settings(face_choice, face_index, face_position, video_path, self.face_detector,
                                              video_fps, int(schedule.max()) + 1, progress)
+        faces_config = self.face_detector.config if self.face_detector is not None else load_faces_config()
         source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
-                             clock=clock, progress=progress, device=device, face_choice=face_settings)
+                             clock=clock, progress=progress, device=device, face_choice=face_settings,
+                             fade_frames=int(faces_config.blend.fade_frames))
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)  # for init_noise_sigma
         guided_steps = guided_step_count(num_inference_steps, guidance_fraction,
@@ -158,21 +175,17 @@ class LipsyncPipeline:
         frames_with_face = 0
         wall_start = time.perf_counter()
         with VideoWriter(video_out_path, video_fps, audio_path=audio_path,
-                         audio_duration=n_out / video_fps) as writer:
+                         audio_duration=n_out / video_fps) as writer, \
+                debug_writer(debug_video_path, video_fps, audio_path, n_out / video_fps) as overlay:
+            finish = FrameFinisher(source.track, overlay=overlay, keep_mask=mask[0].numpy())
 
             def restore_and_write(item):
-                """Consumer thread: paste the generated faces back, then encode."""
+                """Consumer thread: paste the generated faces back (occluders, fades), then encode."""
                 chunk, decoded = item
-                if decoded is not None:
-                    with clock.measure("restore"):
-                        faced = np.flatnonzero(chunk.has_face)
-                        if len(faced) == len(chunk.frames):
-                            track.restore(chunk.frames, decoded, chunk.source_indices, inplace=True)
-                        else:
-                            chunk.frames[faced] = track.restore(chunk.frames[faced], decoded,
-                                                                chunk.source_indices[faced], inplace=True)
+                with clock.measure("restore"):
+                    frames = finish(chunk, decoded)
                 with clock.measure("write"):
-                    writer.write(chunk.frames)
+                    writer.write(frames)
                 writing_bar.update(len(chunk.frames))
 
             track = source.track

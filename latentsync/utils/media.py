@@ -6,6 +6,7 @@ chunk at a time. ffmpeg always runs from an argument list (never a shell string)
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -13,8 +14,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -127,19 +129,106 @@ def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
 # ----------------------------------------------------------------------------------------------- frames
 
 
-def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
-    """Source frame index for each output frame when converting frame rate by selection/duplication.
+def _round_half_away(value: Fraction) -> int:
+    """Nearest integer, halves away from zero: ffmpeg's AV_ROUND_NEAR_INF, which its fps filter uses."""
+    magnitude = (2 * abs(value.numerator) + value.denominator) // (2 * value.denominator)
+    return magnitude if value >= 0 else -magnitude
 
-    Output frame k shows the instant k/target_fps; it takes the source frame on screen at that instant.
-    The output lasts as long as the input: ceil(num_frames * target / source) frames.
+
+def frames_on_grid(times: Sequence[Fraction], end: Fraction, target_fps: float) -> np.ndarray:
+    """Source frame shown by each output frame of a `target_fps` grid starting at t = 0: ffmpeg's `fps` filter.
+
+    `times` are the source frames' presentation times in seconds (in order, relative to the file's start, as
+    ffmpeg counts them), `end` the time the last frame stops showing. Like `fps=<target>:start_time=0`, each source
+    frame is moved to the nearest grid slot (halves away from zero); output slot k shows the last source frame
+    whose slot is <= k, and the first frame before that (a video stream that starts after its audio is held on
+    its first frame); the output ends at the slot nearest to `end`.
     """
+    if len(times) == 0:
+        return np.zeros(0, dtype=np.int64)
+    rate = Fraction(target_fps).limit_denominator(1_001_000)
+    slots = np.array([_round_half_away(t * rate) for t in times], dtype=np.int64)
+    count = max(_round_half_away(end * rate), 0)
+    # The last frame whose slot is <= k (later frames win a shared slot); frame 0 before the first slot.
+    shown = np.searchsorted(slots, np.arange(count), side="right") - 1
+    return np.maximum(shown, 0).astype(np.int64)
+
+
+def resample_indices(num_frames: int, source_fps: float, target_fps: float) -> np.ndarray:
+    """Source frame index for each output frame of a constant-frame-rate video, by ffmpeg's `fps` rule."""
     if num_frames <= 0:
         return np.zeros(0, dtype=np.int64)
-    if abs(source_fps - target_fps) < 1e-6:
-        return np.arange(num_frames, dtype=np.int64)
-    count = math.ceil(num_frames * target_fps / source_fps - 1e-6)
-    idx = np.floor(np.arange(count) * (source_fps / target_fps) + 1e-6).astype(np.int64)
-    return np.minimum(idx, num_frames - 1)
+    period = 1 / Fraction(source_fps).limit_denominator(1_001_000)
+    return frames_on_grid([i * period for i in range(num_frames)], num_frames * period, target_fps)
+
+
+@dataclass(frozen=True)
+class FrameTimes:
+    """Presentation time of every video frame (seconds from the file's start, as ffmpeg counts) and its end."""
+
+    times: tuple[Fraction, ...]
+    end: Fraction
+
+    def grid(self, target_fps: float) -> np.ndarray:
+        """Source frame index for each output frame at `target_fps` (see `frames_on_grid`)."""
+        return frames_on_grid(self.times, self.end, target_fps)
+
+
+def _file_start(report: str) -> Fraction:
+    """The file's start time, which ffmpeg subtracts from every timestamp (microsecond precision)."""
+    match = re.search(r"Duration: [^,]*, start: (-?)(\d+)\.(\d{6})", report)
+    if not match:
+        return Fraction(0)
+    value = Fraction(int(match.group(2)) * 1_000_000 + int(match.group(3)), 1_000_000)
+    return -value if match.group(1) else value
+
+
+def read_frame_times(path: str | os.PathLike) -> FrameTimes | None:
+    """Every video frame's presentation time, from the packets (no decoding), in presentation order.
+
+    Phones record variable frame rates, and edited or downloaded files often start their video after their audio:
+    only the timestamps say which frame is on screen when. None when ffmpeg lists no video packets. Read once per
+    file version (path, size, modification time) within a process: every stage of a run asks for it."""
+    stat = os.stat(path)
+    return _frame_times_of(os.path.abspath(os.fspath(path)), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _frame_times_of(path: str, _size: int, _mtime_ns: int) -> FrameTimes | None:
+    report = _ffmpeg_stream_report(os.fspath(path))
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _safe_path(path),
+         "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"],
+        capture_output=True, text=True, errors="replace",
+    )
+    base = re.search(r"^#tb 0: (\d+)/(\d+)", proc.stdout, flags=re.MULTILINE)
+    rows = [line.split(",") for line in proc.stdout.splitlines() if line and not line.startswith("#")]
+    if base is None or not rows:
+        return None
+    tick = Fraction(int(base.group(1)), int(base.group(2)))
+    start = _round_half_away(_file_start(report) / tick)  # ffmpeg's offset, in the stream's ticks
+    packets = sorted((int(row[2]), int(row[3])) for row in rows if row[2].strip().lstrip("-").isdigit())
+    if not packets:
+        return None
+    times = tuple((pts - start) * tick for pts, _ in packets)
+    last_pts, last_duration = packets[-1]
+    return FrameTimes(times, (last_pts + max(last_duration, 0) - start) * tick)
+
+
+def frame_map(path: str | os.PathLike, target_fps: float, num_frames: int | None = None,
+              source_fps: float | None = None) -> np.ndarray:
+    """Source frame index for each output frame of `path` at `target_fps`: ffmpeg's `fps=<target>:start_time=0`.
+
+    The one rule every stage uses (inference, the speaker pre-pass, data processing, training clips). When the
+    packets cannot be listed, or disagree with the decoder's frame count (`num_frames`), the frames are assumed
+    evenly spaced at `source_fps`."""
+    times = read_frame_times(path)
+    if times is not None and (num_frames is None or len(times.times) == num_frames):
+        return np.minimum(times.grid(target_fps), len(times.times) - 1)
+    if num_frames is None or source_fps is None:
+        info = probe_video(path)
+        num_frames, source_fps = info.num_frames, info.fps
+    return resample_indices(num_frames, source_fps, target_fps)
 
 
 # How far ahead of the sequential decoder a request may start and still be read (and skipped) from the
@@ -226,7 +315,10 @@ class VideoReader(ClosesOnExit):
         self.info = probe_video(path, self._reader)
         self._park_decord()
         self.target_fps = float(target_fps) if target_fps else self.info.fps
-        self.indices = resample_indices(self.info.num_frames, self.info.fps, self.target_fps)
+        if target_fps:  # frames chosen by presentation time, as ffmpeg's fps filter does
+            self.indices = frame_map(self.path, self.target_fps, self.info.num_frames, self.info.fps)
+        else:  # every source frame once, in order
+            self.indices = np.arange(self.info.num_frames, dtype=np.int64)
         self._pipe: _FramePipe | None = None
         self._block: tuple[int, np.ndarray] | None = None  # (first source index, frames) for backward reads
         self._keyframes: np.ndarray | None = None
@@ -234,6 +326,12 @@ class VideoReader(ClosesOnExit):
     def __len__(self) -> int:
         """Number of frames delivered (after frame-rate conversion)."""
         return len(self.indices)
+
+    @property
+    def on_grid(self) -> bool:
+        """Whether output frame k is source frame k for every k: the file is already at the target rate, with
+        no start offset and no variable spacing, so its stream can be used as it is."""
+        return len(self.indices) == self.info.num_frames and bool(np.all(self.indices == np.arange(len(self))))
 
     @property
     def fps(self) -> float:
@@ -353,7 +451,10 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
     import ffmpeg
 
     p = _require_file(path, "audio file")
-    stream = ffmpeg.input(_safe_path(p)).output("pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=sample_rate)
+    # first_pts=0: an audio stream that starts after the file's start is preceded by that much silence, so sample 0
+    # is t = 0 of the file, as it is for the video frames (frame_map).
+    stream = ffmpeg.input(_safe_path(p)).filter("aresample", first_pts=0).output(
+        "pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=sample_rate)
     try:
         out, _ = stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-vn").run(
             cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True
