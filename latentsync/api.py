@@ -77,6 +77,7 @@ class LipsyncOptions:
     face_index: int | None = None  # for index: the n-th face from the left (0 = leftmost)
     face_position: str | tuple | None = None  # for position: "X,Y" or (x, y) in pixels
     temp_dir: str | None = None  # kept for CLI compatibility; nothing is written outside the output folder
+    debug_video: str | None = None  # also write this companion video with the face pass's decisions drawn on
     progress: bool = True  # console progress bars
     on_progress: Callable[[str, int, int], None] | None = None  # callback(stage, done, total), e.g. the app's
 
@@ -253,6 +254,8 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
     face_choice, face_index, face_position = check_face_options(opts.face_choice, opts.face_index, opts.face_position)
     check_length_mode(opts.length_mode)
     check_output_path(out, (video, audio))
+    if opts.debug_video is not None:
+        check_output_path(opts.debug_video, (video, audio, out), flag="--debug_video")
     pipeline, config, device, dtype = pipeline_bundle or build_pipeline(opts)
     if opts.progress:  # once per run, next to the progress bars
         print(opts.settings_line(device, dtype), file=sys.stderr, flush=True)
@@ -275,4 +278,5 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
         face_choice=face_choice,
         face_index=face_index,
         face_position=face_position,
+        debug_video_path=opts.debug_video,
     )

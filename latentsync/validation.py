@@ -103,21 +103,22 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output_path(out, inputs) -> Path:
+def check_output_path(out, inputs, flag: str = "--video_out_path") -> Path:
     """The output path, refused when it is (or resolves to) an input, a folder, or an unsupported type.
 
-    A missing parent folder is created. The file itself is only written at the end, atomically."""
+    A missing parent folder is created. The file itself is only written at the end, atomically. `flag` names the
+    option in messages (the lip-synced video, or the `--debug_video` companion)."""
     path = Path(out)
     if str(out).strip() == "":
-        raise InputError("--video_out_path is empty; give a file name such as out.mp4")
+        raise InputError(f"{flag} is empty; give a file name such as out.mp4")
     if path.is_dir():
-        raise InputError(f"--video_out_path {path} is a folder; give a file name inside it, e.g. {path / 'out.mp4'}")
+        raise InputError(f"{flag} {path} is a folder; give a file name inside it, e.g. {path / 'out.mp4'}")
     if path.suffix.lower() not in OUTPUT_EXTENSIONS:
-        raise InputError(f"--video_out_path {path}: unsupported extension {path.suffix or '(none)'!r}; "
+        raise InputError(f"{flag} {path}: unsupported extension {path.suffix or '(none)'!r}; "
                          f"use one of {', '.join(OUTPUT_EXTENSIONS)}")
     for source in inputs:
         if source is not None and _same_file(path, Path(source)):
-            raise InputError(f"--video_out_path {path} is the input file {source}; refusing to overwrite an input "
+            raise InputError(f"{flag} {path} is the file {source}; refusing to overwrite an input or another output "
                              "(choose another output name)")
     if not path.parent.exists():
         try:

@@ -319,3 +319,32 @@ def test_dpmsolver_and_deepcache(ckpts, clips, tmp_path):
     assert counts["plain"] == 6 and counts["cached"] == 2  # cache_interval 3: full passes at steps 0 and 3
     a, b = decode_all(tmp_path / "plain.mp4"), decode_all(tmp_path / "cached.mp4")
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 10  # an approximation of the same result
+
+
+def test_debug_video_shows_decisions_without_changing_the_output(bundle, ckpts, clips, tmp_path):
+    video, audio = clips["gaps"]  # 40 frames, no face in 8..19
+    plain, with_debug, debug = tmp_path / "plain.mp4", tmp_path / "out.mp4", tmp_path / "debug.mp4"
+    run(bundle, ckpts, video, audio, plain)
+    run(bundle, ckpts, video, audio, with_debug, debug_video=str(debug))
+    out, overlay = decode_all(with_debug), decode_all(debug)
+    assert np.array_equal(out, decode_all(plain))  # asking for the overlay changes nothing in the output
+    assert overlay.shape == out.shape
+    drawn = np.abs(overlay.astype(int) - out.astype(int)).max(-1) > 60
+    assert drawn[:8].any(axis=0).sum() > 300  # box, points, mouth outline and labels on frames with a face
+    green = (overlay[..., 1] > 180) & (overlay[..., 0] < 120) & (overlay[..., 2] < 120)
+    assert green[:8].any() and not green[9:19].any()  # the face box only where a face is edited
+    with pytest.raises(InputError, match="--debug_video .* refusing to overwrite"):
+        run(bundle, ckpts, video, audio, tmp_path / "x.mp4", debug_video=str(video))
+
+
+def test_output_fades_in_and_out_around_a_gap(bundle, ckpts, clips, tmp_path):
+    video, audio = clips["gaps"]  # 40 frames, no face in 8..19: fades over frames 5..7 and 20..22
+    out = tmp_path / "fades.mp4"
+    run(bundle, ckpts, video, audio, out)
+    frames_in, frames_out = decode_all(video), decode_all(out)
+    edit = np.abs(frames_out.astype(float) - frames_in.astype(float)).mean(axis=(1, 2, 3))
+    edit -= np.median(edit[8:20])  # what re-encoding alone changes
+    full = np.median(np.concatenate([edit[:4], edit[24:]]))
+    assert edit[7] < 0.5 * full and edit[20] < 0.5 * full  # a quarter of the edit next to the gap
+    assert edit[7] < edit[5] and edit[20] < edit[22]
+    assert edit[8:20].max() < 0.1 * full

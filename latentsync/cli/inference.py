@@ -78,6 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--face_index", default=None, help="--face_choice index: the n-th face from the left (0 = leftmost)")
     p.add_argument("--face_position", default=None, metavar="X,Y",
                    help="--face_choice position: the face whose box centre is nearest to X,Y (pixels)")
+    p.add_argument("--debug_video", default=None, metavar="PATH",
+                   help="also write a companion video showing shots, the edited face (box, track id, alignment "
+                        "points), the regenerated mouth region, occluders kept and frames passed through")
     p.add_argument("--length_mode", default=d.length_mode, choices=LENGTH_MODES,
                    help="pingpong / loop / cut_to_shortest: what a longer audio does with the video; silence: a "
                         "longer video is kept whole and the audio padded with silence (table in README)")
@@ -110,7 +113,8 @@ def options_from_args(args) -> LipsyncOptions:
     """The preset's values, overridden by every flag given explicitly."""
     keys = ("unet_config_path", "inference_ckpt_path", "vae_path", "whisper_path", "inference_steps",
             "guidance_scale", "guidance_fraction", "seed", "device", "dtype", "length_mode", "scheduler",
-            "enable_deepcache", "face_detector", "face_choice", "face_index", "face_position", "temp_dir", "preset")
+            "enable_deepcache", "face_detector", "face_choice", "face_index", "face_position", "temp_dir", "preset",
+            "debug_video")
     return LipsyncOptions.from_kwargs(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
 
 
