@@ -9,7 +9,8 @@ One job runs at a time (a queue), uploads are bounded in size, each job works in
 folder that is removed afterwards, and models are loaded once and reused (reloaded only when a job asks
 for another sampler, precision, DeepCache setting or face detector). The page shows the run's real progress
 (face pass per frame, denoising per step, writing), has an "Advanced" section with every run option, and
-offers a generated demo clip as an example. Runs on CPU or GPU.
+offers a generated demo clip as an example. "Preview faces" runs the face pass alone over the first seconds
+and shows what a run would edit (latentsync/pipelines/face_preview.py). Runs on CPU or GPU.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from latentsync.faces.detector import FACE_CHOICES, load_faces_config  # noqa: E
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
 from latentsync.pipelines.progress import STAGES  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
+from latentsync.validation import check_face_options  # noqa: E402
 
 APP = inference_settings().app
 # What a job may set from the page; the first four decide which models are loaded.
@@ -151,6 +153,29 @@ class LipsyncService:
                     shutil.rmtree(old, ignore_errors=True)
             return str(out)
 
+    def preview(self, video: str | None, **settings) -> tuple[str, str]:
+        """The face pass alone over the first seconds, drawn (faces, mask, shots, occluders): (video, summary)."""
+        from latentsync.faces.detector import FaceDetector
+        from latentsync.pipelines.face_preview import preview_faces
+
+        video_path = self.check_upload(video, "video")
+        opts = self.job_options(**settings)
+        face_choice, face_index, face_position = check_face_options(opts.face_choice, opts.face_index,
+                                                                    opts.face_position)
+        with self._lock:
+            job_dir = Path(tempfile.mkdtemp(dir=self.jobs))
+            detector = FaceDetector(backend=opts.face_detector)
+            try:
+                result = preview_faces(str(video_path), str(job_dir / f"{video_path.stem}_preview.mp4"),
+                                       seconds=float(APP.preview_seconds), detector=detector, face_choice=face_choice,
+                                       face_index=face_index, face_position=face_position)
+            except BaseException:
+                shutil.rmtree(job_dir, ignore_errors=True)
+                raise
+            finally:
+                detector.close()
+            return str(result.path), result.summary()
+
     def example(self) -> tuple[str, str]:
         """A generated demo clip (video, audio) for the page's examples, made once."""
         from tools.make_demo_clip import make_demo_clip
@@ -204,6 +229,18 @@ def build_app(service: LipsyncService, examples: bool = True):
             logging.getLogger("latentsync.app").exception("lip-sync failed")
             raise gr.Error(f"internal error ({type(exc).__name__}): {exc}; the server log has the details") from exc
 
+    def preview(video, face_detector, face_choice, face_index, face_position):
+        settings = dict(face_detector=face_detector, face_choice=face_choice,
+                        face_index=face_index if face_choice == "index" else None,
+                        face_position=face_position if face_choice == "position" else None)
+        try:
+            return service.preview(video, **settings)
+        except InputError as exc:
+            raise gr.Error(" ".join(str(exc).split())) from exc
+        except Exception as exc:
+            logging.getLogger("latentsync.app").exception("preview failed")
+            raise gr.Error(f"internal error ({type(exc).__name__}): {exc}; the server log has the details") from exc
+
     def preset_fields(name):
         """Choosing a preset fills the fields it sets; each can still be changed afterwards."""
         values = preset_values(name)
@@ -246,16 +283,24 @@ def build_app(service: LipsyncService, examples: bool = True):
                     length_mode = gr.Dropdown(list(LENGTH_MODES), value=opts.length_mode, elem_id="length_mode",
                                               label="Length: pingpong / loop / cut_to_shortest when the audio is "
                                                     "longer; silence keeps a longer video whole")
-                button = gr.Button("Lip-sync", variant="primary", elem_id="run")
+                with gr.Row():
+                    preview_button = gr.Button("Preview faces", elem_id="preview")
+                    button = gr.Button("Lip-sync", variant="primary", elem_id="run")
                 if examples:
                     gr.Examples([list(service.example())], inputs=[video_in, audio_in],
                                 label="Example: a generated talking-face clip with its speech")
             with gr.Column():
                 video_out = gr.Video(label="Result", elem_id="video_out")
+                with gr.Accordion("Preview: which face is edited, where the mask lies, what passes through",
+                                  open=False, elem_id="preview_panel"):
+                    preview_out = gr.Video(label="Face pass over the first seconds", elem_id="preview_out")
+                    preview_text = gr.Markdown(elem_id="preview_text")
         preset.change(preset_fields, preset, [scheduler, steps, guidance, guided_fraction, deepcache, dtype])
         button.click(run, [video_in, audio_in, preset, scheduler, steps, guidance, guided_fraction, seed, deepcache,
                            dtype, face_detector, face_choice, face_index, face_position, length_mode], video_out,
                      concurrency_limit=1)
+        preview_button.click(preview, [video_in, face_detector, face_choice, face_index, face_position],
+                             [preview_out, preview_text], concurrency_limit=1)
     demo.queue(max_size=8, default_concurrency_limit=1)
     return demo
 

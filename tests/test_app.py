@@ -44,6 +44,25 @@ def test_service_runs_one_job_and_cleans_up(ckpts, clip):
     assert not service.workdir.exists()
 
 
+def test_preview_shows_the_face_pass_without_loading_models(ckpts, clip):
+    import gradio_app
+    from latentsync.utils.media import VideoReader
+
+    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)))
+    try:
+        path, summary = service.preview(str(clip[0]), face_choice="largest")
+        assert service._bundle is None  # no network was loaded for a preview
+        with VideoReader(path) as reader, VideoReader(clip[0], target_fps=25) as source:
+            assert len(reader) == len(source) == 20  # the whole 0.8 s clip (shorter than preview_seconds)
+            drawn = reader.get_frames(range(3)).astype(int) - source.get_frames(range(3)).astype(int)
+        assert (abs(drawn).max(-1) > 60).sum() > 300  # the overlay is drawn on the frames
+        assert "20 frames, a face to edit in 20" in summary
+        with pytest.raises(InputError, match="upload a video"):
+            service.preview(None)
+    finally:
+        service.close()
+
+
 def test_upload_size_and_length_limits(ckpts, clip):
     import gradio_app
 

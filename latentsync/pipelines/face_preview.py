@@ -1,0 +1,58 @@
+"""See before a long run which face will be edited: the face pass alone over the first seconds, drawn as a video.
+
+`preview_faces` runs exactly the face pass a lip-sync run would (shots, face choice, tracking, smoothing,
+occluders, fades) over the first `seconds` of the video, without any network, and writes the frames with the
+overlay of `latentsync/faces/overlay.py`: shot banners, the edited face's box and track id, the alignment points,
+the regenerated mouth region, kept occluders, and frames that pass through. The app's "Preview" button calls it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latentsync.faces.choice import tracker_settings
+from latentsync.faces.detector import load_faces_config
+from latentsync.pipelines.chunk_source import ChunkSource
+from latentsync.pipelines.frame_finisher import FrameFinisher
+from latentsync.pipelines.progress import RunProgress
+from latentsync.utils.image_processor import load_fixed_mask
+from latentsync.utils.media import VideoWriter, frame_map, probe_video
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """The preview video and what the face pass found in it."""
+
+    path: Path
+    num_frames: int
+    frames_with_face: int
+
+    def summary(self) -> str:
+        return (f"preview {self.path}: {self.num_frames} frames, a face to edit in {self.frames_with_face}, "
+                f"{self.num_frames - self.frames_with_face} would pass through unchanged")
+
+
+def preview_faces(video_path: str, out_path: str, seconds: float = 5.0, fps: int = 25, resolution: int = 256,
+                  chunk_size: int = 16, detector=None, face_choice: str | None = None, face_index: int | None = None,
+                  face_position=None, progress=False) -> PreviewResult:
+    """Write the face pass's decisions over the first `seconds` of `video_path` to `out_path` (H.264, with the
+    video's own audio when it has one). `detector`: a FaceDetector to reuse, else the configured one."""
+    info = probe_video(video_path)
+    count = min(len(frame_map(video_path, fps, info.num_frames, info.fps)), max(1, round(seconds * fps)))
+    schedule = np.arange(count, dtype=np.int64)
+    progress = RunProgress.of(progress)
+    config = detector.config if detector is not None else load_faces_config()
+    settings = tracker_settings(face_choice, face_index, face_position, video_path, detector, fps, count, progress)
+    source = ChunkSource(video_path, schedule, chunk_size, resolution, fps, detector=detector, progress=progress,
+                         face_choice=settings, fade_frames=int(config.blend.fade_frames))
+    keep_mask = load_fixed_mask(resolution)[0].numpy()
+    audio = video_path if info.has_audio else None
+    with VideoWriter(out_path, fps, audio_path=audio, audio_duration=count / fps if audio else None, crf=23,
+                     preset="veryfast") as overlay:
+        finish = FrameFinisher(source.track, overlay=overlay, keep_mask=keep_mask)
+        for chunk in source:
+            finish(chunk, None)
+    return PreviewResult(Path(out_path), count, int(source.track.has_face.sum()))
