@@ -1,0 +1,461 @@
+"""Occluders in front of the lower face: where a hand or an object covers the edited mouth region, keep the original.
+
+Interface (what the pipeline calls, once per frame of the edited face, frames in order):
+
+    from latentsync.faces.occlusion import OccluderMasker, keep_occluders, occlusion_settings
+
+    masker = OccluderMasker("auto", occlusion_settings(faces_config))   # mode: auto | hands | off
+    mask = masker(frame_rgb_uint8, face_box, landmarks)   # (H, W) float32 in [0, 1], or None (nothing found)
+    out = keep_occluders(original, restored, mask)         # out = original * m + restored * (1 - m)
+    masker.reset()                                         # at every shot cut (and when the face track changes)
+    masker.close()
+
+- `face_box` is the face's landmark box (x1, y1, x2, y2) in frame pixels (`AlignedFrame.face_box`),
+  `landmarks` its (N, 2) landmarks in frame pixels (`AlignedFrame.landmarks`). Frames without a face: do not
+  call it (or pass `face_box=None`, which returns None and lets the fade-out state decay).
+- `masker.patch(...)` returns the same result as an `OcclusionPatch` (a box and the mask inside it), which is
+  all that is non-zero; `keep_occluders` takes either and then only touches the box (cheap at 1080p).
+- 1 means "something covers the face here: keep the original pixels". The mask is feathered at its edge
+  (grown by `feather` first, so the occluder itself stays at 1) and steady in time: each frame's mask is
+  `max(new, decay x previous)`, so a one-frame miss does not flicker and a leaving occluder fades out.
+
+Two cues, both computed only in a region around the lower face, at `analysis_width` pixels wide:
+
+- **Hands** (`hands`, `auto`): MediaPipe Hands (palm detector + 21-point hand landmarks, the `hand_landmark`
+  and `palm_detection` models shipped inside the mediapipe wheel) on a search region around and below the face
+  (hands arrive from there). While no hand is in sight the palm detector runs only every `hand_every`-th frame
+  (it costs ~9 ms on a CPU core); once a hand is found it is tracked on every frame. Its pixels: the palm's
+  convex hull plus a capsule per finger, grown a little.
+- **Colour** (`auto` only): objects that are neither skin nor lips. The face's own colour is sampled from the
+  same frame (robust median and spread of the r, g chromaticity and the luminance of the lower face inside the
+  landmark hull); pixels whose chromaticity is far from it, or that are much darker than the face, are
+  candidates. The open mouth (the inner-lip polygon, grown) is never a candidate on its own: teeth and the dark
+  cavity are not occluders. Candidate components that lie inside the face are occluders; a closing bridges an
+  occluder across the open mouth. It catches black, grey, white, metal and coloured objects (microphones,
+  pens, cups); it cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model) and
+  does not know a dark full beard from a dark object (see docs/faces.md "Occlusion").
+
+The colour cue needs to know where the inner lips are: it runs for the 468-point mediapipe mesh and 68-point
+layouts; for other landmark layouts `auto` falls back to hands only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from latentsync.settings import Section, at_least
+
+from .detector import as_faces_config
+
+MODES = ("auto", "hands", "off")
+
+# Inner-lip ring per landmark count (the open mouth: teeth and cavity are not occluders).
+INNER_LIPS = {
+    468: (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95),
+    478: (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95),
+    68: (60, 61, 62, 63, 64, 65, 66, 67),
+}
+# Nose tip per landmark count: colour occluders are only seeded below it (eyes and brows are dark, not occluders).
+NOSE_TIP = {468: 1, 478: 1, 68: 30}
+# MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
+PALM = (0, 1, 2, 5, 9, 13, 17)
+FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+
+
+class OcclusionSettings(Section):
+    """configs/faces.yaml `occlusion:` (every key documented there)."""
+
+    mode: str
+    roi_side: float
+    roi_top: float
+    roi_bottom: float
+    analysis_width: int = at_least(16)
+    hand_every: int = at_least(1)
+    hand_hold: int = at_least(0)
+    hand_side: float
+    hand_below: float
+    hand_max_side: int = at_least(64)
+    hand_min_score: float
+    hand_model_complexity: int = at_least(0)
+    finger_width: float
+    hand_dilate: float
+    chroma_z: float
+    chroma_floor: float
+    dark_ratio: float
+    min_luma: float
+    mouth_dilate: float
+    seed_inset: float
+    min_area: float
+    close: float
+    feather: float
+    decay: float
+    min_value: float
+
+    def check(self, source: str) -> None:
+        if self.mode not in MODES:
+            from latentsync.settings import SettingsError
+
+            raise SettingsError(f"{source}: occlusion.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+
+
+def occlusion_settings(config=None, **overrides) -> OcclusionSettings:
+    """The `occlusion:` section of a faces config (None = configs/faces.yaml; see `as_faces_config`)."""
+    cfg = as_faces_config(config)
+    record = OcclusionSettings.build(cfg, "occlusion", "configs/faces.yaml")
+    if overrides:
+        from dataclasses import replace
+
+        record = replace(record, **overrides)
+        record.check("overrides")
+    return record
+
+
+@dataclass
+class OcclusionPatch:
+    """The non-zero part of an occluder mask: `mask` (h, w) float32 covers frame[y0:y1, x0:x1]."""
+
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1), exclusive end, inside the frame
+    mask: np.ndarray
+
+    def full(self, frame_hw: tuple[int, int]) -> np.ndarray:
+        """The whole-frame (H, W) float32 mask."""
+        out = np.zeros(frame_hw, dtype=np.float32)
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1] = self.mask
+        return out
+
+
+def keep_occluders(original: np.ndarray, restored: np.ndarray, mask) -> np.ndarray:
+    """out = original * m + restored * (1 - m), per pixel: the original wherever something covers the face.
+
+    `original`, `restored`: (H, W, 3) uint8 frames (or (N, H, W, 3) with an (N, H, W) mask); `mask`: a
+    full-frame float mask, an `OcclusionPatch` (only its box is blended), or None (returns `restored`).
+    Pixels where m == 1 are exactly the original, where m == 0 exactly the restored frame.
+    """
+    if mask is None:
+        return restored
+    if isinstance(mask, OcclusionPatch):
+        out = np.array(restored, copy=True)
+        x0, y0, x1, y1 = mask.box
+        out[y0:y1, x0:x1] = keep_occluders(original[y0:y1, x0:x1], restored[y0:y1, x0:x1], mask.mask)
+        return out
+    m = np.asarray(mask, dtype=np.float32)[..., None]
+    blended = original.astype(np.float32) * m + restored.astype(np.float32) * (1.0 - m)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def edited_region(frame_hw: tuple[int, int], affine_matrix, face_size: tuple[int, int],
+                  fixed_mask_u8: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the frame pixels the generated mouth can change (the fixed mask's regenerated part, 0 in the
+    mask) warped back into the frame with the face's image -> crop matrix (`AlignedFrame.affine_matrix`).
+
+    `face_size` is the crop's (w, h) (`AlignRestore.face_size`); `fixed_mask_u8` the (R, R) mask (1 = keep),
+    e.g. `latentsync.utils.mask.fixed_mask_rgb_u8(R)[..., 0]`. For measuring and debug overlays.
+    """
+    matrix = np.asarray(affine_matrix, dtype=np.float64).reshape(2, 3)
+    edit = (fixed_mask_u8 < 128).astype(np.uint8) * 255
+    edit = cv2.resize(edit, face_size, interpolation=cv2.INTER_NEAREST)
+    height, width = frame_hw
+    back = cv2.warpAffine(edit, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return back >= 128
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+
+
+def _roi(box, widen: float, top: float, bottom: float, frame_hw) -> tuple[int, int, int, int] | None:
+    """Integer (x0, y0, x1, y1) from a landmark box: widened by widen x W, from top x H to bottom x H below."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    height, width = frame_hw
+    rx0, ry0 = max(0, int(np.floor(x1 - widen * w))), max(0, int(np.floor(y1 + top * h)))
+    rx1, ry1 = min(width, int(np.ceil(x2 + widen * w))), min(height, int(np.ceil(y2 + bottom * h)))
+    if rx1 - rx0 < 4 or ry1 - ry0 < 4:
+        return None
+    return rx0, ry0, rx1, ry1
+
+
+def _disk(radius: float) -> np.ndarray:
+    size = max(1, int(round(2 * radius)) | 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def draw_hand(mask: np.ndarray, points: np.ndarray, finger_width: float, dilate: float) -> None:
+    """Draw one hand (21 MediaPipe landmarks, in `mask`'s pixels) into a uint8 mask: palm hull + finger capsules."""
+    palm_length = float(np.linalg.norm(points[9] - points[0]))
+    if palm_length < 1e-3:
+        return
+    thickness = max(1, int(round(finger_width * palm_length + 2 * dilate * palm_length)))
+    hull = cv2.convexHull(np.round(points[list(PALM)]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 255)
+    if dilate > 0:
+        cv2.polylines(mask, [hull], True, 255, max(1, int(round(2 * dilate * palm_length))))
+    for chain in FINGERS:
+        pts = np.round(points[list(chain)]).astype(np.int32)
+        cv2.polylines(mask, [pts], False, 255, thickness)
+        for p in pts:
+            cv2.circle(mask, (int(p[0]), int(p[1])), thickness // 2, 255, -1)
+
+
+# ---------------------------------------------------------------------------------------------- hands
+
+
+class HandFinder:
+    """MediaPipe Hands on a search region around the face, in video mode (it tracks a found hand itself)."""
+
+    def __init__(self, settings: OcclusionSettings):
+        import mediapipe as mp
+
+        self.settings = settings
+        self._hands = mp.solutions.hands.Hands(
+            static_image_mode=False, max_num_hands=2, model_complexity=settings.hand_model_complexity,
+            min_detection_confidence=settings.hand_min_score, min_tracking_confidence=settings.hand_min_score)
+        self._region: tuple[int, int, int, int] | None = None
+        self._calls = 0
+        self._last: list[np.ndarray] = []
+        self._missed = 0
+        self.runs = 0
+
+    def reset(self) -> None:
+        self._region, self._calls, self._last, self._missed = None, 0, [], 0
+
+    def _search_region(self, face_box, frame_hw):
+        """Keep the region fixed while the face stays inside its middle, so the model's tracking stays valid."""
+        s = self.settings
+        x1, y1, x2, y2 = (float(v) for v in face_box)
+        if self._region is not None:
+            rx0, ry0, rx1, ry1 = self._region
+            cx, cy, fw = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1
+            expected_w = (1 + 2 * s.hand_side) * fw
+            inside = rx0 + 0.3 * (rx1 - rx0) <= cx <= rx1 - 0.3 * (rx1 - rx0) and ry0 <= cy <= ry1
+            if inside and 0.8 <= (rx1 - rx0) / max(expected_w, 1.0) <= 1.25:
+                return self._region
+        self._region = _roi(face_box, s.hand_side, 0.0, s.hand_below, frame_hw)
+        return self._region
+
+    def __call__(self, frame: np.ndarray, face_box) -> list[np.ndarray]:
+        """Hands (each (21, 2) frame pixels) seen in this frame, or held from the last few frames."""
+        self._calls += 1
+        if not self._last and (self._calls - 1) % self.settings.hand_every:
+            return []
+        region = self._search_region(face_box, frame.shape[:2])
+        if region is None:
+            return []
+        x0, y0, x1, y1 = region
+        crop = frame[y0:y1, x0:x1]
+        scale = min(1.0, self.settings.hand_max_side / max(crop.shape[:2]))
+        if scale < 1.0:
+            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                              interpolation=cv2.INTER_AREA)
+        self.runs += 1
+        result = self._hands.process(np.ascontiguousarray(crop))
+        hands = []
+        for landmarks in result.multi_hand_landmarks or []:
+            pts = np.array([(p.x * crop.shape[1], p.y * crop.shape[0]) for p in landmarks.landmark])
+            hands.append(pts / scale + np.array([x0, y0], dtype=np.float64))
+        if hands:
+            self._last, self._missed = hands, 0
+            return hands
+        if self._last and self._missed < self.settings.hand_hold:
+            self._missed += 1
+            return self._last
+        self._last, self._missed = [], 0
+        return []
+
+    def close(self) -> None:
+        self._hands.close()
+
+
+# ---------------------------------------------------------------------------------------------- colour
+
+
+def colour_occluders(roi: np.ndarray, seed: np.ndarray, mouth: np.ndarray, face_width: float,
+                     settings: OcclusionSettings) -> np.ndarray:
+    """uint8 {0, 255} mask of pixels in the analysed region that are neither skin nor lips, seeded in the face.
+
+    `roi`: (h, w, 3) RGB uint8 at analysis scale; `seed`: uint8 mask of the lower face's inside (the landmark
+    hull, inset, below the nose tip): the face colour is sampled there and an occluder must cover part of it;
+    `mouth`: uint8 open-mouth mask (never a candidate); `face_width` in analysis pixels.
+    """
+    hull = seed
+    s = settings
+    image = cv2.GaussianBlur(roi, (3, 3), 0).astype(np.float32)
+    total = image.sum(axis=2) + 1e-3
+    chroma_r, chroma_g = image[..., 0] / total, image[..., 1] / total
+    luma = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    sample = (hull > 0) & (mouth == 0) & (luma >= s.min_luma)
+    if sample.sum() < 16:
+        return np.zeros(roi.shape[:2], np.uint8)
+    z = np.zeros(roi.shape[:2], np.float32)
+    for channel in (chroma_r, chroma_g):
+        values = channel[sample]
+        centre = float(np.median(values))
+        spread = max(1.4826 * float(np.median(np.abs(values - centre))), s.chroma_floor)
+        z = np.maximum(z, np.abs(channel - centre) / spread)
+    face_luma = float(np.median(luma[sample]))
+    bright_enough = luma >= s.min_luma
+    # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
+    too_dark = luma < min(s.min_luma, s.dark_ratio * face_luma)
+    candidate = ((z > s.chroma_z) & bright_enough) | too_dark
+    candidate &= mouth == 0
+    candidate = candidate.astype(np.uint8) * 255
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidate, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(candidate)
+    inside = np.bincount(labels[hull > 0].ravel(), minlength=count)
+    min_pixels = s.min_area * max(1, int((hull > 0).sum()))
+    keep = inside >= min_pixels
+    keep[0] = False
+    found = keep[labels].astype(np.uint8) * 255
+    if s.close > 0 and found.any():
+        found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
+    return found
+
+
+def lower_face(landmarks: np.ndarray, to_roi, shape, inset_px: float) -> np.ndarray:
+    """uint8 mask: the landmark hull shrunk by `inset_px` (no hair or background at its edge), below the nose tip."""
+    mask = np.zeros(shape, np.uint8)
+    hull = cv2.convexHull(to_roi(landmarks).astype(np.float32))
+    cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 255)
+    if inset_px >= 0.5:
+        mask = cv2.erode(mask, _disk(inset_px))
+    nose_y = int(np.ceil(to_roi(landmarks[NOSE_TIP[len(landmarks)]][None])[0, 1]))
+    mask[: max(0, nose_y)] = 0
+    return mask
+
+
+def mouth_interior(landmarks: np.ndarray, to_roi, shape, grow_px: float) -> np.ndarray | None:
+    """uint8 mask of the inner-lip polygon grown by `grow_px`, or None for an unknown landmark layout."""
+    ring = INNER_LIPS.get(len(landmarks))
+    if ring is None:
+        return None
+    mask = np.zeros(shape, np.uint8)
+    pts = to_roi(landmarks[list(ring)])
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
+    if grow_px >= 0.5:
+        mask = cv2.dilate(mask, _disk(grow_px))
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------- masker
+
+
+def _trim(patch: OcclusionPatch, min_value: float) -> OcclusionPatch:
+    """The patch cut to the rows and columns that hold a value >= min_value (older, faded parts drop out)."""
+    live = patch.mask >= min_value
+    rows, cols = np.flatnonzero(live.any(axis=1)), np.flatnonzero(live.any(axis=0))
+    if len(rows) == 0:
+        return patch
+    x0, y0 = patch.box[0] + int(cols[0]), patch.box[1] + int(rows[0])
+    mask = patch.mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return OcclusionPatch((x0, y0, x0 + mask.shape[1], y0 + mask.shape[0]), mask)
+
+
+class OccluderMasker:
+    """Per-frame occluder mask of one face, with temporal state (see the module docstring for the interface)."""
+
+    def __init__(self, mode: str = "auto", settings: OcclusionSettings | None = None):
+        self.settings = settings if settings is not None else occlusion_settings()
+        if mode not in MODES:
+            raise ValueError(f"unknown occlusion mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.mode = mode
+        self._hands = HandFinder(self.settings) if mode in ("auto", "hands") else None
+        self._previous: OcclusionPatch | None = None
+        self.frames = 0
+        self.frames_with_mask = 0
+
+    def reset(self) -> None:
+        """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
+        self._previous = None
+        if self._hands is not None:
+            self._hands.reset()
+
+    def __call__(self, frame: np.ndarray, face_box, landmarks) -> np.ndarray | None:
+        patch = self.patch(frame, face_box, landmarks)
+        return None if patch is None else patch.full(frame.shape[:2])
+
+    def patch(self, frame: np.ndarray, face_box, landmarks) -> OcclusionPatch | None:
+        """The mask as an `OcclusionPatch` (box + mask), or None when nothing covers the face."""
+        self.frames += 1
+        if self.mode == "off":
+            return None
+        current = None
+        if face_box is not None and landmarks is not None:
+            current = self._detect(frame, np.asarray(face_box, np.float64), np.asarray(landmarks, np.float64))
+        merged = self._merge(current)
+        self._previous = merged
+        self.frames_with_mask += int(merged is not None)
+        return merged
+
+    # ----------------------------------------------------------------------------------------- per frame
+
+    def _detect(self, frame: np.ndarray, face_box: np.ndarray, landmarks: np.ndarray) -> OcclusionPatch | None:
+        s = self.settings
+        frame_hw = frame.shape[:2]
+        region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw)
+        if region is None:
+            return None
+        x0, y0, x1, y1 = region
+        scale = s.analysis_width / (x1 - x0)
+        small_hw = (max(4, round((y1 - y0) * scale)), s.analysis_width)
+        origin = np.array([x0, y0], dtype=np.float64)
+
+        def to_roi(points):
+            return (np.asarray(points, np.float64) - origin) * scale
+
+        found = np.zeros(small_hw, np.uint8)
+        face_width = (face_box[2] - face_box[0]) * scale
+        for hand in self._hands(frame, face_box) if self._hands is not None else []:
+            draw_hand(found, to_roi(hand), s.finger_width, s.hand_dilate)
+        if self.mode == "auto":
+            mouth = mouth_interior(landmarks, to_roi, small_hw, s.mouth_dilate * face_width)
+            if mouth is not None:
+                roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
+                seed = lower_face(landmarks, to_roi, small_hw, s.seed_inset * face_width)
+                found |= colour_occluders(roi, seed, mouth, face_width, s)
+        if not found.any():
+            return None
+        soft = self._feather(found, s.feather * face_width)
+        full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        return OcclusionPatch((x0, y0, x1, y1), full)
+
+    @staticmethod
+    def _feather(binary: np.ndarray, width_px: float) -> np.ndarray:
+        """Grow by `width_px`, then blur over the same width: 1 on the whole occluder, a soft ramp outside it."""
+        radius = max(1, int(round(width_px)))
+        grown = cv2.dilate(binary, _disk(radius))
+        ksize = 2 * radius + 1
+        soft = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (ksize, ksize), radius / 2)
+        return np.minimum(soft * 1.0, 1.0)
+
+    def _merge(self, current: OcclusionPatch | None) -> OcclusionPatch | None:
+        """max(current, decay x previous) over the union of both boxes; None once it has faded out."""
+        previous = self._previous
+        decay = self.settings.decay
+        if previous is None or decay <= 0 or float(previous.mask.max()) * decay < self.settings.min_value:
+            return current
+        if current is None:
+            faded = OcclusionPatch(previous.box, previous.mask * decay)
+            return faded if faded.mask.max() >= self.settings.min_value else None
+        bx0, by0 = min(current.box[0], previous.box[0]), min(current.box[1], previous.box[1])
+        bx1, by1 = max(current.box[2], previous.box[2]), max(current.box[3], previous.box[3])
+        merged = np.zeros((by1 - by0, bx1 - bx0), np.float32)
+        for patch, weight in ((previous, decay), (current, 1.0)):
+            x0, y0, x1, y1 = patch.box
+            view = merged[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
+            np.maximum(view, patch.mask * weight, out=view)
+        return _trim(OcclusionPatch((bx0, by0, bx1, by1), merged), self.settings.min_value)
+
+    def close(self) -> None:
+        if self._hands is not None:
+            self._hands.close()
+
+    def __enter__(self) -> OccluderMasker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
