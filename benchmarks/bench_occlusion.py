@@ -148,13 +148,13 @@ def real_hand(detector) -> tuple:
     """A hand from lp_d12.mp4, cut out with the hand model's landmarks (the frame where it is found best)."""
     import mediapipe as mp
 
-    frames = read_frames(clip_path("lp_d12"), 60)
+    frames = read_frames(clip_path("lp_d12"), 120)
     settings = occlusion_settings()
     best = None
-    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=1,
-                                  min_detection_confidence=0.3) as hands:
-        for frame in frames[30:60]:
-            pad = 160  # the hand is cut by the frame's lower-left corner: pad so the palm detector sees one
+    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=0,
+                                  min_detection_confidence=0.2) as hands:
+        for frame in frames[::3]:
+            pad = 128  # the hand is cut by the frame's lower-left corner: pad so the palm detector sees one
             padded = cv2.copyMakeBorder(frame, 0, pad, pad, 0, cv2.BORDER_CONSTANT, value=0)
             result = hands.process(padded)
             if not result.multi_hand_landmarks:

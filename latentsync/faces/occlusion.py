@@ -58,6 +58,11 @@ INNER_LIPS = {
     478: (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95),
     68: (60, 61, 62, 63, 64, 65, 66, 67),
 }
+OUTER_LIPS = {
+    468: (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146),
+    478: (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146),
+    68: tuple(range(48, 60)),
+}
 # Nose tip per landmark count: colour occluders are only seeded below it (eyes and brows are dark, not occluders).
 NOSE_TIP = {468: 1, 478: 1, 68: 30}
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
@@ -84,10 +89,12 @@ class OcclusionSettings(Section):
     hand_dilate: float
     chroma_z: float
     chroma_floor: float
+    neutral_ratio: float
     dark_ratio: float
     min_luma: float
     mouth_dilate: float
     seed_inset: float
+    reach: float
     min_area: float
     close: float
     feather: float
@@ -273,42 +280,56 @@ class HandFinder:
 # ---------------------------------------------------------------------------------------------- colour
 
 
-def colour_occluders(roi: np.ndarray, seed: np.ndarray, mouth: np.ndarray, face_width: float,
-                     settings: OcclusionSettings) -> np.ndarray:
+def _robust_z(values_map: list[np.ndarray], sample: np.ndarray, floor: float) -> np.ndarray:
+    """Per pixel, the largest |x - median| / robust SD over the channels, median and SD taken on `sample`."""
+    z = np.zeros(sample.shape, np.float32)
+    for channel in values_map:
+        values = channel[sample]
+        centre = float(np.median(values))
+        spread = max(1.4826 * float(np.median(np.abs(values - centre))), floor)
+        z = np.maximum(z, np.abs(channel - centre) / spread)
+    return z
+
+
+def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings) -> np.ndarray:
     """uint8 {0, 255} mask of pixels in the analysed region that are neither skin nor lips, seeded in the face.
 
-    `roi`: (h, w, 3) RGB uint8 at analysis scale; `seed`: uint8 mask of the lower face's inside (the landmark
-    hull, inset, below the nose tip): the face colour is sampled there and an occluder must cover part of it;
-    `mouth`: uint8 open-mouth mask (never a candidate); `face_width` in analysis pixels.
+    `roi`: (h, w, 3) RGB uint8 at analysis scale. `regions` (uint8 masks, see `face_regions`): `skin` where the
+    face's colour is sampled (cheeks and nose, above the nose tip: a mouth occluder rarely covers them),
+    `lips` (the lip ring, which has its own colour model and is only accepted there), `mouth` (the open mouth,
+    never a candidate), `seed` (the lower face: an occluder must cover part of it) and `zone` (the face, a
+    thin margin and the area below the chin: an occluder is followed there, not into hair or background). `face_width`
+    in analysis pixels.
     """
-    hull = seed
     s = settings
     image = cv2.GaussianBlur(roi, (3, 3), 0).astype(np.float32)
     total = image.sum(axis=2) + 1e-3
-    chroma_r, chroma_g = image[..., 0] / total, image[..., 1] / total
+    chroma = [image[..., 0] / total, image[..., 1] / total]
     luma = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    sample = (hull > 0) & (mouth == 0) & (luma >= s.min_luma)
-    if sample.sum() < 16:
-        return np.zeros(roi.shape[:2], np.uint8)
-    z = np.zeros(roi.shape[:2], np.float32)
-    for channel in (chroma_r, chroma_g):
-        values = channel[sample]
-        centre = float(np.median(values))
-        spread = max(1.4826 * float(np.median(np.abs(values - centre))), s.chroma_floor)
-        z = np.maximum(z, np.abs(channel - centre) / spread)
-    face_luma = float(np.median(luma[sample]))
     bright_enough = luma >= s.min_luma
+    skin = (regions["skin"] > 0) & bright_enough
+    if skin.sum() < 16:
+        return np.zeros(roi.shape[:2], np.uint8)
+    not_skin = _robust_z(chroma, skin, s.chroma_floor) > s.chroma_z
+    # Grey, black, white and metal: far less saturated than this face's skin (the chromaticity z misses them
+    # when the skin's own spread is wide).
+    saturation = np.hypot(chroma[0] - 1 / 3, chroma[1] - 1 / 3)
+    not_skin |= saturation < s.neutral_ratio * float(np.median(saturation[skin]))
+    lips = (regions["lips"] > 0) & bright_enough
+    if lips.sum() >= 16:
+        not_lips = _robust_z(chroma, lips, s.chroma_floor) > s.chroma_z
+        not_skin &= ~((regions["lips"] > 0) & ~not_lips)
+    face_luma = float(np.median(luma[skin]))
     # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
     too_dark = luma < min(s.min_luma, s.dark_ratio * face_luma)
-    candidate = ((z > s.chroma_z) & bright_enough) | too_dark
-    candidate &= mouth == 0
+    candidate = ((not_skin & bright_enough) | too_dark) & (regions["mouth"] == 0) & (regions["zone"] > 0)
     candidate = candidate.astype(np.uint8) * 255
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(candidate, connectivity=8)
+    count, labels = cv2.connectedComponents(candidate, connectivity=8)
     if count <= 1:
         return np.zeros_like(candidate)
-    inside = np.bincount(labels[hull > 0].ravel(), minlength=count)
-    min_pixels = s.min_area * max(1, int((hull > 0).sum()))
-    keep = inside >= min_pixels
+    seed = regions["seed"] > 0
+    inside = np.bincount(labels[seed].ravel(), minlength=count)
+    keep = inside >= s.min_area * max(1, int(seed.sum()))
     keep[0] = False
     found = keep[labels].astype(np.uint8) * 255
     if s.close > 0 and found.any():
@@ -316,26 +337,38 @@ def colour_occluders(roi: np.ndarray, seed: np.ndarray, mouth: np.ndarray, face_
     return found
 
 
-def lower_face(landmarks: np.ndarray, to_roi, shape, inset_px: float) -> np.ndarray:
-    """uint8 mask: the landmark hull shrunk by `inset_px` (no hair or background at its edge), below the nose tip."""
-    mask = np.zeros(shape, np.uint8)
-    hull = cv2.convexHull(to_roi(landmarks).astype(np.float32))
-    cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 255)
-    if inset_px >= 0.5:
-        mask = cv2.erode(mask, _disk(inset_px))
-    nose_y = int(np.ceil(to_roi(landmarks[NOSE_TIP[len(landmarks)]][None])[0, 1]))
-    mask[: max(0, nose_y)] = 0
-    return mask
-
-
-def mouth_interior(landmarks: np.ndarray, to_roi, shape, grow_px: float) -> np.ndarray | None:
-    """uint8 mask of the inner-lip polygon grown by `grow_px`, or None for an unknown landmark layout."""
-    ring = INNER_LIPS.get(len(landmarks))
-    if ring is None:
+def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settings: OcclusionSettings) -> dict | None:
+    """The colour cue's regions at analysis scale (see `colour_occluders`), or None for an unknown layout."""
+    layout = len(landmarks)
+    if layout not in INNER_LIPS:
         return None
+    hull_mask = np.zeros(shape, np.uint8)
+    hull = cv2.convexHull(to_roi(landmarks).astype(np.float32))
+    cv2.fillConvexPoly(hull_mask, np.round(hull).astype(np.int32), 255)
+    zone = hull_mask
+    if settings.reach * face_width >= 0.5:
+        zone = cv2.dilate(hull_mask, _disk(settings.reach * face_width))
+    # Below the chin, within the face's width: occluders (microphones, cups, hands) come up from there.
+    inset = settings.seed_inset * face_width
+    xs, ys = hull[:, 0, 0], hull[:, 0, 1]
+    zone = zone.copy()
+    zone[max(0, int(ys.max() - inset)):, max(0, int(xs.min() + inset)) : max(0, int(np.ceil(xs.max() - inset)))] = 255
+    if inset >= 0.5:
+        hull_mask = cv2.erode(hull_mask, _disk(inset))
+    nose_y = max(0, int(np.ceil(to_roi(landmarks[NOSE_TIP[layout]][None])[0, 1])))
+    skin, seed = hull_mask.copy(), hull_mask
+    skin[nose_y:] = 0
+    seed = seed.copy()
+    seed[:nose_y] = 0
+    mouth = _polygon(to_roi(landmarks[list(INNER_LIPS[layout])]), shape, settings.mouth_dilate * face_width)
+    lips = _polygon(to_roi(landmarks[list(OUTER_LIPS[layout])]), shape, 0.03 * face_width)
+    lips[mouth > 0] = 0
+    return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone}
+
+
+def _polygon(points: np.ndarray, shape, grow_px: float) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
-    pts = to_roi(landmarks[list(ring)])
-    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255)
     if grow_px >= 0.5:
         mask = cv2.dilate(mask, _disk(grow_px))
     return mask
@@ -412,11 +445,10 @@ class OccluderMasker:
         for hand in self._hands(frame, face_box) if self._hands is not None else []:
             draw_hand(found, to_roi(hand), s.finger_width, s.hand_dilate)
         if self.mode == "auto":
-            mouth = mouth_interior(landmarks, to_roi, small_hw, s.mouth_dilate * face_width)
-            if mouth is not None:
+            regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
+            if regions is not None:
                 roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-                seed = lower_face(landmarks, to_roi, small_hw, s.seed_inset * face_width)
-                found |= colour_occluders(roi, seed, mouth, face_width, s)
+                found |= colour_occluders(roi, regions, face_width, s)
         if not found.any():
             return None
         soft = self._feather(found, s.feather * face_width)
