@@ -453,13 +453,13 @@ class OccluderMasker:
             return None
         soft = self._feather(found, s.feather * face_width)
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-        return OcclusionPatch((x0, y0, x1, y1), full)
+        return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
 
     @staticmethod
     def _feather(binary: np.ndarray, width_px: float) -> np.ndarray:
         """Grow by `width_px`, then blur over the same width: 1 on the whole occluder, a soft ramp outside it."""
         radius = max(1, int(round(width_px)))
-        grown = cv2.dilate(binary, _disk(radius))
+        grown = cv2.dilate(binary, _disk(radius + 1))  # +1: the upscale to the frame must not soften the edge
         ksize = 2 * radius + 1
         soft = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (ksize, ksize), radius / 2)
         return np.minimum(soft * 1.0, 1.0)
