@@ -26,14 +26,16 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   (hands arrive from there). While no hand is in sight the palm detector runs only every `hand_every`-th frame
   (it costs ~9 ms on a CPU core); once a hand is found it is tracked on every frame. Its pixels: the palm's
   convex hull plus a capsule per finger, grown a little.
-- **Colour** (`auto` only): objects that are neither skin nor lips. The face's own colour is sampled from the
-  same frame (robust median and spread of the r, g chromaticity and the luminance of the lower face inside the
-  landmark hull); pixels whose chromaticity is far from it, or that are much darker than the face, are
-  candidates. The open mouth (the inner-lip polygon, grown) is never a candidate on its own: teeth and the dark
-  cavity are not occluders. Candidate components that lie inside the face are occluders; a closing bridges an
-  occluder across the open mouth. It catches black, grey, white, metal and coloured objects (microphones,
-  pens, cups); it cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model) and
-  does not know a dark full beard from a dark object (see docs/faces.md "Occlusion").
+- **Colour** (`auto` only): objects that are neither skin nor lips. The face's own colour is sampled in the
+  same frame on the cheeks and nose (the landmark hull, inset, above the nose tip: a mouth occluder rarely
+  covers them); pixels whose r, g chromaticity is far from it, that are far less saturated (grey, black,
+  white, metal), or too dark for a colour, are candidates. The lip ring has its own colour model; the open
+  mouth (the inner-lip polygon, grown) is never a candidate: teeth and the dark cavity are not occluders.
+  Candidates count only on the face, a thin margin and below the chin, in pieces big enough on the lower face;
+  a closing bridges them. It catches black, grey, white, metal and coloured objects (microphones, pens, cups);
+  it cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model), misses an object
+  centred on the open mouth that covers it entirely, and does not know a dark full beard from a dark object
+  (see docs/faces.md "Occlusion" for the measurements).
 
 The colour cue needs to know where the inner lips are: it runs for the 468-point mediapipe mesh and 68-point
 layouts; for other landmark layouts `auto` falls back to hands only.
