@@ -1,0 +1,375 @@
+"""Occluder masks on real footage: how much of an occluder in front of the mouth survives the edit, how much of
+the mouth is still edited, how much the edit shrinks on clips without an occluder, and what it costs.
+
+    .venv/bin/python benchmarks/bench_occlusion.py                       # ../shared/media/corpus + demo1
+    .venv/bin/python benchmarks/bench_occlusion.py --clips vr_face3,lp_d20 --frames 30 --kinds mic,pen
+
+For every clip: the first `--frames` frames, the face pass (`VideoFaceProcessor`) and the edited region of each
+frame (the fixed mouth mask warped back with the face's matrix). Then, per occluder kind, a composite: a
+textured microphone, pen, cup or skin-coloured (wooden) pen drawn with a known pixel mask, or a real hand cut
+out of `lp_d12.mp4` with the hand model's mask, moved across the talking mouth. The face pass and the masker
+run on the composite as the pipeline would; the edit is simulated (every edited-region pixel moved by 80 grey
+levels), blended with `keep_occluders`, encoded with H.264 (crf 18) and decoded. Measured on luma:
+
+- kept: the share of occluder pixels inside the edited region within 8 grey levels of the composite;
+- edited: the share of the edited region outside the occluder that still changed by more than 8 levels;
+- shrink (no occluder): 1 - edited share with the masker / edited share without it, on the clip itself.
+
+Cost: the masker's time per frame next to the face pass's (decode + detect + align, as `bench_faces.py`) on
+the 1080 x 1920 demo clip, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from latentsync.faces.detector import FaceDetector  # noqa: E402
+from latentsync.faces.occlusion import (  # noqa: E402
+    OccluderMasker,
+    draw_hand,
+    edited_region,
+    keep_occluders,
+    occlusion_settings,
+)
+from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
+from latentsync.utils.mask import fixed_mask_rgb_u8  # noqa: E402
+from latentsync.utils.media import VideoWriter, iter_frames  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"
+CLIPS = ("vr_face1", "vr_face2", "vr_face3", "vr_face4", "vr_face5", "lp_d12", "lp_d20", "lp_src_s32",
+         "st_WDA_KatieHill", "stt_andrew_clip_1", "demo1")
+KINDS = ("mic", "pen", "cup", "hand", "wood_pen")
+EDIT_SHIFT = 80  # grey levels every edited pixel moves by in the simulated edit
+TOLERANCE = 8  # grey levels: "kept its value"
+INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+
+
+def clip_path(name: str) -> Path:
+    return SHARED / "demo1_video.mp4" if name == "demo1" else SHARED / "corpus" / f"{name}.mp4"
+
+
+def read_frames(path: Path, count: int) -> list[np.ndarray]:
+    frames = []
+    for chunk in iter_frames(path, chunk_size=16):
+        frames.extend(chunk)
+        if len(frames) >= count:
+            break
+    return [np.ascontiguousarray(f) for f in frames[:count]]
+
+
+def face_pass(frames, detector):
+    processor = VideoFaceProcessor(resolution=256, detector=detector)
+    return list(processor.process(iter(frames))), processor.restorer.face_size
+
+
+def luma(frames) -> np.ndarray:
+    return np.asarray(frames, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- occluders
+
+
+def _texture(rgb: np.ndarray, rng: np.random.Generator, sigma: float = 6.0) -> np.ndarray:
+    """Sensor-like noise and a left-to-right shading ramp, so no occluder is a flat colour."""
+    h, w = rgb.shape[:2]
+    ramp = np.linspace(-18, 18, w, dtype=np.float32)[None, :, None]
+    return np.clip(rgb.astype(np.float32) + ramp + rng.normal(0, sigma, rgb.shape), 0, 255).astype(np.uint8)
+
+
+def make_sprite(kind: str, face_w: float, rng: np.random.Generator, hand=None):
+    """(rgb (h, w, 3) uint8, mask (h, w) bool, anchor (x, y) in the sprite): anchor goes to the path point."""
+    u = face_w
+    if kind == "hand":
+        rgb, mask, anchor, source_w = hand
+        scale = u / source_w
+        size = (max(2, round(rgb.shape[1] * scale)), max(2, round(rgb.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        return rgb, mask, (anchor[0] * scale, anchor[1] * scale)
+    if kind == "mic":
+        r, handle_w, handle_h = 0.2 * u, 0.1 * u, 1.0 * u
+        h, w = int(2 * r + handle_h), int(2 * r) + 2
+        rgb = np.zeros((h, w, 3), np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        cx, cy = w / 2, r
+        cv2.rectangle(rgb, (int(cx - handle_w / 2), int(cy)), (int(cx + handle_w / 2), h - 1), (28, 28, 30), -1)
+        cv2.rectangle(mask, (int(cx - handle_w / 2), int(cy)), (int(cx + handle_w / 2), h - 1), 1, -1)
+        head = np.zeros((h, w), np.uint8)
+        cv2.circle(head, (int(cx), int(cy)), int(r), 1, -1)
+        grille = np.full((h, w, 3), (45, 45, 50), np.uint8)
+        step = max(2, int(0.04 * u))
+        grille[::step] = (95, 95, 100)
+        grille[:, ::step] = (95, 95, 100)
+        rgb[head > 0] = grille[head > 0]
+        mask |= head
+        return _texture(rgb, rng), mask > 0, (cx, cy)
+    if kind in ("pen", "wood_pen"):
+        length, width = 1.1 * u, max(3.0, 0.07 * u)
+        side = int(length) + 4
+        rgb = np.zeros((side, side, 3), np.uint8)
+        mask = np.zeros((side, side), np.uint8)
+        c = side / 2
+        box = cv2.boxPoints(((c, c), (length, width), -30.0)).astype(np.int32)
+        colour = (35, 70, 170) if kind == "pen" else (205, 165, 125)
+        cv2.fillConvexPoly(rgb, box, colour)
+        cv2.fillConvexPoly(mask, box, 1)
+        tip = cv2.boxPoints(((c + 0.4 * length * np.cos(np.radians(30)), c - 0.4 * length * np.sin(np.radians(30))),
+                             (0.2 * length, width), -30.0)).astype(np.int32)
+        cv2.fillConvexPoly(rgb, tip, (200, 200, 205) if kind == "pen" else (60, 60, 60))
+        return _texture(rgb, rng), mask > 0, (c, c)
+    if kind == "cup":
+        cw, ch = 0.55 * u, 0.65 * u
+        h, w = int(ch) + 2, int(cw * 1.4) + 2
+        rgb = np.zeros((h, w, 3), np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        x0 = int(0.05 * w)
+        cv2.rectangle(rgb, (x0, 0), (x0 + int(cw), h - 1), (236, 234, 228), -1)
+        cv2.rectangle(mask, (x0, 0), (x0 + int(cw), h - 1), 1, -1)
+        cv2.rectangle(rgb, (x0, int(0.35 * h)), (x0 + int(cw), int(0.5 * h)), (190, 40, 45), -1)
+        centre = (x0 + int(cw), int(0.45 * h))
+        axes = (int(0.22 * cw), int(0.22 * ch))
+        cv2.ellipse(rgb, centre, axes, 0, -90, 90, (236, 234, 228), max(2, int(0.06 * u)))
+        cv2.ellipse(mask, centre, axes, 0, -90, 90, 1, max(2, int(0.06 * u)))
+        return _texture(rgb, rng, 4.0), mask > 0, (x0 + cw / 2, 0.0)
+    raise ValueError(kind)
+
+
+def real_hand(detector) -> tuple:
+    """A hand from lp_d12.mp4, cut out with the hand model's landmarks (the frame where it is found best)."""
+    import mediapipe as mp
+
+    frames = read_frames(clip_path("lp_d12"), 120)
+    settings = occlusion_settings()
+    best = None
+    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=0,
+                                  min_detection_confidence=0.2) as hands:
+        for frame in frames[::3]:
+            pad = 128  # the hand is cut by the frame's lower-left corner: pad so the palm detector sees one
+            padded = cv2.copyMakeBorder(frame, 0, pad, pad, 0, cv2.BORDER_CONSTANT, value=0)
+            result = hands.process(padded)
+            if not result.multi_hand_landmarks:
+                continue
+            score = result.multi_handedness[0].classification[0].score
+            if best is None or score > best[0]:
+                pts = np.array([(p.x * padded.shape[1] - pad, p.y * padded.shape[0])
+                                for p in result.multi_hand_landmarks[0].landmark])
+                best = (score, frame, pts)
+    if best is None:
+        raise RuntimeError("the hand model found no hand in lp_d12.mp4")
+    _, frame, pts = best
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    draw_hand(mask, pts, settings.finger_width, 0.0)
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    face = FaceDetector(backend="mediapipe") if detector is None else detector
+    box = face.detect(frame).box
+    anchor = (float(pts[8, 0] - x0), float(pts[8, 1] - y0))  # the index fingertip goes along the path
+    return frame[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1] > 0, anchor, float(box[2] - box[0])
+
+
+def mouth_path(aligned, count: int) -> list[tuple[float, float, float]]:
+    """(x, y, face width) of the mouth centre per frame (inner lips of the clean face pass)."""
+    out, last = [], None
+    for a in aligned[:count]:
+        if a.landmarks is not None and len(a.landmarks) >= 468:
+            lips = a.landmarks[list(INNER_LIPS)]
+            last = (float(lips[:, 0].mean()), float(lips[:, 1].mean()), float(a.face_box[2] - a.face_box[0]))
+        out.append(last)
+    first = next((p for p in out if p is not None), None)
+    return [p if p is not None else first for p in out]
+
+
+def composite(frames, path, sprite, kind: str):
+    """Frames with the sprite moved across the mouth, and the occluder's own pixel mask per frame."""
+    rgb, mask, anchor = sprite
+    out, masks = [], []
+    n = len(frames)
+    for k, (frame, point) in enumerate(zip(frames, path, strict=True)):
+        t = k / max(1, n - 1)
+        mx, my, fw = point
+        dx = (-0.45 + 0.9 * t) * fw
+        dy = {"mic": 0.05, "cup": -0.03, "hand": 0.0}.get(kind, 0.0) * fw + 0.06 * fw * np.sin(np.pi * t)
+        x0, y0 = int(round(mx + dx - anchor[0])), int(round(my + dy - anchor[1]))
+        img, occ = frame.copy(), np.zeros(frame.shape[:2], bool)
+        h, w = frame.shape[:2]
+        sx0, sy0 = max(0, -x0), max(0, -y0)
+        fx0, fy0 = max(0, x0), max(0, y0)
+        fx1, fy1 = min(w, x0 + rgb.shape[1]), min(h, y0 + rgb.shape[0])
+        if fx1 > fx0 and fy1 > fy0:
+            sub = mask[sy0 : sy0 + fy1 - fy0, sx0 : sx0 + fx1 - fx0]
+            img[fy0:fy1, fx0:fx1][sub] = rgb[sy0 : sy0 + fy1 - fy0, sx0 : sx0 + fx1 - fx0][sub]
+            occ[fy0:fy1, fx0:fx1] = sub
+        out.append(img)
+        masks.append(occ)
+    return out, masks
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+def simulate(frames, aligned, face_size, mode: str, settings):
+    """Masker over the frames, the simulated edit, the blend; returns outputs, edited regions, masks, seconds."""
+    fixed = fixed_mask_rgb_u8(256)[..., 0]
+    outputs, regions, masks, seconds = [], [], [], 0.0
+    with OccluderMasker(mode, settings) as masker:
+        for frame, a in zip(frames, aligned, strict=True):
+            if not a.has_face:
+                outputs.append(frame)
+                regions.append(np.zeros(frame.shape[:2], bool))
+                masks.append(None)
+                masker.reset()
+                continue
+            start = time.perf_counter()
+            patch = masker.patch(frame, a.face_box, a.landmarks)
+            seconds += time.perf_counter() - start
+            region = edited_region(frame.shape[:2], a.affine_matrix.numpy(), face_size, fixed)
+            shift = np.where(frame < 128, EDIT_SHIFT, -EDIT_SHIFT).astype(np.int16)
+            restored = np.where(region[..., None], frame.astype(np.int16) + shift, frame).astype(np.uint8)
+            outputs.append(keep_occluders(frame, restored, patch))
+            regions.append(region)
+            masks.append(patch)
+    return outputs, regions, masks, seconds
+
+
+def encode_decode(frames, workdir: Path) -> np.ndarray:
+    path = workdir / "out.mp4"
+    with VideoWriter(path, 25.0, crf=18) as writer:
+        writer.write(np.stack(frames))
+    decoded = np.concatenate(list(iter_frames(path, chunk_size=16)))[: len(frames)]
+    path.unlink()
+    return decoded
+
+
+def measure(originals, outputs, regions, occluders, workdir: Path) -> dict:
+    """kept (occluder pixels in the edited region unchanged) and edited (rest of the region changed) shares."""
+    decoded = encode_decode(outputs, workdir)
+    kept = occ_total = edited = free_total = 0
+    for orig, dec, region, occ in zip(originals, decoded, regions, occluders, strict=True):
+        diff = np.abs(luma(dec) - luma(orig))
+        inside = region & occ
+        free = region & ~occ
+        kept += int((diff[inside] <= TOLERANCE).sum())
+        occ_total += int(inside.sum())
+        edited += int((diff[free] > TOLERANCE).sum())
+        free_total += int(free.sum())
+    return {"kept": kept / occ_total if occ_total else float("nan"),
+            "edited": edited / free_total if free_total else float("nan"), "occluder_px_in_region": occ_total}
+
+
+def clean_shrink(frames, aligned, face_size, mode, settings, workdir) -> dict:
+    outputs, regions, masks, seconds = simulate(frames, aligned, face_size, mode, settings)
+    covered = [float((m.full(r.shape) * r).sum() / max(1, r.sum())) for m, r in zip(masks, regions, strict=True)
+               if m is not None]
+    result = {"frames_with_mask": len(covered), "mask_share_of_region": float(np.sum(covered) / len(frames)),
+              "ms_per_frame": 1000 * seconds / len(frames)}
+    if covered:  # only then does the output differ from the unmasked edit: measure both through the codec
+        none = [False] * len(frames)
+        with_mask = measure(frames, outputs, regions, [np.zeros(r.shape, bool) for r in regions], workdir)
+        plain, _, _, _ = simulate(frames, aligned, face_size, "off", settings)
+        without = measure(frames, plain, regions, [np.zeros(r.shape, bool) for r in regions], workdir)
+        del none
+        result["shrink"] = 1 - with_mask["edited"] / without["edited"]
+    else:
+        result["shrink"] = 0.0
+    return result
+
+
+def cost_1080p(detector, settings, frames_count: int) -> dict:
+    """Face pass (decode + detect + align) and masker per frame on demo1, in the same run."""
+    from latentsync.pipelines.chunk_source import track_faces
+    from latentsync.utils.media import VideoReader
+
+    video = clip_path("demo1")
+    with VideoReader(video) as reader:
+        count = min(frames_count, len(reader))
+        start = time.perf_counter()
+        track_faces(reader, count, 256, detector=detector, progress=False)
+        face_ms = 1000 * (time.perf_counter() - start) / count
+    frames = read_frames(video, count)
+    aligned, _ = face_pass(frames, detector)
+    result = {"frames": count, "face_pass_ms": face_ms}
+    for mode in ("hands", "auto"):
+        with OccluderMasker(mode, settings) as masker:
+            start = time.perf_counter()
+            for frame, a in zip(frames, aligned, strict=True):
+                if a.has_face:
+                    masker.patch(frame, a.face_box, a.landmarks)
+            ms = 1000 * (time.perf_counter() - start) / count
+        result[f"{mode}_ms"] = ms
+        result[f"{mode}_share_of_face_pass"] = ms / face_ms
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", default=",".join(CLIPS))
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--frames", type=int, default=50, help="frames per clip (from the start)")
+    parser.add_argument("--cost_frames", type=int, default=150, help="demo1 frames for the cost (0 = skip)")
+    parser.add_argument("--mode", default="auto", choices=["auto", "hands"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    settings = occlusion_settings()
+    rng = np.random.default_rng(args.seed)
+    results = {"settings": settings.__dict__, "clips": {}}
+    with FaceDetector(backend="mediapipe") as detector, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        hand = real_hand(detector) if "hand" in args.kinds.split(",") else None
+        for name in args.clips.split(","):
+            frames = read_frames(clip_path(name), args.frames)
+            aligned, face_size = face_pass(frames, detector)
+            row = {"clean": clean_shrink(frames, aligned, face_size, args.mode, settings, workdir)}
+            path = mouth_path(aligned, len(frames))
+            if path[0] is None:
+                results["clips"][name] = row
+                continue
+            for kind in args.kinds.split(","):
+                sprite = make_sprite(kind, path[0][2], rng, hand=hand)
+                comp, occluders = composite(frames, path, sprite, kind)
+                comp_aligned, comp_size = face_pass(comp, detector)
+                outputs, regions, masks, seconds = simulate(comp, comp_aligned, comp_size, args.mode, settings)
+                row[kind] = measure(comp, outputs, regions, occluders, workdir)
+                row[kind]["ms_per_frame"] = 1000 * seconds / len(comp)
+                row[kind]["frames_with_face"] = sum(a.has_face for a in comp_aligned)
+            results["clips"][name] = row
+            print(name, json.dumps(row), flush=True)
+        if args.cost_frames:
+            results["cost_1080p"] = cost_1080p(detector, settings, args.cost_frames)
+            print("cost", json.dumps(results["cost_1080p"]), flush=True)
+    summary = summarise(results["clips"], args.kinds.split(","))
+    results["summary"] = summary
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=float))
+
+
+def summarise(clips: dict, kinds) -> dict:
+    """Pixel-weighted kept share per kind over all clips; mean and worst edited share; worst clean shrink."""
+    out = {}
+    for kind in kinds:
+        rows = [r[kind] for r in clips.values() if kind in r and r[kind]["occluder_px_in_region"] > 0]
+        if not rows:
+            continue
+        weights = np.array([r["occluder_px_in_region"] for r in rows], float)
+        kept = np.array([r["kept"] for r in rows])
+        edited = np.array([r["edited"] for r in rows])
+        out[kind] = {"kept_all_pixels": float((kept * weights).sum() / weights.sum()), "kept_worst_clip": float(kept.min()),
+                     "edited_mean": float(edited.mean()), "edited_worst_clip": float(edited.min()), "clips": len(rows)}
+    shrink = [r["clean"]["shrink"] for r in clips.values()]
+    out["clean"] = {"shrink_worst_clip": float(max(shrink)), "shrink_mean": float(np.mean(shrink)), "clips": len(shrink)}
+    return out
+
+
+if __name__ == "__main__":
+    main()

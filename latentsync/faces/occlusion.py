@@ -1,0 +1,495 @@
+"""Occluders in front of the lower face: where a hand or an object covers the edited mouth region, keep the original.
+
+Interface (what the pipeline calls, once per frame of the edited face, frames in order):
+
+    from latentsync.faces.occlusion import OccluderMasker, keep_occluders, occlusion_settings
+
+    masker = OccluderMasker("auto", occlusion_settings(faces_config))   # mode: auto | hands | off
+    mask = masker(frame_rgb_uint8, face_box, landmarks)   # (H, W) float32 in [0, 1], or None (nothing found)
+    out = keep_occluders(original, restored, mask)         # out = original * m + restored * (1 - m)
+    masker.reset()                                         # at every shot cut (and when the face track changes)
+    masker.close()
+
+- `face_box` is the face's landmark box (x1, y1, x2, y2) in frame pixels (`AlignedFrame.face_box`),
+  `landmarks` its (N, 2) landmarks in frame pixels (`AlignedFrame.landmarks`). Frames without a face: do not
+  call it (or pass `face_box=None`, which returns None and lets the fade-out state decay).
+- `masker.patch(...)` returns the same result as an `OcclusionPatch` (a box and the mask inside it), which is
+  all that is non-zero; `keep_occluders` takes either and then only touches the box (cheap at 1080p).
+- 1 means "something covers the face here: keep the original pixels". The mask is feathered at its edge
+  (grown by `feather` first, so the occluder itself stays at 1) and steady in time: each frame's mask is
+  `max(new, decay x previous)`, so a one-frame miss does not flicker and a leaving occluder fades out.
+
+Two cues, both computed only in a region around the lower face, at `analysis_width` pixels wide:
+
+- **Hands** (`hands`, `auto`): MediaPipe Hands (palm detector + 21-point hand landmarks, the `hand_landmark`
+  and `palm_detection` models shipped inside the mediapipe wheel) on a search region around and below the face
+  (hands arrive from there). While no hand is in sight the palm detector runs only every `hand_every`-th frame
+  (it costs ~9 ms on a CPU core); once a hand is found it is tracked on every frame. Its pixels: the palm's
+  convex hull plus a capsule per finger, grown a little.
+- **Colour** (`auto` only): objects that are neither skin nor lips. The face's own colour is sampled in the
+  same frame on the cheeks and nose (the landmark hull, inset, above the nose tip: a mouth occluder rarely
+  covers them); pixels whose r, g chromaticity is far from it, that are far less saturated (grey, black,
+  white, metal), or too dark for a colour, are candidates. The lip ring has its own colour model; the open
+  mouth (the inner-lip polygon, grown) is never a candidate: teeth and the dark cavity are not occluders.
+  Candidates count only on the face, a thin margin and below the chin, in pieces big enough on the lower face;
+  a closing bridges them. It catches black, grey, white, metal and coloured objects (microphones, pens, cups);
+  it cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model), misses an object
+  centred on the open mouth that covers it entirely, and does not know a dark full beard from a dark object
+  (see docs/faces.md "Occlusion" for the measurements).
+
+The colour cue needs to know where the inner lips are: it runs for the 468-point mediapipe mesh and 68-point
+layouts; for other landmark layouts `auto` falls back to hands only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from latentsync.settings import Section, at_least
+
+from .detector import as_faces_config
+
+MODES = ("auto", "hands", "off")
+
+# Inner-lip ring per landmark count (the open mouth: teeth and cavity are not occluders).
+INNER_LIPS = {
+    468: (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95),
+    478: (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95),
+    68: (60, 61, 62, 63, 64, 65, 66, 67),
+}
+OUTER_LIPS = {
+    468: (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146),
+    478: (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146),
+    68: tuple(range(48, 60)),
+}
+# Nose tip per landmark count: colour occluders are only seeded below it (eyes and brows are dark, not occluders).
+NOSE_TIP = {468: 1, 478: 1, 68: 30}
+# MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
+PALM = (0, 1, 2, 5, 9, 13, 17)
+FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+
+
+class OcclusionSettings(Section):
+    """configs/faces.yaml `occlusion:` (every key documented there)."""
+
+    mode: str
+    roi_side: float
+    roi_top: float
+    roi_bottom: float
+    analysis_width: int = at_least(16)
+    hand_every: int = at_least(1)
+    hand_hold: int = at_least(0)
+    hand_side: float
+    hand_below: float
+    hand_max_side: int = at_least(64)
+    hand_min_score: float
+    hand_model_complexity: int = at_least(0)
+    finger_width: float
+    hand_dilate: float
+    chroma_z: float
+    chroma_floor: float
+    neutral_ratio: float
+    dark_ratio: float
+    min_luma: float
+    mouth_dilate: float
+    seed_inset: float
+    reach: float
+    min_area: float
+    close: float
+    feather: float
+    decay: float
+    min_value: float
+
+    def check(self, source: str) -> None:
+        if self.mode not in MODES:
+            from latentsync.settings import SettingsError
+
+            raise SettingsError(f"{source}: occlusion.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+
+
+def occlusion_settings(config=None, **overrides) -> OcclusionSettings:
+    """The `occlusion:` section of a faces config (None = configs/faces.yaml; see `as_faces_config`)."""
+    cfg = as_faces_config(config)
+    record = OcclusionSettings.build(cfg, "occlusion", "configs/faces.yaml")
+    if overrides:
+        from dataclasses import replace
+
+        record = replace(record, **overrides)
+        record.check("overrides")
+    return record
+
+
+@dataclass
+class OcclusionPatch:
+    """The non-zero part of an occluder mask: `mask` (h, w) float32 covers frame[y0:y1, x0:x1]."""
+
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1), exclusive end, inside the frame
+    mask: np.ndarray
+
+    def full(self, frame_hw: tuple[int, int]) -> np.ndarray:
+        """The whole-frame (H, W) float32 mask."""
+        out = np.zeros(frame_hw, dtype=np.float32)
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1] = self.mask
+        return out
+
+
+def keep_occluders(original: np.ndarray, restored: np.ndarray, mask) -> np.ndarray:
+    """out = original * m + restored * (1 - m), per pixel: the original wherever something covers the face.
+
+    `original`, `restored`: (H, W, 3) uint8 frames (or (N, H, W, 3) with an (N, H, W) mask); `mask`: a
+    full-frame float mask, an `OcclusionPatch` (only its box is blended), or None (returns `restored`).
+    Pixels where m == 1 are exactly the original, where m == 0 exactly the restored frame.
+    """
+    if mask is None:
+        return restored
+    if isinstance(mask, OcclusionPatch):
+        out = np.array(restored, copy=True)
+        x0, y0, x1, y1 = mask.box
+        out[y0:y1, x0:x1] = keep_occluders(original[y0:y1, x0:x1], restored[y0:y1, x0:x1], mask.mask)
+        return out
+    m = np.asarray(mask, dtype=np.float32)[..., None]
+    blended = original.astype(np.float32) * m + restored.astype(np.float32) * (1.0 - m)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def edited_region(frame_hw: tuple[int, int], affine_matrix, face_size: tuple[int, int],
+                  fixed_mask_u8: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the frame pixels the generated mouth can change (the fixed mask's regenerated part, 0 in the
+    mask) warped back into the frame with the face's image -> crop matrix (`AlignedFrame.affine_matrix`).
+
+    `face_size` is the crop's (w, h) (`AlignRestore.face_size`); `fixed_mask_u8` the (R, R) mask (1 = keep),
+    e.g. `latentsync.utils.mask.fixed_mask_rgb_u8(R)[..., 0]`. For measuring and debug overlays.
+    """
+    matrix = np.asarray(affine_matrix, dtype=np.float64).reshape(2, 3)
+    edit = (fixed_mask_u8 < 128).astype(np.uint8) * 255
+    edit = cv2.resize(edit, face_size, interpolation=cv2.INTER_NEAREST)
+    height, width = frame_hw
+    back = cv2.warpAffine(edit, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return back >= 128
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+
+
+def _roi(box, widen: float, top: float, bottom: float, frame_hw) -> tuple[int, int, int, int] | None:
+    """Integer (x0, y0, x1, y1) from a landmark box: widened by widen x W, from top x H to bottom x H below."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    height, width = frame_hw
+    rx0, ry0 = max(0, int(np.floor(x1 - widen * w))), max(0, int(np.floor(y1 + top * h)))
+    rx1, ry1 = min(width, int(np.ceil(x2 + widen * w))), min(height, int(np.ceil(y2 + bottom * h)))
+    if rx1 - rx0 < 4 or ry1 - ry0 < 4:
+        return None
+    return rx0, ry0, rx1, ry1
+
+
+def _disk(radius: float) -> np.ndarray:
+    size = max(1, int(round(2 * radius)) | 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def draw_hand(mask: np.ndarray, points: np.ndarray, finger_width: float, dilate: float) -> None:
+    """Draw one hand (21 MediaPipe landmarks, in `mask`'s pixels) into a uint8 mask: palm hull + finger capsules."""
+    palm_length = float(np.linalg.norm(points[9] - points[0]))
+    if palm_length < 1e-3:
+        return
+    thickness = max(1, int(round(finger_width * palm_length + 2 * dilate * palm_length)))
+    hull = cv2.convexHull(np.round(points[list(PALM)]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 255)
+    if dilate > 0:
+        cv2.polylines(mask, [hull], True, 255, max(1, int(round(2 * dilate * palm_length))))
+    for chain in FINGERS:
+        pts = np.round(points[list(chain)]).astype(np.int32)
+        cv2.polylines(mask, [pts], False, 255, thickness)
+        for p in pts:
+            cv2.circle(mask, (int(p[0]), int(p[1])), thickness // 2, 255, -1)
+
+
+# ---------------------------------------------------------------------------------------------- hands
+
+
+class HandFinder:
+    """MediaPipe Hands on a search region around the face, in video mode (it tracks a found hand itself)."""
+
+    def __init__(self, settings: OcclusionSettings):
+        import mediapipe as mp
+
+        self.settings = settings
+        self._hands = mp.solutions.hands.Hands(
+            static_image_mode=False, max_num_hands=2, model_complexity=settings.hand_model_complexity,
+            min_detection_confidence=settings.hand_min_score, min_tracking_confidence=settings.hand_min_score)
+        self._region: tuple[int, int, int, int] | None = None
+        self._calls = 0
+        self._last: list[np.ndarray] = []
+        self._missed = 0
+        self.runs = 0
+
+    def reset(self) -> None:
+        self._region, self._calls, self._last, self._missed = None, 0, [], 0
+
+    def _search_region(self, face_box, frame_hw):
+        """Keep the region fixed while the face stays inside its middle, so the model's tracking stays valid."""
+        s = self.settings
+        x1, y1, x2, y2 = (float(v) for v in face_box)
+        if self._region is not None:
+            rx0, ry0, rx1, ry1 = self._region
+            cx, cy, fw = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1
+            expected_w = (1 + 2 * s.hand_side) * fw
+            inside = rx0 + 0.3 * (rx1 - rx0) <= cx <= rx1 - 0.3 * (rx1 - rx0) and ry0 <= cy <= ry1
+            if inside and 0.8 <= (rx1 - rx0) / max(expected_w, 1.0) <= 1.25:
+                return self._region
+        self._region = _roi(face_box, s.hand_side, 0.0, s.hand_below, frame_hw)
+        return self._region
+
+    def __call__(self, frame: np.ndarray, face_box) -> list[np.ndarray]:
+        """Hands (each (21, 2) frame pixels) seen in this frame, or held from the last few frames."""
+        self._calls += 1
+        if not self._last and (self._calls - 1) % self.settings.hand_every:
+            return []
+        region = self._search_region(face_box, frame.shape[:2])
+        if region is None:
+            return []
+        x0, y0, x1, y1 = region
+        crop = frame[y0:y1, x0:x1]
+        scale = min(1.0, self.settings.hand_max_side / max(crop.shape[:2]))
+        if scale < 1.0:
+            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                              interpolation=cv2.INTER_AREA)
+        self.runs += 1
+        result = self._hands.process(np.ascontiguousarray(crop))
+        hands = []
+        for landmarks in result.multi_hand_landmarks or []:
+            pts = np.array([(p.x * crop.shape[1], p.y * crop.shape[0]) for p in landmarks.landmark])
+            hands.append(pts / scale + np.array([x0, y0], dtype=np.float64))
+        if hands:
+            self._last, self._missed = hands, 0
+            return hands
+        if self._last and self._missed < self.settings.hand_hold:
+            self._missed += 1
+            return self._last
+        self._last, self._missed = [], 0
+        return []
+
+    def close(self) -> None:
+        self._hands.close()
+
+
+# ---------------------------------------------------------------------------------------------- colour
+
+
+def _robust_z(values_map: list[np.ndarray], sample: np.ndarray, floor: float) -> np.ndarray:
+    """Per pixel, the largest |x - median| / robust SD over the channels, median and SD taken on `sample`."""
+    z = np.zeros(sample.shape, np.float32)
+    for channel in values_map:
+        values = channel[sample]
+        centre = float(np.median(values))
+        spread = max(1.4826 * float(np.median(np.abs(values - centre))), floor)
+        z = np.maximum(z, np.abs(channel - centre) / spread)
+    return z
+
+
+def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings) -> np.ndarray:
+    """uint8 {0, 255} mask of pixels in the analysed region that are neither skin nor lips, seeded in the face.
+
+    `roi`: (h, w, 3) RGB uint8 at analysis scale. `regions` (uint8 masks, see `face_regions`): `skin` where the
+    face's colour is sampled (cheeks and nose, above the nose tip: a mouth occluder rarely covers them),
+    `lips` (the lip ring, which has its own colour model and is only accepted there), `mouth` (the open mouth,
+    never a candidate), `seed` (the lower face: an occluder must cover part of it) and `zone` (the face, a
+    thin margin and the area below the chin: an occluder is followed there, not into hair or background). `face_width`
+    in analysis pixels.
+    """
+    s = settings
+    image = cv2.GaussianBlur(roi, (3, 3), 0).astype(np.float32)
+    total = image.sum(axis=2) + 1e-3
+    chroma = [image[..., 0] / total, image[..., 1] / total]
+    luma = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    bright_enough = luma >= s.min_luma
+    skin = (regions["skin"] > 0) & bright_enough
+    if skin.sum() < 16:
+        return np.zeros(roi.shape[:2], np.uint8)
+    not_skin = _robust_z(chroma, skin, s.chroma_floor) > s.chroma_z
+    # Grey, black, white and metal: far less saturated than this face's skin (the chromaticity z misses them
+    # when the skin's own spread is wide).
+    saturation = np.hypot(chroma[0] - 1 / 3, chroma[1] - 1 / 3)
+    not_skin |= saturation < s.neutral_ratio * float(np.median(saturation[skin]))
+    lips = (regions["lips"] > 0) & bright_enough
+    if lips.sum() >= 16:
+        not_lips = _robust_z(chroma, lips, s.chroma_floor) > s.chroma_z
+        not_skin &= ~((regions["lips"] > 0) & ~not_lips)
+    face_luma = float(np.median(luma[skin]))
+    # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
+    too_dark = luma < min(s.min_luma, s.dark_ratio * face_luma)
+    candidate = ((not_skin & bright_enough) | too_dark) & (regions["mouth"] == 0) & (regions["zone"] > 0)
+    candidate = candidate.astype(np.uint8) * 255
+    count, labels = cv2.connectedComponents(candidate, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(candidate)
+    seed = regions["seed"] > 0
+    inside = np.bincount(labels[seed].ravel(), minlength=count)
+    keep = inside >= s.min_area * max(1, int(seed.sum()))
+    keep[0] = False
+    found = keep[labels].astype(np.uint8) * 255
+    if s.close > 0 and found.any():
+        found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
+    return found
+
+
+def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settings: OcclusionSettings) -> dict | None:
+    """The colour cue's regions at analysis scale (see `colour_occluders`), or None for an unknown layout."""
+    layout = len(landmarks)
+    if layout not in INNER_LIPS:
+        return None
+    hull_mask = np.zeros(shape, np.uint8)
+    hull = cv2.convexHull(to_roi(landmarks).astype(np.float32))
+    cv2.fillConvexPoly(hull_mask, np.round(hull).astype(np.int32), 255)
+    zone = hull_mask
+    if settings.reach * face_width >= 0.5:
+        zone = cv2.dilate(hull_mask, _disk(settings.reach * face_width))
+    # Below the chin, within the face's width: occluders (microphones, cups, hands) come up from there.
+    inset = settings.seed_inset * face_width
+    xs, ys = hull[:, 0, 0], hull[:, 0, 1]
+    zone = zone.copy()
+    zone[max(0, int(ys.max() - inset)):, max(0, int(xs.min() + inset)) : max(0, int(np.ceil(xs.max() - inset)))] = 255
+    if inset >= 0.5:
+        hull_mask = cv2.erode(hull_mask, _disk(inset))
+    nose_y = max(0, int(np.ceil(to_roi(landmarks[NOSE_TIP[layout]][None])[0, 1])))
+    skin, seed = hull_mask.copy(), hull_mask
+    skin[nose_y:] = 0
+    seed = seed.copy()
+    seed[:nose_y] = 0
+    mouth = _polygon(to_roi(landmarks[list(INNER_LIPS[layout])]), shape, settings.mouth_dilate * face_width)
+    lips = _polygon(to_roi(landmarks[list(OUTER_LIPS[layout])]), shape, 0.03 * face_width)
+    lips[mouth > 0] = 0
+    return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone}
+
+
+def _polygon(points: np.ndarray, shape, grow_px: float) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255)
+    if grow_px >= 0.5:
+        mask = cv2.dilate(mask, _disk(grow_px))
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------- masker
+
+
+def _trim(patch: OcclusionPatch, min_value: float) -> OcclusionPatch:
+    """The patch cut to the rows and columns that hold a value >= min_value (older, faded parts drop out)."""
+    live = patch.mask >= min_value
+    rows, cols = np.flatnonzero(live.any(axis=1)), np.flatnonzero(live.any(axis=0))
+    if len(rows) == 0:
+        return patch
+    x0, y0 = patch.box[0] + int(cols[0]), patch.box[1] + int(rows[0])
+    mask = patch.mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return OcclusionPatch((x0, y0, x0 + mask.shape[1], y0 + mask.shape[0]), mask)
+
+
+class OccluderMasker:
+    """Per-frame occluder mask of one face, with temporal state (see the module docstring for the interface)."""
+
+    def __init__(self, mode: str = "auto", settings: OcclusionSettings | None = None):
+        self.settings = settings if settings is not None else occlusion_settings()
+        if mode not in MODES:
+            raise ValueError(f"unknown occlusion mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.mode = mode
+        self._hands = HandFinder(self.settings) if mode in ("auto", "hands") else None
+        self._previous: OcclusionPatch | None = None
+        self.frames = 0
+        self.frames_with_mask = 0
+
+    def reset(self) -> None:
+        """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
+        self._previous = None
+        if self._hands is not None:
+            self._hands.reset()
+
+    def __call__(self, frame: np.ndarray, face_box, landmarks) -> np.ndarray | None:
+        patch = self.patch(frame, face_box, landmarks)
+        return None if patch is None else patch.full(frame.shape[:2])
+
+    def patch(self, frame: np.ndarray, face_box, landmarks) -> OcclusionPatch | None:
+        """The mask as an `OcclusionPatch` (box + mask), or None when nothing covers the face."""
+        self.frames += 1
+        if self.mode == "off":
+            return None
+        current = None
+        if face_box is not None and landmarks is not None:
+            current = self._detect(frame, np.asarray(face_box, np.float64), np.asarray(landmarks, np.float64))
+        merged = self._merge(current)
+        self._previous = merged
+        self.frames_with_mask += int(merged is not None)
+        return merged
+
+    # ----------------------------------------------------------------------------------------- per frame
+
+    def _detect(self, frame: np.ndarray, face_box: np.ndarray, landmarks: np.ndarray) -> OcclusionPatch | None:
+        s = self.settings
+        frame_hw = frame.shape[:2]
+        region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw)
+        if region is None:
+            return None
+        x0, y0, x1, y1 = region
+        scale = s.analysis_width / (x1 - x0)
+        small_hw = (max(4, round((y1 - y0) * scale)), s.analysis_width)
+        origin = np.array([x0, y0], dtype=np.float64)
+
+        def to_roi(points):
+            return (np.asarray(points, np.float64) - origin) * scale
+
+        found = np.zeros(small_hw, np.uint8)
+        face_width = (face_box[2] - face_box[0]) * scale
+        for hand in self._hands(frame, face_box) if self._hands is not None else []:
+            draw_hand(found, to_roi(hand), s.finger_width, s.hand_dilate)
+        if self.mode == "auto":
+            regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
+            if regions is not None:
+                roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
+                found |= colour_occluders(roi, regions, face_width, s)
+        if not found.any():
+            return None
+        soft = self._feather(found, s.feather * face_width)
+        full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
+
+    @staticmethod
+    def _feather(binary: np.ndarray, width_px: float) -> np.ndarray:
+        """Grow by `width_px`, then blur over the same width: 1 on the whole occluder, a soft ramp outside it."""
+        radius = max(1, int(round(width_px)))
+        grown = cv2.dilate(binary, _disk(radius + 1))  # +1: the upscale to the frame must not soften the edge
+        ksize = 2 * radius + 1
+        soft = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (ksize, ksize), radius / 2)
+        return np.minimum(soft * 1.0, 1.0)
+
+    def _merge(self, current: OcclusionPatch | None) -> OcclusionPatch | None:
+        """max(current, decay x previous) over the union of both boxes; None once it has faded out."""
+        previous = self._previous
+        decay = self.settings.decay
+        if previous is None or decay <= 0 or float(previous.mask.max()) * decay < self.settings.min_value:
+            return current
+        if current is None:
+            faded = OcclusionPatch(previous.box, previous.mask * decay)
+            return faded if faded.mask.max() >= self.settings.min_value else None
+        bx0, by0 = min(current.box[0], previous.box[0]), min(current.box[1], previous.box[1])
+        bx1, by1 = max(current.box[2], previous.box[2]), max(current.box[3], previous.box[3])
+        merged = np.zeros((by1 - by0, bx1 - bx0), np.float32)
+        for patch, weight in ((previous, decay), (current, 1.0)):
+            x0, y0, x1, y1 = patch.box
+            view = merged[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
+            np.maximum(view, patch.mask * weight, out=view)
+        return _trim(OcclusionPatch((bx0, by0, bx1, by1), merged), self.settings.min_value)
+
+    def close(self) -> None:
+        if self._hands is not None:
+            self._hands.close()
+
+    def __enter__(self) -> OccluderMasker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

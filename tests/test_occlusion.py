@@ -1,0 +1,214 @@
+"""Occluder masks (latentsync/faces/occlusion.py) on generated frames: the astronaut's face (scikit-image) with
+drawn occluders in front of her mouth; corpus checks skip when ../shared is absent."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from latentsync.faces.detector import FaceDetector
+from latentsync.faces.occlusion import (
+    OccluderMasker,
+    OcclusionPatch,
+    draw_hand,
+    edited_region,
+    keep_occluders,
+    occlusion_settings,
+)
+from latentsync.settings import SettingsError
+from tests.helpers import SHARED
+
+
+@pytest.fixture(scope="module")
+def face():
+    """(frame, landmark box, landmarks, mouth centre, face width) of the astronaut photo."""
+    from skimage.data import astronaut
+
+    frame = np.ascontiguousarray(astronaut())
+    with FaceDetector(backend="mediapipe") as detector:
+        result = detector.detect(frame)
+    assert result is not None
+    landmarks = result.landmarks
+    box = np.concatenate([landmarks.min(axis=0), landmarks.max(axis=0)])
+    lips = landmarks[[13, 14, 78, 308]]
+    return frame, box, landmarks, lips.mean(axis=0), float(box[2] - box[0])
+
+
+def with_microphone(frame, mouth, width):
+    """The frame with a textured dark microphone (head + handle) at the chin, below the lips, and its mask.
+
+    (A microphone centred on the lips is not found by the colour cue: docs/faces.md "Occlusion".)"""
+    out, mask = frame.copy(), np.zeros(frame.shape[:2], np.uint8)
+    cx, cy, r = int(mouth[0] + 0.1 * width), int(mouth[1] + 0.3 * width), int(0.15 * width)
+    cv2.rectangle(mask, (cx - int(0.05 * width), cy), (cx + int(0.05 * width), frame.shape[0] - 1), 1, -1)
+    cv2.circle(mask, (cx, cy), r, 1, -1)
+    rng = np.random.default_rng(0)
+    texture = np.clip(45 + rng.normal(0, 6, frame.shape), 0, 255).astype(np.uint8)
+    texture[::4] = 90
+    out[mask > 0] = texture[mask > 0]
+    return out, mask > 0
+
+
+def with_pen(frame, mouth, width):
+    """A blue pen across the lower face, through the mouth corner."""
+    out, mask = frame.copy(), np.zeros(frame.shape[:2], np.uint8)
+    centre = (float(mouth[0] - 0.1 * width), float(mouth[1] + 0.12 * width))
+    box = cv2.boxPoints((centre, (1.1 * width, 0.07 * width), -25.0)).astype(np.int32)
+    cv2.fillConvexPoly(mask, box, 1)
+    out[mask > 0] = (35, 70, 170)
+    return out, mask > 0
+
+
+def test_settings_come_from_faces_yaml():
+    settings = occlusion_settings()
+    assert settings.mode in ("auto", "hands", "off")
+    assert 0 < settings.decay < 1 and settings.hand_every >= 1
+    with pytest.raises(SettingsError):
+        occlusion_settings(mode="sometimes")
+    with pytest.raises(ValueError):
+        OccluderMasker("sometimes", settings)
+
+
+def test_clean_face_gives_no_mask(face):
+    frame, box, landmarks, _, _ = face
+    with OccluderMasker("auto") as masker:
+        assert all(masker(frame, box, landmarks) is None for _ in range(3))  # smiling, teeth showing
+
+
+@pytest.mark.parametrize("draw", [
+    with_microphone,
+    pytest.param(with_pen, marks=pytest.mark.xfail(strict=True, reason="goal not met yet: ~60% of a thin pen across "
+                                                   "the mouth corner is kept (docs/faces.md 'Occlusion')")),
+])
+def test_objects_in_front_of_the_mouth_are_kept(face, draw):
+    frame, box, landmarks, mouth, width = face
+    occluded, occluder = draw(frame, mouth, width)
+    with OccluderMasker("auto") as masker:
+        mask = masker(occluded, box, landmarks)
+    assert mask is not None and mask.shape == frame.shape[:2] and mask.dtype == np.float32
+    assert 0.0 <= mask.min() and mask.max() <= 1.0
+    hull = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    on_face = occluder & (hull > 0)  # the part in front of the face (beside it the colour cue does not look)
+    assert on_face.sum() > 200
+    assert (mask[on_face] >= 0.99).mean() >= 0.9
+    eyes = landmarks[[33, 263]].astype(int)
+    assert mask[eyes[:, 1], eyes[:, 0]].max() == 0.0  # nothing up at the eyes
+    # the composite keeps those pixels exactly
+    restored = 255 - occluded
+    out = keep_occluders(occluded, restored, mask)
+    full = mask >= 1.0
+    assert np.array_equal(out[full], occluded[full])
+    assert np.array_equal(out[mask == 0], restored[mask == 0])
+
+
+def test_off_mode_finds_nothing(face):
+    frame, box, landmarks, mouth, width = face
+    occluded, _ = with_microphone(frame, mouth, width)
+    with OccluderMasker("off") as masker:
+        assert masker(occluded, box, landmarks) is None
+
+
+def test_mask_is_steady_then_fades_and_reset_forgets(face):
+    frame, box, landmarks, mouth, width = face
+    occluded, _ = with_microphone(frame, mouth, width)
+    settings = occlusion_settings()
+    with OccluderMasker("auto", settings) as masker:
+        first = masker.patch(occluded, box, landmarks)
+        second = masker.patch(occluded, box, landmarks)
+        assert first is not None and second is not None
+        assert np.allclose(second.full(frame.shape[:2]), first.full(frame.shape[:2]), atol=1e-6)  # same frame
+        faded = masker.patch(frame, box, landmarks)  # the occluder left: fade, no pop
+        assert faded is not None
+        assert faded.mask.max() == pytest.approx(settings.decay, abs=1e-5)
+        values = [faded.mask.max()]
+        for _ in range(20):
+            patch = masker.patch(frame, box, landmarks)
+            if patch is None:
+                break
+            values.append(patch.mask.max())
+        assert patch is None and np.all(np.diff(values) < 0)
+        masker.patch(occluded, box, landmarks)
+        masker.reset()
+        assert masker.patch(frame, box, landmarks) is None  # after a cut nothing carries over
+
+
+def test_keep_occluders_patch_equals_full_mask():
+    rng = np.random.default_rng(1)
+    original = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    restored = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    patch = OcclusionPatch((10, 5, 30, 25), rng.random((20, 20)).astype(np.float32))
+    via_patch = keep_occluders(original, restored, patch)
+    via_full = keep_occluders(original, restored, patch.full((40, 60)))
+    assert np.array_equal(via_patch, via_full)
+    assert np.array_equal(via_patch[:5], restored[:5])
+    assert keep_occluders(original, restored, None) is restored
+
+
+def test_drawn_hand_covers_palm_and_fingers():
+    wrist, palm_length = np.array([100.0, 180.0]), 60.0
+    points = [wrist]
+    for angle in np.radians([-60, -30, -10, 10, 30]):  # thumb, index, middle, ring, little
+        direction = np.array([np.sin(angle), -np.cos(angle)])
+        base = wrist + direction * palm_length * (0.5 if angle == np.radians(-60) else 1.0)
+        points += [base + direction * palm_length * 0.3 * k for k in range(4)]
+    points = np.array(points)
+    order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+    mask = np.zeros((260, 220), np.uint8)
+    draw_hand(mask, points[order], finger_width=0.3, dilate=0.08)
+    for p in points:
+        assert mask[int(round(p[1])), int(round(p[0]))] == 255
+    assert mask[5, 5] == 0
+
+
+def test_edited_region_lies_over_the_mouth(face):
+    from latentsync.faces.video import VideoFaceProcessor
+    from latentsync.utils.mask import fixed_mask_rgb_u8
+
+    frame, _, landmarks, mouth, _ = face
+    processor = VideoFaceProcessor(resolution=256)
+    try:
+        aligned = next(iter(processor.process(iter([frame]))))
+        region = edited_region(frame.shape[:2], aligned.affine_matrix.numpy(), processor.restorer.face_size,
+                               fixed_mask_rgb_u8(256)[..., 0])
+    finally:
+        processor.close()
+    assert region[int(mouth[1]), int(mouth[0])]
+    eyes = landmarks[[33, 263]].astype(int)
+    assert not region[eyes[:, 1], eyes[:, 0]].any()
+
+
+_FALSE_POSITIVES = pytest.mark.xfail(strict=True, reason="goal not met yet: dark shade / hair at the jaw is taken for "
+                                     "an occluder on this clip (2-4% of the region; docs/faces.md 'Occlusion')")
+CLEAN_CLIPS = ("vr_face3", "vr_face5", pytest.param("lp_d20", marks=_FALSE_POSITIVES),
+               pytest.param("st_WDA_KatieHill", marks=_FALSE_POSITIVES))
+
+
+@pytest.mark.parametrize("name", CLEAN_CLIPS)
+def test_corpus_clips_without_occluder_stay_edited(name):
+    """Real talking faces (open mouths, glasses, lipstick): the mask covers < 2% of the edited region."""
+    from latentsync.faces.video import VideoFaceProcessor
+    from latentsync.utils.mask import fixed_mask_rgb_u8
+    from latentsync.utils.media import iter_frames
+
+    path = SHARED / "media" / "corpus" / f"{name}.mp4"
+    if not path.is_file():
+        pytest.skip(f"corpus clip not available: {path}")
+    frames = next(iter(iter_frames(path, chunk_size=24)))
+    processor = VideoFaceProcessor(resolution=256)
+    fixed = fixed_mask_rgb_u8(256)[..., 0]
+    covered, total = 0.0, 0
+    try:
+        with OccluderMasker("auto") as masker:
+            for aligned in processor.process(iter(frames)):
+                if not aligned.has_face or aligned.landmarks is None:
+                    continue
+                region = edited_region(frames.shape[1:3], aligned.affine_matrix.numpy(),
+                                       processor.restorer.face_size, fixed)
+                mask = masker(aligned.frame, aligned.face_box, aligned.landmarks)
+                covered += 0.0 if mask is None else float(mask[region].sum())
+                total += int(region.sum())
+    finally:
+        processor.close()
+    assert total > 0 and covered / total < 0.02
