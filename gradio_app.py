@@ -40,16 +40,17 @@ from latentsync.api import (  # noqa: E402
 from latentsync.config import inference_settings  # noqa: E402
 from latentsync.faces.backends import BACKENDS  # noqa: E402
 from latentsync.faces.detector import FACE_CHOICES, load_faces_config  # noqa: E402
+from latentsync.faces.occlusion import MODES as OCCLUSION_MODES  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
 from latentsync.pipelines.progress import STAGES  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
-from latentsync.validation import check_face_options  # noqa: E402
+from latentsync.validation import check_face_options, check_occlusion  # noqa: E402
 
 APP = inference_settings().app
 # What a job may set from the page; the first four decide which models are loaded.
 MODEL_OPTIONS = ("scheduler", "dtype", "enable_deepcache", "face_detector")
 JOB_OPTIONS = (*MODEL_OPTIONS, "preset", "inference_steps", "guidance_scale", "guidance_fraction", "seed",
-               "face_choice", "face_index", "face_position", "length_mode")
+               "face_choice", "face_index", "face_position", "length_mode", "occlusion")
 
 
 class ProgressDisplay:
@@ -168,7 +169,8 @@ class LipsyncService:
             try:
                 result = preview_faces(str(video_path), str(job_dir / f"{video_path.stem}_preview.mp4"),
                                        seconds=float(APP.preview_seconds), detector=detector, face_choice=face_choice,
-                                       face_index=face_index, face_position=face_position)
+                                       face_index=face_index, face_position=face_position,
+                                       occlusion=check_occlusion(opts.occlusion))
             except BaseException:
                 shutil.rmtree(job_dir, ignore_errors=True)
                 raise
@@ -215,10 +217,12 @@ def build_app(service: LipsyncService, examples: bool = True):
     opts = service.options
 
     def run(video, audio, preset, scheduler, steps, guidance, guided_fraction, seed, deepcache, dtype, face_detector,
-            face_choice, face_index, face_position, length_mode, progress=gr.Progress()):  # noqa: B008 (gradio's API)
+            face_choice, face_index, face_position, length_mode, occlusion,
+            progress=gr.Progress()):  # noqa: B008 (gradio's API)
         settings = dict(preset=preset, scheduler=scheduler, inference_steps=int(steps), guidance_scale=float(guidance),
                         guidance_fraction=float(guided_fraction), seed=int(seed), enable_deepcache=bool(deepcache),
                         dtype=dtype, face_detector=face_detector, face_choice=face_choice, length_mode=length_mode,
+                        occlusion=occlusion,
                         face_index=face_index if face_choice == "index" else None,  # the fields of other choices
                         face_position=face_position if face_choice == "position" else None)  # are ignored
         try:
@@ -229,8 +233,8 @@ def build_app(service: LipsyncService, examples: bool = True):
             logging.getLogger("latentsync.app").exception("lip-sync failed")
             raise gr.Error(f"internal error ({type(exc).__name__}): {exc}; the server log has the details") from exc
 
-    def preview(video, face_detector, face_choice, face_index, face_position):
-        settings = dict(face_detector=face_detector, face_choice=face_choice,
+    def preview(video, face_detector, face_choice, face_index, face_position, occlusion):
+        settings = dict(face_detector=face_detector, face_choice=face_choice, occlusion=occlusion,
                         face_index=face_index if face_choice == "index" else None,
                         face_position=face_position if face_choice == "position" else None)
         try:
@@ -280,6 +284,10 @@ def build_app(service: LipsyncService, examples: bool = True):
                                                label="Face index (for index; 0 = leftmost)", elem_id="face_index")
                         face_position = gr.Textbox(value="", label="Face position X,Y (for position)",
                                                    elem_id="face_position")
+                    occlusion = gr.Dropdown(list(OCCLUSION_MODES), elem_id="occlusion",
+                                            value=opts.occlusion or load_faces_config().occlusion.mode,
+                                            label="Keep what covers the mouth: auto (hands, microphones, ...), "
+                                                  "hands, off (paint over, as the official)")
                     length_mode = gr.Dropdown(list(LENGTH_MODES), value=opts.length_mode, elem_id="length_mode",
                                               label="Length: pingpong / loop / cut_to_shortest when the audio is "
                                                     "longer; silence keeps a longer video whole")
@@ -297,9 +305,10 @@ def build_app(service: LipsyncService, examples: bool = True):
                     preview_text = gr.Markdown(elem_id="preview_text")
         preset.change(preset_fields, preset, [scheduler, steps, guidance, guided_fraction, deepcache, dtype])
         button.click(run, [video_in, audio_in, preset, scheduler, steps, guidance, guided_fraction, seed, deepcache,
-                           dtype, face_detector, face_choice, face_index, face_position, length_mode], video_out,
+                           dtype, face_detector, face_choice, face_index, face_position, length_mode, occlusion],
+                     video_out,
                      concurrency_limit=1)
-        preview_button.click(preview, [video_in, face_detector, face_choice, face_index, face_position],
+        preview_button.click(preview, [video_in, face_detector, face_choice, face_index, face_position, occlusion],
                              [preview_out, preview_text], concurrency_limit=1)
     demo.queue(max_size=8, default_concurrency_limit=1)
     return demo

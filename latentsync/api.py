@@ -20,7 +20,7 @@ from latentsync.errors import InputError
 from latentsync.pipelines.frame_schedule import check_length_mode
 from latentsync.pipelines.progress import RunProgress
 from latentsync.utils.allocator import keep_freed_memory
-from latentsync.validation import check_face_options, check_output_path, check_run_options
+from latentsync.validation import check_face_options, check_occlusion, check_output_path, check_run_options
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class LipsyncOptions:
     face_index: int | None = None  # for index: the n-th face from the left (0 = leftmost)
     face_position: str | tuple | None = None  # for position: "X,Y" or (x, y) in pixels
     temp_dir: str | None = None  # kept for CLI compatibility; nothing is written outside the output folder
+    occlusion: str | None = None  # auto | hands | off: keep what covers the mouth; None: configs/faces.yaml
     debug_video: str | None = None  # also write this companion video with the face pass's decisions drawn on
     progress: bool = True  # console progress bars
     on_progress: Callable[[str, int, int], None] | None = None  # callback(stage, done, total), e.g. the app's
@@ -253,6 +254,7 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
     check_run_options(opts.inference_steps, opts.guidance_scale, opts.seed, opts.guidance_fraction)
     face_choice, face_index, face_position = check_face_options(opts.face_choice, opts.face_index, opts.face_position)
     check_length_mode(opts.length_mode)
+    occlusion = check_occlusion(opts.occlusion)
     check_output_path(out, (video, audio))
     if opts.debug_video is not None:
         check_output_path(opts.debug_video, (video, audio, out), flag="--debug_video")
@@ -278,5 +280,6 @@ def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
         face_choice=face_choice,
         face_index=face_index,
         face_position=face_position,
+        occlusion=occlusion,
         debug_video_path=opts.debug_video,
     )

@@ -96,6 +96,16 @@ def check_face_options(choice, index=None, position=None) -> tuple[str | None, i
     return choice, index, position
 
 
+def check_occlusion(mode) -> str | None:
+    """--occlusion checked: auto | hands | off, or None/empty (configs/faces.yaml `occlusion.mode` decides)."""
+    from latentsync.faces.occlusion import MODES
+
+    mode = mode.strip() if isinstance(mode, str) and mode.strip() else None
+    if mode is not None and mode not in MODES:
+        raise InputError(f"unknown --occlusion {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))

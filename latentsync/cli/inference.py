@@ -32,6 +32,7 @@ from pathlib import Path
 from latentsync.api import DTYPES, PRESETS, SCHEDULERS, LipsyncOptions, build_pipeline, lipsync
 from latentsync.errors import InputError, RunStopped, restore_signals, stop_on_signals
 from latentsync.faces.detector import FACE_CHOICES
+from latentsync.faces.occlusion import MODES as OCCLUSION_MODES
 from latentsync.pipelines.frame_schedule import LENGTH_MODES
 from latentsync.validation import check_face_options, check_output_path
 
@@ -78,6 +79,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--face_index", default=None, help="--face_choice index: the n-th face from the left (0 = leftmost)")
     p.add_argument("--face_position", default=None, metavar="X,Y",
                    help="--face_choice position: the face whose box centre is nearest to X,Y (pixels)")
+    p.add_argument("--occlusion", default=None, choices=OCCLUSION_MODES,
+                   help="keep the original pixels where something covers the mouth: auto (hands and objects such as "
+                        "microphones, default from configs/faces.yaml), hands (hands only), off (paint over, as the "
+                        "official)")
     p.add_argument("--debug_video", default=None, metavar="PATH",
                    help="also write a companion video showing shots, the edited face (box, track id, alignment "
                         "points), the regenerated mouth region, occluders kept and frames passed through")
@@ -114,7 +119,7 @@ def options_from_args(args) -> LipsyncOptions:
     keys = ("unet_config_path", "inference_ckpt_path", "vae_path", "whisper_path", "inference_steps",
             "guidance_scale", "guidance_fraction", "seed", "device", "dtype", "length_mode", "scheduler",
             "enable_deepcache", "face_detector", "face_choice", "face_index", "face_position", "temp_dir", "preset",
-            "debug_video")
+            "occlusion", "debug_video")
     return LipsyncOptions.from_kwargs(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
 
 

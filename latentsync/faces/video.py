@@ -26,6 +26,8 @@ from .detector import FaceDetector, as_faces_config
 from .smoothing import PointSmoother, interpolate_points
 from .tracking import FaceTracker
 
+OCCLUDER_STORE_SIDE = 128  # occluder masks are kept per source frame at most this many pixels a side
+
 
 @dataclass
 class AlignedFrame:
@@ -244,6 +246,7 @@ class AlignmentTrack:
     boxes: np.ndarray
     points3: np.ndarray
     track_ids: np.ndarray
+    occluders: dict = field(default_factory=dict)  # index -> (box (x0, y0, x1, y1), small uint8 mask), see below
 
     @classmethod
     def empty(cls, num_frames: int, processor: VideoFaceProcessor) -> AlignmentTrack:
@@ -260,6 +263,26 @@ class AlignmentTrack:
             self.boxes[aligned.index] = aligned.face_box
             self.points3[aligned.index] = aligned.points3
             self.track_ids[aligned.index] = -1 if aligned.track_id is None else aligned.track_id
+
+    def keep_occluder(self, index: int, box: tuple[int, int, int, int], mask: np.ndarray) -> None:
+        """Remember frame `index`'s occluder mask (float in [0, 1] over `box`) for every time the frame is shown.
+
+        Stored at most `OCCLUDER_STORE_SIDE` pixels a side as uint8 (the mask is feathered, so little is lost): a
+        few kB per occluded frame instead of a full-frame float mask."""
+        height, width = mask.shape
+        scale = min(1.0, OCCLUDER_STORE_SIDE / max(height, width))
+        small = cv2.resize(mask, (max(1, round(width * scale)), max(1, round(height * scale))),
+                           interpolation=cv2.INTER_AREA) if scale < 1 else mask
+        self.occluders[index] = (tuple(int(v) for v in box), np.rint(np.clip(small, 0, 1) * 255).astype(np.uint8))
+
+    def occluder(self, index: int, frame_hw: tuple[int, int]) -> np.ndarray | None:
+        """Frame `index`'s full-frame (H, W) float32 occluder mask (1 = keep the original pixel), or None."""
+        if index not in self.occluders:
+            return None
+        (x0, y0, x1, y1), small = self.occluders[index]
+        out = np.zeros(frame_hw, dtype=np.float32)
+        out[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) / 255.0
+        return out
 
     @property
     def resolution(self) -> int:

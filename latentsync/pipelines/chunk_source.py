@@ -19,6 +19,7 @@ import torch
 from latentsync.errors import InputError
 from latentsync.faces.alignment import AlignRestore
 from latentsync.faces.blend import edit_weights
+from latentsync.faces.occlusion import OccluderMasker, occlusion_settings
 from latentsync.faces.video import AlignedFrame, AlignmentTrack, VideoFaceProcessor
 from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.streaming import StageClock
@@ -50,11 +51,13 @@ class ChunkSource:
     model's CUDA device when there is one (as the official pipeline), else the CPU. `face_choice` holds
     tracker settings (`latentsync.faces.choice.tracker_settings`); `progress` is a bool or a RunProgress.
     `fade_frames`: edits fade in and out over this many output frames (the face pass looks that far ahead).
+    `occlusion`: auto | hands | off (None: configs/faces.yaml): occluders in front of the mouth are found along the
+    face pass (`OccluderMasker`, reset at shot cuts) and kept per source frame in the track.
     """
 
     def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
                  detector=None, clock: StageClock | None = None, progress=True, device="cpu",
-                 face_choice: dict | None = None, fade_frames: int = 0):
+                 face_choice: dict | None = None, fade_frames: int = 0, occlusion: str | None = None):
         self.video_path = str(video_path)
         self.schedule = np.asarray(schedule, dtype=np.int64)
         self.chunk_size = chunk_size
@@ -66,6 +69,10 @@ class ChunkSource:
         if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
         self.track = AlignmentTrack.empty(self.num_source_frames, self.processor)
+        self.cuts = sorted(int(c) for c in (face_choice or {}).get("cuts", ()))
+        self.occlusion = occlusion
+        self.masker: OccluderMasker | None = None  # made when the face pass starts (it holds the hand models)
+        self._occluder_track = None
         self.aligned_upto = 0  # source frames 0 .. aligned_upto-1 have been through the face pass
         self.fade_frames = max(int(fade_frames), 0)
         self._held: dict[int, AlignedFrame] = {}  # face-pass results not yet handed out (the look-ahead)
@@ -92,6 +99,7 @@ class ChunkSource:
     def __iter__(self) -> Iterator[Chunk]:
         with VideoReader(self.video_path, target_fps=self.fps) as first, \
                 VideoReader(self.video_path, target_fps=self.fps) as again:
+            self.masker = occluder_masker(self.occlusion, self.processor.config)
             face_pass = self.processor.process(self._first_pass_frames(first), batch_size=self.chunk_size)
             bar = self.progress.stage("faces", self.num_source_frames)
             try:
@@ -102,6 +110,8 @@ class ChunkSource:
                 bar.close()
                 face_pass.close()
                 self.processor.close()
+                if self.masker is not None:
+                    self.masker.close()
 
     def _advance(self, face_pass, upto: int, bar) -> None:
         """Run the face pass until source frame `upto` - 1 is settled, keeping what it yields in `_held`."""
@@ -111,12 +121,24 @@ class ChunkSource:
             while self.aligned_upto < upto:
                 aligned = next(face_pass)
                 self.track.record(aligned)
+                if self.masker is not None:
+                    self._find_occluder(aligned)
                 self._held[aligned.index] = aligned
                 self.aligned_upto = aligned.index + 1
                 bar.update(1)
         if self.aligned_upto == self.num_source_frames and not self.track.has_face.any():
             raise NoFaceError(f"no face was found in any frame of {self.video_path}; nothing to lip-sync "
                               "(try another --face_detector, or a video where the face is visible)")
+
+    def _find_occluder(self, aligned: AlignedFrame) -> None:
+        """The occluder in front of this frame's face, in source order (its temporal state restarts at a cut or
+        with another face)."""
+        if aligned.index in self.cuts or (aligned.track_id is not None and aligned.track_id != self._occluder_track):
+            self.masker.reset()
+        self._occluder_track = aligned.track_id if aligned.has_face else self._occluder_track
+        patch = self.masker.patch(aligned.frame, aligned.face_box if aligned.has_face else None, aligned.landmarks)
+        if patch is not None:
+            self.track.keep_occluder(aligned.index, patch.box, patch.mask)
 
     def _fade_window(self, out_idx: np.ndarray) -> tuple[int, int]:
         """Output frames [lo, hi) whose faces decide this chunk's fades."""
@@ -162,6 +184,13 @@ class ChunkSource:
         # Otherwise the frames are copied once into a fresh array; restore writes into it in place.
         return Chunk(out_idx, src_idx, whole if whole is not None else np.stack(frames), has_face, faces,
                      self._edit_weights(out_idx))
+
+
+def occluder_masker(mode: str | None, faces_config) -> OccluderMasker | None:
+    """The face pass's occluder finder for `mode` (None: the config's `occlusion.mode`); None when off."""
+    settings = occlusion_settings(faces_config)
+    mode = mode or settings.mode
+    return None if mode == "off" else OccluderMasker(mode, settings)
 
 
 def track_faces(reader: VideoReader, num_frames: int, resolution: int, detector=None, chunk_size: int = 16,

@@ -37,7 +37,7 @@ class PreviewResult:
 
 def preview_faces(video_path: str, out_path: str, seconds: float = 5.0, fps: int = 25, resolution: int = 256,
                   chunk_size: int = 16, detector=None, face_choice: str | None = None, face_index: int | None = None,
-                  face_position=None, progress=False) -> PreviewResult:
+                  face_position=None, occlusion: str | None = None, progress=False) -> PreviewResult:
     """Write the face pass's decisions over the first `seconds` of `video_path` to `out_path` (H.264, with the
     video's own audio when it has one). `detector`: a FaceDetector to reuse, else the configured one."""
     info = probe_video(video_path)
@@ -47,12 +47,12 @@ def preview_faces(video_path: str, out_path: str, seconds: float = 5.0, fps: int
     config = detector.config if detector is not None else load_faces_config()
     settings = tracker_settings(face_choice, face_index, face_position, video_path, detector, fps, count, progress)
     source = ChunkSource(video_path, schedule, chunk_size, resolution, fps, detector=detector, progress=progress,
-                         face_choice=settings, fade_frames=int(config.blend.fade_frames))
+                         face_choice=settings, fade_frames=int(config.blend.fade_frames), occlusion=occlusion)
     keep_mask = load_fixed_mask(resolution)[0].numpy()
     audio = video_path if info.has_audio else None
     with VideoWriter(out_path, fps, audio_path=audio, audio_duration=count / fps if audio else None, crf=23,
                      preset="veryfast") as overlay:
-        finish = FrameFinisher(source.track, overlay=overlay, keep_mask=keep_mask)
+        finish = FrameFinisher(source.track, overlay=overlay, cuts=source.cuts, keep_mask=keep_mask)
         for chunk in source:
             finish(chunk, None)
     return PreviewResult(Path(out_path), count, int(source.track.has_face.sum()))

@@ -2,7 +2,8 @@
 
 `FrameFinisher(chunk, decoded)` turns a chunk's source frames into its output frames in place:
 1. paste back: the official `AlignRestore` blend of each generated face into its frame;
-2. occluders: where `OccluderMasker` finds something in front of the mouth, the original pixels stay;
+2. occluders: where the face pass found something in front of the mouth (`OccluderMasker`, kept per source frame
+   in the track), the original pixels stay;
 3. fades: frames next to an unedited frame keep only part of the edit (`chunk.weights`, latentsync/faces/blend.py);
 4. the `--debug_video` companion, when asked for, gets the same frames with the face pass's decisions drawn on.
 Frames without a face pass through untouched. A frame with a full weight and no occluder is exactly the official
@@ -24,37 +25,33 @@ from latentsync.pipelines.chunk_source import Chunk
 
 
 class FrameFinisher:
-    """`track`: the face pass's AlignmentTrack; `masker`: an OccluderMasker or None; `overlay`: a VideoWriter for
-    the debug video or None; `cuts`: first source frame of every shot after the first; `keep_mask`: the official
+    """`track`: the face pass's AlignmentTrack (alignment and occluders per source frame); `overlay`: a VideoWriter
+    for the debug video or None; `cuts`: first source frame of every shot after the first; `keep_mask`: the official
     (R, R) mouth mask (1 = keep), drawn in the debug video."""
 
-    def __init__(self, track: AlignmentTrack, masker=None, overlay=None, cuts: Sequence[int] = (),
+    def __init__(self, track: AlignmentTrack, overlay=None, cuts: Sequence[int] = (),
                  keep_mask: np.ndarray | None = None):
         self.track = track
-        self.masker = masker
         self.overlay = overlay
         self.cuts = sorted(int(c) for c in cuts)
         self.keep_mask = keep_mask
 
     def __call__(self, chunk: Chunk, decoded: torch.Tensor | None) -> np.ndarray:
-        """The chunk's output frames (written into `chunk.frames`)."""
+        """The chunk's output frames (written into `chunk.frames`). `decoded` None: nothing generated (a chunk
+        without faces, or the preview), the frames stay as they are."""
+        frame_hw = chunk.frames.shape[1:3]
+        occluders = {j: self.track.occluder(int(s), frame_hw) for j, s in enumerate(chunk.source_indices)
+                     if int(s) in self.track.occluders}
         faced = np.flatnonzero(chunk.has_face) if decoded is not None else np.zeros(0, dtype=np.int64)
-        originals = chunk.frames[faced].copy() if len(faced) and self._needs_originals(chunk, faced) else None
+        partial = [int(j) for j in faced if j in occluders or chunk.weights[j] < 1.0]
+        originals = {j: chunk.frames[j].copy() for j in partial}
         if len(faced):
             self._paste_back(chunk, faced, decoded)
-        occluders: dict[int, np.ndarray] = {}
-        if originals is not None:
-            for k, j in enumerate(faced):
-                occluder = self._occluder(originals[k], int(chunk.source_indices[j]))
-                if occluder is not None:
-                    occluders[int(j)] = occluder
-                blend_edit(originals[k], chunk.frames[j], float(chunk.weights[j]), occluder)
+        for j, original in originals.items():
+            blend_edit(original, chunk.frames[j], float(chunk.weights[j]), occluders.get(j))
         if self.overlay is not None:
             self.overlay.write(np.stack([self._draw(chunk, j, occluders.get(j)) for j in range(len(chunk.frames))]))
         return chunk.frames
-
-    def _needs_originals(self, chunk: Chunk, faced: np.ndarray) -> bool:
-        return self.masker is not None or bool(np.any(chunk.weights[faced] < 1.0))
 
     def _paste_back(self, chunk: Chunk, faced: np.ndarray, decoded: torch.Tensor) -> None:
         if len(faced) == len(chunk.frames):
@@ -62,11 +59,6 @@ class FrameFinisher:
         else:
             chunk.frames[faced] = self.track.restore(chunk.frames[faced], decoded, chunk.source_indices[faced],
                                                      inplace=True)
-
-    def _occluder(self, original: np.ndarray, source: int) -> np.ndarray | None:
-        if self.masker is None:
-            return None
-        return self.masker(original, self.track.boxes[source])
 
     def shot_of(self, source: int) -> tuple[int, int]:
         """(1-based shot number, frames since the shot started) of a source frame."""

@@ -104,12 +104,13 @@ class LipsyncPipeline:
                  mask_image_path: str | None = None,
                  temp_dir: str | None = None, generator: torch.Generator | None = None,
                  length_mode: str = "pingpong", progress=True, face_choice: str | None = None,
-                 face_index: int | None = None, face_position=None, debug_video_path: str | None = None,
-                 **_ignored) -> LipsyncResult:
+                 face_index: int | None = None, face_position=None, occlusion: str | None = None,
+                 debug_video_path: str | None = None, **_ignored) -> LipsyncResult:
         """`progress`: console bars (bool) or a `RunProgress` (bars and/or a callback). `face_choice`: which face
         to edit (None: configs/faces.yaml), with `face_index` / `face_position` (x, y) where it needs them.
         `guidance_fraction`: share of the steps, from the first, with classifier-free guidance (1 = all).
-        `debug_video_path`: also write a companion video with the face pass's decisions drawn on the output."""
+        `occlusion`: auto | hands | off (None: configs/faces.yaml): keep the original pixels where something covers
+        the mouth. `debug_video_path`: also write a companion video with the face pass's decisions drawn on."""
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or height
         if height != width or height % 8:
@@ -145,7 +146,7 @@ class LipsyncPipeline:
         faces_config = self.face_detector.config if self.face_detector is not None else load_faces_config()
         source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
                              clock=clock, progress=progress, device=device, face_choice=face_settings,
-                             fade_frames=int(faces_config.blend.fade_frames))
+                             fade_frames=int(faces_config.blend.fade_frames), occlusion=occlusion)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)  # for init_noise_sigma
         guided_steps = guided_step_count(num_inference_steps, guidance_fraction,
@@ -177,7 +178,7 @@ class LipsyncPipeline:
         with VideoWriter(video_out_path, video_fps, audio_path=audio_path,
                          audio_duration=n_out / video_fps) as writer, \
                 debug_writer(debug_video_path, video_fps, audio_path, n_out / video_fps) as overlay:
-            finish = FrameFinisher(source.track, overlay=overlay, keep_mask=mask[0].numpy())
+            finish = FrameFinisher(source.track, overlay=overlay, cuts=source.cuts, keep_mask=mask[0].numpy())
 
             def restore_and_write(item):
                 """Consumer thread: paste the generated faces back (occluders, fades), then encode."""
