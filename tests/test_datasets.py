@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from latentsync.errors import InputError
 from latentsync.data.clips import read_fileslist
 from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
@@ -212,7 +213,7 @@ def test_only_bad_clips_stop_with_an_error(tmp_path):
     fileslist = tmp_path / "list.txt"
     fileslist.write_text("\n".join(map(str, bad)))
     ds = SyncNetDataset("", str(fileslist), syncnet_config(tmp_path, "data.max_sample_attempts=5"))
-    with pytest.raises(RuntimeError, match="no usable clip after 5 attempts"):
+    with pytest.raises(InputError, match="no usable clip after 5 attempts"):
         ds[0]
 
 
