@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from latentsync.errors import InputError
 from latentsync.data.clips import read_fileslist
 from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
 from latentsync.data.synthetic import ClipSpec, render_clip, synthetic_config, write_clip
 from latentsync.data.unet_dataset import UNetDataset
+from latentsync.errors import InputError
 from latentsync.training_settings import SyncNetTrainingSettings, UNetTrainingSettings
 from latentsync.utils.audio import melspectrogram
 from latentsync.utils.media import VideoReader, read_audio

@@ -22,11 +22,10 @@ import traceback
 import warnings
 from collections.abc import Callable
 
-from latentsync.errors import InputError, RunStopped, restore_signals, stop_on_signals
+from latentsync.errors import OUT_OF_SPACE_ERRNOS, InputError, RunStopped, restore_signals, stop_on_signals
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_SIGINT = 130
-OUT_OF_SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 USER_ERRNOS = (*OUT_OF_SPACE_ERRNOS, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR)
 USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 

@@ -20,7 +20,6 @@ import torch
 from torch.utils.data import Dataset
 
 from latentsync.errors import InputError
-
 from latentsync.utils.audio import mel_window_length
 from latentsync.utils.media import resample_indices
 
