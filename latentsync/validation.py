@@ -194,3 +194,12 @@ def check_input_file(path, option: str, what: str = "file") -> Path:
     if not os.access(path, os.R_OK):
         raise InputError(f"{option}: {path} is not readable (permissions)")
     return path
+
+
+def device_or_default(name, option: str = "--device") -> str:
+    """`name` checked (`check_device`), or cuda when available and cpu otherwise for None / "auto"."""
+    import torch
+
+    if name in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(check_device(name, option))
