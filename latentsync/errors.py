@@ -37,10 +37,23 @@ def stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)) -> dict:
     (partial output, temporary folders, worker threads) before the process exits with 130 / 143.
     Returns the previous handlers, for `restore_signals`."""
 
+    _received.clear()
+
     def handler(signum, _frame):
+        _received.append(signum)
         raise RunStopped(signum)
 
     return {sig: signal.signal(sig, handler) for sig in signals}
+
+
+_received: list[int] = []  # the signals `stop_on_signals` turned into RunStopped since it was installed
+
+
+def raise_if_stopped() -> None:
+    """Raise RunStopped again for a stop signal that code in between swallowed (a web server's own
+    KeyboardInterrupt handling, for one), so the exit code still says how the run ended."""
+    if _received:
+        raise RunStopped(_received[0])
 
 
 def restore_signals(previous: dict) -> None:
