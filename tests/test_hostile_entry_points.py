@@ -464,3 +464,18 @@ def test_sigterm_stops_data_processing_and_its_workers(raw_dir, tmp_path):
     assert _published_without_record(tmp_path, "resample", "resampled") == []
     assert not scratch.exists()
     assert digests(tmp_path / "raw") == before
+
+
+@pytest.mark.parametrize("wrapper, overrides", [
+    ("train_syncnet.sh", ["data.batch_size=abc"]),
+    ("train_unet.sh", ["data.batch_size=two"]),
+])
+def test_training_wrappers_pass_the_trainers_exit_code_through(tmp_path, wrapper, overrides):
+    env = {**_child_env(), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+           "CONFIG": "configs/syncnet/tiny.yaml" if "syncnet" in wrapper else "configs/unet/tiny.yaml"}
+    proc = subprocess.run(["bash", str(REPO_ROOT / wrapper), *overrides, f"data.train_output_dir={tmp_path / 'out'}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "data.batch_size" in lines[0], lines
+    assert not (tmp_path / "out").exists()
