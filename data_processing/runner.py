@@ -293,6 +293,7 @@ def run_step(steps: list[str], step: str, layout: Layout, cfg: DataProcessingSet
                 # one in the middle of a reply leaves the result queue's lock taken, and CPython's
                 # Pool.terminate then waits on it forever (seen once in CI: its task handler stuck in SimpleQueue.put).
                 pool.close()
+                pool.join()
                 raise
             except BaseException:
                 _stop_workers(pool)
