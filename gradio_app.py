@@ -11,6 +11,11 @@ for another sampler, precision, DeepCache setting or face detector). The page sh
 (face pass per frame, denoising per step, writing), has an "Advanced" section with every run option, and
 offers a generated demo clip as an example. "Preview faces" runs the face pass alone over the first seconds
 and shows what a run would edit (latentsync/pipelines/face_preview.py). Runs on CPU or GPU.
+
+At start, before anything is served, the app checks the options, the checkpoint files, the device and the
+host/port, and exits 2 with one `error:` line when one is wrong (the command-line policy of every entry
+point, latentsync/cli/policy.py); Ctrl-C stops it with 130, SIGTERM with 143. A result where fewer than half
+of the frames had a face (and were lip-synced) comes with a warning on the page and on stderr.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import contextvars
 import logging
 import os
 import shutil
+import socket
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -34,10 +41,14 @@ from latentsync.api import (  # noqa: E402
     InputError,
     LipsyncOptions,
     build_pipeline,
+    check_pipeline_inputs,
+    face_coverage_warning,
     lipsync,
     preset_values,
 )
+from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli, warn  # noqa: E402
 from latentsync.config import inference_settings  # noqa: E402
+from latentsync.errors import raise_if_stopped  # noqa: E402
 from latentsync.faces.backends import BACKENDS  # noqa: E402
 from latentsync.faces.detector import FACE_CHOICES, load_faces_config  # noqa: E402
 from latentsync.faces.occlusion import MODES as OCCLUSION_MODES  # noqa: E402
@@ -122,8 +133,9 @@ class LipsyncService:
             raise InputError(f"the {what} is {size_mb:.0f} MB; the limit is {self.max_upload_mb:g} MB")
         return p
 
-    def run(self, video: str | None, audio: str | None, progress=None, **settings) -> str:
-        """Lip-sync one upload pair; `progress` (e.g. gr.Progress) gets (fraction, desc=...) as the run advances."""
+    def run(self, video: str | None, audio: str | None, progress=None, on_warning=None, **settings) -> str:
+        """Lip-sync one upload pair; `progress` (e.g. gr.Progress) gets (fraction, desc=...) as the run advances,
+        `on_warning` (e.g. gr.Warning) a result's warning (few frames with a face), which also goes to stderr."""
         video_path = self.check_upload(video, "video")
         audio_path = self.check_upload(audio, "audio")
         opts = self.job_options(**settings)
@@ -144,7 +156,12 @@ class LipsyncService:
                     if (opts.face_choice or load_faces_config().detector.choice) == "speaker":
                         stages.insert(0, "speaker")
                     opts.on_progress = ProgressDisplay(progress, stages)
-                lipsync(str(video_path), str(audio_path), str(out), pipeline_bundle=bundle, **vars(opts))
+                result = lipsync(str(video_path), str(audio_path), str(out), pipeline_bundle=bundle, **vars(opts))
+                warning = face_coverage_warning(result)
+                if warning:
+                    warn(warning)
+                    if on_warning is not None:
+                        on_warning(warning)
             except BaseException:
                 shutil.rmtree(job_dir, ignore_errors=True)
                 raise
@@ -226,7 +243,7 @@ def build_app(service: LipsyncService, examples: bool = True):
                         face_index=face_index if face_choice == "index" else None,  # the fields of other choices
                         face_position=face_position if face_choice == "position" else None)  # are ignored
         try:
-            return service.run(video, audio, progress=progress, **settings)
+            return service.run(video, audio, progress=progress, on_warning=gr.Warning, **settings)
         except InputError as exc:  # every bad input (upload, option, no face, ...): one clear message
             raise gr.Error(" ".join(str(exc).split())) from exc
         except Exception as exc:
@@ -314,9 +331,29 @@ def build_app(service: LipsyncService, examples: bool = True):
     return demo
 
 
-def main(argv=None) -> None:
+def check_server_address(host: str, port: int) -> None:
+    """The port is a valid number and free on `host`, and the host resolves: refused before any model loads,
+    instead of a traceback from the web server."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host!r} is not an address of this machine ({exc.strerror}); use 127.0.0.1 or "
+                         "0.0.0.0") from None
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port {port} is not a port number; use 1-65535 (default 7860)")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address[0], port, *address[2:]))
+        except OSError as exc:
+            raise InputError(f"cannot serve on {host}:{port}: {exc.strerror}; choose another --port (or stop what "
+                             "uses it)") from None
+
+
+def main(argv=None) -> int:
     d = LipsyncOptions()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name in ("unet_config_path", "inference_ckpt_path", "vae_path", "device", "dtype", "face_detector"):
         p.add_argument(f"--{name}", default=None if name == "dtype" else getattr(d, name))  # dtype: the preset's
     p.add_argument("--whisper_path", default=None)
@@ -329,14 +366,30 @@ def main(argv=None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
-    p.add_argument("--verbose", action="store_true", help="show third-party native log messages (mediapipe, absl)")
+    add_verbose_flag(p)
     args = p.parse_args(argv)
-    if not args.verbose:
-        from latentsync.utils.native_logs import filter_native_logs
+    quiet_console(args.verbose, level=logging.INFO)
+    return run_cli(lambda: serve(args), args.verbose)
 
-        filter_native_logs()
+
+def start_checks(args) -> LipsyncOptions:
+    """Everything a user can get wrong, checked before serving: options, checkpoints, device, host and port."""
     options = LipsyncOptions.from_kwargs(**{k: v for k, v in vars(args).items()
                                             if k in LipsyncOptions.__dataclass_fields__ and v is not None})
+    for value, flag in ((args.max_upload_mb, "--max_upload_mb"), (args.max_video_seconds, "--max_video_seconds")):
+        if not 0 <= value < float("inf"):
+            raise InputError(f"{flag} must be a number >= 0 (0 = no limit), got {value:g}")
+    if options.inference_steps is not None:
+        from latentsync.validation import check_run_options
+
+        check_run_options(options.inference_steps, options.guidance_scale, options.seed, options.guidance_fraction)
+    check_pipeline_inputs(options)
+    check_server_address(args.host, args.port)
+    return options
+
+
+def serve(args) -> int:
+    options = start_checks(args)
     service = LipsyncService(options, max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds)
     try:
         max_size = f"{args.max_upload_mb:g}mb" if args.max_upload_mb > 0 else None
@@ -344,7 +397,9 @@ def main(argv=None) -> None:
                                                                  share=args.share, max_file_size=max_size)
     finally:
         service.close()
+    raise_if_stopped()  # gradio handles the KeyboardInterrupt of Ctrl-C / SIGTERM itself and returns
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,16 +1,23 @@
-"""Command line: `python -m data_processing --input_dir RAW [options] [section.key=value ...]`."""
+"""Command line: `python -m data_processing --input_dir RAW [options] [section.key=value ...]`.
+
+Exit codes (the command-line policy of every entry point, latentsync/cli/policy.py): 0 done (every item kept,
+dropped for a reason, or already done), 1 some items failed with an error (recorded in the manifest; redo
+them with --retry_errors) or an internal error, 2 a bad input or set-up (settings, folders, models, an input
+folder without videos, an output that cannot be written or a full disk), 130 / 143 stopped by Ctrl-C /
+SIGTERM (worker processes stop with it; finished items are kept, the others are redone on the next run).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from data_processing.pipeline import STEP_NAMES, run_pipeline
 from data_processing.settings import DEFAULT_CONFIG, load_settings
+from latentsync.cli.policy import EXIT_INTERNAL, EXIT_OK, OneLineParser, add_verbose_flag, quiet_console, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m data_processing",
         description="Raw talking-head videos -> 5-10 s, 25 fps, face-aligned, audio-synced, high-quality clips. "
         "Each step reads one folder and writes the next; re-running resumes where it stopped.",
@@ -32,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry_run", action="store_true", help="list what would be done; write nothing")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline config (default: %(default)s)")
+    add_verbose_flag(parser)
     parser.add_argument("overrides", nargs="*", help="config overrides such as segment.max_seconds=8")
     return parser
 
@@ -50,14 +58,15 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = load_settings(args.config, [*args.overrides, *flag_overrides(args)])
-        steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
-        report = run_pipeline(args.input_dir, cfg, steps=steps, output_root=args.output_root,
-                              shard_index=args.shard_index, num_shards=args.num_shards, num_workers=args.num_workers,
-                              dry_run=args.dry_run, retry_errors=args.retry_errors, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    quiet_console(args.verbose)
+    return run_cli(lambda: run(args), args.verbose)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_settings(args.config, [*args.overrides, *flag_overrides(args)])
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
+    report = run_pipeline(args.input_dir, cfg, steps=steps, output_root=args.output_root,
+                          shard_index=args.shard_index, num_shards=args.num_shards, num_workers=args.num_workers,
+                          dry_run=args.dry_run, retry_errors=args.retry_errors, progress=not args.no_progress)
     errors = sum(row.errors for row in report.summary)
-    return 1 if errors and not report.dry_run else 0
+    return EXIT_INTERNAL if errors and not report.dry_run else EXIT_OK

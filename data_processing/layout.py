@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_processing.settings import DataProcessingSettings, threshold_label
+from latentsync.errors import InputError
 
 # Step name -> key of its output folder in the config's `folders:` section (None: writes no files).
 OUTPUT_FOLDER_KEYS = {
@@ -53,7 +54,7 @@ class Layout:
             if step == "broken":
                 continue
             if folder == self.input_dir or self.input_dir in folder.parents or folder in self.input_dir.parents:
-                raise ValueError(
+                raise InputError(
                     f"output folder of step '{step}' ({folder}) overlaps the input folder ({self.input_dir}); "
                     "give --output_root outside the input folder"
                 )

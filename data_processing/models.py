@@ -13,9 +13,10 @@ from pathlib import Path
 
 from data_processing.settings import DataProcessingSettings
 from latentsync.config import REPO_ROOT
+from latentsync.errors import InputError
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(InputError, RuntimeError):
     """A model a step needs cannot be built; the message says which file is missing and what to do."""
 
 

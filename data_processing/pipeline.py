@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_processing.layout import Layout
+from data_processing.layout import Layout, list_videos
 from data_processing.models import ModelUnavailableError
 from data_processing.runner import StepPlan, plan_step, run_step
 from data_processing.settings import DataProcessingSettings
 from data_processing.steps import step_class
 from data_processing.summary import StepSummary, format_table, summarize, write_summary
+from latentsync.errors import InputError
 from latentsync.utils.sharding import check_shard
+from latentsync.validation import check_writable_folder
 
 STEP_NAMES = ("broken", "resample", "shot", "segment", "affine", "sync", "quality")
 
@@ -30,7 +32,7 @@ def select_steps(requested: list[str] | None) -> list[str]:
         return list(STEP_NAMES)
     unknown = [s for s in requested if s not in STEP_NAMES]
     if unknown:
-        raise ValueError(f"unknown step(s) {unknown}; steps are: {', '.join(STEP_NAMES)}")
+        raise InputError(f"unknown step(s) {unknown}; steps are: {', '.join(STEP_NAMES)}")
     return [s for s in STEP_NAMES if s in requested]
 
 
@@ -41,11 +43,18 @@ def run_pipeline(input_dir: str | Path, cfg: DataProcessingSettings, steps: list
     check_shard(shard_index, num_shards)
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
-        raise FileNotFoundError(f"input folder not found: {input_dir}")
+        raise InputError(f"--input_dir {input_dir} is {'a file' if input_dir.exists() else 'not found'}; give the "
+                         "folder of raw videos")
     layout = Layout.create(input_dir, output_root, cfg)
     chain = list(STEP_NAMES)  # folders and manifests always follow the full chain
     selected = select_steps(steps)
     workers = int(num_workers if num_workers is not None else cfg.runtime.num_workers)
+    if workers < 1:
+        raise InputError(f"--num_workers must be at least 1, got {workers}")
+    check_writable_folder(layout.output_root, "--output_root")  # before anything is made (default: beside input)
+    if selected[0] == chain[0] and not list_videos(layout.input_dir, cfg.video_extensions):
+        raise InputError(f"no videos ({', '.join(cfg.video_extensions)}) in --input_dir {input_dir} (searched "
+                         "recursively, hidden files skipped); nothing to do")
     missing = missing_requirements(selected, cfg)
     if missing and not dry_run:  # before hours of work, not when the step is reached
         raise ModelUnavailableError("cannot run the pipeline:\n  " + "\n  ".join(missing))

@@ -105,24 +105,35 @@ class Chart:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--line", action="append", required=True, metavar="NAME=PATH",
                         help="a run to draw: legend name and checkpoint/log path (repeatable)")
     parser.add_argument("--out", default="syncnet_lines.png", help="output image (.png, .pdf, .svg)")
     parser.add_argument("--metric", choices=("loss", "accuracy"), default="loss")
     parser.add_argument("--no_val", action="store_true", help="draw only the training loss")
+    add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    quiet_console(args.verbose)
+    return run_cli(lambda: draw(args), args.verbose)
+
+
+def draw(args) -> int:
+    from latentsync.errors import InputError
+    from latentsync.validation import check_output_file
+
+    check_output_file(args.out, "--out", extensions=(".png", ".pdf", ".svg"))
     chart = Chart()
-    try:
-        for spec in args.line:
-            name, sep, path = spec.partition("=")
-            if not sep:
-                raise ValueError(f"--line must look like NAME=PATH, got {spec!r}")
+    for spec in args.line:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise InputError(f"--line must look like NAME=PATH, got {spec!r}")
+        try:
             chart.add_ckpt(path, name)
-        print(f"wrote {chart.draw(args.out, plot_val=not args.no_val, metric=args.metric)}")
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        except (FileNotFoundError, ValueError) as error:
+            raise InputError(f"--line {spec}: {error}") from None
+    print(f"wrote {chart.draw(args.out, plot_val=not args.no_val, metric=args.metric)}")
     return 0
 
 

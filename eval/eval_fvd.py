@@ -4,6 +4,8 @@
 
 Each video contributes one clip: frames [20, 36) at the native frame rate, each cropped to the first
 mediapipe face box and resized to 224x224 (INTER_AREA). Needs checkpoints/auxiliary/i3d_torchscript.pt.
+Exit codes as every entry point (latentsync/cli/policy.py): 2 and one `error:` line for a missing or corrupt
+model, a missing folder, a video without a usable clip or a bad device, checked before the model loads.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import torch
 from eval.fvd import compute_fvd, i3d_features, load_i3d
 from eval.settings import DEFAULT_EVAL_CONFIG, FVDSettings, checkpoint_path, load_eval_config
 from eval.video_files import list_videos
+from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
 from latentsync.errors import InputError
+from latentsync.validation import device_or_default
 
 
 class FVDClipError(InputError):
@@ -93,24 +97,40 @@ def eval_fvd(real_videos, fake_videos, i3d=None, device: str = "cpu", settings: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real_videos_dir", required=True, help="folder (or one file) of real videos")
     parser.add_argument("--fake_videos_dir", required=True, help="folder (or one file) of generated videos")
     parser.add_argument("--i3d_path", default=None, help="I3D TorchScript (default: checkpoints.i3d in the config)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--config", default=DEFAULT_EVAL_CONFIG)
+    add_verbose_flag(parser)
     parser.add_argument("overrides", nargs="*", help="config overrides such as fvd.start_frame=0")
     args = parser.parse_args(argv)
+    quiet_console(args.verbose)
+    return run_cli(lambda: evaluate(args), args.verbose)
+
+
+def evaluate(args) -> int:
     cfg = load_eval_config(args.config, args.overrides)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        i3d = load_i3d(args.i3d_path or checkpoint_path("i3d", cfg), device)
-        value = eval_fvd(args.real_videos_dir, args.fake_videos_dir, i3d, device, FVDSettings.from_eval_config(cfg))
-    except (FileNotFoundError, FVDClipError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    settings = FVDSettings.from_eval_config(cfg)
+    device = device_or_default(args.device)
+    real = [Path(p) for p in _videos(args.real_videos_dir, "--real_videos_dir")]
+    fake = [Path(p) for p in _videos(args.fake_videos_dir, "--fake_videos_dir")]
+    for videos, option in ((real, "--real_videos_dir"), (fake, "--fake_videos_dir")):
+        if len(videos) < 2:
+            raise InputError(f"{option} holds {len(videos)} video(s); FVD needs at least 2 per set (a covariance "
+                             "from one sample is undefined)")
+    i3d = load_i3d(args.i3d_path or checkpoint_path("i3d", cfg), device)
+    value = eval_fvd(real, fake, i3d, device, settings)
     print(f"FVD: {value:.3f}")
     return 0
+
+
+def _videos(source: str, option: str) -> list[Path]:
+    try:
+        return list_videos(source)
+    except FileNotFoundError as exc:
+        raise InputError(f"{option}: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
     python -m eval.eval_sync_conf --videos_dir results/ --json_out results/sync.json
 
 Needs checkpoints/auxiliary/syncnet_v2.model (and sfd_face.pth for the official face detector; without it
-a fallback detector is used and named in the output). See docs/evaluation.md.
+a fallback detector is used and named in the output). See docs/evaluation.md. Exit codes as every entry
+point (latentsync/cli/policy.py): 2 and one `error:` line for a bad video path or folder, model, device or
+--json_out, checked before the models load; 1 when no video could be scored.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from eval.settings import DEFAULT_EVAL_CONFIG, load_eval_config
 from eval.syncnet.face_tracks import SyncEvalError
 from eval.syncnet.video_eval import SyncEvaluator
 from eval.video_files import videos_in_folder
-from latentsync.checkpoint import CheckpointError
-from latentsync.settings import SettingsError
+from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+from latentsync.errors import InputError
+from latentsync.validation import check_input_file, device_or_default
 
 TABLE_COLUMNS = ("video", "num_tracks", "av_offset", "lse_c", "lse_d", "detector")
 
@@ -56,7 +59,7 @@ def render(summary: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--video_path", help="one video to score")
     source.add_argument("--videos_dir", help="score every video in this folder")
@@ -68,27 +71,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=DEFAULT_EVAL_CONFIG, help="evaluation config")
     parser.add_argument("--random_weights", action="store_true",
                         help="smoke test only: skip loading SyncNet weights (the numbers are meaningless)")
+    add_verbose_flag(parser)
     parser.add_argument("overrides", nargs="*", help="config overrides such as tracking.min_track=40")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    import torch
+    quiet_console(args.verbose, level=logging.INFO, fmt="%(levelname)s %(message)s")
+    return run_cli(lambda: evaluate(args), args.verbose)
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    cfg = load_eval_config(args.config, args.overrides)
+
+def input_videos(args) -> list[Path]:
+    """The videos to score, checked before any model loads."""
+    if args.video_path:
+        return [check_input_file(args.video_path, "--video_path", "video file")]
     try:
-        evaluator = SyncEvaluator.from_config(cfg, syncnet_checkpoint=args.initial_model, detector=args.detector,
-                                              device=device, load_weights=not args.random_weights)
-    except (CheckpointError, SettingsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    try:
-        videos = [Path(args.video_path)] if args.video_path else videos_in_folder(args.videos_dir)
+        return videos_in_folder(args.videos_dir)
     except FileNotFoundError as error:
-        raise SystemExit(f"--videos_dir: {error}") from None
+        raise InputError(f"--videos_dir: {error}") from None
+
+
+def evaluate(args) -> int:
+    from eval.report import check_json_out
+
+    cfg = load_eval_config(args.config, args.overrides)
+    device = device_or_default(args.device)
+    videos = input_videos(args)
+    check_json_out(args.json_out)
+    evaluator = SyncEvaluator.from_config(cfg, syncnet_checkpoint=args.initial_model, detector=args.detector,
+                                          device=device, load_weights=not args.random_weights)
     results, errors = evaluate_paths(evaluator, videos)
     summary = summarize(results, errors)
     print(render(summary))

@@ -14,6 +14,8 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from latentsync.checkpoint import CheckpointError
+
 I3D_KWARGS = dict(rescale=False, resize=False, return_features=True)  # the 400 logits before the softmax
 
 
@@ -69,8 +71,12 @@ def load_i3d(path: str | Path, device: str = "cpu") -> torch.jit.ScriptModule:
             f"I3D model not found: {path}. Put i3d_torchscript.pt (LatentSync checkpoints, auxiliary/) there; "
             "see docs/evaluation.md"
         )
-    with open(path, "rb") as f:
-        return torch.jit.load(f, map_location=device).eval()
+    try:
+        with open(path, "rb") as f:
+            return torch.jit.load(f, map_location=device).eval()
+    except (RuntimeError, ValueError, EOFError) as exc:  # not a TorchScript archive, truncated, wrong file
+        raise CheckpointError(f"cannot load the I3D model {path}: {' '.join(str(exc).split())[:200]}; re-download "
+                              "i3d_torchscript.pt (see docs/evaluation.md)") from None
 
 
 @torch.no_grad()

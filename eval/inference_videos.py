@@ -7,7 +7,9 @@ Pairs videos with audios (shuffled with `--seed` like the original, or line by l
 runs `latentsync.lipsync` for each pair (existing outputs are kept, so a run can be resumed), then scores
 every output with the SyncNet protocol (LSE-C, LSE-D, AV offset) and, when I3D is available, the FVD
 between the input videos and the outputs. `--real` adds a row with the input videos' own scores. Writes
-results.md and results.json in the output folder.
+results.md and results.json in the output folder (atomically). Exit codes as every entry point
+(latentsync/cli/policy.py): 2 and one `error:` line for a bad list, output folder, model or device, checked
+before any model loads; 1 when no output could be scored.
 """
 
 from __future__ import annotations
@@ -21,17 +23,25 @@ from pathlib import Path
 from statistics import fmean
 
 from eval.report import format_table, write_json
+from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+from latentsync.errors import InputError
+from latentsync.utils.atomic import atomic_write_text
+from latentsync.validation import check_input_file, check_writable_folder, device_or_default
 
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("video", "lse_c", "lse_d", "av_offset", "fvd", "status")
 
 
-def read_fileslist(path: str | Path) -> list[str]:
-    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+def read_fileslist(path: str | Path, option: str = "file list") -> list[str]:
+    path = check_input_file(path, option, "text file (one path per line)")
+    try:
+        lines = [line.strip() for line in path.read_bytes().decode("utf-8-sig").splitlines()]
+    except UnicodeDecodeError:
+        raise InputError(f"{option} {path} is not UTF-8 text; give one path per line") from None
     paths = [line for line in lines if line and not line.startswith("#")]
     if not paths:
-        raise ValueError(f"{path} lists no files")
+        raise InputError(f"{option} {path} lists no files; give one path per line")
     return paths
 
 
@@ -159,7 +169,7 @@ def _not_generated(video: str, audio: str, out: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video_fileslist", required=True, help="text file, one input video per line")
     parser.add_argument("--audio_fileslist", required=True, help="text file, one audio (or video) per line")
     parser.add_argument("--output_dir", required=True)
@@ -176,26 +186,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--syncnet_model", default=None, help="SyncNet weights (default from configs/eval.yaml)")
     parser.add_argument("--detector", default=None, choices=("auto", "s3fd", "latentsync", "mediapipe"))
     parser.add_argument("--device", default=None)
+    add_verbose_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    import torch
+    quiet_console(args.verbose, level=logging.INFO, fmt="%(levelname)s %(message)s")
+    return run_cli(lambda: evaluate(args), args.verbose)
 
+
+def evaluate(args) -> int:
     from eval.syncnet.video_eval import SyncEvaluator
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device_or_default(args.device)
     output_dir = Path(args.output_dir)
-    try:
-        pairs = pair_inputs(read_fileslist(args.video_fileslist), read_fileslist(args.audio_fileslist), args.seed,
-                            args.pairing)
-        evaluator = SyncEvaluator.from_config(syncnet_checkpoint=args.syncnet_model, detector=args.detector,
-                                              device=device)
-    except (OSError, ValueError) as error:  # CheckpointError is a ValueError
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    pairs = pair_inputs(read_fileslist(args.video_fileslist, "--video_fileslist"),
+                        read_fileslist(args.audio_fileslist, "--audio_fileslist"), args.seed, args.pairing)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"--output_dir {output_dir} is a file; give a folder")
+    check_writable_folder(output_dir, "--output_dir")
+    evaluator = SyncEvaluator.from_config(syncnet_checkpoint=args.syncnet_model, detector=args.detector,
+                                          device=device)
     if args.skip_inference:
         lipsync_fn = _not_generated
     else:
@@ -208,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = evaluate_batch(records, evaluator, args.real, device=device, fvd=not args.no_fvd)
     text = render(summary)
     print(text)
-    (output_dir / "results.md").write_text(text + "\n")
+    atomic_write_text(output_dir / "results.md", text + "\n")
     write_json(output_dir / "results.json", summary)
     return 0 if any("lse_c" in r for r in records) else 1
 

@@ -7,6 +7,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from latentsync.utils.atomic import atomic_write_text
+from latentsync.validation import check_output_file
+
 
 def format_value(value) -> str:
     if value is None:
@@ -37,8 +40,12 @@ def mean_row(rows: Sequence[dict], columns: Sequence[str], label_column: str, la
 
 
 def write_json(path: str | Path, payload: dict) -> Path:
-    """Write `payload` as indented JSON, creating the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return path
+    """Write `payload` as indented JSON, atomically (a stop or a full disk never leaves half a file), creating
+    the folder. Check the path with `check_json_out` before the evaluation runs."""
+    return atomic_write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def check_json_out(path: str | Path | None, option: str = "--json_out") -> None:
+    """Before any model loads: the results file can be written (not a folder, a writable place, .json)."""
+    if path is not None:
+        check_output_file(path, option, extensions=(".json",))

@@ -88,10 +88,10 @@ def syncnet_accuracy(
     for frames, mel, labels in batches:
         if max_samples is not None:
             room = max_samples - report.num_samples
-            if room <= 0:
-                break
             frames, mel, labels = frames[:room], mel[:room], labels[:room]
         vision, audio = model(frames.to(device, dtype), mel.to(device, dtype))
         cosine = F.cosine_similarity(vision.float(), audio.float()).cpu()
         report.update(cosine, labels.cpu(), threshold)
+        if max_samples is not None and report.num_samples >= max_samples:
+            break  # before asking for another batch (a new pass over the split, for the evaluation CLI)
     return report

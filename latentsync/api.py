@@ -20,11 +20,18 @@ from latentsync.errors import InputError
 from latentsync.pipelines.frame_schedule import check_length_mode
 from latentsync.pipelines.progress import RunProgress
 from latentsync.utils.allocator import keep_freed_memory
-from latentsync.validation import check_face_options, check_occlusion, check_output_path, check_run_options
+from latentsync.validation import (
+    check_device,
+    check_face_options,
+    check_occlusion,
+    check_output_path,
+    check_run_options,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DTYPES", "InputError", "LipsyncOptions", "PRESETS", "build_pipeline", "lipsync", "SCHEDULERS"]
+__all__ = ["DTYPES", "InputError", "LipsyncOptions", "PRESETS", "build_pipeline", "check_pipeline_inputs",
+           "face_coverage_warning", "lipsync", "SCHEDULERS"]
 
 DEFAULT_UNET_CONFIG = "configs/unet/stage2.yaml"
 DEFAULT_CKPT = "checkpoints/latentsync_unet.pt"
@@ -122,9 +129,7 @@ def resolve_device(name: str) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda was requested but torch sees no CUDA GPU; use --device cpu")
-    return torch.device(name)
+    return check_device(name)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -181,6 +186,25 @@ def build_scheduler(name: str):
     raise InputError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
 
 
+def check_pipeline_inputs(options: LipsyncOptions) -> dict:
+    """Everything `build_pipeline` needs, checked without loading a model: the config, device, dtype and the
+    checkpoint paths (the app calls this at start). Returns them by name."""
+    setup_hint = "Run `source setup_env.sh` on a machine with internet access, or see checkpoints/README.md."
+    config_path = _require(_repo_path(options.unet_config_path), "U-Net config", "Pass --unet_config_path.")
+    config = load_config(config_path)
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+    ckpt = _require(_repo_path(options.inference_ckpt_path), "U-Net checkpoint", setup_hint)
+    width = int(config.model.cross_attention_dim)
+    whisper_path = options.whisper_path or WHISPER_BY_WIDTH.get(width)
+    if whisper_path is None:
+        raise InputError(f"no default Whisper model for cross_attention_dim {width}; pass --whisper_path")
+    whisper = _require(_repo_path(whisper_path), "Whisper checkpoint", setup_hint)
+    vae_dir = _require(_repo_path(options.vae_path), "VAE (diffusers AutoencoderKL folder)", setup_hint)
+    return {"config_path": config_path, "config": config, "device": device, "dtype": dtype, "ckpt": ckpt,
+            "whisper": whisper, "vae_dir": vae_dir, "width": width}
+
+
 def build_pipeline(options: LipsyncOptions):
     """Load VAE, Whisper, U-Net and scheduler per the options and return (pipeline, config, device, dtype)."""
     from diffusers import AutoencoderKL
@@ -189,20 +213,10 @@ def build_pipeline(options: LipsyncOptions):
     from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
     from latentsync.whisper.audio2feature import Audio2Feature
 
-    setup_hint = "Run `source setup_env.sh` on a machine with internet access, or see checkpoints/README.md."
-    config_path = _require(_repo_path(options.unet_config_path), "U-Net config", "Pass --unet_config_path.")
-    config = load_config(config_path)
-    device = resolve_device(options.device)
+    checked = check_pipeline_inputs(options)
+    config_path, config, device, dtype = checked["config_path"], checked["config"], checked["device"], checked["dtype"]
+    ckpt, whisper, vae_dir, width = checked["ckpt"], checked["whisper"], checked["vae_dir"], checked["width"]
     apply_process_settings()  # before the weights load
-    dtype = resolve_dtype(options.dtype, device)
-
-    ckpt = _require(_repo_path(options.inference_ckpt_path), "U-Net checkpoint", setup_hint)
-    width = int(config.model.cross_attention_dim)
-    whisper_path = options.whisper_path or WHISPER_BY_WIDTH.get(width)
-    if whisper_path is None:
-        raise InputError(f"no default Whisper model for cross_attention_dim {width}; pass --whisper_path")
-    whisper = _require(_repo_path(whisper_path), "Whisper checkpoint", setup_hint)
-    vae_dir = _require(_repo_path(options.vae_path), "VAE (diffusers AutoencoderKL folder)", setup_hint)
 
     try:
         # Inference refuses partial loads: a skipped or missing tensor would mean partly random weights.
@@ -238,6 +252,17 @@ def _face_detector(name: str):
         return FaceDetector(backend=name)
     except (FileNotFoundError, ImportError) as exc:
         raise InputError(str(exc)) from exc
+
+
+def face_coverage_warning(result) -> str | None:
+    """A warning when fewer than `result.min_face_fraction` (configs/inference.yaml) of the output frames had a
+    face and were edited: the output is then mostly the input video, unchanged."""
+    share = float(inference_settings().result.min_face_fraction)
+    if result.num_frames and result.frames_with_face < share * result.num_frames:
+        return (f"a face was found and lip-synced in only {result.frames_with_face} of {result.num_frames} frames of "
+                f"{result.output_path}; the other frames are the input unchanged (check that the face is visible, "
+                "large enough and not turned away; --face_detector or --face_choice may help)")
+    return None
 
 
 def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):

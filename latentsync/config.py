@@ -56,13 +56,22 @@ def config_name(path: str | Path) -> str:
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> DictConfig:
     """Load a YAML config and apply `key=value` overrides such as `data.batch_size=2`."""
-    cfg = OmegaConf.load(resolve_config_path(path))
+    resolved = resolve_config_path(path)
+    try:
+        cfg = OmegaConf.load(resolved)
+    except Exception as exc:  # noqa: BLE001 - yaml's and OmegaConf's errors alike: the file is not valid YAML
+        raise ConfigError(f"config file {resolved} is not valid YAML: {' '.join(str(exc).split())[:300]}") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"config file {resolved} must hold a mapping of sections (key: value), not a list")
     overrides = list(overrides)
-    bad = [o for o in overrides if "=" not in o]
+    bad = [o for o in overrides if "=" not in o or not o.split("=", 1)[0].strip()]
     if bad:
         raise ConfigError(f"overrides must look like key=value (e.g. data.batch_size=2); got: {bad}")
     if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+        except Exception as exc:  # noqa: BLE001 - a malformed value ("[1,") or key, or a type clash with the file
+            raise ConfigError(f"cannot apply the overrides {overrides}: {' '.join(str(exc).split())[:300]}") from None
     return cfg
 
 

@@ -7,7 +7,12 @@ message, with no traceback. Anything else is an internal error (exit 1).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import signal
+import threading
+
+OUT_OF_SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # disk full, file-size limit, quota
 
 
 class InputError(ValueError):
@@ -32,12 +37,43 @@ def stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)) -> dict:
     (partial output, temporary folders, worker threads) before the process exits with 130 / 143.
     Returns the previous handlers, for `restore_signals`."""
 
+    _received.clear()
+
     def handler(signum, _frame):
+        _received.append(signum)
         raise RunStopped(signum)
 
     return {sig: signal.signal(sig, handler) for sig in signals}
 
 
+_received: list[int] = []  # the signals `stop_on_signals` turned into RunStopped since it was installed
+
+
+def raise_if_stopped() -> None:
+    """Raise RunStopped again for a stop signal that code in between swallowed (a web server's own
+    KeyboardInterrupt handling, for one), so the exit code still says how the run ended."""
+    if _received:
+        raise RunStopped(_received[0])
+
+
 def restore_signals(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Hold SIGINT/SIGTERM back while a few steps must happen together (publish a file and record it): a
+    signal that arrives meanwhile is delivered to the previous handler right after. Main thread only; a
+    no-op elsewhere."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: pending.append(signum)) for sig in signals}
+    try:
+        yield
+    finally:
+        restore_signals(previous)
+        for signum in pending[:1]:
+            signal.raise_signal(signum)

@@ -140,3 +140,77 @@ def check_output_path(out, inputs, flag: str = "--video_out_path") -> Path:
     if not os.access(path.parent, os.W_OK):
         raise InputError(f"the output folder {path.parent} is not writable")
     return path
+
+
+def check_device(name, option: str = "--device"):
+    """`name` as a torch.device that exists here (cpu, cuda, cuda:N, mps); an InputError naming the option else."""
+    import torch
+
+    try:
+        device = torch.device(str(name).strip())
+    except (RuntimeError, ValueError):
+        raise InputError(f"{option} {name!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"{option} {name} was requested but torch sees no CUDA GPU; use {option} cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"{option} {name}: there are only {torch.cuda.device_count()} CUDA GPU(s) "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise InputError(f"{option} mps was requested but this torch has no Apple GPU; use {option} cpu")
+    elif device.type != "cpu":
+        raise InputError(f"{option} {name!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return device
+
+
+def check_output_file(path, option: str, extensions=None) -> Path:
+    """An output file that can be written later, checked without creating anything: not a folder, the
+    extension (when `extensions` is given), and the nearest existing folder above it writable."""
+    path = Path(path).expanduser()
+    if str(path).strip() in ("", "."):
+        raise InputError(f"{option} is empty; give a file name")
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder; give a file name inside it")
+    if extensions and path.suffix.lower() not in extensions:
+        raise InputError(f"{option} {path}: unsupported extension {path.suffix or '(none)'!r}; "
+                         f"use one of {', '.join(extensions)}")
+    check_writable_folder(path.parent, option)
+    return path
+
+
+def check_writable_folder(folder, option: str) -> Path:
+    """A folder that exists and is writable, or can be created (its nearest existing parent is a writable
+    folder); nothing is created here."""
+    folder = Path(folder).expanduser().absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{option}: {existing} is a file, so the folder {folder} cannot be made; choose another "
+                         "location")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{option}: the folder {existing} is not writable; choose a location you can write to")
+    return folder
+
+
+def check_input_file(path, option: str, what: str = "file") -> Path:
+    """An existing, readable file (not a folder)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder; give a {what}")
+    if not path.is_file():
+        raise InputError(f"{option}: {what} not found: {path}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{option}: {path} is not readable (permissions)")
+    return path
+
+
+def device_or_default(name, option: str = "--device") -> str:
+    """`name` checked (`check_device`), or cuda when available and cpu otherwise for None / "auto"."""
+    import torch
+
+    if name in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(check_device(name, option))

@@ -15,6 +15,7 @@ from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
 from latentsync.data.synthetic import ClipSpec, render_clip, synthetic_config, write_clip
 from latentsync.data.unet_dataset import UNetDataset
+from latentsync.errors import InputError
 from latentsync.training_settings import SyncNetTrainingSettings, UNetTrainingSettings
 from latentsync.utils.audio import melspectrogram
 from latentsync.utils.media import VideoReader, read_audio
@@ -212,7 +213,7 @@ def test_only_bad_clips_stop_with_an_error(tmp_path):
     fileslist = tmp_path / "list.txt"
     fileslist.write_text("\n".join(map(str, bad)))
     ds = SyncNetDataset("", str(fileslist), syncnet_config(tmp_path, "data.max_sample_attempts=5"))
-    with pytest.raises(RuntimeError, match="no usable clip after 5 attempts"):
+    with pytest.raises(InputError, match="no usable clip after 5 attempts"):
         ds[0]
 
 

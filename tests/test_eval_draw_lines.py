@@ -62,5 +62,5 @@ def test_cli(tmp_path, capsys):
     torch.save(_history(1.0), ckpt)
     assert main(["--line", f"run A={ckpt}", "--out", str(tmp_path / "a.png")]) == 0
     assert (tmp_path / "a.png").stat().st_size > 1000
-    assert main(["--line", str(ckpt)]) == 1
+    assert main(["--line", str(ckpt)]) == 2  # a user error (the command-line policy)
     assert "NAME=PATH" in capsys.readouterr().err

@@ -65,7 +65,7 @@ def test_cli_reports_accuracy(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "syncnet.pt"
     torch.save({"state_dict": model.state_dict(), "global_step": 1}, ckpt)
 
-    def fake_batches(config, device):
+    def fake_batches(config, device, stats=None):
         while True:
             yield torch.randn(4, 48, 32, 64), torch.randn(4, 1, 80, 52), torch.tensor([[1.0], [0.0], [1.0], [0.0]])
 

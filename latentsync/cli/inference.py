@@ -19,36 +19,45 @@ path, as data processing shards its videos), so n jobs, e.g. a SLURM array, shar
 from __future__ import annotations
 
 import argparse
-import csv
-import errno
-import json
-import logging
 import sys
 import time
 import traceback
-import warnings
 from pathlib import Path
 
-from latentsync.api import DTYPES, PRESETS, SCHEDULERS, LipsyncOptions, build_pipeline, lipsync
-from latentsync.errors import InputError, RunStopped, restore_signals, stop_on_signals
+from latentsync.api import (
+    DTYPES,
+    PRESETS,
+    SCHEDULERS,
+    LipsyncOptions,
+    build_pipeline,
+    face_coverage_warning,
+    lipsync,
+)
+from latentsync.cli.batch_file import ROW_OPTIONS, read_batch
+from latentsync.cli.policy import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    OneLineParser,
+    add_verbose_flag,
+    classify,
+    one_line,
+    quiet_console,
+    report,
+    run_cli,
+    warn,
+)
 from latentsync.faces.detector import FACE_CHOICES
 from latentsync.faces.occlusion import MODES as OCCLUSION_MODES
 from latentsync.pipelines.frame_schedule import LENGTH_MODES
 from latentsync.validation import check_face_options, check_output_path
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """Option errors as one `error:` line (exit 2), like every other bad input."""
-
-    def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_OK", "main", "read_batch"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     d = LipsyncOptions()
-    p = _OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--unet_config_path", default=d.unet_config_path)
     p.add_argument("--inference_ckpt_path", default=d.inference_ckpt_path)
     p.add_argument("--video_path")
@@ -93,7 +102,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_shards", type=int, default=None, help="--batch: total shards (e.g. $SLURM_ARRAY_TASK_COUNT)")
     p.add_argument("--scheduler", default=None, choices=SCHEDULERS)
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
-    p.add_argument("--verbose", action="store_true", help="tracebacks, info logs and third-party native logs")
+    add_verbose_flag(p)
     args = p.parse_args(argv)
     single = (args.video_path, args.audio_path, args.video_out_path)
     if args.batch is None and not all(single):
@@ -123,54 +132,15 @@ def options_from_args(args) -> LipsyncOptions:
     return LipsyncOptions.from_kwargs(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
 
 
-ROW_OPTIONS = ("face_choice", "face_index", "face_position")  # per-row settings a batch file may carry
-
-
-def read_batch(path: Path) -> list[dict]:
-    """Rows of {video, audio, output} (and optionally ROW_OPTIONS) from a CSV with a header or a JSON list."""
-    if not path.is_file():
-        raise InputError(f"batch file not found: {path}")
-    if path.suffix.lower() == ".json":
-        rows = json.loads(path.read_text())
-    else:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict) or not {"video", "audio", "output"} <= set(row):
-            raise InputError(f"batch row {i + 1} of {path} needs video, audio and output fields; got {row}")
-    return rows
-
-
-def classify(exc: BaseException) -> int:
-    """Bad input (the user can fix it) vs internal error."""
-    if isinstance(exc, (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError)):
-        return EXIT_BAD_INPUT
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        return EXIT_BAD_INPUT
-    return EXIT_INTERNAL
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if classify(exc) == EXIT_INTERNAL:
-        return f"internal error ({type(exc).__name__}): {text} (run with --verbose for the traceback)"
-    return text
-
-
-def report(exc: BaseException, verbose: bool) -> int:
-    code = classify(exc)
-    if code == EXIT_INTERNAL and verbose:
-        traceback.print_exception(exc)
-    print(f"error: {one_line(exc)}", file=sys.stderr)
-    return code
-
-
 def run_single(args, options: LipsyncOptions) -> int:
     try:
         result = lipsync(args.video_path, args.audio_path, args.video_out_path, **vars(options))
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into a message + exit code
         return report(exc, args.verbose)
     print(result.summary())
+    warning = face_coverage_warning(result)
+    if warning:
+        warn(warning)
     return EXIT_OK
 
 
@@ -210,8 +180,12 @@ def run_batch(args, options: LipsyncOptions) -> int:
             if Path(output).exists():
                 results.append((output, "skipped (exists)", ""))
                 continue
-            lipsync(video, audio, output, pipeline_bundle=bundle, **row_options(row, options))
-            results.append((output, "ok", f"{time.perf_counter() - start:.1f}s"))
+            result = lipsync(video, audio, output, pipeline_bundle=bundle, **row_options(row, options))
+            warning = face_coverage_warning(result)
+            if warning:
+                warn(warning)
+            note = f"; face in {result.frames_with_face} of {result.num_frames} frames" if warning else ""
+            results.append((output, "ok", f"{time.perf_counter() - start:.1f}s{note}"))
         except Exception as exc:  # noqa: BLE001 - one bad row must not stop the batch (a stop signal does)
             codes.append(classify(exc))
             if codes[-1] == EXIT_INTERNAL and args.verbose:
@@ -225,22 +199,9 @@ def run_batch(args, options: LipsyncOptions) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.verbose:
-        from latentsync.utils.native_logs import filter_native_logs
-
-        filter_native_logs()
-        warnings.simplefilter("ignore")  # third-party deprecation chatter; --verbose shows it
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    options = options_from_args(args)
-    previous = stop_on_signals()
-    try:
-        return run_batch(args, options) if args.batch else run_single(args, options)
-    except RunStopped as stop:
-        print(f"error: {stop}; the partial output was removed", file=sys.stderr)
-        return stop.exit_code
-    finally:
-        restore_signals(previous)
+    quiet_console(args.verbose)
+    return run_cli(lambda: run_batch(args, options_from_args(args)) if args.batch
+                   else run_single(args, options_from_args(args)), args.verbose)
 
 
 if __name__ == "__main__":

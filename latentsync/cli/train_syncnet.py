@@ -31,6 +31,7 @@ from latentsync.training_settings import SyncNetTrainingSettings
 from latentsync.utils.training_utils import (
     EpochShardSampler,
     atomic_save,
+    check_run_paths,
     checkpoint_facts,
     finish_training,
     finite_or_raise,
@@ -141,7 +142,7 @@ def main(config: DictConfig) -> Path:
     accelerator = make_accelerator(run.mixed_precision_training, data.gradient_accumulation_steps)
     rank, world = accelerator.process_index, accelerator.num_processes
     torch.manual_seed(run.seed + rank)
-    run_dir = make_run_dir(data.train_output_dir, config, accelerator.is_main_process)
+    check_run_paths(data.train_output_dir, ckpt.resume_ckpt_path)
 
     train_set = SyncNetDataset(data.train_data_dir, data.train_fileslist, settings)
     val_set = SyncNetDataset(data.val_data_dir, data.val_fileslist, settings)
@@ -163,6 +164,7 @@ def main(config: DictConfig) -> Path:
             optimizer.load_state_dict(resume_state["optimizer"])
         logger.info("resumed from %s at step %d", ckpt.resume_ckpt_path, global_step)
 
+    run_dir = make_run_dir(data.train_output_dir, config, accelerator.is_main_process)  # all inputs loaded
     model, optimizer = accelerator.prepare(model, optimizer)
     if resume_state is not None and accelerator.scaler is not None and "scaler" in resume_state:
         accelerator.scaler.load_state_dict(resume_state["scaler"])

@@ -52,6 +52,7 @@ from latentsync.utils.training_utils import (
     EpochShardSampler,
     append_loss_log,
     atomic_save,
+    check_run_paths,
     checkpoint_facts,
     finish_training,
     finite_or_raise,
@@ -327,7 +328,7 @@ def main(config: DictConfig) -> Path:
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     torch.manual_seed(run.seed + rank)  # official: seed + rank; every step also has its own generator
     weight_dtype = torch.float16 if accelerator.mixed_precision == "fp16" else torch.float32
-    run_dir = make_run_dir(data.train_output_dir, config, accelerator.is_main_process)
+    check_run_paths(data.train_output_dir, ckpt.resume_ckpt_path)
 
     noise_scheduler = DDIMScheduler.from_pretrained(str(CONFIG_DIR))
     vae = load_vae(settings, device, weight_dtype)
@@ -354,6 +355,7 @@ def main(config: DictConfig) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         lr_scheduler.load_state_dict(state["lr_scheduler"])
         history = read_loss_log(loss_log_path(Path(ckpt.resume_ckpt_path).parent), up_to_step=resume_step)
+    run_dir = make_run_dir(data.train_output_dir, config, accelerator.is_main_process)  # all inputs loaded
     loss_log = loss_log_path(run_dir / "checkpoints")
     if accelerator.is_main_process:
         append_loss_log(loss_log, history)  # the new run's log starts with the steps it continues

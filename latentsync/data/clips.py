@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from latentsync.errors import InputError
 from latentsync.utils.audio import mel_window_length
 from latentsync.utils.media import frame_map
 
@@ -69,9 +70,9 @@ def resolve_video_paths(data_dir: str | None, fileslist: str | None) -> list[str
     elif data_dir:
         paths, source = gather_video_paths(data_dir), f"folder {data_dir}"
     else:
-        raise ValueError("no training data given: set data.train_fileslist (or val_fileslist) or the *_data_dir")
+        raise InputError("no training data given: set data.train_fileslist (or val_fileslist) or the *_data_dir")
     if not paths:
-        raise ValueError(f"no {VIDEO_SUFFIX} clips found in {source}")
+        raise InputError(f"no {VIDEO_SUFFIX} clips found in {source}; list the clips, one path per line (tools/write_fileslist.py)")
     return paths
 
 
@@ -176,7 +177,7 @@ class ClipDataset(Dataset):
             self.unusable[path] = reason
             failures.append(f"{path}: {reason}")
             logger.warning("skipping clip %s: %s", path, reason)
-        raise RuntimeError(
+        raise InputError(
             f"{type(self).__name__}: no usable clip after {self.max_attempts} attempts for sample {index}. "
             f"Reasons (last 5): {failures[-5:]}. Check the file list / data folder."
         )

@@ -2,7 +2,8 @@
 
 They are written by C++ straight to file descriptor 2, so Python's logging cannot silence them, and lines
 like `W0000 ... landmark_projection_calculator.cc:186] Using NORM_RECT without IMAGE_DIMENSIONS` or
-`All log messages before absl::InitializeLog() ...` look like failures to a newcomer. `filter_native_logs()`
+`All log messages before absl::InitializeLog() ...` look like failures to a newcomer (so do libav's
+`[aac @ 0x55c3...] Input buffer exhausted` lines while a damaged video is checked and listed as broken). `filter_native_logs()`
 points fd 2 at a pipe read by a thread that drops those lines and forwards everything else, while Python's
 own `sys.stderr` (our messages, tracebacks, tqdm bars) keeps writing to the terminal directly.
 """
@@ -19,7 +20,8 @@ NATIVE_LOG_LINE = re.compile(
     rb"^(?:[WIEF]\d{4} \d\d:\d\d:[\d.]+\s+\d+ \S+:\d+\]"  # glog / absl: W0000 00:00:1796159452.28 4905 file.cc:114]
     rb"|WARNING: All log messages before absl::InitializeLog\(\)"
     rb"|INFO: Created TensorFlow Lite"
-    rb"|INFO: Initialized TensorFlow Lite)"
+    rb"|INFO: Initialized TensorFlow Lite"
+    rb"|\[[\w,]+ @ 0x[0-9a-f]+\] )"  # libav (ffmpeg inside decord / PyAV) on a damaged file: [aac @ 0x55c3...] ...
 )
 _installed = False
 

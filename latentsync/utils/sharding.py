@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 
+from latentsync.errors import InputError
+
 
 def check_shard(shard_index: int, num_shards: int) -> None:
     if num_shards < 1:
-        raise ValueError(f"--num_shards must be >= 1, got {num_shards}")
+        raise InputError(f"--num_shards must be >= 1, got {num_shards}")
     if not 0 <= shard_index < num_shards:
-        raise ValueError(f"--shard_index must be in [0, {num_shards - 1}] for --num_shards {num_shards}, got {shard_index}")
+        raise InputError(f"--shard_index must be in [0, {num_shards - 1}] for --num_shards {num_shards}, got {shard_index}")
 
 
 def shard_of(source: str, num_shards: int) -> int:

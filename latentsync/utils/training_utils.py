@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from latentsync.checkpoint import load_torch_file
 from latentsync.config import CONFIG_DIR, load_config
+from latentsync.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class EpochShardSampler(Sampler[int]):
 
     def __init__(self, size: int, num_replicas: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
         if size < num_replicas:
-            raise ValueError(f"dataset of {size} samples cannot be split across {num_replicas} processes")
+            raise InputError(f"dataset of {size} samples cannot be split across {num_replicas} processes")
         self.size, self.num_replicas, self.rank = size, num_replicas, rank
         self.seed, self.shuffle = int(seed), shuffle
         self.per_rank = size // num_replicas
@@ -131,7 +132,7 @@ class EpochShardSampler(Sampler[int]):
 def make_loader(dataset, batch_size: int, sampler: Sampler, num_workers: int) -> DataLoader:
     """DataLoader over `sampler` that drops the last partial batch; refuses data too small for one batch."""
     if len(sampler) < batch_size:
-        raise ValueError(f"{len(dataset)} clips give {len(sampler)} samples per process per epoch, fewer than "
+        raise InputError(f"{len(dataset)} clips give {len(sampler)} samples per process per epoch, fewer than "
                          f"data.batch_size={batch_size}: lower the batch size or add clips")
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       drop_last=True, pin_memory=False, persistent_workers=False)
@@ -140,7 +141,7 @@ def make_loader(dataset, batch_size: int, sampler: Sampler, num_workers: int) ->
 def data_position(global_step: int, batches_per_epoch: int, accumulation: int) -> tuple[int, int]:
     """(epoch, batches already consumed in it) after `global_step` optimizer steps."""
     if batches_per_epoch <= 0:
-        raise ValueError("the training data gives no full batch: lower data.batch_size or add clips")
+        raise InputError("the training data gives no full batch: lower data.batch_size or add clips")
     consumed = global_step * accumulation
     return consumed // batches_per_epoch, consumed % batches_per_epoch
 
@@ -318,15 +319,34 @@ def finish_training(accelerator, progress) -> None:
     accelerator.end_training()
 
 
-def training_cli(main, description: str, config_flag: str, default_config: str, example: str, argv=None) -> int:
-    """Console-script entry of a trainer: `<config_flag> PATH [key=value ...]` -> `main(config)`, exit 0."""
-    import argparse
-    import logging
+def check_run_paths(output_dir, resume_path: str | None = None) -> None:
+    """Before any model loads: the run folder can be made under `output_dir`, and a resume checkpoint is a
+    readable file. Nothing is created here (the run folder appears once everything loaded)."""
+    from latentsync.validation import check_input_file, check_writable_folder
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    parser = argparse.ArgumentParser(description=description,
-                                     epilog=f"Extra arguments are key=value config overrides, e.g. {example}")
+    check_writable_folder(output_dir, "data.train_output_dir")
+    if resume_path:
+        check_input_file(resume_path, "ckpt.resume_ckpt_path", "checkpoint file")
+
+
+def training_cli(main, description: str, config_flag: str, default_config: str, example: str, argv=None) -> int:
+    """Console-script entry of a trainer: `<config_flag> PATH [key=value ...]` -> `main(config)`, under the
+    command-line error policy (latentsync/cli/policy.py): a bad config, override, file list or checkpoint is
+    one `error:` line and exit 2, before any run folder is made."""
+    from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+
+    parser = OneLineParser(description=description,
+                           epilog=f"Extra arguments are key=value config overrides, e.g. {example}")
     parser.add_argument(config_flag, default=default_config)
+    add_verbose_flag(parser)
     args, overrides = parser.parse_known_args(argv)
-    main(load_training_config(getattr(args, config_flag.lstrip("-")), overrides))
-    return 0
+    unknown = [o for o in overrides if o.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    quiet_console(args.verbose, level=logging.INFO, fmt="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def train() -> int:
+        main(load_training_config(getattr(args, config_flag.lstrip("-")), overrides))
+        return 0
+
+    return run_cli(train, args.verbose)
