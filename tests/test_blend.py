@@ -82,3 +82,15 @@ def test_face_pass_weights_fade_around_a_gap_without_face(tmp_path):
     assert weights[8:20].tolist() == [0.0] * 12
     assert weights[20:23].tolist() == pytest.approx([0.25, 0.5, 0.75])  # and in after it
     assert weights[23:].min() == 1.0
+
+
+def test_a_batch_row_sets_its_own_occlusion():
+    from latentsync.api import InputError, LipsyncOptions
+    from latentsync.cli.inference import row_options
+
+    options = LipsyncOptions(face_choice="tracked", occlusion="auto")
+    assert row_options({"occlusion": "off"}, options)["occlusion"] == "off"
+    assert row_options({"occlusion": "off"}, options)["face_choice"] == "tracked"  # face settings untouched
+    assert row_options({"face_choice": "largest"}, options)["occlusion"] == "auto"
+    with pytest.raises(InputError, match="unknown --occlusion 'sometimes'"):
+        row_options({"occlusion": "sometimes"}, options)

@@ -18,7 +18,8 @@ from pathlib import Path
 from latentsync.errors import InputError
 
 REQUIRED = ("video", "audio", "output")
-ROW_OPTIONS = ("face_choice", "face_index", "face_position")  # per-row settings a batch file may carry
+FACE_ROW_OPTIONS = ("face_choice", "face_index", "face_position")  # a row naming one of these replaces all three
+ROW_OPTIONS = (*FACE_ROW_OPTIONS, "occlusion")  # per-row settings a batch file may carry
 WHAT = {"video": "a video file", "audio": "an audio file", "output": "an output file name such as out.mp4"}
 
 

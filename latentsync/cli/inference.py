@@ -11,7 +11,7 @@ SIGINT / SIGTERM (the partial output is removed). Errors are one line; `--verbos
 internal error and shows the third-party native log messages (mediapipe, TFLite, absl) that are hidden by
 default. In batch mode outputs that already exist are skipped (so a stopped batch resumes where it was),
 one failure does not stop the rest, and the exit code is 0 only if every row succeeded (2 if the failures
-were all bad inputs). A batch row may also set face_choice, face_index and face_position for its video.
+were all bad inputs). A batch row may also set face_choice, face_index, face_position and occlusion for its video.
 With --shard_index i --num_shards n a job runs only the rows of shard i (a stable hash of the row's output
 path, as data processing shards its videos), so n jobs, e.g. a SLURM array, share one batch file.
 """
@@ -33,7 +33,7 @@ from latentsync.api import (
     face_coverage_warning,
     lipsync,
 )
-from latentsync.cli.batch_file import ROW_OPTIONS, read_batch
+from latentsync.cli.batch_file import FACE_ROW_OPTIONS, ROW_OPTIONS, read_batch
 from latentsync.cli.policy import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -50,7 +50,7 @@ from latentsync.cli.policy import (
 from latentsync.faces.detector import FACE_CHOICES
 from latentsync.faces.occlusion import MODES as OCCLUSION_MODES
 from latentsync.pipelines.frame_schedule import LENGTH_MODES
-from latentsync.validation import check_face_options, check_output_path
+from latentsync.validation import check_face_options, check_occlusion, check_output_path
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_OK", "main", "read_batch"]
 
@@ -145,12 +145,16 @@ def run_single(args, options: LipsyncOptions) -> int:
 
 
 def row_options(row: dict, options: LipsyncOptions) -> dict:
-    """The run's options with the row's own face settings (a row that names one replaces all three)."""
+    """The run's options with the row's own settings: its face settings (a row that names one replaces all
+    three) and its --occlusion."""
     own = {k: row[k] for k in ROW_OPTIONS if row.get(k) not in (None, "")}
-    if not own:
-        return vars(options)
-    check_face_options(own.get("face_choice"), own.get("face_index"), own.get("face_position"))
-    return {**vars(options), **{k: own.get(k) for k in ROW_OPTIONS}}
+    merged = vars(options).copy()
+    if any(k in own for k in FACE_ROW_OPTIONS):
+        check_face_options(own.get("face_choice"), own.get("face_index"), own.get("face_position"))
+        merged.update({k: own.get(k) for k in FACE_ROW_OPTIONS})
+    if "occlusion" in own:
+        merged["occlusion"] = check_occlusion(own["occlusion"])
+    return merged
 
 
 def shard_rows(rows: list[dict], shard_index: int | None, num_shards: int | None) -> list[dict]:
