@@ -3,6 +3,7 @@ stride), the whole face pass as the pipeline runs it (decode + detect + align, s
 generated faces back; also in place, as the pipeline does it).
 
     .venv/bin/python benchmarks/bench_faces.py --video ../shared/media/demo1_video.mp4 --threads 2
+    .venv/bin/python benchmarks/bench_faces.py --strides 5 --shots   # + the shot-cut costs (docs/faces.md "Shots")
 
 Decoding is timed on its own; detect + align and restore run on frames already in memory, so their numbers
 are the face stage's cost alone. Restore pastes the aligned crops themselves back (the round trip), which
@@ -24,6 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentsync.faces.detector import FaceDetector, load_faces_config  # noqa: E402
+from latentsync.faces.shots import find_cuts  # noqa: E402
+from latentsync.faces.speaker import find_speaker  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
 from latentsync.pipelines.chunk_source import track_faces  # noqa: E402
 from latentsync.utils.media import VideoReader, iter_frames  # noqa: E402
@@ -84,6 +87,27 @@ def face_pass(video: str, frames: int, resolution: int, detector: FaceDetector) 
         return count / (time.perf_counter() - start)
 
 
+def cut_pass(video: str, frames: int) -> float:
+    """The shot-cut pre-pass (`find_cuts`: small frames scaled by ffmpeg, PySceneDetect's AdaptiveDetector)."""
+    with VideoReader(video) as reader:
+        count = min(frames, len(reader))
+    start = time.perf_counter()
+    find_cuts(video, load_faces_config().shots, reader.fps, count)
+    return count / (time.perf_counter() - start)
+
+
+def cuts_in_speaker_pass(video: str, frames: int, detector: FaceDetector) -> tuple[float, float]:
+    """The speaker pre-pass without and with cut detection on its own frames (frames per second each)."""
+    with VideoReader(video) as reader:
+        count, fps = min(frames, len(reader)), reader.fps
+    rates = []
+    for detect in (False, True):
+        start = time.perf_counter()
+        find_speaker(video, detector, fps, count, detect_shots=detect)
+        rates.append(count / (time.perf_counter() - start))
+    return rates[0], rates[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", default=str(Path(__file__).resolve().parents[2] / "shared/media/demo1_video.mp4"))
@@ -92,6 +116,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
     parser.add_argument("--batch", type=int, default=16, help="frames per warp / restore batch")
     parser.add_argument("--strides", default="5,1", help="detection strides to time (1 = detector on every frame)")
+    parser.add_argument("--shots", action="store_true", help="also time the shot-cut pre-pass and the speaker "
+                        "pass with and without cut detection, as shares of the face pass")
     args = parser.parse_args()
     if not Path(args.video).is_file():
         sys.exit(f"video not found: {args.video} (pass --video)")
@@ -110,6 +136,14 @@ def main() -> None:
         report["restore_fps"] = round(restore(frames, results, processor, args.batch), 1)
         report["restore_in_place_fps"] = round(restore_in_place(frames, results, processor, args.batch), 1)
         report["face_pass_fps"] = round(face_pass(args.video, args.frames, args.resolution, detector), 1)
+        if args.shots:
+            share = report["face_pass_fps"]
+            cuts = cut_pass(args.video, args.frames)
+            report["cut_prepass_fps"] = round(cuts, 1)
+            report["cut_prepass_share_of_face_pass"] = round(share / cuts, 3)
+            plain, with_cuts = cuts_in_speaker_pass(args.video, args.frames, detector)
+            report["speaker_pass_fps"], report["speaker_pass_with_cuts_fps"] = round(plain, 1), round(with_cuts, 1)
+            report["cuts_in_speaker_pass_share_of_face_pass"] = round(share / with_cuts - share / plain, 3)
     print(json.dumps(report, indent=2))
 
 

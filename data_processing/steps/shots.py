@@ -1,5 +1,6 @@
 """Step 3: split each video into shots at scene cuts (PySceneDetect's adaptive detector, as the official
-`scenedetect detect-adaptive --threshold 2 split-video`), with frame-exact cuts and their audio.
+`scenedetect detect-adaptive --threshold 2 split-video`), with frame-exact cuts and their audio. The detection
+itself lives in `latentsync.faces.shots` (inference restarts its face tracking at the same cuts).
 
 A video with a single shot keeps its video stream (see `data_processing.clips.write_clip`)."""
 
@@ -7,39 +8,8 @@ from __future__ import annotations
 
 from data_processing.clips import write_clip
 from data_processing.steps.base import Outcome, Step, WorkItem
-from latentsync.utils.media import VideoReader, iter_small_frames, read_audio
-
-
-def detection_size(width: int, height: int) -> tuple[int, int]:
-    """The frame size scenedetect analyses (its automatic downscale: the longer side to ~256 px)."""
-    from scenedetect.scene_manager import compute_downscale_factor
-
-    factor = compute_downscale_factor(max(width, height))
-    return max(1, round(width / factor)), max(1, round(height / factor))
-
-
-def detect_cuts(path, settings, fps: float, width: int, height: int) -> list[tuple[int, int]]:
-    """Shot frame ranges [start, end) found by scenedetect's AdaptiveDetector; an empty list without a cut.
-
-    The detector sees the frames at the size scenedetect itself would downscale them to, but ffmpeg does the
-    scaling while decoding (one decode, no full-size frames in Python): about 10x faster at 1080p than
-    `scenedetect.detect`, which decodes full frames through OpenCV and resizes each one.
-    """
-    from scenedetect import AdaptiveDetector, FrameTimecode
-
-    detector = AdaptiveDetector(adaptive_threshold=settings.adaptive_threshold, min_scene_len=settings.min_scene_len,
-                                window_width=settings.window_width, min_content_val=settings.min_content_val)
-    cuts: list[int] = []
-    count = 0
-    small_w, small_h = detection_size(width, height)
-    for count, frame in enumerate(iter_small_frames(path, small_w, small_h, pix_fmt="bgr24"), start=1):
-        cuts += [c.frame_num for c in detector.process_frame(FrameTimecode(count - 1, float(fps)), frame)]
-    if count:
-        cuts += [c.frame_num for c in detector.post_process(FrameTimecode(count - 1, float(fps)))]
-    if not cuts:
-        return []
-    bounds = [0, *sorted(set(cuts)), count]
-    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+from latentsync.faces.shots import detect_cuts
+from latentsync.utils.media import VideoReader, read_audio
 
 
 def shot_ranges(cuts: list[tuple[int, int]], num_frames: int) -> list[tuple[int, int]]:

@@ -2,7 +2,8 @@
 
 `FaceTracker` follows the one face to edit; the `speaker` face choice first needs all of them, to ask
 which mouth moves with the audio. The box detector runs every `tracking.detect_every` frames; between
-keyframes each track's landmarks are found from its previous landmarks, as `FaceTracker` does. A detection
+keyframes each track's landmarks are found from its previous landmarks, as `FaceTracker` does. At a shot cut
+(`update(frame, cut=True)`) every track ends and the detector runs at once: no track continues across a cut. A detection
 continues the track found in the same place in this frame, or a track lost there within the last
 `tracking.reacquire_after` frames (IoU >= `tracking.min_iou`); any other valid detection starts a new track.
 Only small per-frame numbers are kept (a box and an opening per track), never frames.
@@ -78,6 +79,7 @@ class AllFacesTracker:
         self.duplicate_iou = float(cfg.speaker.duplicate_iou)
         self._tracks: list[_Track] = []
         self._index = -1
+        self._next_detection = 0  # frame index of the next keyframe
 
     def _valid(self, face: DetectedFace) -> bool:
         """The detector's rules, applied at full-frame size."""
@@ -97,7 +99,16 @@ class AllFacesTracker:
         self._tracks.append(track)
         return track
 
-    def update(self, frame: np.ndarray) -> None:
+    def end_tracks(self) -> None:
+        """A shot cut: every track stops here and cannot be reacquired; the next frame is a keyframe."""
+        for track in self._tracks:
+            track.search_box, track.last_box, track.found = None, None, {}
+        self._next_detection = self._index + 1
+
+    def update(self, frame: np.ndarray, cut: bool = False) -> None:
+        """Follow the faces into the next frame; `cut`: this frame starts a new shot."""
+        if cut:
+            self.end_tracks()
         self._index += 1
         if self._index >= self.num_frames:
             raise ValueError(f"more frames than the {self.num_frames} announced")
@@ -109,7 +120,8 @@ class AllFacesTracker:
                 track.search_box = None
             else:
                 self._record(track, landmarks)
-        if self._index % self.detect_every == 0:
+        if self._index >= self._next_detection:
+            self._next_detection = self._index + self.detect_every
             self._add_detections(frame)
         self._drop_duplicates()
 

@@ -5,56 +5,107 @@ other times) does not move in step with this audio. Every face is tracked over f
 (`all_faces.AllFacesTracker`); the audio gives a log-RMS envelope at the same frame rate. The cue is the
 mouth's *motion*, |d opening / dt|, smoothed over `speaker.smooth_frames` like the envelope; a face's score
 is the best normalized cross-correlation of the two while the audio follows the mouth by `speaker.lag_frames`
-(mouths move before the sound they make). The best-scoring face is the speaker. The opening itself was the
+(mouths move before the sound they make). Faces are scored shot by shot (tracks end at cuts); in each shot the
+best-scoring face whose score clears its null threshold (the same face against circularly shifted audio) is
+the speaker, and a shot where nobody clears it has no speaker and is left untouched. The opening itself was the
 weaker cue on real video (smiles and slow drifts dominate it; measured in docs/faces.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 
-from latentsync.utils.media import frame_map, iter_small_frames, probe_video, read_audio
+from latentsync.utils.media import iter_small_frames, read_audio
 
 from .all_faces import AllFacesTracker, MouthTrack
 from .detector import FaceDetector
+from .shots import CutDetector, Timeline, delayed, detection_size, shot_ranges, timeline_cuts
 
 SAMPLE_RATE = 16000  # the audio is read at this rate for the envelope (any rate works; 16 kHz like the rest)
 
 
 @dataclass(frozen=True)
 class SpeakerCandidate:
-    """One face's result. `lag`: the audio follows the mouth by that many frames at the best score."""
+    """One face's result. `lag`: the audio follows the mouth by that many frames at the best score.
+    `threshold`: the score this face must beat to count as speaking (its null; NaN: could not be set)."""
 
     track_id: int
     box: np.ndarray
     score: float  # NaN: too few frames with a mouth measurement to be scored
     lag: int
     frames: int
+    threshold: float = float("nan")
+
+    @property
+    def speaks(self) -> bool:
+        return bool(np.isfinite(self.score) and np.isfinite(self.threshold) and self.score > self.threshold)
 
     def line(self) -> str:
         box = ", ".join(f"{v:.0f}" for v in self.box)
         if not np.isfinite(self.score):
             return f"face choice speaker: track {self.track_id} box [{box}]: seen in {self.frames} frames, too few to score"
+        null = f", null threshold {self.threshold:.2f}" if np.isfinite(self.threshold) else ", no null threshold"
         return (f"face choice speaker: track {self.track_id} box [{box}] score {self.score:.2f} "
-                f"(lag {self.lag} frames, {self.frames} frames)")
+                f"(lag {self.lag} frames, {self.frames} frames{null})")
+
+
+@dataclass
+class ShotSpeaker:
+    """One shot [start, end) of the face pass's frames: its faces (best first) and the speaker, if any."""
+
+    start: int
+    end: int
+    candidates: list[SpeakerCandidate]
+    chosen: SpeakerCandidate | None
+
+    def line(self, number: int, total: int) -> str:
+        head = f"shot {number}/{total}: frames {self.start}-{self.end - 1} ({self.end - self.start})"
+        if self.chosen is not None:
+            c = self.chosen
+            return f"{head}: track {c.track_id}, score {c.score:.2f} > null {c.threshold:.2f}"
+        scored = [c for c in self.candidates if np.isfinite(c.score)]
+        if not self.candidates:
+            why = "no face"
+        elif not scored:
+            why = "no face seen long enough to score"
+        elif not np.isfinite(scored[0].threshold):
+            why = f"too short to judge (best track {scored[0].track_id} score {scored[0].score:.2f}, no null)"
+        else:
+            best = max(scored, key=lambda c: c.score - c.threshold)
+            why = f"nobody speaks (best track {best.track_id} score {best.score:.2f} <= null {best.threshold:.2f})"
+        return f"{head}: none, {why}: passed through untouched"
 
 
 @dataclass
 class SpeakerChoice:
-    """Every candidate (best first), the chosen one (None if none could be scored) and its box per frame."""
+    """Every candidate (best first), the best chosen one (None if no shot has a speaker), the chosen faces'
+    boxes per frame (NaN in shots without a speaker), the shots and the cuts (frames that start a shot)."""
 
     candidates: list[SpeakerCandidate]
     chosen: SpeakerCandidate | None
-    boxes: np.ndarray | None  # (N, 4) full-frame pixels, NaN where the chosen face was not found
+    boxes: np.ndarray | None  # (N, 4) full-frame pixels, NaN where no chosen face was found
+    shots: list[ShotSpeaker] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         lines = [c.line() for c in self.candidates]
-        if self.chosen is not None:
+        spoken = [s.chosen for s in self.shots if s.chosen is not None]
+        if len(spoken) > 1 or (spoken and len(self.shots) > 1):
+            tracks = ", ".join(f"track {c.track_id} (score {c.score:.2f})" for c in spoken)
+            lines.append(f"face choice speaker: lip-syncing {tracks} in {len(spoken)} of {len(self.shots)} shots; "
+                         "other faces and shots are left untouched")
+        elif self.chosen is not None:
             lines.append(f"face choice speaker: lip-syncing track {self.chosen.track_id} "
                          f"(score {self.chosen.score:.2f}); other faces are left untouched")
         return lines
+
+    def shot_lines(self) -> list[str]:
+        """The shot table: one line per shot (frames, chosen face or none, score, null threshold)."""
+        return [shot.line(k, len(self.shots)) for k, shot in enumerate(self.shots, start=1)]
 
 
 def speech_envelope(samples: np.ndarray, sample_rate: int, fps: float, num_frames: int, floor: float) -> np.ndarray:
@@ -104,21 +155,60 @@ def mouth_motion(opening: np.ndarray) -> np.ndarray:
     return np.abs(np.gradient(opening))
 
 
-def score_face(face: MouthTrack, envelope: np.ndarray, cfg) -> SpeakerCandidate:
-    """The face's best correlation over the lag range."""
+def null_scores(mouth: np.ndarray, audio: np.ndarray, cfg) -> np.ndarray:
+    """The face's scores against its audio circularly shifted far from any true lag: what chance gives.
+
+    Shifts d run from `null_min_shift` to n - `null_min_shift` - max lag (the lag search on top of a shift
+    must not reach back to the true alignment), at most `null_shifts` of them, evenly spread."""
+    n, max_lag = len(audio), int(cfg.lag_frames[1])
+    low, high = int(cfg.null_min_shift), n - int(cfg.null_min_shift) - max_lag
+    if high < low:
+        return np.zeros(0)
+    shifts = np.unique(np.linspace(low, high, min(int(cfg.null_shifts), high - low + 1)).round().astype(int))
+    scores = [lagged_correlation(mouth, np.roll(audio, d), cfg.lag_frames, int(cfg.min_frames))[0] for d in shifts]
+    return np.asarray([r for r in scores if np.isfinite(r)])
+
+
+def score_face(face: MouthTrack, envelope: np.ndarray, cfg, start: int = 0, end: int | None = None
+               ) -> SpeakerCandidate:
+    """The face's best correlation over the lag range within frames [start, end), and its null threshold."""
+    end = len(envelope) if end is None else end
     k = int(cfg.smooth_frames)
-    r, lag, _ = lagged_correlation(smooth(mouth_motion(face.opening), k), smooth(envelope, k), cfg.lag_frames,
-                                   int(cfg.min_frames))
-    return SpeakerCandidate(face.track_id, face.typical_box(), r, lag, face.num_frames)
+    mouth, audio = smooth(mouth_motion(face.opening[start:end]), k), smooth(envelope[start:end], k)
+    r, lag, _ = lagged_correlation(mouth, audio, cfg.lag_frames, int(cfg.min_frames))
+    threshold = float("nan")
+    if np.isfinite(r):
+        null = null_scores(mouth, audio, cfg)
+        if len(null):
+            threshold = float(np.quantile(null, float(cfg.null_quantile)) + float(cfg.null_margin))
+    frames = int(np.isfinite(face.opening[start:end]).sum())
+    return SpeakerCandidate(face.track_id, np.nanmedian(face.boxes[start:end], axis=0), r, lag, frames, threshold)
 
 
-def choose_speaker(faces: list[MouthTrack], envelope: np.ndarray, cfg) -> SpeakerChoice:
-    """Score every face track and pick the best (NaN scores never win)."""
-    candidates = sorted((score_face(f, envelope, cfg) for f in faces if f.num_frames > 0),
-                        key=lambda c: (np.isfinite(c.score), c.score if np.isfinite(c.score) else 0.0), reverse=True)
-    chosen = candidates[0] if candidates and np.isfinite(candidates[0].score) else None
-    boxes = next(f.boxes for f in faces if f.track_id == chosen.track_id) if chosen else None
-    return SpeakerChoice(candidates, chosen, boxes)
+def _best_first(candidates: list[SpeakerCandidate]) -> list[SpeakerCandidate]:
+    return sorted(candidates, key=lambda c: (np.isfinite(c.score), c.score if np.isfinite(c.score) else 0.0),
+                  reverse=True)
+
+
+def choose_speaker(faces: list[MouthTrack], envelope: np.ndarray, cfg, cuts=()) -> SpeakerChoice:
+    """Per shot (split at `cuts`), score every face seen there; the best one that clears its null threshold
+    speaks, and nobody does when none clears it (NaN scores never win)."""
+    num_frames = len(envelope)
+    boxes = np.full((num_frames, 4), np.nan)
+    shots, everyone = [], []
+    for start, end in shot_ranges(cuts, num_frames):
+        here = [f for f in faces if np.isfinite(f.opening[start:end]).any()]
+        candidates = _best_first([score_face(f, envelope, cfg, start, end) for f in here])
+        chosen = next((c for c in candidates if c.speaks), None)
+        if chosen is not None:
+            track = next(f for f in faces if f.track_id == chosen.track_id)
+            boxes[start:end] = track.boxes[start:end]
+        shots.append(ShotSpeaker(start, end, candidates, chosen))
+        everyone += candidates
+    spoken = [s.chosen for s in shots if s.chosen is not None]
+    chosen = _best_first(spoken)[0] if spoken else None
+    return SpeakerChoice(_best_first(everyone), chosen, boxes if chosen is not None else None, shots,
+                         sorted(int(c) for c in cuts))
 
 
 def analysis_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -127,25 +217,35 @@ def analysis_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
-def find_speaker(video_path, detector: FaceDetector, fps: float, num_frames: int, progress=None) -> SpeakerChoice | None:
-    """The speaking face among frames 0 .. num_frames-1 of the video at `fps`; None when it has no audio track.
+def find_speaker(video_path, detector: FaceDetector, fps: float, num_frames: int, progress=None,
+                 detect_shots: bool | None = None) -> SpeakerChoice | None:
+    """The speaking face of each shot among frames 0 .. num_frames-1 of the video at `fps`; None when it has
+    no audio track.
 
-    `progress` (optional) gets `update(1)` per analysed frame, like a tqdm bar."""
-    info = probe_video(video_path)
-    if not info.has_audio:
+    The same downscaled frames feed the shot cut detector (`latentsync.faces.shots`; `detect_shots`, default
+    `shots.detect` in the config), so the video is decoded once; tracks end at every cut. `progress`
+    (optional) gets `update(1)` per analysed frame, like a tqdm bar."""
+    timeline = Timeline.of(video_path, fps, num_frames)
+    if not timeline.has_audio:
         return None
     cfg = detector.config.speaker
-    width, height = analysis_size(info.width, info.height, int(cfg.analysis_max_side))
-    tracker = AllFacesTracker(detector, num_frames, scale=info.width / width)
-    wanted = frame_map(video_path, fps, info.num_frames, info.fps)[:num_frames]
-    repeats = np.bincount(wanted, minlength=int(wanted.max()) + 1) if len(wanted) else np.zeros(0, np.int64)
-    for source_index, frame in enumerate(iter_small_frames(video_path, width, height)):
-        if source_index >= len(repeats):
-            break
-        for _ in range(int(repeats[source_index])):  # frames shown twice after a frame-rate change
-            tracker.update(frame)
-            if progress is not None:
-                progress.update(1)
+    width, height = analysis_size(timeline.width, timeline.height, int(cfg.analysis_max_side))
+    tracker = AllFacesTracker(detector, num_frames, scale=timeline.width / width)
+    cuts = None
+    if detector.config.shots.detect if detect_shots is None else detect_shots:
+        cuts = CutDetector(detector.config.shots, timeline.fps, detection_size(timeline.width, timeline.height))
+    repeats = timeline.repeats()
+    wanted = len(repeats) + (cuts.delay if cuts is not None else 0)  # the detector looks a few frames ahead
+    cut_pending = False
+    with closing(iter_small_frames(video_path, width, height)) as small:
+        for source_index, frame, starts in delayed(islice(small, wanted), cuts):
+            cut_pending = cut_pending or starts
+            for _ in range(int(repeats[source_index]) if source_index < len(repeats) else 0):
+                tracker.update(frame, cut=cut_pending)  # frames shown twice after a frame-rate change
+                cut_pending = False
+                if progress is not None:
+                    progress.update(1)
     envelope = speech_envelope(read_audio(video_path, SAMPLE_RATE), SAMPLE_RATE, fps, num_frames,
                                float(cfg.envelope_floor))
-    return choose_speaker(tracker.tracks(), envelope, cfg)
+    shot_cuts = timeline_cuts(cuts.cuts, timeline.indices) if cuts is not None else []
+    return choose_speaker(tracker.tracks(), envelope, cfg, shot_cuts)

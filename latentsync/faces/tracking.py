@@ -56,13 +56,16 @@ class FaceTracker:
         self._last_box = None  # last known face box, kept through losses for `tracked`
         self._score = 0.0
         self._track_id = 0
+        self._new_track = False  # after `reset`: the next face found starts a new track, whatever its place
 
     def reset(self) -> None:
-        """Forget the current face (e.g. at a scene cut)."""
+        """Forget the current face (at a shot cut): the next frame runs the detector, nothing is carried
+        over from before (no search box, no place to reacquire), and the next face found is a new track."""
         self._since_detection = None
         self._track_box = None
         self._last_box = None
         self._lost_frames = 0
+        self._new_track = True
 
     def _keyframe_due(self) -> bool:
         return self._track_box is None or self._since_detection is None or self._since_detection >= self.detect_every
@@ -90,8 +93,9 @@ class FaceTracker:
         landmarks = self.detector.landmarks_for(frame, face)
         if landmarks is None:
             return None, None
-        if reference is None or box_iou(face.box, reference) < self.min_iou:
-            self._track_id += 1  # a different face, or the same one found elsewhere: smoothing restarts
+        if self._new_track or reference is None or box_iou(face.box, reference) < self.min_iou:
+            self._track_id += 1  # a different face, the same one found elsewhere, or a new shot: smoothing restarts
+            self._new_track = False
         self._score = face.score
         return landmarks, face
 

@@ -4,7 +4,10 @@
 and yields one `AlignedFrame` per frame, in order, as soon as that frame is settled. A frame without a face is
 held back for at most `gaps.max_bridge` frames: if a face comes back within that many frames, the gap is
 bridged by interpolating the alignment points; otherwise those frames are yielded with `has_face=False` and
-later stages pass them through untouched. `restore(frames, faces, aligned)` pastes generated faces back,
+later stages pass them through untouched. At a shot cut (`cuts`: the frames that start a shot) everything
+restarts: the gap before it is released unbridged, the tracker forgets its face, and the point smoother and
+the official nose smoothing (`p_bias`) start over, so no frame is aligned with landmarks from another shot.
+`restore(frames, faces, aligned)` pastes generated faces back,
 chunk by chunk. `stats` counts frames with a face, without, and bridged. `AlignmentTrack` records only the
 matrix and flags of each frame, so frames shown again later can be re-warped and pasted back without keeping
 any crop.
@@ -72,6 +75,7 @@ class _Pending:
     track_id: int | None = None
     landmarks: np.ndarray | None = None
     bridged: bool = False
+    shot_start: bool = False
 
 
 def _iter_single_frames(frames: Iterable) -> Iterator[np.ndarray]:
@@ -98,14 +102,15 @@ class VideoFaceProcessor:
 
     `detector` is a FaceDetector (shared, e.g. across clips), a backend name, or None for the configured one.
     `config` (configs/faces.yaml by default) sets tracking, choice, smoothing and gap bridging; keyword
-    overrides such as `detect_every=1` go to the tracker.
+    overrides such as `detect_every=1` go to the tracker. `cuts`: frame indices that start a new shot
+    (`latentsync.faces.shots`); tracking, smoothing and bridging restart there.
 
     One instance per video: the tracker, the smoother and the official nose smoothing (`p_bias`) carry state
-    from frame to frame.
+    from frame to frame within a shot.
     """
 
     def __init__(self, resolution: int = 256, detector: FaceDetector | str | None = None, config=None,
-                 device: str = "cpu", dtype: torch.dtype = torch.float32, **tracker_overrides):
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, cuts=(), **tracker_overrides):
         self._owns_detector = not isinstance(detector, FaceDetector)
         if config is None and not self._owns_detector:
             self.config = detector.config  # a detector passed in brings its settings
@@ -121,6 +126,7 @@ class VideoFaceProcessor:
         self.max_bridge = int(self.config.gaps.max_bridge)
         self.resolution = resolution
         self.restorer = AlignRestore(resolution=resolution, device=device, dtype=dtype)
+        self.cuts = frozenset(int(c) for c in cuts)
         self.stats = VideoFaceStats()
         self._last_track_id = None
         self._last_width = None
@@ -133,7 +139,14 @@ class VideoFaceProcessor:
         ready: list[_Pending] = []
         last_face: _Pending | None = None
         for index, frame in enumerate(_iter_single_frames(frames)):
+            shot_start = index in self.cuts
+            if shot_start:  # a new shot: nothing is bridged across the cut, the tracker forgets its face
+                ready.extend(pending)
+                pending.clear()
+                last_face = None
+                self.tracker.reset()
             item = self._observe(index, frame)
+            item.shot_start = shot_start
             if item.points3 is None:
                 pending.append(item)
                 if len(pending) > self.max_bridge:  # too long to bridge: release the gap as face-less
@@ -178,6 +191,10 @@ class VideoFaceProcessor:
         out, with_face, matrices = [], [], []
         for item in items:
             self.stats.frames += 1
+            if item.shot_start:  # smoothing of the points and of the nose (official p_bias) start over
+                self.smoother.reset()
+                self._last_track_id = None
+                self.restorer.p_bias = None
             if item.points3 is None:
                 self.stats.without_face += 1
                 self.stats.no_face_indices.append(item.index)
