@@ -3,7 +3,7 @@ stride), the whole face pass as the pipeline runs it (decode + detect + align, s
 generated faces back; also in place, as the pipeline does it).
 
     .venv/bin/python benchmarks/bench_faces.py --video ../shared/media/demo1_video.mp4 --threads 2
-    .venv/bin/python benchmarks/bench_faces.py --strides 5 --shots   # + the shot-cut costs (docs/faces.md "Shots")
+    .venv/bin/python benchmarks/bench_faces.py --strides 5 --shots   # + what cuts and occluders add (docs/faces.md)
 
 Decoding is timed on its own; detect + align and restore run on frames already in memory, so their numbers
 are the face stage's cost alone. Restore pastes the aligned crops themselves back (the round trip), which
@@ -25,10 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentsync.faces.detector import FaceDetector, load_faces_config  # noqa: E402
-from latentsync.faces.shots import find_cuts  # noqa: E402
 from latentsync.faces.speaker import find_speaker  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
-from latentsync.pipelines.chunk_source import track_faces  # noqa: E402
+from latentsync.pipelines.chunk_source import ChunkSource, track_faces  # noqa: E402
 from latentsync.utils.media import VideoReader, iter_frames  # noqa: E402
 
 
@@ -87,13 +86,25 @@ def face_pass(video: str, frames: int, resolution: int, detector: FaceDetector) 
         return count / (time.perf_counter() - start)
 
 
-def cut_pass(video: str, frames: int) -> float:
-    """The shot-cut pre-pass (`find_cuts`: small frames scaled by ffmpeg, PySceneDetect's AdaptiveDetector)."""
-    with VideoReader(video) as reader:
+def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 2) -> dict:
+    """Seconds of the inference face pass (`ChunkSource`: decode + detect + align, no networks) without and with
+    what issue 26 added: cuts found on its own frames, and occluders (auto). Interleaved, best of `repeats`."""
+    with VideoReader(video, target_fps=25) as reader:
         count = min(frames, len(reader))
-    start = time.perf_counter()
-    find_cuts(video, load_faces_config().shots, reader.fps, count)
-    return count / (time.perf_counter() - start)
+    variants = {"plain": (["shots.detect=false"], "off"), "cuts": ([], "off"), "cuts+occlusion": ([], "auto")}
+    best = {name: float("inf") for name in variants}
+    for _ in range(repeats):
+        for name, (overrides, occlusion) in variants.items():
+            with FaceDetector(backend="mediapipe", config=load_faces_config(overrides=overrides)) as detector:
+                source = ChunkSource(video, np.arange(count), 16, resolution, 25, detector=detector, progress=False,
+                                     occlusion=occlusion)
+                start = time.perf_counter()
+                for _chunk in source:
+                    pass
+                best[name] = min(best[name], time.perf_counter() - start)
+    plain = best["plain"]
+    return {f"face_pass_s_{k}": round(v, 2) for k, v in best.items()} | {
+        f"added_share_{k}": round(v / plain - 1, 3) for k, v in best.items() if k != "plain"}
 
 
 def cuts_in_speaker_pass(video: str, frames: int, detector: FaceDetector) -> tuple[float, float]:
@@ -116,8 +127,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
     parser.add_argument("--batch", type=int, default=16, help="frames per warp / restore batch")
     parser.add_argument("--strides", default="5,1", help="detection strides to time (1 = detector on every frame)")
-    parser.add_argument("--shots", action="store_true", help="also time the shot-cut pre-pass and the speaker "
-                        "pass with and without cut detection, as shares of the face pass")
+    parser.add_argument("--shots", action="store_true", help="also time what real-footage handling adds to the face "
+                        "pass (cuts found on its frames, occluders) and the speaker pass with and without cut "
+                        "detection, as shares of the face pass")
     args = parser.parse_args()
     if not Path(args.video).is_file():
         sys.exit(f"video not found: {args.video} (pass --video)")
@@ -138,9 +150,7 @@ def main() -> None:
         report["face_pass_fps"] = round(face_pass(args.video, args.frames, args.resolution, detector), 1)
         if args.shots:
             share = report["face_pass_fps"]
-            cuts = cut_pass(args.video, args.frames)
-            report["cut_prepass_fps"] = round(cuts, 1)
-            report["cut_prepass_share_of_face_pass"] = round(share / cuts, 3)
+            report.update(real_footage_costs(args.video, args.frames, args.resolution))
             plain, with_cuts = cuts_in_speaker_pass(args.video, args.frames, detector)
             report["speaker_pass_fps"], report["speaker_pass_with_cuts_fps"] = round(plain, 1), round(with_cuts, 1)
             report["cuts_in_speaker_pass_share_of_face_pass"] = round(share / with_cuts - share / plain, 3)

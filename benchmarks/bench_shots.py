@@ -11,7 +11,7 @@ Each sequence concatenates (ffmpeg, 25 fps, 640x360) shots of 2.4-3.6 s drawn at
 - `faceless`: a generated texture or a heavily blurred crop under another clip's speech (no face).
 Measured with `--face_choice speaker` and `largest` (the official), through `tracker_settings` and the face pass
 (`VideoFaceProcessor`) as the pipeline runs them: true cuts found at their exact frame (by the speaker pass
-and by the cut pre-pass), edited frames (has_face) in shots where nobody visible speaks (goal 0 with
+and by the face pass itself), edited frames (has_face) in shots where nobody visible speaks (goal 0 with
 `speaker`), frames of a face track that spans two true shots (landmarks from another shot, goal 0), and shots
 whose speaker is edited on the right face (>= 50% of the shot's frames, none on another face). Also the shot
 table's scores and null thresholds of every face, for tuning `speaker.null_*` on the whole corpus.
@@ -139,13 +139,15 @@ def render(shots: list[Shot], out: Path, work: Path) -> None:
                 writer.write(chunk)
 
 
-def face_pass(video: Path, detector: FaceDetector, settings: dict) -> list:
+def face_pass(video: Path, detector: FaceDetector, settings: dict) -> tuple[list, list[int]]:
+    """Per frame (has_face, box centre x, track id, bridged), and the cuts the face pass used (given by the
+    speaker pass, or found by the face pass itself)."""
     processor = VideoFaceProcessor(detector=detector, **settings)
     out = []
     for a in processor.process(iter_frames(str(video), chunk_size=16, target_fps=FPS), batch_size=16):
         centre = None if a.face_box is None else float((a.face_box[0] + a.face_box[2]) / 2)
         out.append((a.has_face, centre, a.track_id, a.bridged))
-    return out
+    return out, sorted(processor.cuts)
 
 
 def judge(shots: list[Shot], aligned: list) -> dict:
@@ -204,9 +206,8 @@ def main() -> None:
                                             RunProgress(False), say=said.append)
                 prepass = time.perf_counter() - start
                 start = time.perf_counter()
-                aligned = face_pass(video, detector, settings)
+                aligned, found = face_pass(video, detector, settings)
                 faces = time.perf_counter() - start
-                found = list(settings.get("cuts", []))
                 result = judge(shots, aligned)
                 result.update({"cuts_exact": len(set(found) & set(true_cuts)), "cuts_true": len(true_cuts),
                                "cuts_spurious": len(set(found) - set(true_cuts)), "cuts_found": found,

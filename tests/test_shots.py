@@ -106,7 +106,11 @@ def test_everything_restarts_at_the_cut(cut_clip, detector):
         assert np.array_equal(a.points3, b.points3)
         assert np.allclose(a.affine_matrix.numpy(), b.affine_matrix.numpy(), atol=1e-6)
     assert whole[cut].track_id != whole[cut - 1].track_id
-    uncut, _ = _aligned(frames, detector)
+    found, processor = _aligned(frames, detector)  # no cuts given: the face pass finds the cut on its own frames
+    assert processor.cuts == {cut}
+    for a, b in zip(found[cut:], fresh, strict=True):
+        assert np.array_equal(a.points3, b.points3)
+    uncut, _ = _aligned(frames, detector, cuts=[])  # told there is none: state carries over
     assert not np.allclose(uncut[cut + 1].affine_matrix.numpy(), fresh[1].affine_matrix.numpy(), atol=1e-6)
 
 

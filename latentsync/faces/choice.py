@@ -1,8 +1,8 @@
 """The user's face choice as settings of the face pass's tracker; `speaker` is decided here, before it.
 
-Every choice also gets the video's shot cuts (`cuts`, frames of the face pass that start a shot; see
-`latentsync.faces.shots`), where tracking, smoothing and gap bridging restart. `largest | index | position |
-tracked` go to `FaceTracker` as they are, after a short cut pre-pass over small frames. `speaker` first finds
+Tracking, smoothing and gap bridging restart at every shot cut (`latentsync.faces.shots`). `largest | index |
+position | tracked` go to `FaceTracker` as they are, and the face pass finds the cuts itself on the frames it
+decodes. `speaker` first finds
 the speaking face of each shot over the frames the output will show (`latentsync.faces.speaker`, which detects
 the cuts on the same decoded frames), prints one line per candidate, the choice and the shot table, and hands
 the tracker the chosen faces' boxes in every frame (`guide_boxes`, NaN in shots where nobody speaks: those
@@ -27,7 +27,8 @@ def tracker_settings(choice: str | None, index: int | None, position, video_path
                      num_frames: int, progress: RunProgress, say=_say) -> dict:
     """Keyword settings for `VideoFaceProcessor` / `FaceTracker` (what is absent, configs/faces.yaml decides).
 
-    `cuts` (frame indices that start a shot) is present when the video has shot cuts (`shots.detect` on)."""
+    `cuts` (frame indices that start a shot) is present when the speaker pass found them; otherwise the face pass
+    finds them itself on the frames it decodes (`shots.detect`)."""
     from latentsync.faces.detector import load_faces_config
 
     config = detector.config if detector is not None else load_faces_config()
@@ -39,25 +40,7 @@ def tracker_settings(choice: str | None, index: int | None, position, video_path
             return settings
         choice, configured = "tracked", False
     settings = {} if configured else {"choice": choice, "choice_index": index, "choice_position": position}
-    settings = {k: v for k, v in settings.items() if v is not None}
-    cuts = _cut_pre_pass(video_path, config, fps, num_frames, progress, say) if config.shots.detect else []
-    return _with_cuts(settings, cuts)
-
-
-def _cut_pre_pass(video_path, config, fps: float, num_frames: int, progress: RunProgress, say) -> list[int]:
-    """The shot cuts alone (a pass over small frames); one line per shot when there is more than one."""
-    from latentsync.faces.shots import find_cuts, shot_ranges
-
-    bar = progress.stage("shots", num_frames)
-    try:
-        cuts = find_cuts(video_path, config.shots, fps, num_frames, progress=bar)
-    finally:
-        bar.close()
-    shots = shot_ranges(cuts, num_frames)
-    if len(shots) > 1:
-        for k, (start, end) in enumerate(shots, start=1):
-            say(f"shot {k}/{len(shots)}: frames {start}-{end - 1} ({end - start}): tracking restarts here")
-    return cuts
+    return {k: v for k, v in settings.items() if v is not None}  # cuts: found by the face pass itself
 
 
 def _speaker_settings(video_path, detector, fps: float, num_frames: int, progress: RunProgress, say) -> dict | None:
@@ -90,5 +73,5 @@ def _speaker_settings(video_path, detector, fps: float, num_frames: int, progres
 
 
 def _with_cuts(settings: dict, cuts: list[int]) -> dict:
-    """`cuts` joins the settings only when there is one (a single shot leaves them as they were)."""
-    return {**settings, "cuts": cuts} if cuts else settings
+    """The speaker pass found the cuts on its own frames (none is an answer too): the face pass takes them."""
+    return {**settings, "cuts": list(cuts)}

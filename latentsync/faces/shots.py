@@ -156,6 +156,41 @@ def delayed(frames: Iterable[np.ndarray], detector: CutDetector | None, rgb: boo
         yield i, f, i in cuts
 
 
+class TimelineCuts:
+    """Cuts found on the fly on the face pass's own frames (the 25 fps output timeline), in its frame numbers.
+
+    The face pass decodes every frame anyway, so this costs a resize and the detector's work, not a second
+    decode. A frame the timeline repeats (a slower or variable source frame rate) is analysed once, as the
+    detector would see the source: a repeat is no content change. `settled_before()` says up to which frame
+    the cuts are final (the detector reports a cut `delay` analysed frames late)."""
+
+    def __init__(self, settings, frame_size: tuple[int, int], fps: float = 25.0):
+        self.detector = CutDetector(settings, fps, detection_size(*frame_size))
+        self.timeline_of: list[int] = []  # analysed frame -> its first timeline frame
+        self._last: np.ndarray | None = None
+
+    def add(self, index: int, frame: np.ndarray) -> list[int]:
+        """Analyse timeline frame `index` (RGB, any size); returns the cuts it revealed (timeline frames)."""
+        # Every `step`-th pixel first, then an area average of at least 2 x 2 of those: a fifth of the cost of
+        # averaging the whole 1080p frame, the same content change for the detector.
+        step = max(1, frame.shape[1] // (2 * self.detector.size[0]))
+        small = cv2.resize(frame[::step, ::step], self.detector.size, interpolation=cv2.INTER_AREA)
+        if self._last is not None and np.array_equal(small, self._last):
+            return []
+        self._last = small
+        self.timeline_of.append(index)
+        return [self.timeline_of[c] for c in self.detector.add(small, rgb=True)]
+
+    def settled_before(self) -> int:
+        """Timeline frames before this one have their cut status final."""
+        unknown = self.detector.count - self.detector.delay  # first analysed frame whose cut may still come
+        return self.timeline_of[unknown] if 0 <= unknown < len(self.timeline_of) else 0
+
+    def finish(self) -> list[int]:
+        """Every cut (timeline frames), after the detector's end-of-video step."""
+        return sorted({self.timeline_of[c] for c in self.detector.finish() if 0 < c < len(self.timeline_of)})
+
+
 def find_cuts(video_path, settings, fps: float, num_frames: int, progress=None) -> list[int]:
     """The cut pre-pass (without the speaker pass): output frames 0 < k < num_frames that start a shot.
 

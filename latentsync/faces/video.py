@@ -26,9 +26,11 @@ import torch.nn.functional as F
 
 from .alignment import AlignRestore
 from .detector import FaceDetector, as_faces_config
+from .shots import TimelineCuts
 from .smoothing import PointSmoother, interpolate_points
 from .tracking import FaceTracker
 
+FACE_PASS_FPS = 25.0  # the face pass reads the output timeline (25 fps): the cut detector's time unit
 OCCLUDER_STORE_SIDE = 128  # occluder masks are kept per source frame at most this many pixels a side
 
 
@@ -110,7 +112,7 @@ class VideoFaceProcessor:
     """
 
     def __init__(self, resolution: int = 256, detector: FaceDetector | str | None = None, config=None,
-                 device: str = "cpu", dtype: torch.dtype = torch.float32, cuts=(), **tracker_overrides):
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, cuts=None, **tracker_overrides):
         self._owns_detector = not isinstance(detector, FaceDetector)
         if config is None and not self._owns_detector:
             self.config = detector.config  # a detector passed in brings its settings
@@ -126,7 +128,10 @@ class VideoFaceProcessor:
         self.max_bridge = int(self.config.gaps.max_bridge)
         self.resolution = resolution
         self.restorer = AlignRestore(resolution=resolution, device=device, dtype=dtype)
-        self.cuts = frozenset(int(c) for c in cuts)
+        # The cuts: given (the speaker pass found them on its own frames), or found here on the frames this pass
+        # decodes anyway (`shots.detect`), a few frames ahead of the tracker. Grows as the pass goes.
+        self.cuts: set[int] = set() if cuts is None else {int(c) for c in cuts}
+        self.find_cuts = cuts is None and bool(self.config.shots.detect)
         self.stats = VideoFaceStats()
         self._last_track_id = None
         self._last_width = None
@@ -138,7 +143,7 @@ class VideoFaceProcessor:
         pending: deque[_Pending] = deque()  # frames not yet settled (a possible gap to bridge)
         ready: list[_Pending] = []
         last_face: _Pending | None = None
-        for index, frame in enumerate(_iter_single_frames(frames)):
+        for index, frame in self._with_cuts(_iter_single_frames(frames)):
             shot_start = index in self.cuts
             if shot_start:  # a new shot: nothing is bridged across the cut, the tracker forgets its face
                 ready.extend(pending)
@@ -170,6 +175,23 @@ class VideoFaceProcessor:
         if ready:
             yield from self._finish(ready)
         self.stats.detector_runs = self.tracker.detector_runs
+
+    def _with_cuts(self, frames: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, frame) in order, each frame's cut (if any) already in `self.cuts` when it comes out."""
+        if not self.find_cuts:
+            yield from enumerate(frames)
+            return
+        finder, held = None, deque()
+        for index, frame in enumerate(frames):
+            finder = finder or TimelineCuts(self.config.shots, (frame.shape[1], frame.shape[0]), FACE_PASS_FPS)
+            self.cuts.update(finder.add(index, frame))
+            held.append((index, frame))
+            settled = finder.settled_before()
+            while held and held[0][0] < settled:
+                yield held.popleft()
+        if finder is not None:
+            self.cuts.update(finder.finish())
+        yield from held
 
     def _observe(self, index: int, frame: np.ndarray) -> _Pending:
         tracked = self.tracker.update(frame)
