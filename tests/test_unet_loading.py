@@ -247,20 +247,3 @@ def test_diffusers_from_pretrained_is_refused_with_the_right_loader_named():
 
     with pytest.raises(TypeError, match="registry.load_unet"):
         UNet3DConditionModel.from_pretrained("checkpoints/latentsync_unet.pt")
-
-
-def test_the_official_from_pretrained_call_still_works(tmp_path):
-    """`UNet3DConditionModel.from_pretrained(model_config, ckpt_path, device)` as the official scripts call it."""
-    from omegaconf import OmegaConf
-
-    config = _config()
-    reference, _ = load_unet(config, "")
-    path = tmp_path / "official.pt"
-    torch.save({"state_dict": reference.state_dict(), "global_step": 123}, path)
-    unet, step = UNet3DConditionModel.from_pretrained(OmegaConf.create(config), str(path), device="cpu")
-    assert step == 123 and unet.load_report.exact
-    for key, value in reference.state_dict().items():
-        assert torch.equal(unet.state_dict()[key], value), key
-    with pytest.raises(IncompatibleCheckpointError, match="does not fit"):
-        wider = [2 * c for c in config["block_out_channels"]]
-        UNet3DConditionModel.from_pretrained({**config, "block_out_channels": wider}, str(path))

@@ -251,22 +251,13 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
                 module.prefer_channels_last = enabled
 
     @classmethod
-    def from_pretrained(cls, model_config=None, ckpt_path=None, device="cpu", *args, **kwargs):
-        """The official loader: `from_pretrained(model_config, ckpt_path, device="cpu")` -> `(unet, global_step)`.
-
-        Code written against the official repository (scripts, ComfyUI nodes, notebooks) calls exactly this; it
-        goes through `registry.load_unet`'s checks (keys, shapes, the fitting config). diffusers' own signature
-        (a folder or hub name) is refused: it would skip those checks."""
-        if not isinstance(model_config, Mapping) or ckpt_path is None or args or kwargs:
-            raise TypeError(
-                "UNet3DConditionModel.from_pretrained takes the official arguments (model_config, ckpt_path, "
-                "device='cpu'), not diffusers' (a folder or hub name); or use "
-                "latentsync.models.registry.load_unet(model_config, checkpoint_path), which checks the checkpoint "
-                "against the config and names the config that fits when they disagree"
-            )
-        from latentsync.models.registry import load_unet  # deferred: the registry imports this module
-
-        return load_unet(model_config, ckpt_path, device=device)
+    def from_pretrained(cls, *args, **kwargs):
+        """Refused: diffusers' loader would skip our checks (keys, shapes, the fitting config)."""
+        raise TypeError(
+            "UNet3DConditionModel.from_pretrained is not the way to load LatentSync weights: use "
+            "latentsync.models.registry.load_unet(model_config, checkpoint_path), which checks the checkpoint "
+            "against the config and names the config that fits when they disagree"
+        )
 
     def to(self, *args, **kwargs):
         # Plain nn.Module.to: diffusers 0.42's override warns about fp32-kept modules on every dtype
