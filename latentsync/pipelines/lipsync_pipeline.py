@@ -63,12 +63,16 @@ class LipsyncResult:
     frames_bridged: int
     fps: float
     seconds_per_stage: dict[str, float] = field(default_factory=dict)
+    num_shots: int = 1  # shots of the video the output shows (tracking restarts at each cut)
+    frames_with_occluder: int = 0  # output frames where something in front of the mouth was kept
 
     def summary(self) -> str:
         busy = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds_per_stage.items() if k != "wall")
         wall = self.seconds_per_stage.get("wall")
-        return (f"{self.output_path}: {self.num_frames} frames at {self.fps:g} fps, face in "
-                f"{self.frames_with_face} ({self.frames_bridged} bridged), "
+        shots = f"{self.num_shots} shots, " if self.num_shots > 1 else ""
+        occluded = f", an occluder kept in {self.frames_with_occluder}" if self.frames_with_occluder else ""
+        return (f"{self.output_path}: {self.num_frames} frames at {self.fps:g} fps, {shots}face in "
+                f"{self.frames_with_face} ({self.frames_bridged} bridged{occluded}), "
                 f"{self.num_frames - self.frames_with_face} passed through unchanged; busy time per stage "
                 f"(stages overlap): {busy}" + (f"; wall {wall:.1f}s" if wall is not None else ""))
 
@@ -235,6 +239,8 @@ class LipsyncPipeline:
             self.unet.train()
         timings = clock.as_dict()
         timings["wall"] = timings.get("audio", 0.0) + timings.get("speaker", 0.0) + time.perf_counter() - wall_start
+        occluded = np.isin(schedule, list(track.occluders)) & track.has_face[schedule]
+        shots = len(set(source.processor.cuts) & set(schedule.tolist())) + 1
         return LipsyncResult(Path(video_out_path), n_out, frames_with_face, int(track.bridged[schedule].sum()),
-                             float(video_fps), timings)
+                             float(video_fps), timings, num_shots=shots, frames_with_occluder=int(occluded.sum()))
 
