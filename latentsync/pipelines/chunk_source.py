@@ -69,7 +69,6 @@ class ChunkSource:
         if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
         self.track = AlignmentTrack.empty(self.num_source_frames, self.processor)
-        self.cuts = sorted(int(c) for c in (face_choice or {}).get("cuts", ()))
         self.occlusion = occlusion
         self.masker: OccluderMasker | None = None  # made when the face pass starts (it holds the hand models)
         self._occluder_track = None
@@ -77,6 +76,11 @@ class ChunkSource:
         self.fade_frames = max(int(fade_frames), 0)
         self._held: dict[int, AlignedFrame] = {}  # face-pass results not yet handed out (the look-ahead)
         self._first_pass_arrays: dict[int, np.ndarray] = {}  # start index -> decoded array, until handed out
+
+    @property
+    def cuts(self) -> set[int]:
+        """Frames that start a shot: given by the speaker pass, or found by the face pass as it goes (live)."""
+        return self.processor.cuts
 
     def _first_pass_frames(self, reader: VideoReader) -> Iterator[np.ndarray]:
         for start in range(0, self.num_source_frames, self.chunk_size):

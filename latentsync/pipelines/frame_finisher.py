@@ -13,7 +13,7 @@ paste-back.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Collection
 
 import numpy as np
 import torch
@@ -29,11 +29,11 @@ class FrameFinisher:
     for the debug video or None; `cuts`: first source frame of every shot after the first; `keep_mask`: the official
     (R, R) mouth mask (1 = keep), drawn in the debug video."""
 
-    def __init__(self, track: AlignmentTrack, overlay=None, cuts: Sequence[int] = (),
+    def __init__(self, track: AlignmentTrack, overlay=None, cuts: Collection[int] = (),
                  keep_mask: np.ndarray | None = None):
         self.track = track
         self.overlay = overlay
-        self.cuts = sorted(int(c) for c in cuts)
+        self.cuts = cuts  # may grow while the face pass runs ahead (ChunkSource.cuts)
         self.keep_mask = keep_mask
 
     def __call__(self, chunk: Chunk, decoded: torch.Tensor | None) -> np.ndarray:
@@ -62,8 +62,9 @@ class FrameFinisher:
 
     def shot_of(self, source: int) -> tuple[int, int]:
         """(1-based shot number, frames since the shot started) of a source frame."""
-        shot = bisect.bisect_right(self.cuts, source)
-        start = self.cuts[shot - 1] if shot else 0
+        cuts = sorted(self.cuts)
+        shot = bisect.bisect_right(cuts, source)
+        start = cuts[shot - 1] if shot else 0
         return shot + 1, source - start
 
     def _draw(self, chunk: Chunk, j: int, occluder: np.ndarray | None) -> np.ndarray:
