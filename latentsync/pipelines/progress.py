@@ -1,7 +1,7 @@
 """Progress of one run, stage by stage: console bars (tqdm) and/or a callback, from one set of reports.
 
-The pipeline reports at its existing progress points: the shot-cut pass, the speaker pass and the face pass
-per frame, denoising per step, writing per frame. The CLI shows them as bars; the app passes `callback(stage, done,
+The pipeline reports at its existing progress points: the speaker pass and the face pass per frame,
+denoising per step, writing per frame. The CLI shows them as bars; the app passes `callback(stage, done,
 total)` and feeds `gr.Progress`. Reports may come from the pipeline's worker threads (the face pass runs in
 the decode thread, writing in the write thread), so the callback is called under a lock, one at a time.
 """
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from tqdm.auto import tqdm
 
 STAGES = {  # name -> what the bar says
-    "shots": "finding shot cuts",
     "speaker": "finding the speaker",
     "faces": "detecting faces",
     "denoising": "denoising",
