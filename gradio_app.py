@@ -14,7 +14,7 @@ and shows what a run would edit (latentsync/pipelines/face_preview.py). Runs on 
 
 At start, before anything is served, the app checks the options, the checkpoint files, the device and the
 host/port, and exits 2 with one `error:` line when one is wrong (the command-line policy of every entry
-point, latentsync/cli/policy.py); Ctrl-C stops it with 130, SIGTERM with 143. A result where fewer than half
+point, latentsync/command_line.py); Ctrl-C stops it with 130, SIGTERM with 143. A result where fewer than half
 of the frames had a face (and were lip-synced) comes with a warning on the page and on stderr.
 """
 
@@ -46,15 +46,15 @@ from latentsync.api import (  # noqa: E402
     lipsync,
     preset_values,
 )
-from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli, warn  # noqa: E402
+from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli, warn  # noqa: E402
 from latentsync.config import inference_settings  # noqa: E402
 from latentsync.errors import raise_if_stopped  # noqa: E402
 from latentsync.faces.backends import BACKENDS  # noqa: E402
 from latentsync.faces.detector import FACE_CHOICES, load_faces_config  # noqa: E402
 from latentsync.faces.occlusion import MODES as OCCLUSION_MODES  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
-from latentsync.pipelines.progress import STAGES  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
+from latentsync.utils.progress import STAGES  # noqa: E402
 from latentsync.validation import check_face_options, check_occlusion  # noqa: E402
 
 APP = inference_settings().app

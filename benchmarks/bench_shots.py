@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from latentsync.faces.choice import tracker_settings  # noqa: E402
 from latentsync.faces.detector import FaceDetector  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
-from latentsync.pipelines.progress import RunProgress  # noqa: E402
 from latentsync.utils.media import VideoWriter, ffmpeg_exe, iter_frames, probe_video, read_audio, write_wav  # noqa: E402
+from latentsync.utils.progress import RunProgress  # noqa: E402
 
 W, H, FPS = 640, 360, 25
 SPEECH = ["vr_face1.mp4", "vr_face2.mp4", "vr_face3.mp4", "vr_face4.mp4", "vr_face5.mp4", "lp_d20.mp4",

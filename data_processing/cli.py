@@ -1,6 +1,6 @@
 """Command line: `python -m data_processing --input_dir RAW [options] [section.key=value ...]`.
 
-Exit codes (the command-line policy of every entry point, latentsync/cli/policy.py): 0 done (every item kept,
+Exit codes (the command-line policy of every entry point, latentsync/command_line.py): 0 done (every item kept,
 dropped for a reason, or already done), 1 some items failed with an error (recorded in the manifest; redo
 them with --retry_errors) or an internal error, 2 a bad input or set-up (settings, folders, models, an input
 folder without videos, an output that cannot be written or a full disk), 130 / 143 stopped by Ctrl-C /
@@ -13,7 +13,7 @@ import argparse
 
 from data_processing.pipeline import STEP_NAMES, run_pipeline
 from data_processing.settings import DEFAULT_CONFIG, load_settings
-from latentsync.cli.policy import EXIT_INTERNAL, EXIT_OK, OneLineParser, add_verbose_flag, quiet_console, run_cli
+from latentsync.command_line import EXIT_INTERNAL, EXIT_OK, OneLineParser, add_verbose_flag, quiet_console, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -105,7 +105,7 @@ class Chart:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+    from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli
 
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--line", action="append", required=True, metavar="NAME=PATH",

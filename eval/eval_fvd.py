@@ -4,7 +4,7 @@
 
 Each video contributes one clip: frames [20, 36) at the native frame rate, each cropped to the first
 mediapipe face box and resized to 224x224 (INTER_AREA). Needs checkpoints/auxiliary/i3d_torchscript.pt.
-Exit codes as every entry point (latentsync/cli/policy.py): 2 and one `error:` line for a missing or corrupt
+Exit codes as every entry point (latentsync/command_line.py): 2 and one `error:` line for a missing or corrupt
 model, a missing folder, a video without a usable clip or a bad device, checked before the model loads.
 """
 
@@ -21,7 +21,7 @@ import torch
 from eval.fvd import compute_fvd, i3d_features, load_i3d
 from eval.settings import DEFAULT_EVAL_CONFIG, FVDSettings, checkpoint_path, load_eval_config
 from eval.video_files import list_videos
-from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli
 from latentsync.errors import InputError
 from latentsync.validation import device_or_default
 

@@ -5,7 +5,7 @@
 
 Needs checkpoints/auxiliary/syncnet_v2.model (and sfd_face.pth for the official face detector; without it
 a fallback detector is used and named in the output). See docs/evaluation.md. Exit codes as every entry
-point (latentsync/cli/policy.py): 2 and one `error:` line for a bad video path or folder, model, device or
+point (latentsync/command_line.py): 2 and one `error:` line for a bad video path or folder, model, device or
 --json_out, checked before the models load; 1 when no video could be scored.
 """
 
@@ -21,7 +21,7 @@ from eval.settings import DEFAULT_EVAL_CONFIG, load_eval_config
 from eval.syncnet.face_tracks import SyncEvalError
 from eval.syncnet.video_eval import SyncEvaluator
 from eval.video_files import videos_in_folder
-from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli
 from latentsync.errors import InputError
 from latentsync.validation import check_input_file, device_or_default
 

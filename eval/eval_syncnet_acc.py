@@ -7,7 +7,7 @@ Reads `data.val_data_dir` / `data.val_fileslist`, scores `data.num_val_samples` 
 not, drawn by the training dataset) and prints the accuracy with a confusion table. When there are fewer
 validation clips than samples, the split is gone through again with the next epoch's random windows and
 pairings (as training validates), so no sample is scored twice; the output says from how many clips and
-passes the samples came. Exit codes as every entry point (latentsync/cli/policy.py): 2 and one `error:`
+passes the samples came. Exit codes as every entry point (latentsync/command_line.py): 2 and one `error:`
 line for a bad config, checkpoint, device, data or --json_out, checked before the model loads.
 """
 
@@ -22,7 +22,7 @@ import torch
 
 from eval.settings import SyncNetAccuracySettings
 from eval.syncnet_accuracy import syncnet_accuracy
-from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli
 from latentsync.errors import InputError
 
 
@@ -47,7 +47,7 @@ def dataset_batches(config, device: str, stats: dict | None = None) -> Iterator[
                                          num_workers=int(config.data.num_workers), drop_last=False)
     encoder = None
     if config.data.latent_space:
-        from latentsync.cli.train_syncnet import FrameEncoder
+        from latentsync.data.syncnet_dataset import FrameEncoder
 
         encoder = FrameEncoder(settings, device)
         generator = torch.Generator().manual_seed(int(config.run.seed))

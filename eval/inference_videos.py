@@ -8,7 +8,7 @@ runs `latentsync.lipsync` for each pair (existing outputs are kept, so a run can
 every output with the SyncNet protocol (LSE-C, LSE-D, AV offset) and, when I3D is available, the FVD
 between the input videos and the outputs. `--real` adds a row with the input videos' own scores. Writes
 results.md and results.json in the output folder (atomically). Exit codes as every entry point
-(latentsync/cli/policy.py): 2 and one `error:` line for a bad list, output folder, model or device, checked
+(latentsync/command_line.py): 2 and one `error:` line for a bad list, output folder, model or device, checked
 before any model loads; 1 when no output could be scored.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from statistics import fmean
 
 from eval.report import format_table, write_json
-from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli
 from latentsync.errors import InputError
 from latentsync.utils.atomic import atomic_write_text
 from latentsync.validation import check_input_file, check_writable_folder, device_or_default

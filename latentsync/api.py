@@ -18,8 +18,8 @@ import torch
 from latentsync.config import CONFIG_DIR, REPO_ROOT, inference_settings, load_config, model_config
 from latentsync.errors import InputError
 from latentsync.pipelines.frame_schedule import check_length_mode
-from latentsync.pipelines.progress import RunProgress
 from latentsync.utils.allocator import keep_freed_memory
+from latentsync.utils.progress import RunProgress
 from latentsync.validation import (
     check_device,
     check_face_options,

@@ -1,4 +1,4 @@
-"""Every entry point keeps the inference CLI's promises (latentsync/cli/policy.py): a user error is exit 2 with
+"""Every entry point keeps the inference CLI's promises (latentsync/command_line.py): a user error is exit 2 with
 one `error:` line naming the input, checked before any model loads; nothing is created; inputs stay
 byte-identical.
 

@@ -16,8 +16,8 @@ from latentsync.faces.detector import FaceDetector, load_faces_config
 from latentsync.faces.shots import find_cuts, shot_ranges, timeline_cuts
 from latentsync.faces.speaker import choose_speaker, find_speaker
 from latentsync.faces.video import VideoFaceProcessor
-from latentsync.pipelines.progress import RunProgress
 from latentsync.utils.media import iter_frames
+from latentsync.utils.progress import RunProgress
 from tests.helpers import shared_file
 
 CONFIG = load_faces_config()

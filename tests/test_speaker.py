@@ -168,7 +168,7 @@ def test_two_real_people_speaker_edits_the_one_heard(bundle, ckpts, detector, tm
 
 def test_speaker_set_in_the_faces_config_is_honoured(tmp_path):
     from latentsync.faces.choice import tracker_settings
-    from latentsync.pipelines.progress import RunProgress
+    from latentsync.utils.progress import RunProgress
 
     video, _, _ = two_face_clip(tmp_path, "no_audio", speaking=0, seconds=1.0, with_audio=False)
     said = []

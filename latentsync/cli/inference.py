@@ -34,7 +34,7 @@ from latentsync.api import (
     lipsync,
 )
 from latentsync.cli.batch_file import FACE_ROW_OPTIONS, ROW_OPTIONS, read_batch
-from latentsync.cli.policy import (
+from latentsync.command_line import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
     EXIT_OK,

@@ -20,11 +20,10 @@ import sys
 from pathlib import Path
 
 import torch
-from einops import rearrange
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
+from latentsync.data.syncnet_dataset import FrameEncoder, SyncNetDataset
 from latentsync.models.stable_syncnet import StableSyncNet
 from latentsync.models.sync_loss import cosine_loss, sync_predictions
 from latentsync.training_settings import SyncNetTrainingSettings
@@ -50,36 +49,6 @@ from latentsync.utils.training_utils import (
 logger = logging.getLogger("train_syncnet")
 
 HISTORY_KEYS = ("train_step_list", "train_loss_list", "val_step_list", "val_loss_list", "val_acc_list")
-
-
-class FrameEncoder:
-    """Turns (b, f, 3, h, w) pixel windows into the SyncNet's visual input (optionally through the VAE)."""
-
-    def __init__(self, settings: SyncNetTrainingSettings, device):
-        self.lower_half = settings.data.lower_half
-        self.vae = None
-        self.max_frames = settings.run.validation_max_frames
-        if settings.data.latent_space:
-            from diffusers import AutoencoderKL
-
-            self.vae = AutoencoderKL.from_pretrained(settings.ckpt.vae_path).requires_grad_(False).to(device)
-            self.scaling = settings.run.vae_scaling_factor
-
-    @torch.no_grad()
-    def _latents(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        b, f = frames.shape[:2]
-        flat = rearrange(frames, "b f c h w -> (b f) c h w").to(self.vae.dtype)
-        parts = []
-        for chunk in flat.split(self.max_frames):  # bounded memory, as the official 640-frame chunks
-            dist = self.vae.encode(chunk).latent_dist
-            noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
-            parts.append((dist.mean + dist.std * noise) * self.scaling)
-        return rearrange(torch.cat(parts), "(b f) c h w -> b f c h w", b=b, f=f).float()
-
-    def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if self.vae is not None:
-            frames = self._latents(frames, generator)
-        return syncnet_visual_input(frames, self.lower_half)
 
 
 def syncnet_batch_loss(model, encoder: FrameEncoder, batch: dict, generator, accelerator, threshold: float):

@@ -10,6 +10,8 @@ same clip (negative). Frames are (F, 3, H, W) in [-1, 1]; the mel window is (1, 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from einops import rearrange
@@ -25,6 +27,9 @@ from latentsync.data.clips import (
 from latentsync.data.mel_cache import MelCache
 from latentsync.utils.audio import crop_mel_window, mel_frames_per_second, melspectrogram
 from latentsync.utils.media import read_audio
+
+if TYPE_CHECKING:
+    from latentsync.training_settings import SyncNetTrainingSettings
 
 
 def syncnet_visual_input(frames: torch.Tensor, lower_half: bool) -> torch.Tensor:
@@ -101,3 +106,35 @@ class SyncNetDataset(ClipDataset):
             "video_path": path,
             "start_idx": start,
         }
+
+
+class FrameEncoder:
+    """Turns (b, f, 3, h, w) pixel windows into the SyncNet's visual input (optionally through the VAE).
+
+    Shared by SyncNet training and `eval/eval_syncnet_acc.py`, so both see the same input."""
+
+    def __init__(self, settings: SyncNetTrainingSettings, device):
+        self.lower_half = settings.data.lower_half
+        self.vae = None
+        self.max_frames = settings.run.validation_max_frames
+        if settings.data.latent_space:
+            from diffusers import AutoencoderKL
+
+            self.vae = AutoencoderKL.from_pretrained(settings.ckpt.vae_path).requires_grad_(False).to(device)
+            self.scaling = settings.run.vae_scaling_factor
+
+    @torch.no_grad()
+    def _latents(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, f = frames.shape[:2]
+        flat = rearrange(frames, "b f c h w -> (b f) c h w").to(self.vae.dtype)
+        parts = []
+        for chunk in flat.split(self.max_frames):  # bounded memory, as the official 640-frame chunks
+            dist = self.vae.encode(chunk).latent_dist
+            noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
+            parts.append((dist.mean + dist.std * noise) * self.scaling)
+        return rearrange(torch.cat(parts), "(b f) c h w -> b f c h w", b=b, f=f).float()
+
+    def __call__(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.vae is not None:
+            frames = self._latents(frames, generator)
+        return syncnet_visual_input(frames, self.lower_half)

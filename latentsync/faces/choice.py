@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from latentsync.pipelines.progress import RunProgress
+    from latentsync.utils.progress import RunProgress
 
 
 def _say(line: str) -> None:

@@ -21,9 +21,9 @@ from latentsync.faces.alignment import AlignRestore
 from latentsync.faces.blend import edit_weights
 from latentsync.faces.occlusion import OccluderMasker, occlusion_settings
 from latentsync.faces.video import AlignedFrame, AlignmentTrack, VideoFaceProcessor
-from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.streaming import StageClock
 from latentsync.utils.media import VideoReader
+from latentsync.utils.progress import RunProgress
 
 
 class NoFaceError(InputError):

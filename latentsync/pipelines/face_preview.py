@@ -17,9 +17,9 @@ from latentsync.faces.choice import tracker_settings
 from latentsync.faces.detector import load_faces_config
 from latentsync.pipelines.chunk_source import ChunkSource
 from latentsync.pipelines.frame_finisher import FrameFinisher
-from latentsync.pipelines.progress import RunProgress
 from latentsync.utils.image_processor import load_fixed_mask
 from latentsync.utils.media import VideoWriter, frame_map, probe_video
+from latentsync.utils.progress import RunProgress
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from latentsync.faces.detector import load_faces_config
 from latentsync.pipelines.chunk_source import ChunkSource, NoFaceError
 from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
-from latentsync.pipelines.progress import RunProgress
 from latentsync.pipelines.sampling import denoise, guided_step_count
 from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
 from latentsync.utils.allocator import release_freed_memory
 from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoWriter, frame_map, probe_video, read_audio
+from latentsync.utils.progress import RunProgress
 from latentsync.whisper.audio2feature import frame_feature_indices, gather_frames
 
 logger = logging.getLogger(__name__)

@@ -331,9 +331,9 @@ def check_run_paths(output_dir, resume_path: str | None = None) -> None:
 
 def training_cli(main, description: str, config_flag: str, default_config: str, example: str, argv=None) -> int:
     """Console-script entry of a trainer: `<config_flag> PATH [key=value ...]` -> `main(config)`, under the
-    command-line error policy (latentsync/cli/policy.py): a bad config, override, file list or checkpoint is
+    command-line error policy (latentsync/command_line.py): a bad config, override, file list or checkpoint is
     one `error:` line and exit 2, before any run folder is made."""
-    from latentsync.cli.policy import OneLineParser, add_verbose_flag, quiet_console, run_cli
+    from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli
 
     parser = OneLineParser(description=description,
                            epilog=f"Extra arguments are key=value config overrides, e.g. {example}")
