@@ -115,6 +115,15 @@ def batch_cases(world) -> dict:
     single = cli_args(world["ckpts"], world["video"], world["audio"], out / "o.mp4")
     built["inference: device tpu"] = (inference.main, single[:single.index("--device")] + ["--device", "tpu"]
                                       + single[single.index("--device") + 2:], "--device 'tpu'")
+    built["inference: debug video is the input video"] = (inference.main, single + ["--debug_video", str(world["video"])],
+                                                          "refusing to overwrite")
+    built["inference: debug video is the output"] = (inference.main, single + ["--debug_video", str(out / "o.mp4")],
+                                                     "refusing to overwrite")
+    built["inference: debug video is a folder"] = (inference.main, single + ["--debug_video", str(out)], "is a folder")
+    built["inference: unknown occlusion"] = (inference.main, single + ["--occlusion", "sometimes"], "--occlusion")
+    valid = batch_file(world, "valid.json", json.dumps([row(world, str(out / "v.mp4"))]))
+    built["batch: --debug_video with --batch"] = (inference.main, base + ["--batch", str(valid), "--debug_video",
+                                                                          str(out / "d.mp4")], "--debug_video")
     return built
 
 

@@ -109,6 +109,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("give --video_path, --audio_path and --video_out_path, or --batch FILE")
     if args.batch is not None and any(single):
         p.error("--batch cannot be combined with --video_path/--audio_path/--video_out_path")
+    if args.batch is not None and args.debug_video is not None:
+        p.error("--debug_video names one file, so it applies to a single run, not to --batch (every row would "
+                "write it); run the row you want to inspect on its own with --debug_video")
     if args.shard_index is not None or args.num_shards is not None:
         if args.batch is None:
             p.error("--shard_index/--num_shards apply to --batch")
