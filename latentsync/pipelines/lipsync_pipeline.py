@@ -40,6 +40,8 @@ from latentsync.whisper.audio2feature import frame_feature_indices, gather_frame
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["LipsyncPipeline", "LipsyncResult", "NoFaceError"]
+
 
 @contextlib.contextmanager
 def debug_writer(path: str | None, fps: float, audio_path: str, seconds: float):
@@ -49,8 +51,6 @@ def debug_writer(path: str | None, fps: float, audio_path: str, seconds: float):
         return
     with VideoWriter(path, fps, audio_path=audio_path, audio_duration=seconds, crf=23, preset="veryfast") as writer:
         yield writer
-
-__all__ = ["LipsyncPipeline", "LipsyncResult", "NoFaceError"]
 
 
 @dataclass
