@@ -99,6 +99,9 @@ class OcclusionSettings(Section):
     reach: float
     min_area: float
     close: float
+    beyond_face: bool
+    colour_bins: int = at_least(1)
+    mouth_frames: int = at_least(0)
     feather: float
     decay: float
     min_value: float
@@ -293,7 +296,8 @@ def _robust_z(values_map: list[np.ndarray], sample: np.ndarray, floor: float) ->
     return z
 
 
-def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings) -> np.ndarray:
+def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings,
+                     mouth_cells: np.ndarray | None = None) -> np.ndarray:
     """uint8 {0, 255} mask of pixels in the analysed region that are neither skin nor lips, seeded in the face.
 
     `roi`: (h, w, 3) RGB uint8 at analysis scale. `regions` (uint8 masks, see `face_regions`): `skin` where the
@@ -301,7 +305,10 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     `lips` (the lip ring, which has its own colour model and is only accepted there), `mouth` (the open mouth,
     never a candidate), `seed` (the lower face: an occluder must cover part of it) and `zone` (the face, a
     thin margin and the area below the chin: an occluder is followed there, not into hair or background). `face_width`
-    in analysis pixels.
+    in analysis pixels. `mouth_cells` (bool, colour_bins^3, see `_cells_of`): the colours the lips and the open
+    mouth showed in earlier frames of the shot where nothing covered them; when given, a lip or mouth pixel is a
+    candidate when it is neither skin nor one of those colours (replaces the lip model and the mouth exclusion,
+    so an object over the open mouth is seen).
     """
     s = settings
     image = cv2.GaussianBlur(roi, (3, 3), 0).astype(np.float32)
@@ -317,26 +324,75 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     # when the skin's own spread is wide).
     saturation = np.hypot(chroma[0] - 1 / 3, chroma[1] - 1 / 3)
     not_skin |= saturation < s.neutral_ratio * float(np.median(saturation[skin]))
+    mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
     lips = (regions["lips"] > 0) & bright_enough
-    if lips.sum() >= 16:
+    if mouth_cells is None and lips.sum() >= 16:
         not_lips = _robust_z(chroma, lips, s.chroma_floor) > s.chroma_z
         not_skin &= ~((regions["lips"] > 0) & ~not_lips)
     face_luma = float(np.median(luma[skin]))
     # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
     too_dark = luma < min(s.min_luma, s.dark_ratio * face_luma)
-    candidate = ((not_skin & bright_enough) | too_dark) & (regions["mouth"] == 0) & (regions["zone"] > 0)
-    candidate = candidate.astype(np.uint8) * 255
-    count, labels = cv2.connectedComponents(candidate, connectivity=8)
-    if count <= 1:
-        return np.zeros_like(candidate)
-    seed = regions["seed"] > 0
-    inside = np.bincount(labels[seed].ravel(), minlength=count)
-    keep = inside >= s.min_area * max(1, int(seed.sum()))
-    keep[0] = False
-    found = keep[labels].astype(np.uint8) * 255
+    anywhere = (not_skin & bright_enough) | too_dark
+    if mouth_cells is None:
+        anywhere &= regions["mouth"] == 0
+    else:
+        anywhere &= ~(mouth_area & _grown_cells(mouth_cells).ravel()[_colour_bins(roi, s.colour_bins)])
+    candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
+    found = _seeded(candidate, regions["seed"] > 0, s.min_area)
+    if found.any() and s.beyond_face:
+        # Beyond the face the edited region reaches into the background: follow a found object there, over
+        # pixels that are neither skin nor like the background sampled beside the cheeks.
+        beyond = anywhere & (regions["zone"] == 0) & ~_like(roi, regions["background"], s.colour_bins)
+        grown = (found > 0) | beyond
+        count, labels = cv2.connectedComponents(grown.astype(np.uint8), connectivity=8)
+        touching = np.zeros(count, bool)
+        touching[np.unique(labels[found > 0])] = True
+        touching[0] = False
+        found = touching[labels].astype(np.uint8) * 255
     if s.close > 0 and found.any():
         found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
     return found
+
+
+def _seeded(candidate: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndarray:
+    """The connected pieces of `candidate` (uint8) that cover at least `min_area` of `seed` (bool)."""
+    count, labels = cv2.connectedComponents(candidate, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(candidate)
+    inside = np.bincount(labels[seed].ravel(), minlength=count)
+    keep = inside >= min_area * max(1, int(seed.sum()))
+    keep[0] = False
+    return keep[labels].astype(np.uint8) * 255
+
+
+def _colour_bins(image: np.ndarray, bins: int) -> np.ndarray:
+    """Per pixel, the index of its RGB cell in a bins^3 grid."""
+    q = (image.astype(np.int32) * bins) >> 8
+    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+
+
+def _cells_of(image: np.ndarray, sample: np.ndarray, bins: int) -> np.ndarray:
+    """(bins, bins, bins) pixel counts of the `sample` region's colours."""
+    counts = np.bincount(_colour_bins(image, bins)[sample > 0].ravel(), minlength=bins**3)
+    return counts.reshape(bins, bins, bins)
+
+
+def _grown_cells(seen: np.ndarray) -> np.ndarray:
+    """The occupied cells (bool) grown by one cell along every channel (no wrap-around): colour tolerance."""
+    grown = seen > 0
+    for axis in range(3):
+        moved = np.moveaxis(grown, axis, 0).copy()
+        moved[1:] |= np.moveaxis(grown, axis, 0)[:-1]
+        moved[:-1] |= np.moveaxis(grown, axis, 0)[1:]
+        grown = np.moveaxis(moved, 0, axis)
+    return grown
+
+
+def _like(image: np.ndarray, sample: np.ndarray, bins: int) -> np.ndarray:
+    """(h, w) bool: pixels whose colour cell, or a neighbouring one, holds a pixel of the `sample` region."""
+    if bins <= 0 or not sample.any():
+        return np.zeros(image.shape[:2], bool)
+    return _grown_cells(_cells_of(image, sample, bins)).ravel()[_colour_bins(image, bins)]
 
 
 def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settings: OcclusionSettings) -> dict | None:
@@ -365,7 +421,12 @@ def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settin
     mouth = _polygon(to_roi(landmarks[list(INNER_LIPS[layout])]), shape, settings.mouth_dilate * face_width)
     lips = _polygon(to_roi(landmarks[list(OUTER_LIPS[layout])]), shape, 0.03 * face_width)
     lips[mouth > 0] = 0
-    return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone}
+    # The background beside the cheeks (above the nose tip, beyond the zone): what an object is told from
+    # where it sticks out of the face.
+    background = np.zeros(shape, np.uint8)
+    background[:nose_y] = 255
+    background[zone > 0] = 0
+    return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone, "background": background}
 
 
 def _polygon(points: np.ndarray, shape, grow_px: float) -> np.ndarray:
@@ -400,12 +461,15 @@ class OccluderMasker:
         self.mode = mode
         self._hands = HandFinder(self.settings) if mode in ("auto", "hands") else None
         self._previous: OcclusionPatch | None = None
+        self._mouth_counts: np.ndarray | None = None  # colours of the uncovered lips and mouth in this shot
+        self._mouth_frames = 0
         self.frames = 0
         self.frames_with_mask = 0
 
     def reset(self) -> None:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
         self._previous = None
+        self._mouth_counts, self._mouth_frames = None, 0
         if self._hands is not None:
             self._hands.reset()
 
@@ -450,12 +514,36 @@ class OccluderMasker:
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
             if regions is not None:
                 roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-                found |= colour_occluders(roi, regions, face_width, s)
+                found |= colour_occluders(roi, regions, face_width, s, self._mouth_model())
+                self._learn_mouth(roi, regions, found, face_width)
         if not found.any():
             return None
         soft = self._feather(found, s.feather * face_width)
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
+
+    def _mouth_model(self) -> np.ndarray | None:
+        """The clean lips and mouth colours of this shot (cells seen in >= 2 pixels), once learnt long enough."""
+        if self._mouth_counts is None or self._mouth_frames < self.settings.mouth_frames:
+            return None
+        return self._mouth_counts >= 2
+
+    def _learn_mouth(self, roi: np.ndarray, regions: dict, found: np.ndarray, face_width: float) -> None:
+        """Add this frame's lip and open-mouth colours, away from anything found in front of them, to the shot's
+        mouth model (a frame whose mouth is mostly covered adds nothing)."""
+        s = self.settings
+        if s.mouth_frames <= 0:
+            return
+        area = (regions["lips"] > 0) | (regions["mouth"] > 0)
+        if found.any():
+            covered = cv2.dilate(found, _disk(max(1.0, s.close * face_width)))
+            free = area & (covered == 0)
+            if free.sum() < 0.5 * area.sum():
+                return
+            area = free
+        counts = _cells_of(roi, area, s.colour_bins)
+        self._mouth_counts = counts if self._mouth_counts is None else self._mouth_counts + counts
+        self._mouth_frames += 1
 
     @staticmethod
     def _feather(binary: np.ndarray, width_px: float) -> np.ndarray:
