@@ -102,6 +102,7 @@ class OcclusionSettings(Section):
     beyond_face: bool
     colour_bins: int = at_least(1)
     mouth_frames: int = at_least(0)
+    object_bins: int = at_least(0)
     feather: float
     decay: float
     min_value: float
@@ -339,16 +340,20 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
         anywhere &= ~(mouth_area & _grown_cells(mouth_cells).ravel()[_colour_bins(roi, s.colour_bins)])
     candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
     found = _seeded(candidate, regions["seed"] > 0, s.min_area)
-    if found.any() and s.beyond_face:
+    if not found.any():
+        return found
+    core = (found > 0) & (regions["seed"] > 0)
+    if s.object_bins > 0:
+        # The object's own colours, where it lies on the lower face: from there it is followed only over
+        # pixels like it, not into dark hair, jaw shade or nostrils that happen to touch it.
+        like_object = _like(roi, core, s.object_bins)
+        anywhere &= like_object
+        found = _touching((candidate > 0) & like_object, core)
+    if s.beyond_face:
         # Beyond the face the edited region reaches into the background: follow a found object there, over
         # pixels that are neither skin nor like the background sampled beside the cheeks.
         beyond = anywhere & (regions["zone"] == 0) & ~_like(roi, regions["background"], s.colour_bins)
-        grown = (found > 0) | beyond
-        count, labels = cv2.connectedComponents(grown.astype(np.uint8), connectivity=8)
-        touching = np.zeros(count, bool)
-        touching[np.unique(labels[found > 0])] = True
-        touching[0] = False
-        found = touching[labels].astype(np.uint8) * 255
+        found = _touching((found > 0) | beyond, found > 0)
     if s.close > 0 and found.any():
         found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
     return found
@@ -363,6 +368,15 @@ def _seeded(candidate: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndar
     keep = inside >= min_area * max(1, int(seed.sum()))
     keep[0] = False
     return keep[labels].astype(np.uint8) * 255
+
+
+def _touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """uint8 {0, 255}: the connected pieces of `mask` (bool) that hold a pixel of `seed` (bool)."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[np.unique(labels[seed & mask])] = True
+    touching[0] = False
+    return touching[labels].astype(np.uint8) * 255
 
 
 def _colour_bins(image: np.ndarray, bins: int) -> np.ndarray:
