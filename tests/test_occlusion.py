@@ -179,15 +179,13 @@ def test_edited_region_lies_over_the_mouth(face):
     assert not region[eyes[:, 1], eyes[:, 0]].any()
 
 
-_FALSE_POSITIVES = pytest.mark.xfail(strict=True, reason="goal not met yet: dark shade / hair at the jaw is taken for "
-                                     "an occluder on this clip (~2.5% of the region; docs/faces.md 'Occlusion')")
-CLEAN_CLIPS = ("vr_face3", "vr_face5", pytest.param("lp_d20", marks=_FALSE_POSITIVES),
-               "st_WDA_KatieHill")
+CLEAN_CLIPS = ("vr_face3", "vr_face5", "lp_d20", "st_WDA_KatieHill")
 
 
 @pytest.mark.parametrize("name", CLEAN_CLIPS)
 def test_corpus_clips_without_occluder_stay_edited(name):
-    """Real talking faces (open mouths, glasses, lipstick): the mask covers < 2% of the edited region."""
+    """Real talking faces (open mouths, glasses, lipstick, dark nostrils): the mask covers < 2% of the edited
+    region."""
     from latentsync.faces.video import VideoFaceProcessor
     from latentsync.utils.mask import fixed_mask_rgb_u8
     from latentsync.utils.media import iter_frames

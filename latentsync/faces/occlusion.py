@@ -67,6 +67,12 @@ OUTER_LIPS = {
 }
 # Nose tip per landmark count: colour occluders are only seeded below it (eyes and brows are dark, not occluders).
 NOSE_TIP = {468: 1, 478: 1, 68: 30}
+# The underside of the nose (tip, alae, nostrils): dark nostrils and their shade are not occluders.
+NOSE_BOTTOM = {
+    468: (1, 2, 97, 326, 98, 327, 64, 294, 48, 278, 219, 439, 240, 460, 75, 305, 79, 309, 20, 250, 94, 19),
+    478: (1, 2, 97, 326, 98, 327, 64, 294, 48, 278, 219, 439, 240, 460, 75, 305, 79, 309, 20, 250, 94, 19),
+    68: (30, 31, 32, 33, 34, 35),
+}
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -95,6 +101,7 @@ class OcclusionSettings(Section):
     dark_ratio: float
     min_luma: float
     mouth_dilate: float
+    nose_dilate: float
     seed_inset: float
     reach: float
     min_area: float
@@ -304,8 +311,10 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     `roi`: (h, w, 3) RGB uint8 at analysis scale. `regions` (uint8 masks, see `face_regions`): `skin` where the
     face's colour is sampled (cheeks and nose, above the nose tip: a mouth occluder rarely covers them),
     `lips` (the lip ring, which has its own colour model and is only accepted there), `mouth` (the open mouth,
-    never a candidate), `seed` (the lower face: an occluder must cover part of it) and `zone` (the face, a
-    thin margin and the area below the chin: an occluder is followed there, not into hair or background). `face_width`
+    never a candidate unless `mouth_cells` is given), `nose` (the nose's underside: nostrils, never a
+    candidate), `seed` (the lower face: an occluder must cover part of it), `zone` (the face, a thin margin
+    and the area below the chin: an occluder is followed there) and `background` (beside the cheeks: beyond
+    the zone an occluder is followed over pixels unlike it). `face_width`
     in analysis pixels. `mouth_cells` (bool, colour_bins^3, see `_cells_of`): the colours the lips and the open
     mouth showed in earlier frames of the shot where nothing covered them; when given, a lip or mouth pixel is a
     candidate when it is neither skin nor one of those colours (replaces the lip model and the mouth exclusion,
@@ -333,7 +342,7 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     face_luma = float(np.median(luma[skin]))
     # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
     too_dark = luma < min(s.min_luma, s.dark_ratio * face_luma)
-    anywhere = (not_skin & bright_enough) | too_dark
+    anywhere = ((not_skin & bright_enough) | too_dark) & (regions["nose"] == 0)
     if mouth_cells is None:
         anywhere &= regions["mouth"] == 0
     else:
@@ -435,12 +444,15 @@ def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settin
     mouth = _polygon(to_roi(landmarks[list(INNER_LIPS[layout])]), shape, settings.mouth_dilate * face_width)
     lips = _polygon(to_roi(landmarks[list(OUTER_LIPS[layout])]), shape, 0.03 * face_width)
     lips[mouth > 0] = 0
+    nose = _polygon(cv2.convexHull(to_roi(landmarks[list(NOSE_BOTTOM[layout])]).astype(np.float32))[:, 0], shape,
+                    settings.nose_dilate * face_width)
     # The background beside the cheeks (above the nose tip, beyond the zone): what an object is told from
     # where it sticks out of the face.
     background = np.zeros(shape, np.uint8)
     background[:nose_y] = 255
     background[zone > 0] = 0
-    return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone, "background": background}
+    return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone, "background": background,
+            "nose": nose}
 
 
 def _polygon(points: np.ndarray, shape, grow_px: float) -> np.ndarray:
