@@ -474,8 +474,8 @@ def summarise(clips: dict, kinds) -> dict:
     return out
 
 
-def _pct(value) -> str:
-    return "–" if value is None or np.isnan(value) else f"{100 * value:.0f} %"
+def _pct(value, digits: int = 0) -> str:
+    return "–" if value is None or np.isnan(value) else f"{100 * value:.{digits}f} %"
 
 
 def markdown_table(clips: dict, summary: dict, kinds) -> str:
@@ -490,7 +490,7 @@ def markdown_table(clips: dict, summary: dict, kinds) -> str:
             if o is not None:
                 cell += f" [{_pct(o['kept'])} / {_pct(o['edited'])}]"
             cells.append(cell)
-        lines.append(f"| {name} | {_pct(row['clean']['shrink'])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {_pct(row['clean']['shrink'], 1)} | " + " | ".join(cells) + " |")
     for label, key, fmt in (("kept (pixel-weighted) / edited (mean)", "kept_all_pixels", "main"),
                             ("kept_core (2 px edge band out)", "kept_core_all_pixels", "one"),
                             ("kept_vs_enc (vs encoded composite)", "kept_vs_enc_all_pixels", "one")):
@@ -509,7 +509,8 @@ def markdown_table(clips: dict, summary: dict, kinds) -> str:
                 cell = _pct(r.get(key)) + (f" [{_pct(o.get(key))}]" if o is not None else "")
             cells.append(cell)
         clean = summary["clean"]
-        first = f"mean {_pct(clean['shrink_mean'])}, worst {_pct(clean['shrink_worst_clip'])}" if fmt == "main" else ""
+        first = (f"mean {_pct(clean['shrink_mean'], 1)}, worst {_pct(clean['shrink_worst_clip'], 1)}"
+                 if fmt == "main" else "")
         lines.append(f"| **all clips**: {label} | {first} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

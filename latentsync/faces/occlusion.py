@@ -29,13 +29,17 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
 - **Colour** (`auto` only): objects that are neither skin nor lips. The face's own colour is sampled in the
   same frame on the cheeks and nose (the landmark hull, inset, above the nose tip: a mouth occluder rarely
   covers them); pixels whose r, g chromaticity is far from it, that are far less saturated (grey, black,
-  white, metal), or too dark for a colour, are candidates. The lip ring has its own colour model; the open
-  mouth (the inner-lip polygon, grown) is never a candidate: teeth and the dark cavity are not occluders.
-  Candidates count only on the face, a thin margin and below the chin, in pieces big enough on the lower face;
-  a closing bridges them. It catches black, grey, white, metal and coloured objects (microphones, pens, cups);
-  it cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model), misses an object
-  centred on the open mouth that covers it entirely, and does not know a dark full beard from a dark object
-  (see docs/faces.md "Occlusion" for the measurements).
+  white, metal), or too dark for a colour, are candidates. The nose's underside (nostrils) never is. The lips
+  and the open mouth: the masker learns the shot's lip, teeth and cavity colours where nothing covers them
+  (state reset at `reset()`); once it has seen `mouth_frames` frames, a pixel there is a candidate when it is
+  none of those colours (before that, the lip ring has a per-frame colour model and the open mouth is never a
+  candidate). Candidates count only on the face, a thin margin and below the chin, in pieces big enough on
+  the lower face; from there an object is followed only over its own colours (those seen where it lies on the
+  lower face), and beyond the face over pixels unlike the background sampled beside the cheeks; a closing
+  bridges the pieces. It catches black, grey, white, metal and coloured objects (microphones, pens, cups); it
+  cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model), cannot follow an
+  object beyond the face over a background of the same colour, and does not know a dark full beard from a
+  dark object (see docs/faces.md "Occlusion" for the measurements).
 
 The colour cue needs to know where the inner lips are: it runs for the 468-point mediapipe mesh and 68-point
 layouts; for other landmark layouts `auto` falls back to hands only.
