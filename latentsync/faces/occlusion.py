@@ -107,6 +107,7 @@ class OcclusionSettings(Section):
     mouth_dilate: float
     nose_dilate: float
     seed_inset: float
+    seed_reach: float
     reach: float
     min_area: float
     close: float
@@ -352,7 +353,7 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     else:
         anywhere &= ~(mouth_area & _grown_cells(mouth_cells).ravel()[_colour_bins(roi, s.colour_bins)])
     candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
-    found = _seeded(candidate, regions["seed"] > 0, s.min_area)
+    found = _seeded(candidate, regions["seed"] > 0, s.min_area, regions.get("lower_face"))
     if not found.any():
         return found
     core = (found > 0) & (regions["seed"] > 0)
@@ -372,13 +373,14 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     return found
 
 
-def _seeded(candidate: np.ndarray, seed: np.ndarray, min_area: float) -> np.ndarray:
-    """The connected pieces of `candidate` (uint8) that cover at least `min_area` of `seed` (bool)."""
+def _seeded(candidate: np.ndarray, seed: np.ndarray, min_area: float, area: int | None = None) -> np.ndarray:
+    """The connected pieces of `candidate` (uint8) that cover at least `min_area` x `area` pixels (default: the
+    size of `seed`) of `seed` (bool)."""
     count, labels = cv2.connectedComponents(candidate, connectivity=8)
     if count <= 1:
         return np.zeros_like(candidate)
     inside = np.bincount(labels[seed].ravel(), minlength=count)
-    keep = inside >= min_area * max(1, int(seed.sum()))
+    keep = inside >= min_area * max(1, int(seed.sum()) if area is None else area)
     keep[0] = False
     return keep[labels].astype(np.uint8) * 255
 
@@ -447,6 +449,9 @@ def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settin
     seed[:nose_y] = 0
     mouth = _polygon(to_roi(landmarks[list(INNER_LIPS[layout])]), shape, settings.mouth_dilate * face_width)
     lips = _polygon(to_roi(landmarks[list(OUTER_LIPS[layout])]), shape, 0.03 * face_width)
+    lower_face = int(np.count_nonzero(seed))  # min_area is a share of this, wherever the seed is limited to
+    if settings.seed_reach > 0:  # an occluder covers part of the lower face near the mouth, not only a cheek
+        seed = seed & _polygon(to_roi(landmarks[list(OUTER_LIPS[layout])]), shape, settings.seed_reach * face_width)
     lips[mouth > 0] = 0
     nose = _polygon(cv2.convexHull(to_roi(landmarks[list(NOSE_BOTTOM[layout])]).astype(np.float32))[:, 0], shape,
                     settings.nose_dilate * face_width)
@@ -456,7 +461,7 @@ def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settin
     background[:nose_y] = 255
     background[zone > 0] = 0
     return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone, "background": background,
-            "nose": nose}
+            "nose": nose, "lower_face": lower_face}
 
 
 def _polygon(points: np.ndarray, shape, grow_px: float) -> np.ndarray:
