@@ -320,8 +320,9 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     candidate), `seed` (the lower face: an occluder must cover part of it), `zone` (the face, a thin margin
     and the area below the chin: an occluder is followed there) and `background` (beside the cheeks: beyond
     the zone an occluder is followed over pixels unlike it). `face_width`
-    in analysis pixels. `mouth_cells` (bool, colour_bins^3, see `_cells_of`): the colours the lips and the open
-    mouth showed in earlier frames of the shot where nothing covered them; when given, a lip or mouth pixel is a
+    in analysis pixels. `mouth_cells` (bool, colour_bins^3, already grown by `_grown_cells`): the colours the
+    lips and the open mouth showed in earlier frames of the shot where nothing covered them; when given, a lip
+    or mouth pixel is a
     candidate when it is neither skin nor one of those colours (replaces the lip model and the mouth exclusion,
     so an object over the open mouth is seen).
     """
@@ -351,7 +352,7 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     if mouth_cells is None:
         anywhere &= regions["mouth"] == 0
     else:
-        anywhere &= ~(mouth_area & _grown_cells(mouth_cells).ravel()[_colour_bins(roi, s.colour_bins)])
+        anywhere &= ~(mouth_area & mouth_cells.ravel()[_colour_bins(roi, s.colour_bins)])
     candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
     found = _seeded(candidate, regions["seed"] > 0, s.min_area, regions.get("lower_face"))
     if not found.any():
@@ -410,10 +411,11 @@ def _grown_cells(seen: np.ndarray) -> np.ndarray:
     """The occupied cells (bool) grown by one cell along every channel (no wrap-around): colour tolerance."""
     grown = seen > 0
     for axis in range(3):
-        moved = np.moveaxis(grown, axis, 0).copy()
-        moved[1:] |= np.moveaxis(grown, axis, 0)[:-1]
-        moved[:-1] |= np.moveaxis(grown, axis, 0)[1:]
-        grown = np.moveaxis(moved, 0, axis)
+        before = grown.copy()
+        lo, hi = [slice(None)] * 3, [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        grown[tuple(hi)] |= before[tuple(lo)]
+        grown[tuple(lo)] |= before[tuple(hi)]
     return grown
 
 
@@ -498,13 +500,14 @@ class OccluderMasker:
         self._previous: OcclusionPatch | None = None
         self._mouth_counts: np.ndarray | None = None  # colours of the uncovered lips and mouth in this shot
         self._mouth_frames = 0
+        self._mouth_grown: tuple[int, np.ndarray] | None = None  # (cells seen, those cells grown) cache
         self.frames = 0
         self.frames_with_mask = 0
 
     def reset(self) -> None:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
         self._previous = None
-        self._mouth_counts, self._mouth_frames = None, 0
+        self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
         if self._hands is not None:
             self._hands.reset()
 
@@ -558,10 +561,15 @@ class OccluderMasker:
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
 
     def _mouth_model(self) -> np.ndarray | None:
-        """The clean lips and mouth colours of this shot (cells seen in >= 2 pixels), once learnt long enough."""
+        """The clean lips and mouth colours of this shot (cells seen in >= 2 pixels, grown by one cell), once
+        learnt long enough. The set only grows: it is regrown only when it gained a cell."""
         if self._mouth_counts is None or self._mouth_frames < self.settings.mouth_frames:
             return None
-        return self._mouth_counts >= 2
+        seen = self._mouth_counts >= 2
+        size = int(np.count_nonzero(seen))
+        if self._mouth_grown is None or size != self._mouth_grown[0]:
+            self._mouth_grown = (size, _grown_cells(seen))
+        return self._mouth_grown[1]
 
     def _learn_mouth(self, roi: np.ndarray, regions: dict, found: np.ndarray, face_width: float) -> None:
         """Add this frame's lip and open-mouth colours, away from anything found in front of them, to the shot's
