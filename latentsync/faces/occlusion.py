@@ -29,13 +29,17 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
 - **Colour** (`auto` only): objects that are neither skin nor lips. The face's own colour is sampled in the
   same frame on the cheeks and nose (the landmark hull, inset, above the nose tip: a mouth occluder rarely
   covers them); pixels whose r, g chromaticity is far from it, that are far less saturated (grey, black,
-  white, metal), or too dark for a colour, are candidates. The lip ring has its own colour model; the open
-  mouth (the inner-lip polygon, grown) is never a candidate: teeth and the dark cavity are not occluders.
-  Candidates count only on the face, a thin margin and below the chin, in pieces big enough on the lower face;
-  a closing bridges them. It catches black, grey, white, metal and coloured objects (microphones, pens, cups);
-  it cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model), misses an object
-  centred on the open mouth that covers it entirely, and does not know a dark full beard from a dark object
-  (see docs/faces.md "Occlusion" for the measurements).
+  white, metal), or too dark for a colour, are candidates. The nose's underside (nostrils) never is. The lips
+  and the open mouth: the masker learns the shot's lip, teeth and cavity colours where nothing covers them
+  (state reset at `reset()`); once it has seen `mouth_frames` frames, a pixel there is a candidate when it is
+  none of those colours (before that, the lip ring has a per-frame colour model and the open mouth is never a
+  candidate). Candidates count only on the face, a thin margin and below the chin, in pieces big enough on
+  the lower face; from there an object is followed only over its own colours (those seen where it lies on the
+  lower face), and beyond the face over pixels unlike the background sampled beside the cheeks; a closing
+  bridges the pieces. It catches black, grey, white, metal and coloured objects (microphones, pens, cups); it
+  cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model), cannot follow an
+  object beyond the face over a background of the same colour, and does not know a dark full beard from a
+  dark object (see docs/faces.md "Occlusion" for the measurements).
 
 The colour cue needs to know where the inner lips are: it runs for the 468-point mediapipe mesh and 68-point
 layouts; for other landmark layouts `auto` falls back to hands only.
@@ -67,6 +71,12 @@ OUTER_LIPS = {
 }
 # Nose tip per landmark count: colour occluders are only seeded below it (eyes and brows are dark, not occluders).
 NOSE_TIP = {468: 1, 478: 1, 68: 30}
+# The underside of the nose (tip, alae, nostrils): dark nostrils and their shade are not occluders.
+NOSE_BOTTOM = {
+    468: (1, 2, 97, 326, 98, 327, 64, 294, 48, 278, 219, 439, 240, 460, 75, 305, 79, 309, 20, 250, 94, 19),
+    478: (1, 2, 97, 326, 98, 327, 64, 294, 48, 278, 219, 439, 240, 460, 75, 305, 79, 309, 20, 250, 94, 19),
+    68: (30, 31, 32, 33, 34, 35),
+}
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -95,10 +105,16 @@ class OcclusionSettings(Section):
     dark_ratio: float
     min_luma: float
     mouth_dilate: float
+    nose_dilate: float
     seed_inset: float
+    seed_reach: float
     reach: float
     min_area: float
     close: float
+    beyond_face: bool
+    colour_bins: int = at_least(1)
+    mouth_frames: int = at_least(0)
+    object_bins: int = at_least(0)
     feather: float
     decay: float
     min_value: float
@@ -293,15 +309,22 @@ def _robust_z(values_map: list[np.ndarray], sample: np.ndarray, floor: float) ->
     return z
 
 
-def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings) -> np.ndarray:
+def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings,
+                     mouth_cells: np.ndarray | None = None) -> np.ndarray:
     """uint8 {0, 255} mask of pixels in the analysed region that are neither skin nor lips, seeded in the face.
 
     `roi`: (h, w, 3) RGB uint8 at analysis scale. `regions` (uint8 masks, see `face_regions`): `skin` where the
     face's colour is sampled (cheeks and nose, above the nose tip: a mouth occluder rarely covers them),
     `lips` (the lip ring, which has its own colour model and is only accepted there), `mouth` (the open mouth,
-    never a candidate), `seed` (the lower face: an occluder must cover part of it) and `zone` (the face, a
-    thin margin and the area below the chin: an occluder is followed there, not into hair or background). `face_width`
-    in analysis pixels.
+    never a candidate unless `mouth_cells` is given), `nose` (the nose's underside: nostrils, never a
+    candidate), `seed` (the lower face: an occluder must cover part of it), `zone` (the face, a thin margin
+    and the area below the chin: an occluder is followed there) and `background` (beside the cheeks: beyond
+    the zone an occluder is followed over pixels unlike it). `face_width`
+    in analysis pixels. `mouth_cells` (bool, colour_bins^3, already grown by `_grown_cells`): the colours the
+    lips and the open mouth showed in earlier frames of the shot where nothing covered them; when given, a lip
+    or mouth pixel is a
+    candidate when it is neither skin nor one of those colours (replaces the lip model and the mouth exclusion,
+    so an object over the open mouth is seen).
     """
     s = settings
     image = cv2.GaussianBlur(roi, (3, 3), 0).astype(np.float32)
@@ -317,26 +340,90 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     # when the skin's own spread is wide).
     saturation = np.hypot(chroma[0] - 1 / 3, chroma[1] - 1 / 3)
     not_skin |= saturation < s.neutral_ratio * float(np.median(saturation[skin]))
+    mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
     lips = (regions["lips"] > 0) & bright_enough
-    if lips.sum() >= 16:
+    if mouth_cells is None and lips.sum() >= 16:
         not_lips = _robust_z(chroma, lips, s.chroma_floor) > s.chroma_z
         not_skin &= ~((regions["lips"] > 0) & ~not_lips)
     face_luma = float(np.median(luma[skin]))
     # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
     too_dark = luma < min(s.min_luma, s.dark_ratio * face_luma)
-    candidate = ((not_skin & bright_enough) | too_dark) & (regions["mouth"] == 0) & (regions["zone"] > 0)
-    candidate = candidate.astype(np.uint8) * 255
-    count, labels = cv2.connectedComponents(candidate, connectivity=8)
-    if count <= 1:
-        return np.zeros_like(candidate)
-    seed = regions["seed"] > 0
-    inside = np.bincount(labels[seed].ravel(), minlength=count)
-    keep = inside >= s.min_area * max(1, int(seed.sum()))
-    keep[0] = False
-    found = keep[labels].astype(np.uint8) * 255
+    anywhere = ((not_skin & bright_enough) | too_dark) & (regions["nose"] == 0)
+    if mouth_cells is None:
+        anywhere &= regions["mouth"] == 0
+    else:
+        anywhere &= ~(mouth_area & mouth_cells.ravel()[_colour_bins(roi, s.colour_bins)])
+    candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
+    found = _seeded(candidate, regions["seed"] > 0, s.min_area, regions.get("lower_face"))
+    if not found.any():
+        return found
+    core = (found > 0) & (regions["seed"] > 0)
+    if s.object_bins > 0:
+        # The object's own colours, where it lies on the lower face: from there it is followed only over
+        # pixels like it, not into dark hair, jaw shade or nostrils that happen to touch it.
+        like_object = _like(roi, core, s.object_bins)
+        anywhere &= like_object
+        found = _touching((candidate > 0) & like_object, core)
+    if s.beyond_face:
+        # Beyond the face the edited region reaches into the background: follow a found object there, over
+        # pixels that are neither skin nor like the background sampled beside the cheeks.
+        beyond = anywhere & (regions["zone"] == 0) & ~_like(roi, regions["background"], s.colour_bins)
+        found = _touching((found > 0) | beyond, found > 0)
     if s.close > 0 and found.any():
         found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
     return found
+
+
+def _seeded(candidate: np.ndarray, seed: np.ndarray, min_area: float, area: int | None = None) -> np.ndarray:
+    """The connected pieces of `candidate` (uint8) that cover at least `min_area` x `area` pixels (default: the
+    size of `seed`) of `seed` (bool)."""
+    count, labels = cv2.connectedComponents(candidate, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(candidate)
+    inside = np.bincount(labels[seed].ravel(), minlength=count)
+    keep = inside >= min_area * max(1, int(seed.sum()) if area is None else area)
+    keep[0] = False
+    return keep[labels].astype(np.uint8) * 255
+
+
+def _touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """uint8 {0, 255}: the connected pieces of `mask` (bool) that hold a pixel of `seed` (bool)."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[np.unique(labels[seed & mask])] = True
+    touching[0] = False
+    return touching[labels].astype(np.uint8) * 255
+
+
+def _colour_bins(image: np.ndarray, bins: int) -> np.ndarray:
+    """Per pixel, the index of its RGB cell in a bins^3 grid."""
+    q = (image.astype(np.int32) * bins) >> 8
+    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+
+
+def _cells_of(image: np.ndarray, sample: np.ndarray, bins: int) -> np.ndarray:
+    """(bins, bins, bins) pixel counts of the `sample` region's colours."""
+    counts = np.bincount(_colour_bins(image, bins)[sample > 0].ravel(), minlength=bins**3)
+    return counts.reshape(bins, bins, bins)
+
+
+def _grown_cells(seen: np.ndarray) -> np.ndarray:
+    """The occupied cells (bool) grown by one cell along every channel (no wrap-around): colour tolerance."""
+    grown = seen > 0
+    for axis in range(3):
+        before = grown.copy()
+        lo, hi = [slice(None)] * 3, [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        grown[tuple(hi)] |= before[tuple(lo)]
+        grown[tuple(lo)] |= before[tuple(hi)]
+    return grown
+
+
+def _like(image: np.ndarray, sample: np.ndarray, bins: int) -> np.ndarray:
+    """(h, w) bool: pixels whose colour cell, or a neighbouring one, holds a pixel of the `sample` region."""
+    if bins <= 0 or not sample.any():
+        return np.zeros(image.shape[:2], bool)
+    return _grown_cells(_cells_of(image, sample, bins)).ravel()[_colour_bins(image, bins)]
 
 
 def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settings: OcclusionSettings) -> dict | None:
@@ -364,8 +451,19 @@ def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settin
     seed[:nose_y] = 0
     mouth = _polygon(to_roi(landmarks[list(INNER_LIPS[layout])]), shape, settings.mouth_dilate * face_width)
     lips = _polygon(to_roi(landmarks[list(OUTER_LIPS[layout])]), shape, 0.03 * face_width)
+    lower_face = int(np.count_nonzero(seed))  # min_area is a share of this, wherever the seed is limited to
+    if settings.seed_reach > 0:  # an occluder covers part of the lower face near the mouth, not only a cheek
+        seed = seed & _polygon(to_roi(landmarks[list(OUTER_LIPS[layout])]), shape, settings.seed_reach * face_width)
     lips[mouth > 0] = 0
-    return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone}
+    nose = _polygon(cv2.convexHull(to_roi(landmarks[list(NOSE_BOTTOM[layout])]).astype(np.float32))[:, 0], shape,
+                    settings.nose_dilate * face_width)
+    # The background beside the cheeks (above the nose tip, beyond the zone): what an object is told from
+    # where it sticks out of the face.
+    background = np.zeros(shape, np.uint8)
+    background[:nose_y] = 255
+    background[zone > 0] = 0
+    return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone, "background": background,
+            "nose": nose, "lower_face": lower_face}
 
 
 def _polygon(points: np.ndarray, shape, grow_px: float) -> np.ndarray:
@@ -400,12 +498,16 @@ class OccluderMasker:
         self.mode = mode
         self._hands = HandFinder(self.settings) if mode in ("auto", "hands") else None
         self._previous: OcclusionPatch | None = None
+        self._mouth_counts: np.ndarray | None = None  # colours of the uncovered lips and mouth in this shot
+        self._mouth_frames = 0
+        self._mouth_grown: tuple[int, np.ndarray] | None = None  # (cells seen, those cells grown) cache
         self.frames = 0
         self.frames_with_mask = 0
 
     def reset(self) -> None:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
         self._previous = None
+        self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
         if self._hands is not None:
             self._hands.reset()
 
@@ -450,12 +552,41 @@ class OccluderMasker:
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
             if regions is not None:
                 roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-                found |= colour_occluders(roi, regions, face_width, s)
+                found |= colour_occluders(roi, regions, face_width, s, self._mouth_model())
+                self._learn_mouth(roi, regions, found, face_width)
         if not found.any():
             return None
         soft = self._feather(found, s.feather * face_width)
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
+
+    def _mouth_model(self) -> np.ndarray | None:
+        """The clean lips and mouth colours of this shot (cells seen in >= 2 pixels, grown by one cell), once
+        learnt long enough. The set only grows: it is regrown only when it gained a cell."""
+        if self._mouth_counts is None or self._mouth_frames < self.settings.mouth_frames:
+            return None
+        seen = self._mouth_counts >= 2
+        size = int(np.count_nonzero(seen))
+        if self._mouth_grown is None or size != self._mouth_grown[0]:
+            self._mouth_grown = (size, _grown_cells(seen))
+        return self._mouth_grown[1]
+
+    def _learn_mouth(self, roi: np.ndarray, regions: dict, found: np.ndarray, face_width: float) -> None:
+        """Add this frame's lip and open-mouth colours, away from anything found in front of them, to the shot's
+        mouth model (a frame whose mouth is mostly covered adds nothing)."""
+        s = self.settings
+        if s.mouth_frames <= 0:
+            return
+        area = (regions["lips"] > 0) | (regions["mouth"] > 0)
+        if found.any():
+            covered = cv2.dilate(found, _disk(max(1.0, s.close * face_width)))
+            free = area & (covered == 0)
+            if free.sum() < 0.5 * area.sum():
+                return
+            area = free
+        counts = _cells_of(roi, area, s.colour_bins)
+        self._mouth_counts = counts if self._mouth_counts is None else self._mouth_counts + counts
+        self._mouth_frames += 1
 
     @staticmethod
     def _feather(binary: np.ndarray, width_px: float) -> np.ndarray:
