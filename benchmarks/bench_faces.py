@@ -86,7 +86,7 @@ def face_pass(video: str, frames: int, resolution: int, detector: FaceDetector) 
         return count / (time.perf_counter() - start)
 
 
-def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 2) -> dict:
+def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 3) -> dict:
     """Seconds of the inference face pass (`ChunkSource`: decode + detect + align, no networks) without and with
     what issue 26 added: cuts found on its own frames, and occluders (auto). Interleaved, best of `repeats`."""
     with VideoReader(video, target_fps=25) as reader:

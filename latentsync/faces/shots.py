@@ -171,10 +171,9 @@ class TimelineCuts:
 
     def add(self, index: int, frame: np.ndarray) -> list[int]:
         """Analyse timeline frame `index` (RGB, any size); returns the cuts it revealed (timeline frames)."""
-        # Every `step`-th pixel first, then an area average of at least 2 x 2 of those: a fifth of the cost of
-        # averaging the whole 1080p frame, the same content change for the detector.
-        step = max(1, frame.shape[1] // (2 * self.detector.size[0]))
-        small = cv2.resize(frame[::step, ::step], self.detector.size, interpolation=cv2.INTER_AREA)
+        # Bilinear, as scenedetect's own SceneManager downscales: ~0.3 ms for a 1080p frame (an area average of
+        # the whole frame costs ~5 ms, a fifth of the face pass's time per frame).
+        small = cv2.resize(frame, self.detector.size, interpolation=cv2.INTER_LINEAR)
         if self._last is not None and np.array_equal(small, self._last):
             return []
         self._last = small
