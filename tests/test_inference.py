@@ -410,3 +410,16 @@ def test_a_dark_object_in_front_of_the_mouth_is_kept(bundle, ckpts, tmp_path):
         painted[mode] = (np.abs(decode_all(out).astype(int) - mic_in.astype(int)).max(-1)[:, inside] > 8).mean()
     assert painted["off"] > 0.2  # painted over without occlusion handling
     assert painted["auto"] <= 0.5 * painted["off"]  # mostly kept with it (docs/faces.md has the corpus numbers)
+
+
+def test_a_misspelled_pipeline_option_is_an_error(bundle, ckpts, clips, tmp_path):
+    pipeline = bundle[0]
+    video, audio = clips["two_seconds"]
+    with pytest.raises(TypeError, match="guidance_scal"):
+        pipeline(str(video), str(audio), str(tmp_path / "x.mp4"), guidance_scal=2.0)
+    with pytest.raises(TypeError, match="RunProgress"):
+        pipeline(str(video), str(audio), str(tmp_path / "x.mp4"), callback=print)
+    with pytest.raises(TypeError, match="unknown option"):
+        latentsync.lipsync(str(video), str(audio), str(tmp_path / "x.mp4"), pipeline_bundle=bundle,
+                           **tiny_options(ckpts, guidance_scal=2.0))
+    assert not (tmp_path / "x.mp4").exists()

@@ -109,12 +109,18 @@ class LipsyncPipeline:
                  temp_dir: str | None = None, generator: torch.Generator | None = None,
                  length_mode: str = "pingpong", progress=True, face_choice: str | None = None,
                  face_index: int | None = None, face_position=None, occlusion: str | None = None,
-                 debug_video_path: str | None = None, **_ignored) -> LipsyncResult:
+                 debug_video_path: str | None = None, callback=None, callback_steps: int = 1) -> LipsyncResult:
         """`progress`: console bars (bool) or a `RunProgress` (bars and/or a callback). `face_choice`: which face
         to edit (None: configs/faces.yaml), with `face_index` / `face_position` (x, y) where it needs them.
         `guidance_fraction`: share of the steps, from the first, with classifier-free guidance (1 = all).
         `occlusion`: auto | hands | off (None: configs/faces.yaml): keep the original pixels where something covers
-        the mouth. `debug_video_path`: also write a companion video with the face pass's decisions drawn on."""
+        the mouth. `debug_video_path`: also write a companion video with the face pass's decisions drawn on.
+        `callback` / `callback_steps`: the official signature's per-step hook, not supported (pass a `RunProgress`
+        with a callback as `progress`); any other unknown keyword is a TypeError, so a misspelled option is never
+        silently ignored."""
+        if callback is not None:
+            raise TypeError("LipsyncPipeline does not call `callback`; pass progress=RunProgress(True, callback) to "
+                            "get (stage, done, total) reports instead")
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or height
         if height != width or height % 8:
