@@ -39,10 +39,15 @@ def with_microphone(frame, mouth, width):
     """The frame with a textured dark microphone (head + handle) at the chin, below the lips, and its mask.
 
     (A microphone centred on the lips is not found by the colour cue: docs/faces.md "Occlusion".)"""
+    return draw_microphone(frame, (int(mouth[0] + 0.1 * width), int(mouth[1] + 0.3 * width)), 0.15, width)
+
+
+def draw_microphone(frame, centre, radius: float, width):
+    """A dark textured microphone head (radius x face width) at `centre`, its handle down to the frame's bottom."""
     out, mask = frame.copy(), np.zeros(frame.shape[:2], np.uint8)
-    cx, cy, r = int(mouth[0] + 0.1 * width), int(mouth[1] + 0.3 * width), int(0.15 * width)
+    cx, cy = centre
     cv2.rectangle(mask, (cx - int(0.05 * width), cy), (cx + int(0.05 * width), frame.shape[0] - 1), 1, -1)
-    cv2.circle(mask, (cx, cy), r, 1, -1)
+    cv2.circle(mask, (cx, cy), int(radius * width), 1, -1)
     rng = np.random.default_rng(0)
     texture = np.clip(45 + rng.normal(0, 6, frame.shape), 0, 255).astype(np.uint8)
     texture[::4] = 90
@@ -62,15 +67,7 @@ def with_pen(frame, mouth, width):
 
 def with_microphone_on_the_mouth(frame, mouth, width):
     """A dark textured microphone head centred on the lips (the open mouth behind it), its handle below."""
-    out, mask = frame.copy(), np.zeros(frame.shape[:2], np.uint8)
-    cx, cy, r = int(mouth[0]), int(mouth[1] + 0.05 * width), int(0.17 * width)
-    cv2.rectangle(mask, (cx - int(0.05 * width), cy), (cx + int(0.05 * width), frame.shape[0] - 1), 1, -1)
-    cv2.circle(mask, (cx, cy), r, 1, -1)
-    rng = np.random.default_rng(0)
-    texture = np.clip(45 + rng.normal(0, 6, frame.shape), 0, 255).astype(np.uint8)
-    texture[::4] = 90
-    out[mask > 0] = texture[mask > 0]
-    return out, mask > 0
+    return draw_microphone(frame, (int(mouth[0]), int(mouth[1] + 0.05 * width)), 0.17, width)
 
 
 def test_settings_come_from_faces_yaml():

@@ -19,6 +19,7 @@ from latentsync.faces.video import VideoFaceProcessor
 from latentsync.utils.media import iter_frames
 from latentsync.utils.progress import RunProgress
 from tests.helpers import shared_file
+from tests.test_speaker import _activity
 
 CONFIG = load_faces_config()
 SIZE, FRAME = 160, (240, 400)  # face square, frame (h, w)
@@ -123,15 +124,6 @@ def test_no_gap_is_bridged_across_a_cut(cut_clip, detector):
     restarted, processor = _aligned(gapped, detector, cuts=[cut])
     assert not any(a.has_face for a in restarted[cut - 3:cut]) and processor.stats.bridged == 0
     assert all(a.has_face for a in restarted[cut:])
-
-
-def _activity(rng, n):
-    active, t = np.zeros(n), 0
-    while t < n:
-        length = int(rng.integers(4, 15))
-        active[t:t + length] = rng.uniform(0.5, 1.0) if rng.random() < 0.6 else 0.0
-        t += length
-    return active
 
 
 def test_the_null_threshold_rejects_a_mouth_that_does_not_follow_the_audio():

@@ -191,7 +191,8 @@ class TimelineCuts:
 
 
 def find_cuts(video_path, settings, fps: float, num_frames: int, progress=None) -> list[int]:
-    """The cut pre-pass (without the speaker pass): output frames 0 < k < num_frames that start a shot.
+    """Cuts of a video file on the face pass's timeline, in a pass of its own over small frames: output frames
+    0 < k < num_frames that start a shot. (Runs find them inside the face pass, `TimelineCuts`, or the speaker pass.)
 
     `progress` (optional) gets `update(1)` per analysed source frame, like a tqdm bar."""
     timeline = Timeline.of(video_path, fps, num_frames)

@@ -40,9 +40,10 @@ class FrameFinisher:
         """The chunk's output frames (written into `chunk.frames`). `decoded` None: nothing generated (a chunk
         without faces, or the preview), the frames stay as they are."""
         frame_hw = chunk.frames.shape[1:3]
-        occluders = {j: self.track.occluder(int(s), frame_hw) for j, s in enumerate(chunk.source_indices)
-                     if int(s) in self.track.occluders}
         faced = np.flatnonzero(chunk.has_face) if decoded is not None else np.zeros(0, dtype=np.int64)
+        shown = range(len(chunk.frames)) if self.overlay is not None else faced  # frames whose occluder is used
+        occluders = {int(j): self.track.occluder(int(chunk.source_indices[j]), frame_hw) for j in shown
+                     if int(chunk.source_indices[j]) in self.track.occluders}
         partial = [int(j) for j in faced if j in occluders or chunk.weights[j] < 1.0]
         originals = {j: chunk.frames[j].copy() for j in partial}
         if len(faced):
