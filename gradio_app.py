@@ -119,10 +119,10 @@ class LipsyncService:
         if unknown:
             raise TypeError(f"unknown job setting(s) {unknown}; valid: {list(JOB_OPTIONS)}")
         given = {k: v for k, v in settings.items() if v is not None and v != ""}
-        base = vars(self.options).copy()
-        if given.get("preset", base["preset"]) != base["preset"]:
-            base.update(preset_values(given["preset"]))
-        return LipsyncOptions(**{**base, **given, "progress": False, "on_progress": None})
+        base = self.options
+        if given.get("preset", base.preset) != base.preset:
+            base = base.changed(**preset_values(given["preset"]))
+        return base.changed(**given, progress=False, on_progress=None)
 
     def check_upload(self, path: str | None, what: str) -> Path:
         if not path:
@@ -155,8 +155,8 @@ class LipsyncService:
                     stages = ["faces", "denoising", "writing"]
                     if (opts.face_choice or load_faces_config().detector.choice) == "speaker":
                         stages.insert(0, "speaker")
-                    opts.on_progress = ProgressDisplay(progress, stages)
-                result = lipsync(str(video_path), str(audio_path), str(out), pipeline_bundle=bundle, **vars(opts))
+                    opts = opts.changed(on_progress=ProgressDisplay(progress, stages))
+                result = lipsync(str(video_path), str(audio_path), str(out), opts, pipeline=bundle)
                 warning = face_coverage_warning(result)
                 if warning:
                     warn(warning)
@@ -379,10 +379,6 @@ def start_checks(args) -> LipsyncOptions:
     for value, flag in ((args.max_upload_mb, "--max_upload_mb"), (args.max_video_seconds, "--max_video_seconds")):
         if not 0 <= value < float("inf"):
             raise InputError(f"{flag} must be a number >= 0 (0 = no limit), got {value:g}")
-    if options.inference_steps is not None:
-        from latentsync.validation import check_run_options
-
-        check_run_options(options.inference_steps, options.guidance_scale, options.seed, options.guidance_fraction)
     check_pipeline_inputs(options)
     check_server_address(args.host, args.port)
     return options

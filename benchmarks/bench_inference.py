@@ -114,9 +114,8 @@ def speed(args) -> None:
     import latentsync.pipelines.lipsync_pipeline as pipeline_module
     from benchmarks.candidates import option_changes
     from benchmarks.random_models import random_models
-    from latentsync.api import LipsyncOptions, apply_process_settings, build_scheduler, resolve_dtype
-    from latentsync.pipelines.deepcache import enable_deepcache
-    from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
+    from latentsync.api import LipsyncOptions, build_pipeline, lipsync, resolve_dtype
+    from latentsync.pipelines.options import SamplingOptions
     from latentsync.utils.media import VideoReader
     from tools.make_demo_clip import make_demo_clip
 
@@ -127,7 +126,6 @@ def speed(args) -> None:
         presets.append((f"fast with {text}", LipsyncOptions.from_kwargs(preset="fast", **option_changes(text))))
     rows = [r for r in presets if r[0] == "preset quality"] + ([] if args.skip_plain else [plain]) \
         + [r for r in presets if r[0] != "preset quality"]
-    apply_process_settings()  # as build_pipeline does for a user's run
     denoised = []  # the latents of the current row, chunk by chunk
     decode = pipeline_module.decode_latents
 
@@ -148,17 +146,15 @@ def speed(args) -> None:
             dtype = resolve_dtype(opts.dtype, torch.device("cpu"))
             unet.to(dtype)
             vae.to(dtype)
-            pipe = LipsyncPipeline(vae, audio_encoder, unet, build_scheduler(opts.scheduler))
-            helper = enable_deepcache(pipe) if opts.enable_deepcache else None
+            loaded = build_pipeline(opts, unet=unet, vae=vae, audio_encoder=audio_encoder,
+                                    clip=SamplingOptions(resolution=args.resolution, weight_dtype=dtype))
             out = tmp / f"{len(outputs)}.mp4"
             denoised.clear()
             start = time.perf_counter()
-            result = pipe(str(video), str(audio), str(out), height=args.resolution, width=args.resolution,
-                          **opts.sampler_kwargs(), weight_dtype=dtype, generator=torch.Generator().manual_seed(0),
-                          progress=False)
+            result = lipsync(str(video), str(audio), str(out), opts, pipeline=loaded, seed=0, progress=False)
             total = time.perf_counter() - start
-            if helper is not None:
-                helper.disable()
+            if loaded.pipeline.deepcache is not None:
+                loaded.pipeline.deepcache.disable()
             with VideoReader(out) as reader:
                 outputs[name] = reader.get_frames(range(len(reader))).astype(np.float64)
             row_latents[name] = torch.cat(denoised, dim=2)

@@ -67,11 +67,9 @@ def run_presets(args, folder: Path) -> list[dict]:
     import torch
 
     from benchmarks.random_models import random_models
-    from latentsync.api import LipsyncOptions, apply_process_settings, build_scheduler, resolve_dtype
-    from latentsync.pipelines.deepcache import enable_deepcache
-    from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
+    from latentsync.api import LipsyncOptions, build_pipeline, lipsync, resolve_dtype
+    from latentsync.pipelines.options import SamplingOptions
 
-    apply_process_settings()  # as build_pipeline does for a user's run
     device = torch.device(args.device)
     video, audio, generated = clip(args.frames, folder)
     rows = []
@@ -82,19 +80,19 @@ def run_presets(args, folder: Path) -> list[dict]:
             dtype = resolve_dtype(opts.dtype, device)
             unet.to(dtype)
             vae.to(dtype)
-            pipe = LipsyncPipeline(vae, audio_encoder, unet, build_scheduler(opts.scheduler))
-            helper = enable_deepcache(pipe) if opts.enable_deepcache else None
+            loaded = build_pipeline(opts, unet=unet, vae=vae, audio_encoder=audio_encoder,
+                                    clip=SamplingOptions(resolution=size, weight_dtype=dtype))
             if device.type == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats(device)
             started = time.perf_counter()
-            result = pipe(str(video), str(audio), str(folder / f"{size}_{preset}.mp4"), height=size, width=size,
-                          **opts.sampler_kwargs(), weight_dtype=dtype, generator=torch.Generator().manual_seed(0), progress=False)
+            result = lipsync(str(video), str(audio), str(folder / f"{size}_{preset}.mp4"), opts, pipeline=loaded,
+                             seed=0, progress=False)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             wall = time.perf_counter() - started
-            if helper is not None:
-                helper.disable()
+            if loaded.pipeline.deepcache is not None:
+                loaded.pipeline.deepcache.disable()
             row = {"resolution": size, "preset": preset, "models": args.models,
                    "settings": opts.settings_line(device, dtype).removeprefix("settings: "),
                    "frames": result.num_frames, "wall_s": round(wall, 2),

@@ -27,6 +27,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -180,10 +181,10 @@ class Generator:
 
             from latentsync.pipelines.deepcache import enable_deepcache, packaged_deepcache_settings
 
-            settings = dict(packaged_deepcache_settings())
-            settings["cache_interval"] = int(sampler.get("cache_interval", settings["cache_interval"]))
+            packaged = packaged_deepcache_settings()
+            settings = replace(packaged, cache_interval=int(sampler.get("cache_interval", packaged.cache_interval)))
             enable_deepcache(SimpleNamespace(unet=self.unet, scheduler=self.scheduler), settings)
-            self.cache_interval = settings["cache_interval"]
+            self.cache_interval = settings.cache_interval
         self.scaling = 0.18215
 
     @torch.no_grad()

@@ -70,8 +70,9 @@ def default_lipsync(options: dict) -> Callable:
     """`latentsync.lipsync` with the models loaded once for the whole batch."""
     from latentsync.api import LipsyncOptions, build_pipeline, lipsync
 
-    bundle = build_pipeline(LipsyncOptions.from_kwargs(**options))
-    return lambda video, audio, out: lipsync(video, audio, out, pipeline_bundle=bundle, **options)
+    run_options = LipsyncOptions.from_kwargs(**options)
+    loaded = build_pipeline(run_options)
+    return lambda video, audio, out: lipsync(video, audio, out, run_options, pipeline=loaded)
 
 
 def run_inference(pairs: list[tuple[str, str]], output_dir: Path, lipsync_fn: Callable) -> list[dict]:

@@ -1,7 +1,9 @@
 """Python API: `latentsync.lipsync(video, audio, out, **options)` — used by the CLI, batch mode and the app.
 
-Building the pipeline checks everything a user can get wrong before any heavy work starts: the files
-exist, the U-Net checkpoint fits the config (else the error names the config that fits), the Whisper
+The options are one frozen record (`LipsyncOptions`) that checks itself when it is made; the models are loaded
+once into a `LoadedPipeline` (`build_pipeline`, which also takes components a caller has already loaded) and
+reused across runs. Building the pipeline checks everything a user can get wrong before any heavy work starts:
+the files exist, the U-Net checkpoint fits the config (else the error names the config that fits), the Whisper
 width matches the U-Net's audio cross-attention.
 """
 
@@ -10,14 +12,17 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 
-from latentsync.config import CONFIG_DIR, REPO_ROOT, inference_settings, load_config, model_config
+from latentsync.config import CONFIG_DIR, REPO_ROOT, load_config, model_config
 from latentsync.errors import InputError
 from latentsync.pipelines.frame_schedule import check_length_mode
+from latentsync.pipelines.options import SamplingOptions
+from latentsync.pipelines.sampling import guided_step_count
+from latentsync.pipelines.settings import inference_settings
 from latentsync.utils.allocator import keep_freed_memory
 from latentsync.utils.progress import RunProgress
 from latentsync.validation import (
@@ -30,8 +35,8 @@ from latentsync.validation import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DTYPES", "InputError", "LipsyncOptions", "PRESETS", "build_pipeline", "check_pipeline_inputs",
-           "face_coverage_warning", "lipsync", "SCHEDULERS"]
+__all__ = ["DTYPES", "InputError", "LipsyncOptions", "LoadedPipeline", "PRESETS", "build_pipeline",
+           "check_pipeline_inputs", "face_coverage_warning", "lipsync", "SCHEDULERS"]
 
 DEFAULT_UNET_CONFIG = "configs/unet/stage2.yaml"
 DEFAULT_CKPT = "checkpoints/latentsync_unet.pt"
@@ -39,31 +44,24 @@ DEFAULT_VAE = "checkpoints/sd-vae-ft-mse"
 WHISPER_BY_WIDTH = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
 SCHEDULERS = ("ddim", "dpmsolver++")
 DTYPES = ("auto", "fast", "fp32", "fp16", "bf16")  # see resolve_dtype
-
-
-PRESETS = ("quality", "fast")
+PRESETS = tuple(inference_settings().presets)
 
 
 def apply_process_settings() -> None:
-    """Process-wide settings of an inference run (configs/inference.yaml `allocator`); build_pipeline calls it,
-    and so should code that builds a LipsyncPipeline itself (the benchmarks)."""
+    """Process-wide settings of an inference run (configs/inference.yaml `allocator`), applied by build_pipeline."""
     if inference_settings().allocator.keep_freed_memory:
         keep_freed_memory()  # no re-zeroed pages for every activation of every U-Net step
 
 
 def preset_values(name: str) -> dict:
     """The option values of a preset (configs/inference.yaml `presets`)."""
-    from omegaconf import OmegaConf
-
-    presets = inference_settings().presets
-    if name not in presets:
-        raise InputError(f"unknown --preset {name!r}; choose one of {', '.join(presets)}")
-    return dict(OmegaConf.to_container(presets[name]))
+    return asdict(inference_settings().preset(name))
 
 
-@dataclass
+@dataclass(frozen=True)
 class LipsyncOptions:
-    """Every knob of a run. Defaults are the `quality` preset: the official inference.sh run."""
+    """Every knob of a run, checked once when the record is made. Defaults are the `quality` preset: the
+    official inference.sh run. `from_kwargs` applies a preset under the values given explicitly."""
 
     unet_config_path: str = DEFAULT_UNET_CONFIG
     inference_ckpt_path: str = DEFAULT_CKPT
@@ -89,8 +87,21 @@ class LipsyncOptions:
     progress: bool = True  # console progress bars
     on_progress: Callable[[str, int, int], None] | None = None  # callback(stage, done, total), e.g. the app's
 
+    def __post_init__(self):
+        check_run_options(self.inference_steps, self.guidance_scale, self.seed, self.guidance_fraction)
+        choice, index, position = check_face_options(self.face_choice, self.face_index, self.face_position)
+        check_length_mode(self.length_mode)
+        for name, value in (("face_choice", choice), ("face_index", index), ("face_position", position),
+                            ("occlusion", check_occlusion(self.occlusion))):
+            object.__setattr__(self, name, value)  # normalised once, while the record is made
+        for flag, value, allowed in (("--scheduler", self.scheduler, SCHEDULERS), ("--dtype", self.dtype, DTYPES)):
+            if value not in allowed:
+                raise InputError(f"unknown {flag} {value!r}; choose one of {', '.join(allowed)}")
+        inference_settings().preset(self.preset)  # an unknown preset is an error naming the known ones
+
     @classmethod
     def from_kwargs(cls, **kwargs) -> LipsyncOptions:
+        """The preset's values (`preset=`, default quality) under every option given (None = not given)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
@@ -99,27 +110,50 @@ class LipsyncOptions:
         preset = given.get("preset", "quality")
         return cls(**{**preset_values(preset), **given, "preset": preset})  # explicit options win
 
+    def changed(self, **changes) -> LipsyncOptions:
+        """A copy with some options changed (checked again); an unknown name is a TypeError."""
+        return replace(self, **changes)
+
+    def guided_steps(self) -> int:
+        """Leading steps with guidance, rounded up to DeepCache's full steps when it is on (sampling.py): the one
+        count the settings line reports and the run uses."""
+        interval = inference_settings().deepcache.cache_interval if self.enable_deepcache else None
+        return guided_step_count(self.inference_steps, self.guidance_fraction, interval)
+
     def settings_line(self, device, dtype) -> str:
         """The effective settings, printed once per run."""
-        from latentsync.pipelines.sampling import guided_step_count
-
-        deepcache, interval = "off", None
+        deepcache = "off"
         if self.enable_deepcache:
-            from latentsync.pipelines.deepcache import packaged_deepcache_settings
-
-            dc = packaged_deepcache_settings()
-            deepcache, interval = f"on (interval {dc.cache_interval}, branch {dc.cache_branch_id})", dc.cache_interval
+            dc = inference_settings().deepcache
+            deepcache = f"on (interval {dc.cache_interval}, branch {dc.cache_branch_id})"
         guidance = f"guidance {self.guidance_scale:g}"
-        guided = guided_step_count(self.inference_steps, self.guidance_fraction, interval)
-        if guided < self.inference_steps:
-            guidance += f" on the first {guided} steps only"
+        if self.guided_steps() < self.inference_steps:
+            guidance += f" on the first {self.guided_steps()} steps only"
         return (f"settings: preset {self.preset}; device {device}, dtype {str(dtype).replace('torch.', '')}, "
                 f"sampler {self.scheduler}, {self.inference_steps} steps, {guidance}, DeepCache {deepcache}")
 
     def sampler_kwargs(self) -> dict:
-        """The sampling options as `LipsyncPipeline.__call__` takes them (the API, benchmarks, GPU check)."""
+        """The sampling options under `SamplingOptions`' names."""
         return {"num_inference_steps": self.inference_steps, "guidance_scale": self.guidance_scale,
                 "guidance_fraction": self.guidance_fraction}
+
+    def sampling_options(self, model: SamplingOptions) -> SamplingOptions:
+        """The pipeline's options for this run: the model's clip format (`LoadedPipeline.clip`) with this run's
+        sampling, length mode, face choice, occluders and debug video."""
+        return replace(model, **self.sampler_kwargs(), guided_steps=self.guided_steps(),
+                       length_mode=self.length_mode, face_choice=self.face_choice, face_index=self.face_index,
+                       face_position=self.face_position, occlusion=self.occlusion,
+                       debug_video_path=self.debug_video)
+
+
+@dataclass(frozen=True)
+class LoadedPipeline:
+    """A pipeline with its models loaded (`build_pipeline`), reused by batch mode, the app and evaluation."""
+
+    pipeline: object  # LipsyncPipeline
+    clip: SamplingOptions  # what the models were built for: clip length, fps, sample rate, resolution, mask, dtype
+    device: torch.device
+    dtype: torch.dtype
 
 
 def resolve_device(name: str) -> torch.device:
@@ -205,44 +239,79 @@ def check_pipeline_inputs(options: LipsyncOptions) -> dict:
             "whisper": whisper, "vae_dir": vae_dir, "width": width}
 
 
-def build_pipeline(options: LipsyncOptions):
-    """Load VAE, Whisper, U-Net and scheduler per the options and return (pipeline, config, device, dtype)."""
-    from diffusers import AutoencoderKL
+def clip_format(config, dtype: torch.dtype) -> SamplingOptions:
+    """The U-Net config's clip format (its `data:` section) as the base of every run's SamplingOptions."""
+    data = config.data
+    return SamplingOptions(num_frames=int(data.num_frames), video_fps=int(data.video_fps),
+                           audio_sample_rate=int(data.audio_sample_rate), resolution=int(data.resolution),
+                           mask_image_path=data.get("mask_image_path") or None, weight_dtype=dtype)
 
-    from latentsync.models.registry import load_unet
+
+def build_pipeline(options: LipsyncOptions, *, unet=None, vae=None, audio_encoder=None,
+                   clip: SamplingOptions | None = None) -> LoadedPipeline:
+    """The pipeline `options` describe, its models loaded (VAE, Whisper, U-Net, scheduler, face detector).
+
+    Components a caller has already loaded (U-Net validation during training, the benchmarks' random models) are
+    used as they are, on their own device and dtype; `clip` then gives the clip format (default: the U-Net
+    config's). What is not given is loaded from the options' paths, all checked before the first model loads."""
     from latentsync.pipelines.lipsync_pipeline import LipsyncPipeline
-    from latentsync.whisper.audio2feature import Audio2Feature
 
-    checked = check_pipeline_inputs(options)
-    config_path, config, device, dtype = checked["config_path"], checked["config"], checked["device"], checked["dtype"]
-    ckpt, whisper, vae_dir, width = checked["ckpt"], checked["whisper"], checked["vae_dir"], checked["width"]
+    if unet is None or vae is None or audio_encoder is None:
+        checked = check_pipeline_inputs(options)
+        config, device, dtype = checked["config"], checked["device"], checked["dtype"]
+    else:
+        config = None if clip is not None else load_config(_repo_path(options.unet_config_path))
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
     apply_process_settings()  # before the weights load
+    if unet is None:
+        unet = _load_unet(checked["config"], checked["ckpt"], device, dtype)
+    if audio_encoder is None:
+        audio_encoder = _load_audio_encoder(checked, device)
+    if vae is None:
+        vae = _load_vae(checked["vae_dir"], device, dtype)
+    pipeline = LipsyncPipeline(vae=vae, audio_encoder=audio_encoder, unet=unet,
+                               scheduler=build_scheduler(options.scheduler),
+                               face_detector=_face_detector(options.face_detector))
+    if options.enable_deepcache:
+        from latentsync.pipelines.deepcache import enable_deepcache
+
+        enable_deepcache(pipeline, inference_settings().deepcache)
+    return LoadedPipeline(pipeline, clip or clip_format(config, dtype), device, dtype)
+
+
+def _load_unet(config, ckpt: Path, device: torch.device, dtype: torch.dtype):
+    from latentsync.models.registry import load_unet
 
     try:
         # Inference refuses partial loads: a skipped or missing tensor would mean partly random weights.
         unet, _ = load_unet(model_config(config), str(ckpt), device="cpu", allow_partial=False)
     except (ValueError, KeyError) as exc:  # the loader's mismatch/corruption errors name the fitting config
         raise InputError(str(exc)) from exc
-    unet = unet.to(device=device, dtype=dtype)
+    return unet.to(device=device, dtype=dtype)
 
-    audio_encoder = Audio2Feature(model_path=str(whisper), device=str(device), num_frames=config.data.num_frames,
-                                  audio_feat_length=list(config.data.audio_feat_length))
-    if audio_encoder.embedding_dim != width:
-        raise InputError(f"Whisper model {whisper} gives {audio_encoder.embedding_dim}-dim features but the U-Net "
-                         f"config {config_path} expects cross_attention_dim {width}; use the matching Whisper "
-                         f"checkpoint (tiny = 384, small = 768)")
+
+def _load_audio_encoder(checked: dict, device: torch.device):
+    """Whisper for the U-Net config, refused when its width does not match the U-Net's audio cross-attention."""
+    from latentsync.whisper.audio2feature import Audio2Feature
+
+    config, whisper, width = checked["config"], checked["whisper"], checked["width"]
+    encoder = Audio2Feature(model_path=str(whisper), device=str(device), num_frames=config.data.num_frames,
+                            audio_feat_length=list(config.data.audio_feat_length))
+    if encoder.embedding_dim != width:
+        raise InputError(f"Whisper model {whisper} gives {encoder.embedding_dim}-dim features but the U-Net "
+                         f"config {checked['config_path']} expects cross_attention_dim {width}; use the matching "
+                         f"Whisper checkpoint (tiny = 384, small = 768)")
+    return encoder
+
+
+def _load_vae(vae_dir: Path, device: torch.device, dtype: torch.dtype):
+    from diffusers import AutoencoderKL
+
     vae = AutoencoderKL.from_pretrained(str(vae_dir), torch_dtype=dtype).to(device)
     vae.config.scaling_factor = 0.18215  # sd-vae-ft-mse, as the official pipeline sets them
     vae.config.shift_factor = 0
-
-    face_detector = _face_detector(options.face_detector)
-    pipeline = LipsyncPipeline(vae=vae, audio_encoder=audio_encoder, unet=unet, scheduler=build_scheduler(options.scheduler),
-                               face_detector=face_detector)
-    if options.enable_deepcache:
-        from latentsync.pipelines.deepcache import enable_deepcache
-
-        enable_deepcache(pipeline)
-    return pipeline, config, device, dtype
+    return vae
 
 
 def _face_detector(name: str):
@@ -257,7 +326,7 @@ def _face_detector(name: str):
 def face_coverage_warning(result) -> str | None:
     """A warning when fewer than `result.min_face_fraction` (configs/inference.yaml) of the output frames had a
     face and were edited: the output is then mostly the input video, unchanged."""
-    share = float(inference_settings().result.min_face_fraction)
+    share = inference_settings().result.min_face_fraction
     if result.num_frames and result.frames_with_face < share * result.num_frames:
         return (f"a face was found and lip-synced in only {result.frames_with_face} of {result.num_frames} frames of "
                 f"{result.output_path}; the other frames are the input unchanged (check that the face is visible, "
@@ -265,46 +334,33 @@ def face_coverage_warning(result) -> str | None:
     return None
 
 
-def lipsync(video: str, audio: str, out: str, pipeline_bundle=None, **options):
-    """Lip-sync `video` to `audio` and write `out` (atomically). Returns a LipsyncResult.
-
-    `pipeline_bundle` (from `build_pipeline`) lets callers such as batch mode and the app reuse loaded models.
-    """
-    opts = LipsyncOptions.from_kwargs(**options)
+def check_run_files(video, audio, out, debug_video: str | None = None) -> None:
+    """The inputs exist as files; the outputs are neither inputs nor folders (their folders are created)."""
     for path, what in ((video, "video"), (audio, "audio")):
         if Path(path).is_dir():
             raise InputError(f"the {what} path {path} is a folder; give a {what} file")
         if not Path(path).is_file():
             raise InputError(f"{what} file not found: {path}")
-    check_run_options(opts.inference_steps, opts.guidance_scale, opts.seed, opts.guidance_fraction)
-    face_choice, face_index, face_position = check_face_options(opts.face_choice, opts.face_index, opts.face_position)
-    check_length_mode(opts.length_mode)
-    occlusion = check_occlusion(opts.occlusion)
     check_output_path(out, (video, audio))
-    if opts.debug_video is not None:
-        check_output_path(opts.debug_video, (video, audio, out), flag="--debug_video")
-    pipeline, config, device, dtype = pipeline_bundle or build_pipeline(opts)
-    if opts.progress:  # once per run, next to the progress bars
-        print(opts.settings_line(device, dtype), file=sys.stderr, flush=True)
-    generator = torch.Generator(device="cpu").manual_seed(opts.seed if opts.seed >= 0 else torch.seed())
-    return pipeline(
-        video_path=str(video),
-        audio_path=str(audio),
-        video_out_path=str(out),
-        num_frames=int(config.data.num_frames),
-        video_fps=int(config.data.video_fps),
-        audio_sample_rate=int(config.data.audio_sample_rate),
-        height=int(config.data.resolution),
-        width=int(config.data.resolution),
-        **opts.sampler_kwargs(),
-        weight_dtype=dtype,
-        mask_image_path=config.data.get("mask_image_path") or None,
-        generator=generator,
-        length_mode=opts.length_mode,
-        progress=RunProgress(opts.progress, opts.on_progress),
-        face_choice=face_choice,
-        face_index=face_index,
-        face_position=face_position,
-        occlusion=occlusion,
-        debug_video_path=opts.debug_video,
-    )
+    if debug_video is not None:
+        check_output_path(debug_video, (video, audio, out), flag="--debug_video")
+
+
+def lipsync(video: str, audio: str, out: str, options: LipsyncOptions | None = None, *,
+            pipeline: LoadedPipeline | None = None, **option_values):
+    """Lip-sync `video` to `audio` and write `out` (atomically). Returns a LipsyncResult.
+
+    Options come as a `LipsyncOptions` record or by keyword (a preset under the values given, as
+    `LipsyncOptions.from_kwargs`; with a record, keywords change it); an unknown name is a TypeError.
+    `pipeline` (from `build_pipeline`) lets callers such as batch mode and the app reuse loaded models."""
+    if options is None:
+        options = LipsyncOptions.from_kwargs(**option_values)
+    elif option_values:
+        options = options.changed(**option_values)
+    check_run_files(video, audio, out, options.debug_video)
+    loaded = pipeline or build_pipeline(options)
+    if options.progress:  # once per run, next to the progress bars
+        print(options.settings_line(loaded.device, loaded.dtype), file=sys.stderr, flush=True)
+    generator = torch.Generator(device="cpu").manual_seed(options.seed if options.seed >= 0 else torch.seed())
+    return loaded.pipeline.run(str(video), str(audio), str(out), options.sampling_options(loaded.clip),
+                               generator=generator, progress=RunProgress(options.progress, options.on_progress))

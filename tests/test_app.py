@@ -92,7 +92,7 @@ def test_page_options_reach_the_pipeline_and_progress_is_reported(ckpts, clip, t
     real = gradio_app.lipsync
 
     def recording(*args, **kwargs):
-        seen.append(kwargs)
+        seen.append(vars(args[3]))  # the job's LipsyncOptions record
         return real(*args, **kwargs)
 
     monkeypatch.setattr(gradio_app, "lipsync", recording)

@@ -89,8 +89,8 @@ def test_a_batch_row_sets_its_own_occlusion():
     from latentsync.cli.inference import row_options
 
     options = LipsyncOptions(face_choice="tracked", occlusion="auto")
-    assert row_options({"occlusion": "off"}, options)["occlusion"] == "off"
-    assert row_options({"occlusion": "off"}, options)["face_choice"] == "tracked"  # face settings untouched
-    assert row_options({"face_choice": "largest"}, options)["occlusion"] == "auto"
+    assert row_options({"occlusion": "off"}, options).occlusion == "off"
+    assert row_options({"occlusion": "off"}, options).face_choice == "tracked"  # face settings untouched
+    assert row_options({"face_choice": "largest"}, options).occlusion == "auto"
     with pytest.raises(InputError, match="unknown --occlusion 'sometimes'"):
         row_options({"occlusion": "sometimes"}, options)

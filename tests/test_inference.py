@@ -39,7 +39,7 @@ def clips(tmp_path_factory):
 
 
 def run(bundle, ckpts, video, audio, out, **overrides):
-    return latentsync.lipsync(str(video), str(audio), str(out), pipeline_bundle=bundle, **tiny_options(ckpts, **overrides))
+    return latentsync.lipsync(str(video), str(audio), str(out), pipeline=bundle, **tiny_options(ckpts, **overrides))
 
 
 def face_region(frame_shape, frames_in: np.ndarray) -> np.ndarray:
@@ -156,7 +156,7 @@ def test_same_seed_same_output_and_cfg_off_single_batch(bundle, ckpts, clips, tm
     run(bundle, ckpts, video, audio, b, seed=7, length_mode="cut_to_shortest")
     assert np.array_equal(decode_all(a), decode_all(b))
 
-    pipeline = bundle[0]
+    pipeline = bundle.pipeline
     batch_sizes = []
     hook = pipeline.unet.register_forward_pre_hook(lambda m, args: batch_sizes.append(args[0].shape[0]))
     try:
@@ -171,7 +171,7 @@ def test_same_seed_same_output_and_cfg_off_single_batch(bundle, ckpts, clips, tm
 
 def test_cfg_uses_zero_audio_as_unconditional_half(bundle, ckpts, clips, tmp_path):
     video, audio = clips["short_video_long_audio"]
-    pipeline = bundle[0]
+    pipeline = bundle.pipeline
     seen = []
     hook = pipeline.unet.register_forward_hook(
         lambda m, args, kwargs, out: seen.append(kwargs["encoder_hidden_states"].clone()), with_kwargs=True)
@@ -307,7 +307,7 @@ def test_dpmsolver_and_deepcache(ckpts, clips, tmp_path):
     cached = build_pipeline(LipsyncOptions(**tiny_options(ckpts, inference_steps=6, enable_deepcache=True)))
     counts = {}
     for name, bundle in (("plain", plain), ("cached", cached)):
-        deep = bundle[0].unet.mid_block.resnets[0].conv1  # only runs when the deep branch is recomputed
+        deep = bundle.pipeline.unet.mid_block.resnets[0].conv1  # only runs when the deep branch is recomputed
         calls = []
         handle = deep.register_forward_hook(lambda *a, calls=calls: calls.append(1))
         try:
@@ -413,13 +413,13 @@ def test_a_dark_object_in_front_of_the_mouth_is_kept(bundle, ckpts, tmp_path):
 
 
 def test_a_misspelled_pipeline_option_is_an_error(bundle, ckpts, clips, tmp_path):
-    pipeline = bundle[0]
+    pipeline = bundle.pipeline
     video, audio = clips["two_seconds"]
     with pytest.raises(TypeError, match="guidance_scal"):
         pipeline(str(video), str(audio), str(tmp_path / "x.mp4"), guidance_scal=2.0)
     with pytest.raises(TypeError, match="RunProgress"):
         pipeline(str(video), str(audio), str(tmp_path / "x.mp4"), callback=print)
     with pytest.raises(TypeError, match="unknown option"):
-        latentsync.lipsync(str(video), str(audio), str(tmp_path / "x.mp4"), pipeline_bundle=bundle,
+        latentsync.lipsync(str(video), str(audio), str(tmp_path / "x.mp4"), pipeline=bundle,
                            **tiny_options(ckpts, guidance_scal=2.0))
     assert not (tmp_path / "x.mp4").exists()

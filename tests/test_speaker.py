@@ -40,7 +40,7 @@ def clips(tmp_path_factory):
 
 
 def run(bundle, ckpts, video, audio, out, **overrides):
-    return latentsync.lipsync(str(video), str(audio), str(out), pipeline_bundle=bundle,
+    return latentsync.lipsync(str(video), str(audio), str(out), pipeline=bundle,
                               **tiny_options(ckpts, **overrides))
 
 

@@ -50,7 +50,7 @@ from latentsync.command_line import (
 from latentsync.faces.detector import FACE_CHOICES
 from latentsync.faces.occlusion import MODES as OCCLUSION_MODES
 from latentsync.pipelines.frame_schedule import LENGTH_MODES
-from latentsync.validation import check_face_options, check_occlusion, check_output_path
+from latentsync.validation import check_output_path
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_OK", "main", "read_batch"]
 
@@ -137,7 +137,7 @@ def options_from_args(args) -> LipsyncOptions:
 
 def run_single(args, options: LipsyncOptions) -> int:
     try:
-        result = lipsync(args.video_path, args.audio_path, args.video_out_path, **vars(options))
+        result = lipsync(args.video_path, args.audio_path, args.video_out_path, options)
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into a message + exit code
         return report(exc, args.verbose)
     print(result.summary())
@@ -147,17 +147,13 @@ def run_single(args, options: LipsyncOptions) -> int:
     return EXIT_OK
 
 
-def row_options(row: dict, options: LipsyncOptions) -> dict:
+def row_options(row: dict, options: LipsyncOptions) -> LipsyncOptions:
     """The run's options with the row's own settings: its face settings (a row that names one replaces all
-    three) and its --occlusion."""
+    three) and its --occlusion, checked as the record is made."""
     own = {k: row[k] for k in ROW_OPTIONS if row.get(k) not in (None, "")}
-    merged = vars(options).copy()
     if any(k in own for k in FACE_ROW_OPTIONS):
-        check_face_options(own.get("face_choice"), own.get("face_index"), own.get("face_position"))
-        merged.update({k: own.get(k) for k in FACE_ROW_OPTIONS})
-    if "occlusion" in own:
-        merged["occlusion"] = check_occlusion(own["occlusion"])
-    return merged
+        own.update({k: own.get(k) for k in FACE_ROW_OPTIONS})
+    return options.changed(**own)
 
 
 def shard_rows(rows: list[dict], shard_index: int | None, num_shards: int | None) -> list[dict]:
@@ -172,7 +168,6 @@ def shard_rows(rows: list[dict], shard_index: int | None, num_shards: int | None
 def run_batch(args, options: LipsyncOptions) -> int:
     try:
         rows = shard_rows(read_batch(args.batch), args.shard_index, args.num_shards)
-        check_face_options(options.face_choice, options.face_index, options.face_position)  # before models load
         bundle = build_pipeline(options)
     except Exception as exc:  # noqa: BLE001
         return report(exc, args.verbose)
@@ -187,7 +182,7 @@ def run_batch(args, options: LipsyncOptions) -> int:
             if Path(output).exists():
                 results.append((output, "skipped (exists)", ""))
                 continue
-            result = lipsync(video, audio, output, pipeline_bundle=bundle, **row_options(row, options))
+            result = lipsync(video, audio, output, row_options(row, options), pipeline=bundle)
             warning = face_coverage_warning(result)
             if warning:
                 warn(warning)

@@ -8,25 +8,24 @@ chunk's first step) runs the full network; the others recompute only the shallow
 
 from __future__ import annotations
 
-from latentsync.config import inference_settings
+from latentsync.pipelines.settings import DeepCacheSettings, inference_settings
 
 
-def packaged_deepcache_settings():
+def packaged_deepcache_settings() -> DeepCacheSettings:
     """The `deepcache:` section of the packaged configs/inference.yaml (cache_interval, cache_branch_id)."""
     return inference_settings().deepcache
 
 
-def enable_deepcache(pipeline, settings=None):
+def enable_deepcache(pipeline, settings: DeepCacheSettings | None = None):
     """Turn DeepCache on for `pipeline` (needs `.unet` and `.scheduler`). Returns the helper (call `.disable()`).
 
-    `settings`: a mapping with `cache_interval` and `cache_branch_id`, for a run that wants other values than
-    the packaged ones (`packaged_deepcache_settings()`, the default).
+    `settings`: for a run that wants other values than the packaged ones (`packaged_deepcache_settings()`).
     """
     from DeepCache import DeepCacheSDHelper
 
     settings = packaged_deepcache_settings() if settings is None else settings
     helper = DeepCacheSDHelper(pipe=pipeline)
-    helper.set_params(cache_interval=settings["cache_interval"], cache_branch_id=settings["cache_branch_id"])
+    helper.set_params(cache_interval=settings.cache_interval, cache_branch_id=settings.cache_branch_id)
     helper.enable()
     pipeline.deepcache = helper
     return helper

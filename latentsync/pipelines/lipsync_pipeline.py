@@ -11,6 +11,9 @@ What differs from the official code is operational: frames are decoded, aligned,
 encoded chunk by chunk (memory does not grow with video length); decoding + the face pass run in a producer
 thread ahead of the networks and restore + encoding in a consumer thread behind them (`streaming.py`);
 frames without a face pass through unchanged, and the output is written atomically with the audio muxed in.
+
+`run(video, audio, out, SamplingOptions)` reads as its stages: 1. plan, 2. face pass, 3. per chunk encode ->
+denoise -> decode -> blend (with restore + write behind), 4. the result. `__call__` is the official keyword call.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +31,10 @@ import torch
 
 from latentsync.faces.choice import tracker_settings
 from latentsync.faces.detector import load_faces_config
-from latentsync.pipelines.chunk_source import ChunkSource, NoFaceError
+from latentsync.pipelines.chunk_source import Chunk, ChunkSource, NoFaceError
 from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
+from latentsync.pipelines.options import SamplingOptions
 from latentsync.pipelines.sampling import denoise, guided_step_count
 from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
 from latentsync.utils.allocator import release_freed_memory
@@ -40,7 +46,7 @@ from latentsync.whisper.audio2feature import frame_feature_indices, gather_frame
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LipsyncPipeline", "LipsyncResult", "NoFaceError"]
+__all__ = ["LipsyncPipeline", "LipsyncResult", "NoFaceError", "SamplingOptions"]
 
 
 @contextlib.contextmanager
@@ -77,6 +83,29 @@ class LipsyncResult:
                 f"(stages overlap): {busy}" + (f"; wall {wall:.1f}s" if wall is not None else ""))
 
 
+@dataclass
+class RunPlan:
+    """What stage 1 decides before the first chunk, for every chunk after it."""
+
+    num_output: int  # output frames (the audio's length, per the length mode)
+    schedule: np.ndarray  # (num_output,) the source frame each output frame shows
+    features: torch.Tensor  # Whisper features of the whole audio
+    noise: torch.Tensor  # (1, 4, 1, h, w): the one initial noise, repeated over every frame (official)
+    mask: torch.Tensor  # the fixed mouth mask image (1 = keep the reference pixel)
+    mask_latent: torch.Tensor  # (1, 1, 1, h, w) the mask at latent size
+    guided_steps: int  # leading steps with classifier-free guidance
+    resolution: int  # aligned face size in pixels
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.noise.dtype
+
+    @property
+    def keep(self) -> torch.Tensor:
+        """(1, R, R) 1 where the reference pixel is kept, 0 in the generated mouth region."""
+        return self.mask[0:1].float()
+
+
 class LipsyncPipeline:
     """`LipsyncPipeline(vae, audio_encoder, unet, scheduler)(video_path, audio_path, video_out_path, ...)`."""
 
@@ -98,139 +127,144 @@ class LipsyncPipeline:
         self.unet.to(device)
         return self
 
+    def guided_step_count(self, num_inference_steps: int, guidance_fraction: float) -> int:
+        """Leading steps with guidance, rounded up to DeepCache's full steps when it is on (sampling.py)."""
+        interval = self.deepcache.params["cache_interval"] if self.deepcache is not None else None
+        return guided_step_count(num_inference_steps, guidance_fraction, interval)
+
     # ---------------------------------------------------------------------------------------- call
 
-    @torch.no_grad()
     def __call__(self, video_path: str, audio_path: str, video_out_path: str, num_frames: int = 16,
                  video_fps: int = 25, audio_sample_rate: int = 16000, height: int | None = None,
                  width: int | None = None, num_inference_steps: int = 20, guidance_scale: float = 1.5,
-                 guidance_fraction: float = 1.0, weight_dtype: torch.dtype | None = None, eta: float = 0.0,
-                 mask_image_path: str | None = None,
-                 temp_dir: str | None = None, generator: torch.Generator | None = None,
-                 length_mode: str = "pingpong", progress=True, face_choice: str | None = None,
-                 face_index: int | None = None, face_position=None, occlusion: str | None = None,
-                 debug_video_path: str | None = None, callback=None, callback_steps: int = 1) -> LipsyncResult:
-        """`progress`: console bars (bool) or a `RunProgress` (bars and/or a callback). `face_choice`: which face
-        to edit (None: configs/faces.yaml), with `face_index` / `face_position` (x, y) where it needs them.
-        `guidance_fraction`: share of the steps, from the first, with classifier-free guidance (1 = all).
-        `occlusion`: auto | hands | off (None: configs/faces.yaml): keep the original pixels where something covers
-        the mouth. `debug_video_path`: also write a companion video with the face pass's decisions drawn on.
-        `callback` / `callback_steps`: the official signature's per-step hook, not supported (pass a `RunProgress`
-        with a callback as `progress`); any other unknown keyword is a TypeError, so a misspelled option is never
-        silently ignored."""
+                 weight_dtype: torch.dtype | None = None, eta: float = 0.0, mask_image_path: str | None = None,
+                 temp_dir: str | None = None, generator: torch.Generator | None = None, callback=None,
+                 callback_steps: int = 1, *, progress=True, **options) -> LipsyncResult:
+        """The official call: same arguments, same meaning (`temp_dir` is not needed: nothing is written outside
+        the output's folder). Our further options are `SamplingOptions` fields by keyword (`length_mode`,
+        `guidance_fraction`, `face_choice`, `occlusion`, `debug_video_path`, ...); any other keyword is a TypeError,
+        so a misspelled option is never silently ignored. `progress`: console bars (bool) or a `RunProgress`.
+        `callback` / `callback_steps`: the official per-step hook, not supported (refused when given)."""
         if callback is not None:
             raise TypeError("LipsyncPipeline does not call `callback`; pass progress=RunProgress(True, callback) to "
                             "get (stage, done, total) reports instead")
-        height = height or self.unet.config.sample_size * self.vae_scale_factor
-        width = width or height
-        if height != width or height % 8:
-            raise ValueError(f"resolution must be square and a multiple of 8, got {height}x{width}")
+        if height is not None and width is not None and height != width:
+            raise ValueError(f"resolution must be square, got {height}x{width}")
+        unknown = sorted(set(options) - set(SamplingOptions.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"LipsyncPipeline got unknown option(s) {unknown}; valid: see SamplingOptions")
+        sampling = SamplingOptions(num_frames=num_frames, video_fps=video_fps, audio_sample_rate=audio_sample_rate,
+                                   resolution=height or width, num_inference_steps=num_inference_steps,
+                                   guidance_scale=guidance_scale, weight_dtype=weight_dtype, eta=eta,
+                                   mask_image_path=mask_image_path, **options)
+        return self.run(video_path, audio_path, video_out_path, sampling, generator=generator, progress=progress)
+
+    @torch.no_grad()
+    def run(self, video_path: str, audio_path: str, video_out_path: str, options: SamplingOptions,
+            generator: torch.Generator | None = None, progress=True) -> LipsyncResult:
+        """Lip-sync `video_path` to `audio_path` into `video_out_path` (written atomically, the audio muxed in)."""
+        if options.resolution is None:
+            options = replace(options, resolution=self.unet.config.sample_size * self.vae_scale_factor)
+        progress, clock = RunProgress.of(progress), StageClock()
+        with self._eval_mode():
+            # 1. Plan: audio, which source frame each output frame shows, Whisper features, initial noise, mask.
+            plan = self.plan(video_path, audio_path, options, generator, clock)
+            # 2. The face pass, streamed along the output (decode, shots, detect, track, align, occluders).
+            source = self.face_source(video_path, plan, options, clock, progress)
+            # 3. Per chunk: encode -> denoise -> decode -> blend; restore + write run behind in their own thread.
+            wall_start = time.perf_counter()
+            edited = self.edit_and_write(source, plan, options, generator, clock, progress, audio_path,
+                                         video_out_path)
+        # 4. What was done.
+        timings = clock.as_dict()
+        timings["wall"] = timings.get("audio", 0.0) + timings.get("speaker", 0.0) + time.perf_counter() - wall_start
+        return self.result(video_out_path, source, plan, edited, options.video_fps, timings)
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        """The U-Net in eval mode for the run, as it was afterwards (U-Net validation calls this mid-training)."""
         was_training = self.unet.training
         self.unet.eval()
-        device = self.device
-        progress = RunProgress.of(progress)
+        try:
+            yield
+        finally:
+            if was_training:
+                self.unet.train()
 
-        clock = StageClock()
+    # ---------------------------------------------------------------------------------------- 1. plan
+
+    def plan(self, video_path: str, audio_path: str, options: SamplingOptions, generator, clock) -> RunPlan:
+        """Stage 1: the output's length and frame schedule, the audio features, the initial noise and the mask."""
         with clock.measure("audio"):
-            audio = read_audio(audio_path, audio_sample_rate)
-            audio_seconds = len(audio) / audio_sample_rate
-            if audio_seconds < 1.0 / video_fps:
+            audio = read_audio(audio_path, options.audio_sample_rate)
+            audio_seconds = len(audio) / options.audio_sample_rate
+            if audio_seconds < 1.0 / options.video_fps:
                 raise MediaError(f"audio is shorter than one video frame ({audio_seconds:.3f} s): {audio_path}")
-
         info = probe_video(video_path)
-        n_video = len(frame_map(video_path, video_fps, info.num_frames, info.fps))
-        n_out = num_output_frames(audio_seconds, n_video, video_fps, length_mode)
-        schedule = source_frame_indices(n_out, n_video, length_mode)
+        n_video = len(frame_map(video_path, options.video_fps, info.num_frames, info.fps))
+        n_out = num_output_frames(audio_seconds, n_video, options.video_fps, options.length_mode)
+        schedule = source_frame_indices(n_out, n_video, options.length_mode)
         logger.info("video %s: %d frames at %.3g fps -> %d output frames at %d fps (%s)", video_path,
-                    info.num_frames, info.fps, n_out, video_fps, length_mode)
+                    info.num_frames, info.fps, n_out, options.video_fps, options.length_mode)
         with clock.measure("audio"):
-            if length_mode == "silence":  # the video outlasts the audio: the mouth follows silence to its end
-                audio = np.pad(audio, (0, max(0, round(n_out / video_fps * audio_sample_rate) - len(audio))))
+            if options.length_mode == "silence":  # the video outlasts the audio: the mouth follows silence to its end
+                wanted = round(n_out / options.video_fps * options.audio_sample_rate)
+                audio = np.pad(audio, (0, max(0, wanted - len(audio))))
             features = self.audio_encoder.audio2feat(audio)  # the decoded 16 kHz samples: no second decode
+        mask = load_fixed_mask(options.resolution, options.mask_image_path) if options.mask_image_path \
+            else load_fixed_mask(options.resolution)
+        noise = self.initial_noise(options, generator)
+        latent_hw = options.resolution // self.vae_scale_factor
+        mask_latent = mask_to_latent(mask[0:1][None], (latent_hw, latent_hw)).to(self.device, noise.dtype)
+        guided = options.guided_steps or self.guided_step_count(options.num_inference_steps, options.guidance_fraction)
+        return RunPlan(n_out, schedule, features, noise, mask, mask_latent, guided, options.resolution)
 
-        mask = load_fixed_mask(height, mask_image_path) if mask_image_path else load_fixed_mask(height)
-        image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
-        with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
-            face_settings = tracker_settings(face_choice, face_index, face_position, video_path, self.face_detector,
-                                             video_fps, int(schedule.max()) + 1, progress)
-        faces_config = self.face_detector.config if self.face_detector is not None else load_faces_config()
-        source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
-                             clock=clock, progress=progress, device=device, face_choice=face_settings,
-                             fade_frames=int(faces_config.blend.fade_frames), occlusion=occlusion)
-
-        self.scheduler.set_timesteps(num_inference_steps, device=device)  # for init_noise_sigma
-        guided_steps = guided_step_count(num_inference_steps, guidance_fraction,
-                                         self.deepcache.params["cache_interval"] if self.deepcache else None)
-        latent_hw = height // self.vae_scale_factor
+    def initial_noise(self, options: SamplingOptions, generator) -> torch.Tensor:
+        """The official one noise tensor (1, 4, 1, h, w), drawn on the generator's device, scaled for the scheduler."""
+        self.scheduler.set_timesteps(options.num_inference_steps, device=self.device)  # for init_noise_sigma
+        latent_hw = options.resolution // self.vae_scale_factor
         noise = torch.randn((1, self.vae.config.latent_channels, 1, latent_hw, latent_hw), generator=generator,
                             device=generator.device if generator is not None else "cpu", dtype=torch.float32)
-        noise = (noise * self.scheduler.init_noise_sigma).to(device, weight_dtype or self.unet.dtype)
-        dtype = noise.dtype
-        mask_latent = mask_to_latent(mask[0:1][None], (latent_hw, latent_hw)).to(device, dtype)  # (1, 1, 1, h, w)
-        keep = mask[0:1].float()  # 1 = keep the reference pixel, 0 = generated mouth region
+        return (noise * self.scheduler.init_noise_sigma).to(self.device, options.weight_dtype or self.unet.dtype)
 
-        def prepared_chunks():
-            """Producer thread: decode + align (the face pass), then the masked and reference pixels."""
-            for chunk in source:
-                prepared = None
-                if chunk.faces is not None:
-                    with clock.measure("prepare"):
-                        pixels, masked, _ = image_processor.prepare_masks_and_masked_images(chunk.faces,
-                                                                                           affine_transform=False)
-                    prepared = (pixels, masked)
-                yield chunk, prepared
+    # ---------------------------------------------------------------------------------------- 2. face pass
 
-        num_chunks = -(-n_out // num_frames)
-        steps_bar = progress.stage("denoising", num_chunks * num_inference_steps, unit="step")
-        writing_bar = progress.stage("writing", n_out)
-        frames_with_face = 0
-        wall_start = time.perf_counter()
-        with VideoWriter(video_out_path, video_fps, audio_path=audio_path,
-                         audio_duration=n_out / video_fps) as writer, \
-                debug_writer(debug_video_path, video_fps, audio_path, n_out / video_fps) as overlay:
-            finish = FrameFinisher(source.track, overlay=overlay, cuts=source.cuts, keep_mask=mask[0].numpy())
+    def face_source(self, video_path: str, plan: RunPlan, options: SamplingOptions, clock, progress) -> ChunkSource:
+        """Stage 2: the streamed face pass (with `speaker`, its pre-pass runs here, before the first chunk)."""
+        with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
+            face_settings = tracker_settings(options.face_choice, options.face_index, options.face_position,
+                                             video_path, self.face_detector, options.video_fps,
+                                             int(plan.schedule.max()) + 1, progress)
+        faces_config = self.face_detector.config if self.face_detector is not None else load_faces_config()
+        return ChunkSource(video_path, plan.schedule, options.num_frames, plan.resolution, options.video_fps,
+                           detector=self.face_detector, clock=clock, progress=progress, device=self.device,
+                           face_choice=face_settings, fade_frames=int(faces_config.blend.fade_frames),
+                           occlusion=options.occlusion)
 
-            def restore_and_write(item):
-                """Consumer thread: paste the generated faces back (occluders, fades), then encode."""
-                chunk, decoded = item
-                with clock.measure("restore"):
-                    frames = finish(chunk, decoded)
-                with clock.measure("write"):
-                    writer.write(frames)
-                writing_bar.update(len(chunk.frames))
+    # ---------------------------------------------------------------------------------------- 3. per chunk
 
-            track = source.track
-            prefetch = Prefetcher(prepared_chunks, depth=1, name="latentsync-decode")
-            drain = Drain(restore_and_write, depth=1, name="latentsync-write")
+    def edit_and_write(self, source: ChunkSource, plan: RunPlan, options: SamplingOptions, generator, clock,
+                       progress, audio_path: str, video_out_path: str) -> int:
+        """Stage 3: every chunk edited here while the next is prepared and the last restored and written in
+        threads (`streaming.py`). Returns the number of edited frames."""
+        num_chunks = -(-plan.num_output // options.num_frames)
+        steps_bar = progress.stage("denoising", num_chunks * options.num_inference_steps, unit="step")
+        writing_bar = progress.stage("writing", plan.num_output)
+        seconds, edited = plan.num_output / options.video_fps, 0
+        with VideoWriter(video_out_path, options.video_fps, audio_path=audio_path, audio_duration=seconds) as writer, \
+                debug_writer(options.debug_video_path, options.video_fps, audio_path, seconds) as overlay:
+            finish = FrameFinisher(source.track, overlay=overlay, cuts=source.cuts, keep_mask=plan.mask[0].numpy())
+            prefetch = Prefetcher(partial(self.prepared_chunks, source, plan, clock), depth=1, name="latentsync-decode")
+            drain = Drain(partial(restore_and_write, finish, writer, clock, writing_bar), depth=1,
+                          name="latentsync-write")
             try:
                 for chunk, prepared in prefetch:
-                    if prepared is None:
-                        steps_bar.update(num_inference_steps)
-                        drain.submit((chunk, None))
-                        continue
-                    pixels, masked = prepared
-                    count = len(pixels)
-                    with clock.measure("vae"):
-                        masked_latents = encode_latents(self.vae, masked, generator).to(dtype)
-                        ref_latents = encode_latents(self.vae, pixels, generator).to(dtype)
-                    with clock.measure("denoise"):
-                        audio_embeds = None
-                        if self.unet.add_audio_layer:
-                            out_faced = chunk.output_indices[chunk.has_face]
-                            feature_idx = frame_feature_indices(len(features), out_faced, video_fps,
-                                                                self.audio_encoder.audio_feat_length)
-                            audio_embeds = gather_frames(features, feature_idx).to(device, dtype)
-                        latents = denoise(self.unet, self.scheduler, noise.expand(-1, -1, count, -1, -1).clone(),
-                                          mask_latent.expand(-1, -1, count, -1, -1), masked_latents, ref_latents,
-                                          audio_embeds, num_inference_steps=num_inference_steps,
-                                          guidance_scale=guidance_scale, generator=generator, eta=eta,
-                                          guided_steps=guided_steps, on_step=steps_bar.update)
-                    with clock.measure("vae"):
-                        # stays on the model's device: on CUDA the paste-back runs there too (as the official)
-                        decoded = decode_latents(self.vae, latents).float()
-                        keep_here = keep.to(decoded.device)
-                        decoded = decoded * (1 - keep_here) + pixels.to(decoded.device).float() * keep_here
-                    frames_with_face += count
+                    decoded = None
+                    if prepared is not None:
+                        decoded = self.edit_chunk(chunk, *prepared, plan, options, generator, clock, steps_bar.update)
+                        edited += len(decoded)
+                    else:
+                        steps_bar.update(options.num_inference_steps)
                     drain.submit((chunk, decoded))
                     release_freed_memory()  # the chunk's steps reused their blocks; now they go back
                 drain.finish()
@@ -241,12 +275,66 @@ class LipsyncPipeline:
                 prefetch.close()
         steps_bar.close()
         writing_bar.close()
-        if was_training:
-            self.unet.train()
-        timings = clock.as_dict()
-        timings["wall"] = timings.get("audio", 0.0) + timings.get("speaker", 0.0) + time.perf_counter() - wall_start
+        return edited
+
+    def prepared_chunks(self, source: ChunkSource, plan: RunPlan, clock) -> Iterator[tuple[Chunk, tuple | None]]:
+        """Producer thread: decode + align (the face pass), then the reference and masked pixels of each chunk."""
+        image_processor = ImageProcessor(plan.resolution, device="cpu", mask_image=plan.mask)
+        for chunk in source:
+            prepared = None
+            if chunk.faces is not None:
+                with clock.measure("prepare"):
+                    pixels, masked, _ = image_processor.prepare_masks_and_masked_images(chunk.faces,
+                                                                                       affine_transform=False)
+                prepared = (pixels, masked)
+            yield chunk, prepared
+
+    def edit_chunk(self, chunk: Chunk, pixels: torch.Tensor, masked: torch.Tensor, plan: RunPlan,
+                   options: SamplingOptions, generator, clock, on_step) -> torch.Tensor:
+        """One chunk's faces: encode -> denoise -> decode -> blend the kept reference pixels back."""
+        with clock.measure("vae"):
+            masked_latents = encode_latents(self.vae, masked, generator).to(plan.dtype)  # masked first (official)
+            ref_latents = encode_latents(self.vae, pixels, generator).to(plan.dtype)
+        with clock.measure("denoise"):
+            count = len(pixels)
+            latents = denoise(self.unet, self.scheduler, plan.noise.expand(-1, -1, count, -1, -1).clone(),
+                              plan.mask_latent.expand(-1, -1, count, -1, -1), masked_latents, ref_latents,
+                              self.audio_embeddings(chunk, plan, options),
+                              num_inference_steps=options.num_inference_steps,
+                              guidance_scale=options.guidance_scale, generator=generator, eta=options.eta,
+                              guided_steps=plan.guided_steps, on_step=on_step)
+        with clock.measure("vae"):
+            # stays on the model's device: on CUDA the paste-back runs there too (as the official)
+            decoded = decode_latents(self.vae, latents).float()
+            keep = plan.keep.to(decoded.device)
+            return decoded * (1 - keep) + pixels.to(decoded.device).float() * keep
+
+    def audio_embeddings(self, chunk: Chunk, plan: RunPlan, options: SamplingOptions) -> torch.Tensor | None:
+        """The Whisper windows of the chunk's edited frames (None for a U-Net without audio layers)."""
+        if not self.unet.add_audio_layer:
+            return None
+        out_faced = chunk.output_indices[chunk.has_face]
+        feature_idx = frame_feature_indices(len(plan.features), out_faced, options.video_fps,
+                                            self.audio_encoder.audio_feat_length)
+        return gather_frames(plan.features, feature_idx).to(self.device, plan.dtype)
+
+    # ---------------------------------------------------------------------------------------- 4. result
+
+    @staticmethod
+    def result(video_out_path: str, source: ChunkSource, plan: RunPlan, edited: int, fps: float,
+               timings: dict[str, float]) -> LipsyncResult:
+        track, schedule = source.track, plan.schedule
         occluded = np.isin(schedule, list(track.occluders)) & track.has_face[schedule]
         shots = len(set(source.processor.cuts) & set(schedule.tolist())) + 1
-        return LipsyncResult(Path(video_out_path), n_out, frames_with_face, int(track.bridged[schedule].sum()),
-                             float(video_fps), timings, num_shots=shots, frames_with_occluder=int(occluded.sum()))
+        return LipsyncResult(Path(video_out_path), plan.num_output, edited, int(track.bridged[schedule].sum()),
+                             float(fps), timings, num_shots=shots, frames_with_occluder=int(occluded.sum()))
 
+
+def restore_and_write(finish: FrameFinisher, writer: VideoWriter, clock: StageClock, bar, item) -> None:
+    """Consumer thread: paste the generated faces back (occluders, fades), then encode the frames."""
+    chunk, decoded = item
+    with clock.measure("restore"):
+        frames = finish(chunk, decoded)
+    with clock.measure("write"):
+        writer.write(frames)
+    bar.update(len(chunk.frames))
