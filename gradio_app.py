@@ -47,12 +47,12 @@ from latentsync.api import (  # noqa: E402
     preset_values,
 )
 from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli, warn  # noqa: E402
-from latentsync.config import inference_settings  # noqa: E402
 from latentsync.errors import raise_if_stopped  # noqa: E402
 from latentsync.faces.backends import BACKENDS  # noqa: E402
 from latentsync.faces.detector import FACE_CHOICES, load_faces_config  # noqa: E402
 from latentsync.faces.occlusion import MODES as OCCLUSION_MODES  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
+from latentsync.pipelines.settings import inference_settings  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
 from latentsync.utils.progress import STAGES  # noqa: E402
 from latentsync.validation import check_face_options, check_occlusion  # noqa: E402
@@ -72,7 +72,7 @@ class ProgressDisplay:
 
     def __init__(self, progress, stages):
         self.progress = progress
-        self.weights = {stage: float(APP.progress_weights[stage]) for stage in stages}
+        self.weights = {stage: getattr(APP.progress_weights, stage) for stage in stages}
         self.fraction = dict.fromkeys(stages, 0.0)
         self.context = contextvars.copy_context()
 
