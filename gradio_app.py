@@ -50,8 +50,8 @@ from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_conso
 from latentsync.config import inference_settings  # noqa: E402
 from latentsync.errors import raise_if_stopped  # noqa: E402
 from latentsync.faces.backends import BACKENDS  # noqa: E402
-from latentsync.faces.detector import FACE_CHOICES, load_faces_config  # noqa: E402
-from latentsync.faces.occlusion import MODES as OCCLUSION_MODES  # noqa: E402
+from latentsync.faces.detector import FACE_CHOICES  # noqa: E402
+from latentsync.faces.settings import OCCLUSION_MODES, load_faces_config  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402
 from latentsync.utils.progress import STAGES  # noqa: E402

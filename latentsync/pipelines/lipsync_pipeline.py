@@ -24,18 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentsync.faces.choice import tracker_settings
-from latentsync.faces.detector import load_faces_config
-from latentsync.pipelines.chunk_source import ChunkSource, NoFaceError
+from latentsync.errors import NoFaceError
+from latentsync.faces.choice import resolve_face_choice
+from latentsync.faces.face_pass import ChunkSource
 from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.pipelines.sampling import denoise, guided_step_count
-from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
+from latentsync.pipelines.streaming import Drain, Prefetcher
 from latentsync.utils.allocator import release_freed_memory
 from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoWriter, frame_map, probe_video, read_audio
-from latentsync.utils.progress import RunProgress
+from latentsync.utils.progress import RunProgress, StageClock
 from latentsync.whisper.audio2feature import frame_feature_indices, gather_frames
 
 logger = logging.getLogger(__name__)
@@ -151,12 +151,10 @@ class LipsyncPipeline:
         mask = load_fixed_mask(height, mask_image_path) if mask_image_path else load_fixed_mask(height)
         image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
         with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
-            face_settings = tracker_settings(face_choice, face_index, face_position, video_path, self.face_detector,
-                                             video_fps, int(schedule.max()) + 1, progress)
-        faces_config = self.face_detector.config if self.face_detector is not None else load_faces_config()
+            chosen = resolve_face_choice(face_choice, face_index, face_position, video_path, self.face_detector,
+                                         video_fps, int(schedule.max()) + 1, progress)
         source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
-                             clock=clock, progress=progress, device=device, face_choice=face_settings,
-                             fade_frames=int(faces_config.blend.fade_frames), occlusion=occlusion)
+                             clock=clock, progress=progress, device=device, face_choice=chosen, occlusion=occlusion)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)  # for init_noise_sigma
         guided_steps = guided_step_count(num_inference_steps, guidance_fraction,
