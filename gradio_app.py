@@ -49,8 +49,8 @@ from latentsync.api import (  # noqa: E402
 from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli, warn  # noqa: E402
 from latentsync.errors import raise_if_stopped  # noqa: E402
 from latentsync.faces.backends import BACKENDS  # noqa: E402
-from latentsync.faces.detector import FACE_CHOICES, load_faces_config  # noqa: E402
-from latentsync.faces.occlusion import MODES as OCCLUSION_MODES  # noqa: E402
+from latentsync.faces.detector import FACE_CHOICES  # noqa: E402
+from latentsync.faces.settings import OCCLUSION_MODES, load_faces_config  # noqa: E402
 from latentsync.pipelines.frame_schedule import LENGTH_MODES  # noqa: E402
 from latentsync.pipelines.settings import inference_settings  # noqa: E402
 from latentsync.utils.media import describe_streams, probe_video  # noqa: E402

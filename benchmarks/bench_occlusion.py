@@ -53,8 +53,8 @@ from latentsync.faces.occlusion import (  # noqa: E402
     draw_hand,
     edited_region,
     keep_occluders,
-    occlusion_settings,
 )
+from latentsync.faces.settings import load_faces_config  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
 from latentsync.utils.mask import fixed_mask_rgb_u8  # noqa: E402
 from latentsync.utils.media import VideoWriter, iter_frames  # noqa: E402
@@ -183,7 +183,7 @@ def real_hand(detector) -> tuple:
     import mediapipe as mp
 
     frames = read_frames(clip_path("lp_d12"), 120)
-    settings = occlusion_settings()
+    settings = load_faces_config().occlusion
     best = None
     with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=0,
                                   min_detection_confidence=0.2) as hands:
@@ -375,7 +375,7 @@ def clean_shrink(frames, aligned, face_size, mode, settings, workdir) -> dict:
 
 def cost_1080p(detector, settings, frames_count: int) -> dict:
     """Face pass (decode + detect + align) and masker per frame on demo1, in the same run."""
-    from latentsync.pipelines.chunk_source import track_faces
+    from latentsync.faces.face_pass import track_faces
     from latentsync.utils.media import VideoReader
 
     video = clip_path("demo1")
@@ -411,7 +411,7 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="keep face-pass results here between runs (a folder)")
     parser.add_argument("--no_oracle", action="store_true", help="skip the oracle rows (true occluder masks)")
     args = parser.parse_args()
-    settings = occlusion_settings()
+    settings = load_faces_config().occlusion
     cache = Path(args.cache) if args.cache else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ Each sequence concatenates (ffmpeg, 25 fps, 640x360) shots of 2.4-3.6 s drawn at
 - `dubbed`: a person whose mouth moves, given another clip's speech (nobody visible speaks),
 - `still`: lp_src_s32 (a woman turning her head, not talking) under another clip's speech (nobody speaks),
 - `faceless`: a generated texture or a heavily blurred crop under another clip's speech (no face).
-Measured with `--face_choice speaker` and `largest` (the official), through `tracker_settings` and the face pass
+Measured with `--face_choice speaker` and `largest` (the official), through `resolve_face_choice` and the face pass
 (`VideoFaceProcessor`) as the pipeline runs them: true cuts found at their exact frame (by the speaker pass
 and by the face pass itself), edited frames (has_face) in shots where nobody visible speaks (goal 0 with
 `speaker`), frames of a face track that spans two true shots (landmarks from another shot, goal 0), and shots
@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from latentsync.faces.choice import tracker_settings  # noqa: E402
+from latentsync.faces.choice import FaceChoice, resolve_face_choice  # noqa: E402
 from latentsync.faces.detector import FaceDetector  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
 from latentsync.utils.media import VideoWriter, ffmpeg_exe, iter_frames, probe_video, read_audio, write_wav  # noqa: E402
@@ -139,10 +139,10 @@ def render(shots: list[Shot], out: Path, work: Path) -> None:
                 writer.write(chunk)
 
 
-def face_pass(video: Path, detector: FaceDetector, settings: dict) -> tuple[list, list[int]]:
+def face_pass(video: Path, detector: FaceDetector, face_choice: FaceChoice) -> tuple[list, list[int]]:
     """Per frame (has_face, box centre x, track id, bridged), and the cuts the face pass used (given by the
     speaker pass, or found by the face pass itself)."""
-    processor = VideoFaceProcessor(detector=detector, **settings)
+    processor = VideoFaceProcessor(detector=detector, face_choice=face_choice)
     out = []
     for a in processor.process(iter_frames(str(video), chunk_size=16, target_fps=FPS), batch_size=16):
         centre = None if a.face_box is None else float((a.face_box[0] + a.face_box[2]) / 2)
@@ -202,11 +202,11 @@ def main() -> None:
             for choice in ("speaker", "largest"):
                 said: list[str] = []
                 start = time.perf_counter()
-                settings = tracker_settings(choice, None, None, str(video), detector, FPS, num_frames,
-                                            RunProgress(False), say=said.append)
+                chosen = resolve_face_choice(choice, None, None, str(video), detector, FPS, num_frames,
+                                             RunProgress(False), say=said.append)
                 prepass = time.perf_counter() - start
                 start = time.perf_counter()
-                aligned, found = face_pass(video, detector, settings)
+                aligned, found = face_pass(video, detector, chosen)
                 faces = time.perf_counter() - start
                 result = judge(shots, aligned)
                 result.update({"cuts_exact": len(set(found) & set(true_cuts)), "cuts_true": len(true_cuts),

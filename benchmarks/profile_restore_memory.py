@@ -22,7 +22,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from latentsync.pipelines.chunk_source import track_faces  # noqa: E402
+from latentsync.faces.face_pass import track_faces  # noqa: E402
 from latentsync.utils.media import VideoReader  # noqa: E402
 
 

@@ -19,6 +19,13 @@ class InputError(ValueError):
     """The user's input or set-up is wrong (missing file, mismatched checkpoint, bad option, ...): exit 2."""
 
 
+class NoFaceError(InputError, RuntimeError):
+    """No usable face: in a frame (`ImageProcessor.affine_transform`, message "Face not detected ...") or in any
+    frame of the input video (the face pass). A user error (exit 2) like every `InputError`; also a
+    RuntimeError because the official `ImageProcessor.affine_transform` raises `RuntimeError("Face not
+    detected")`, so code written against the official layout still catches it."""
+
+
 class OutputWriteError(InputError):
     """The output could not be written (disk full, file-size limit, no permission). Nothing was left behind."""
 

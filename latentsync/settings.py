@@ -44,7 +44,7 @@ def _expected(kind) -> str:
     if _optional(kind) is not None:
         return f"{_expected(_optional(kind))} or null"
     if get_origin(kind) is tuple:
-        return f"a list of {_NAMES[get_args(kind)[0]]}"
+        return f"a list of {_expected(get_args(kind)[0])}"
     return _NAMES[kind]
 
 

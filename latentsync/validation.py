@@ -98,11 +98,11 @@ def check_face_options(choice, index=None, position=None) -> tuple[str | None, i
 
 def check_occlusion(mode) -> str | None:
     """--occlusion checked: auto | hands | off, or None/empty (configs/faces.yaml `occlusion.mode` decides)."""
-    from latentsync.faces.occlusion import MODES
+    from latentsync.faces.settings import OCCLUSION_MODES
 
     mode = mode.strip() if isinstance(mode, str) and mode.strip() else None
-    if mode is not None and mode not in MODES:
-        raise InputError(f"unknown --occlusion {mode!r}; choose one of {', '.join(MODES)}")
+    if mode is not None and mode not in OCCLUSION_MODES:
+        raise InputError(f"unknown --occlusion {mode!r}; choose one of {', '.join(OCCLUSION_MODES)}")
     return mode
 
 

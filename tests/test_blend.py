@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from latentsync.faces.blend import blend_edit, distance_to_unedited, edit_weights
-from latentsync.pipelines.chunk_source import ChunkSource
+from latentsync.faces.face_pass import ChunkSource
 from tests.inference_fixtures import face_clip
 
 

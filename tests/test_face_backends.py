@@ -12,7 +12,8 @@ from latentsync.faces.backends import BACKENDS, FaceBackendUnavailableError, Fac
 from latentsync.faces.backends.base import AlignmentPointSet
 from latentsync.faces.backends.insightface_backend import POINT_SET_106
 from latentsync.faces.backends.mediapipe_backend import POINT_SETS as MEDIAPIPE_SETS
-from latentsync.faces.detector import FaceDetector, load_faces_config
+from latentsync.faces.detector import FaceDetector
+from latentsync.faces.settings import load_faces_config
 
 
 @pytest.fixture

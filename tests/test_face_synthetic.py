@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from latentsync.faces.detector import FaceDetector, box_iou, load_faces_config
+from latentsync.errors import NoFaceError
+from latentsync.faces.detector import FaceDetector, box_iou
+from latentsync.faces.settings import load_faces_config
 from latentsync.faces.video import VideoFaceProcessor, align_video
-from latentsync.utils.image_processor import FaceNotFoundError, ImageProcessor
+from latentsync.utils.image_processor import ImageProcessor
 
 FRAME_HW = (360, 480)
 
@@ -115,7 +117,7 @@ def test_empty_frame_has_no_face(detector, stage):
     assert detector.detect(blank) is None
     assert detector(blank) == (None, None)
     processor = ImageProcessor(resolution=256, face_detector=detector)
-    with pytest.raises(FaceNotFoundError, match="Face not detected"):
+    with pytest.raises(NoFaceError, match="Face not detected"):
         processor.affine_transform(blank)
     assert processor.affine_transform(blank, allow_missing=True) is None
 

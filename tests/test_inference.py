@@ -14,8 +14,8 @@ import torch
 
 import latentsync
 from latentsync.api import InputError, LipsyncOptions, build_pipeline
+from latentsync.errors import NoFaceError
 from latentsync.pipelines.frame_schedule import source_frame_indices
-from latentsync.pipelines.lipsync_pipeline import NoFaceError
 from latentsync.utils.media import describe_streams, probe_video
 from scripts import inference as cli
 from tests.helpers import shared_file, write_video
@@ -358,8 +358,8 @@ def edited_region_of(bundle, ckpts, video, audio, out) -> np.ndarray:
 
 def test_occluder_masks_reach_the_output(bundle, ckpts, tmp_path, monkeypatch):
     """Whatever the face pass marks as an occluder keeps its original pixels (the masker is fixed here)."""
+    from latentsync.faces import face_pass
     from latentsync.faces.occlusion import OcclusionPatch
-    from latentsync.pipelines import chunk_source
 
     video, audio = face_clip(tmp_path, "fixed", 1.0)
     edited = edited_region_of(bundle, ckpts, video, audio, tmp_path / "plain.mp4")
@@ -376,7 +376,7 @@ def test_occluder_masks_reach_the_output(bundle, ckpts, tmp_path, monkeypatch):
         def close(self):
             pass
 
-    monkeypatch.setattr(chunk_source, "occluder_masker", lambda mode, config: FixedMasker())
+    monkeypatch.setattr(face_pass, "occluder_masker", lambda mode, settings: FixedMasker())
     out = tmp_path / "kept.mp4"
     run(bundle, ckpts, video, audio, out)
     change = np.abs(decode_all(out).astype(int) - decode_all(video).astype(int)).max(-1)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from latentsync.faces.alignment import AlignRestore
-from latentsync.pipelines.chunk_source import track_faces
+from latentsync.faces.face_pass import track_faces
 from latentsync.utils.media import VideoReader, ffmpeg_exe
 from tools.make_demo_clip import make_demo_clip
 

@@ -14,8 +14,8 @@ from latentsync.faces.occlusion import (
     draw_hand,
     edited_region,
     keep_occluders,
-    occlusion_settings,
 )
+from latentsync.faces.settings import load_faces_config
 from latentsync.settings import SettingsError
 from tests.helpers import SHARED
 
@@ -71,11 +71,11 @@ def with_microphone_on_the_mouth(frame, mouth, width):
 
 
 def test_settings_come_from_faces_yaml():
-    settings = occlusion_settings()
+    settings = load_faces_config().occlusion
     assert settings.mode in ("auto", "hands", "off")
     assert 0 < settings.decay < 1 and settings.hand_every >= 1
     with pytest.raises(SettingsError):
-        occlusion_settings(mode="sometimes")
+        load_faces_config(overrides=["occlusion.mode=sometimes"])
     with pytest.raises(ValueError):
         OccluderMasker("sometimes", settings)
 
@@ -123,7 +123,7 @@ def test_objects_over_the_mouth_are_kept_once_the_shot_showed_it(face, draw):
     hull = np.zeros(frame.shape[:2], np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
     on_face = occluder & (hull > 0)
-    settings = occlusion_settings()
+    settings = load_faces_config().occlusion
     with OccluderMasker("auto", settings) as masker:
         for _ in range(settings.mouth_frames + 1):
             assert masker(frame, box, landmarks) is None
@@ -145,7 +145,7 @@ def test_off_mode_finds_nothing(face):
 def test_mask_is_steady_then_fades_and_reset_forgets(face):
     frame, box, landmarks, mouth, width = face
     occluded, _ = with_microphone(frame, mouth, width)
-    settings = occlusion_settings()
+    settings = load_faces_config().occlusion
     with OccluderMasker("auto", settings) as masker:
         first = masker.patch(occluded, box, landmarks)
         second = masker.patch(occluded, box, landmarks)

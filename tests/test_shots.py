@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from latentsync.faces.all_faces import MouthTrack
-from latentsync.faces.choice import tracker_settings
-from latentsync.faces.detector import FaceDetector, load_faces_config
+from latentsync.faces.choice import FaceChoice, resolve_face_choice
+from latentsync.faces.detector import FaceDetector
+from latentsync.faces.settings import load_faces_config
 from latentsync.faces.shots import find_cuts, shot_ranges, timeline_cuts
 from latentsync.faces.speaker import choose_speaker, find_speaker
 from latentsync.faces.video import VideoFaceProcessor
@@ -90,8 +91,10 @@ def test_the_cut_is_found_at_its_exact_frame(cut_clip):
     assert find_cuts(video, CONFIG.shots, 25, cut) == []  # the output stops before the cut
 
 
-def _aligned(frames, detector, **settings):
-    processor = VideoFaceProcessor(detector=detector, **settings)
+def _aligned(frames, detector, face_choice=None, cuts=None):
+    face_choice = face_choice or FaceChoice.configured(detector.config)
+    face_choice = face_choice if cuts is None else face_choice.with_cuts(cuts)
+    processor = VideoFaceProcessor(detector=detector, face_choice=face_choice)
     return list(processor.process(iter([frames]), batch_size=16)), processor
 
 
@@ -148,13 +151,13 @@ def test_speaker_per_shot_leaves_the_shot_without_a_speaker_untouched(cut_clip, 
     assert first.chosen is not None and second.chosen is None and len(second.candidates) == 1
     assert np.isnan(choice.boxes[cut:]).all() and np.isfinite(choice.boxes[:cut]).all(axis=1).mean() > 0.9
     said = []
-    settings = tracker_settings("speaker", None, None, video, detector, 25, len(frames), RunProgress(False),
-                                say=said.append)
+    settings = resolve_face_choice("speaker", None, None, video, detector, 25, len(frames), RunProgress(False),
+                                   say=said.append)
     table = [line for line in said if line.startswith("shot ")]
     assert len(table) == 2 and "score" in table[0] and "null" in table[0] and "none" in table[1], said
-    aligned, _ = _aligned(frames, detector, **settings)
+    aligned, _ = _aligned(frames, detector, settings)
     assert all(a.has_face for a in aligned[5:cut]) and not any(a.has_face for a in aligned[cut:])
-    largest, _ = _aligned(frames, detector, cuts=settings["cuts"])
+    largest, _ = _aligned(frames, detector, cuts=settings.cuts)
     assert all(a.has_face for a in largest[cut:])  # the official choice edits the face in shot 2
 
 

@@ -13,7 +13,8 @@ import latentsync
 import scripts.inference as cli
 from latentsync.api import LipsyncOptions, build_pipeline
 from latentsync.faces.all_faces import MouthTrack
-from latentsync.faces.detector import FaceDetector, box_iou, load_faces_config
+from latentsync.faces.detector import FaceDetector, box_iou
+from latentsync.faces.settings import load_faces_config
 from latentsync.faces.speaker import choose_speaker, find_speaker, lagged_correlation, speech_envelope
 from tests.helpers import shared_file
 from tests.inference_fixtures import cli_args, decode_all, region_change, tiny_options, two_face_clip
@@ -167,13 +168,16 @@ def test_two_real_people_speaker_edits_the_one_heard(bundle, ckpts, detector, tm
 
 
 def test_speaker_set_in_the_faces_config_is_honoured(tmp_path):
-    from latentsync.faces.choice import tracker_settings
+    from latentsync.faces.choice import FaceChoice, resolve_face_choice
     from latentsync.utils.progress import RunProgress
 
     video, _, _ = two_face_clip(tmp_path, "no_audio", speaking=0, seconds=1.0, with_audio=False)
     said = []
-    with FaceDetector(config={"detector": {"choice": "speaker"}}) as configured:
-        settings = tracker_settings(None, None, None, str(video), configured, 25, 25, RunProgress(False), say=said.append)
-    assert settings == {"choice": "tracked"} and len(said) == 1 and said[0].startswith("warning:")
+    with FaceDetector(config=load_faces_config(overrides=["detector.choice=speaker"])) as configured:
+        settings = resolve_face_choice(None, None, None, str(video), configured, 25, 25, RunProgress(False),
+                                       say=said.append)
+    assert (settings.choice, settings.guide_boxes, settings.cuts) == ("tracked", None, None)
+    assert len(said) == 1 and said[0].startswith("warning:")
     with FaceDetector() as default:
-        assert tracker_settings(None, None, None, str(video), default, 25, 25, RunProgress(False)) == {}
+        assert (resolve_face_choice(None, None, None, str(video), default, 25, 25, RunProgress(False))
+                == FaceChoice.configured(default.config))

@@ -8,7 +8,8 @@ import time
 import pytest
 import torch
 
-from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
+from latentsync.pipelines.streaming import Drain, Prefetcher
+from latentsync.utils.progress import StageClock
 
 
 def test_prefetcher_keeps_order_and_stays_bounded():

@@ -41,7 +41,8 @@ class FaceMotion:
 
 
 def load_face_detector(cfg, device: str):
-    from latentsync.faces.detector import FaceDetector, load_faces_config
+    from latentsync.faces.detector import FaceDetector
+    from latentsync.faces.settings import load_faces_config
 
     return FaceDetector(device=device, config=load_faces_config(cfg.affine.faces_config))
 

@@ -48,7 +48,7 @@ from latentsync.command_line import (
     warn,
 )
 from latentsync.faces.detector import FACE_CHOICES
-from latentsync.faces.occlusion import MODES as OCCLUSION_MODES
+from latentsync.faces.settings import OCCLUSION_MODES
 from latentsync.pipelines.frame_schedule import LENGTH_MODES
 from latentsync.validation import check_output_path
 

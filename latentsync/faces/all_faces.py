@@ -66,7 +66,7 @@ class AllFacesTracker:
         cfg = detector.config
         self.detector = detector
         self.backend = detector.backend
-        pairs = cfg.speaker.mouth_pairs.get(self.backend.name, None)
+        pairs = cfg.mouth_pairs(self.backend.name)
         if not pairs:
             raise InputError(f"--face_choice speaker needs mouth landmarks, which the {self.backend.name} face "
                              "detector does not define; use --face_detector mediapipe")

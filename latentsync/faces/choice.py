@@ -1,4 +1,4 @@
-"""The user's face choice as settings of the face pass's tracker; `speaker` is decided here, before it.
+"""The user's face choice resolved once into a `FaceChoice` for the face pass; `speaker` is decided here, before it.
 
 Tracking, smoothing and gap bridging restart at every shot cut (`latentsync.faces.shots`). `largest | index |
 position | tracked` go to `FaceTracker` as they are, and the face pass finds the cuts itself on the frames it
@@ -13,37 +13,73 @@ speaking, it says so in one line and falls back to `tracked`.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from latentsync.faces.detector import FaceDetector
+    from latentsync.faces.settings import FacesConfig
     from latentsync.utils.progress import RunProgress
+
+
+@dataclass(frozen=True)
+class FaceChoice:
+    """Which face the face pass edits, settled before it starts.
+
+    `choice`: largest | index | position | tracked (how `FaceTracker` picks at keyframes), with `index` (n-th
+    face from the left) and `position` ((x, y) pixels) where it needs them. `guide_boxes`: the speaker pass's
+    chosen box per frame ((N, 4), NaN where nobody speaks); the tracker then follows it (`tracked`).
+    `cuts`: the frames that start a shot when a pre-pass found them (None: the face pass finds them itself)."""
+
+    choice: str
+    index: int
+    position: tuple[float, ...] | None
+    guide_boxes: np.ndarray | None = None
+    cuts: tuple[int, ...] | None = None
+
+    @classmethod
+    def configured(cls, config: FacesConfig) -> FaceChoice:
+        """The faces config's own choice (`detector.choice`, `choice_index`, `choice_position`)."""
+        det = config.detector
+        return cls(det.choice, det.choice_index, det.choice_position)
+
+    def with_cuts(self, cuts) -> FaceChoice:
+        """The same choice with the shot cuts found beforehand (an empty list: one shot)."""
+        return replace(self, cuts=tuple(int(c) for c in cuts))
 
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def tracker_settings(choice: str | None, index: int | None, position, video_path: str, detector, fps: float,
-                     num_frames: int, progress: RunProgress, say=_say) -> dict:
-    """Keyword settings for `VideoFaceProcessor` / `FaceTracker` (what is absent, configs/faces.yaml decides).
+def resolve_face_choice(choice: str | None, index: int | None, position, video_path: str,
+                        detector: FaceDetector | None, fps: float, num_frames: int, progress: RunProgress,
+                        say=_say) -> FaceChoice:
+    """The face pass's `FaceChoice` for the user's `--face_choice` / `--face_index` / `--face_position` (None:
+    the faces config decides all three: the detector's, or configs/faces.yaml without a detector).
 
-    `cuts` (frame indices that start a shot) is present when the speaker pass found them; otherwise the face pass
-    finds them itself on the frames it decodes (`shots.detect`)."""
-    from latentsync.faces.detector import load_faces_config
+    Its `cuts` are set when the speaker pass found them; otherwise the face pass finds them itself on the frames
+    it decodes (`shots.detect`)."""
+    from latentsync.faces.settings import load_faces_config
 
-    config = detector.config if detector is not None else load_faces_config()
-    configured = choice is None
-    choice = config.detector.choice if configured else choice
+    configured = FaceChoice.configured(detector.config if detector is not None else load_faces_config())
+    if choice is None:
+        if configured.choice != "speaker":
+            return configured
+        choice = "speaker"
     if choice == "speaker":
-        settings = _speaker_settings(video_path, detector, fps, num_frames, progress, say)
-        if settings is not None:
-            return settings
-        choice, configured = "tracked", False
-    settings = {} if configured else {"choice": choice, "choice_index": index, "choice_position": position}
-    return {k: v for k, v in settings.items() if v is not None}  # cuts: found by the face pass itself
+        found = _speaker_choice(configured, video_path, detector, fps, num_frames, progress, say)
+        if found is not None:
+            return found
+        choice = "tracked"
+    return FaceChoice(choice, configured.index if index is None else index,
+                      configured.position if position is None else position)
 
 
-def _speaker_settings(video_path, detector, fps: float, num_frames: int, progress: RunProgress, say) -> dict | None:
+def _speaker_choice(configured: FaceChoice, video_path, detector: FaceDetector | None, fps: float, num_frames: int,
+                    progress: RunProgress, say) -> FaceChoice | None:
     """Guide boxes and cuts from the speaker pass; None (after a warning) where `tracked` must take over."""
     from latentsync.faces.detector import FaceDetector
     from latentsync.faces.speaker import find_speaker
@@ -63,15 +99,11 @@ def _speaker_settings(video_path, detector, fps: float, num_frames: int, progres
         return None
     for line in speaker.lines() + speaker.shot_lines():
         say(line)
+    tracked = replace(configured, choice="tracked")
     if speaker.chosen is None:
         scored = any(c.score == c.score for c in speaker.candidates)  # NaN != NaN
         why = ("no visible face moves with the video's own audio in any shot" if scored
                else "found no face seen long enough to score")
         say(f"warning: --face_choice speaker {why}; using --face_choice tracked")
-        return _with_cuts({"choice": "tracked"}, speaker.cuts)
-    return _with_cuts({"guide_boxes": speaker.boxes}, speaker.cuts)
-
-
-def _with_cuts(settings: dict, cuts: list[int]) -> dict:
-    """The speaker pass found the cuts on its own frames (none is an answer too): the face pass takes them."""
-    return {**settings, "cuts": list(cuts)}
+        return tracked.with_cuts(speaker.cuts)
+    return replace(tracked, guide_boxes=speaker.boxes).with_cuts(speaker.cuts)

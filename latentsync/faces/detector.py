@@ -9,12 +9,9 @@ stride lives in `tracking.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
-from latentsync.config import CONFIG_DIR, load_config
 from latentsync.utils.closing import ClosesOnExit
 
 from .backends import (
@@ -25,8 +22,8 @@ from .backends import (
     FaceModelNotFoundError,
     create_backend,
 )
+from .settings import FacesConfig, as_faces_config
 
-FACES_CONFIG = CONFIG_DIR / "faces.yaml"
 CHOICES = ("largest", "index", "position", "tracked")
 # Every --face_choice: the above, made at keyframes, plus `speaker`, which is decided over the whole video first
 # (latentsync/faces/speaker.py) and then followed like `tracked`.
@@ -41,27 +38,9 @@ __all__ = [
     "FaceDetector",
     "FaceModelNotFoundError",
     "FaceResult",
-    "as_faces_config",
     "box_iou",
     "choose_face",
-    "load_faces_config",
 ]
-
-
-def load_faces_config(path: str | Path | None = None, overrides=()) -> DictConfig:
-    """configs/faces.yaml (or `path`) with `key=value` overrides, e.g. `tracking.detect_every=1`."""
-    return load_config(path or FACES_CONFIG, overrides)
-
-
-def as_faces_config(config) -> DictConfig:
-    """A faces config from None (the default file), a DictConfig, a dict of overrides, or a path."""
-    if config is None:
-        return load_faces_config()
-    if isinstance(config, DictConfig):
-        return config
-    if isinstance(config, dict):
-        return OmegaConf.merge(load_faces_config(), OmegaConf.create(config))
-    return load_faces_config(config)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -120,7 +99,8 @@ def choose_face(
 class FaceDetector(ClosesOnExit):
     """Per-frame face detection through a backend, with the official validity filters and face choice."""
 
-    def __init__(self, device: str = "cpu", backend: str | FaceBackend | None = None, config=None):
+    def __init__(self, device: str = "cpu", backend: str | FaceBackend | None = None,
+                 config: FacesConfig | str | None = None):
         self.config = as_faces_config(config)
         self.device = device
         if isinstance(backend, FaceBackend):
@@ -129,11 +109,8 @@ class FaceDetector(ClosesOnExit):
             self.backend = create_backend(backend or self.config.detector.backend, self.config, device=device)
         det = self.config.detector
         self.min_score = float(det.min_score)
-        self.min_box_wh = tuple(det.min_box_wh)
-        self.aspect_range = tuple(det.aspect_range)
-        section = self.config.get(self.backend.name, None)
-        if section is not None and section.get("min_box_wh", None) is not None:
-            self.min_box_wh = tuple(section.min_box_wh)
+        self.min_box_wh = self.config.min_box_wh(self.backend.name)
+        self.aspect_range = det.aspect_range
 
     @property
     def name(self) -> str:

@@ -2,9 +2,9 @@
 
 Interface (what the pipeline calls, once per frame of the edited face, frames in order):
 
-    from latentsync.faces.occlusion import OccluderMasker, keep_occluders, occlusion_settings
+    from latentsync.faces.occlusion import OccluderMasker, keep_occluders
 
-    masker = OccluderMasker("auto", occlusion_settings(faces_config))   # mode: auto | hands | off
+    masker = OccluderMasker("auto", faces_config.occlusion)   # mode: auto | hands | off (config: a FacesConfig)
     mask = masker(frame_rgb_uint8, face_box, landmarks)   # (H, W) float32 in [0, 1], or None (nothing found)
     out = keep_occluders(original, restored, mask)         # out = original * m + restored * (1 - m)
     masker.reset()                                         # at every shot cut (and when the face track changes)
@@ -52,11 +52,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from latentsync.settings import Section, at_least
-
-from .detector import as_faces_config
-
-MODES = ("auto", "hands", "off")
+from .settings import OCCLUSION_MODES, OcclusionSettings, load_faces_config
 
 # Inner-lip ring per landmark count (the open mouth: teeth and cavity are not occluders).
 INNER_LIPS = {
@@ -80,62 +76,6 @@ NOSE_BOTTOM = {
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
-
-
-class OcclusionSettings(Section):
-    """configs/faces.yaml `occlusion:` (every key documented there)."""
-
-    mode: str
-    roi_side: float
-    roi_top: float
-    roi_bottom: float
-    analysis_width: int = at_least(16)
-    hand_every: int = at_least(1)
-    hand_hold: int = at_least(0)
-    hand_side: float
-    hand_below: float
-    hand_max_side: int = at_least(64)
-    hand_min_score: float
-    hand_model_complexity: int = at_least(0)
-    finger_width: float
-    hand_dilate: float
-    chroma_z: float
-    chroma_floor: float
-    neutral_ratio: float
-    dark_ratio: float
-    min_luma: float
-    mouth_dilate: float
-    nose_dilate: float
-    seed_inset: float
-    seed_reach: float
-    reach: float
-    min_area: float
-    close: float
-    beyond_face: bool
-    colour_bins: int = at_least(1)
-    mouth_frames: int = at_least(0)
-    object_bins: int = at_least(0)
-    feather: float
-    decay: float
-    min_value: float
-
-    def check(self, source: str) -> None:
-        if self.mode not in MODES:
-            from latentsync.settings import SettingsError
-
-            raise SettingsError(f"{source}: occlusion.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-
-
-def occlusion_settings(config=None, **overrides) -> OcclusionSettings:
-    """The `occlusion:` section of a faces config (None = configs/faces.yaml; see `as_faces_config`)."""
-    cfg = as_faces_config(config)
-    record = OcclusionSettings.build(cfg, "occlusion", "configs/faces.yaml")
-    if overrides:
-        from dataclasses import replace
-
-        record = replace(record, **overrides)
-        record.check("overrides")
-    return record
 
 
 @dataclass
@@ -492,9 +432,9 @@ class OccluderMasker:
     """Per-frame occluder mask of one face, with temporal state (see the module docstring for the interface)."""
 
     def __init__(self, mode: str = "auto", settings: OcclusionSettings | None = None):
-        self.settings = settings if settings is not None else occlusion_settings()
-        if mode not in MODES:
-            raise ValueError(f"unknown occlusion mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.settings = settings if settings is not None else load_faces_config().occlusion
+        if mode not in OCCLUSION_MODES:
+            raise ValueError(f"unknown occlusion mode {mode!r}; choose one of {', '.join(OCCLUSION_MODES)}")
         self.mode = mode
         self._hands = HandFinder(self.settings) if mode in ("auto", "hands") else None
         self._previous: OcclusionPatch | None = None

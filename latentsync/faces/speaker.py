@@ -23,6 +23,7 @@ from latentsync.utils.media import iter_small_frames, read_audio
 
 from .all_faces import AllFacesTracker, MouthTrack
 from .detector import FaceDetector
+from .settings import SpeakerSettings
 from .shots import CutDetector, Timeline, delayed, detection_size, shot_ranges, timeline_cuts
 
 SAMPLE_RATE = 16000  # the audio is read at this rate for the envelope (any rate works; 16 kHz like the rest)
@@ -155,7 +156,7 @@ def mouth_motion(opening: np.ndarray) -> np.ndarray:
     return np.abs(np.gradient(opening))
 
 
-def null_scores(mouth: np.ndarray, audio: np.ndarray, cfg) -> np.ndarray:
+def null_scores(mouth: np.ndarray, audio: np.ndarray, cfg: SpeakerSettings) -> np.ndarray:
     """The face's scores against its audio circularly shifted far from any true lag: what chance gives.
 
     Shifts d run from `null_min_shift` to n - `null_min_shift` - max lag (the lag search on top of a shift
@@ -169,7 +170,7 @@ def null_scores(mouth: np.ndarray, audio: np.ndarray, cfg) -> np.ndarray:
     return np.asarray([r for r in scores if np.isfinite(r)])
 
 
-def score_face(face: MouthTrack, envelope: np.ndarray, cfg, start: int = 0, end: int | None = None
+def score_face(face: MouthTrack, envelope: np.ndarray, cfg: SpeakerSettings, start: int = 0, end: int | None = None
                ) -> SpeakerCandidate:
     """The face's best correlation over the lag range within frames [start, end), and its null threshold."""
     end = len(envelope) if end is None else end
@@ -190,7 +191,7 @@ def _best_first(candidates: list[SpeakerCandidate]) -> list[SpeakerCandidate]:
                   reverse=True)
 
 
-def choose_speaker(faces: list[MouthTrack], envelope: np.ndarray, cfg, cuts=()) -> SpeakerChoice:
+def choose_speaker(faces: list[MouthTrack], envelope: np.ndarray, cfg: SpeakerSettings, cuts=()) -> SpeakerChoice:
     """Per shot (split at `cuts`), score every face seen there; the best one that clears its null threshold
     speaks, and nobody does when none clears it (NaN scores never win)."""
     num_frames = len(envelope)

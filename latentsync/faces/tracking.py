@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import landmark_box
+from .choice import FaceChoice
 from .detector import FaceDetector, box_iou, choose_face
+from .settings import FacesConfig
 
 
 @dataclass
@@ -33,19 +35,20 @@ class TrackedFace:
 
 
 class FaceTracker:
-    """Stateful per-frame face follower. Call `update(frame)` on consecutive RGB uint8 frames."""
+    """Stateful per-frame face follower. Call `update(frame)` on consecutive RGB uint8 frames.
 
-    def __init__(self, detector: FaceDetector, detect_every: int | None = None, choice: str | None = None,
-                 choice_index: int | None = None, choice_position=None, min_iou: float | None = None,
-                 config=None, guide_boxes: np.ndarray | None = None):
+    `config`: the faces config (None: the detector's); `face_choice`: which face (None: the config's choice)."""
+
+    def __init__(self, detector: FaceDetector, config: FacesConfig | None = None, face_choice: FaceChoice | None = None):
         cfg = config if config is not None else detector.config
+        face_choice = face_choice if face_choice is not None else FaceChoice.configured(cfg)
         self.detector = detector
-        self.detect_every = max(1, int(detect_every if detect_every is not None else cfg.tracking.detect_every))
-        self.guide_boxes = None if guide_boxes is None else np.asarray(guide_boxes, dtype=np.float64)
-        self.choice = "tracked" if self.guide_boxes is not None else (choice or cfg.detector.choice)
-        self.choice_index = int(choice_index if choice_index is not None else cfg.detector.choice_index)
-        self.choice_position = choice_position if choice_position is not None else cfg.detector.choice_position
-        self.min_iou = float(min_iou if min_iou is not None else cfg.tracking.min_iou)
+        self.detect_every = max(1, int(cfg.tracking.detect_every))
+        self.guide_boxes = None if face_choice.guide_boxes is None else np.asarray(face_choice.guide_boxes, np.float64)
+        self.choice = "tracked" if self.guide_boxes is not None else face_choice.choice
+        self.choice_index = int(face_choice.index)
+        self.choice_position = face_choice.position
+        self.min_iou = float(cfg.tracking.min_iou)
         self.lost_redetect = bool(cfg.tracking.lost_redetect)
         self.reacquire_after = int(cfg.tracking.reacquire_after)
         self._lost_frames = 0

@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from .alignment import AlignRestore
-from .detector import FaceDetector, as_faces_config
+from .choice import FaceChoice
+from .detector import FaceDetector
+from .settings import FacesConfig, as_faces_config
 from .shots import TimelineCuts
 from .smoothing import PointSmoother, interpolate_points
 from .tracking import FaceTracker
@@ -103,16 +105,18 @@ class VideoFaceProcessor:
     """Detect, track, smooth, bridge and align the faces of one video; paste generated faces back.
 
     `detector` is a FaceDetector (shared, e.g. across clips), a backend name, or None for the configured one.
-    `config` (configs/faces.yaml by default) sets tracking, choice, smoothing and gap bridging; keyword
-    overrides such as `detect_every=1` go to the tracker. `cuts`: frame indices that start a new shot
-    (`latentsync.faces.shots`); tracking, smoothing and bridging restart there.
+    `config` (a `FacesConfig`; the detector's, else configs/faces.yaml) sets tracking, smoothing and gap
+    bridging. `face_choice` (`latentsync.faces.choice.FaceChoice`; None: the config's choice) says which face to
+    follow, and its `cuts` which frames start a new shot (`latentsync.faces.shots`; None: found here);
+    tracking, smoothing and bridging restart there.
 
     One instance per video: the tracker, the smoother and the official nose smoothing (`p_bias`) carry state
     from frame to frame within a shot.
     """
 
-    def __init__(self, resolution: int = 256, detector: FaceDetector | str | None = None, config=None,
-                 device: str = "cpu", dtype: torch.dtype = torch.float32, cuts=None, **tracker_overrides):
+    def __init__(self, resolution: int = 256, detector: FaceDetector | str | None = None,
+                 config: FacesConfig | str | None = None, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                 face_choice: FaceChoice | None = None):
         self._owns_detector = not isinstance(detector, FaceDetector)
         if config is None and not self._owns_detector:
             self.config = detector.config  # a detector passed in brings its settings
@@ -121,7 +125,7 @@ class VideoFaceProcessor:
         if self._owns_detector:
             detector = FaceDetector(device=device, backend=detector, config=self.config)
         self.detector = detector
-        self.tracker = FaceTracker(detector, config=self.config, **tracker_overrides)
+        self.tracker = FaceTracker(detector, config=self.config, face_choice=face_choice)
         sm = self.config.smoothing
         self.smoother = PointSmoother(sm.method, float(sm.alpha), float(sm.ema_weight))
         self.round_points = bool(sm.round_points)
@@ -130,6 +134,7 @@ class VideoFaceProcessor:
         self.restorer = AlignRestore(resolution=resolution, device=device, dtype=dtype)
         # The cuts: given (the speaker pass found them on its own frames), or found here on the frames this pass
         # decodes anyway (`shots.detect`), a few frames ahead of the tracker. Grows as the pass goes.
+        cuts = None if face_choice is None else face_choice.cuts
         self.cuts: set[int] = set() if cuts is None else {int(c) for c in cuts}
         self.find_cuts = cuts is None and bool(self.config.shots.detect)
         self.stats = VideoFaceStats()
@@ -343,8 +348,9 @@ class AlignmentTrack:
         return self.processor.restorer.restore_imgs(frames, resized, self.matrices[source_indices], inplace=inplace)
 
 
-def align_video(frames: Iterable, resolution: int = 256, detector: str | FaceDetector | None = None, config=None,
-                device: str = "cpu", batch_size: int = 16) -> Iterator[AlignedFrame]:
+def align_video(frames: Iterable, resolution: int = 256, detector: str | FaceDetector | None = None,
+                config: FacesConfig | str | None = None, device: str = "cpu",
+                batch_size: int = 16) -> Iterator[AlignedFrame]:
     """Convenience generator: `for r in align_video(iter_frames(path)): ...` (one AlignedFrame per frame)."""
     processor = VideoFaceProcessor(resolution=resolution, detector=detector, config=config, device=device)
     try:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latentsync.faces.choice import tracker_settings
-from latentsync.faces.detector import load_faces_config
-from latentsync.pipelines.chunk_source import ChunkSource
+from latentsync.faces.choice import resolve_face_choice
+from latentsync.faces.face_pass import ChunkSource
 from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.utils.image_processor import load_fixed_mask
 from latentsync.utils.media import VideoWriter, frame_map, probe_video
@@ -44,10 +43,9 @@ def preview_faces(video_path: str, out_path: str, seconds: float = 5.0, fps: int
     count = min(len(frame_map(video_path, fps, info.num_frames, info.fps)), max(1, round(seconds * fps)))
     schedule = np.arange(count, dtype=np.int64)
     progress = RunProgress.of(progress)
-    config = detector.config if detector is not None else load_faces_config()
-    settings = tracker_settings(face_choice, face_index, face_position, video_path, detector, fps, count, progress)
+    chosen = resolve_face_choice(face_choice, face_index, face_position, video_path, detector, fps, count, progress)
     source = ChunkSource(video_path, schedule, chunk_size, resolution, fps, detector=detector, progress=progress,
-                         face_choice=settings, fade_frames=int(config.blend.fade_frames), occlusion=occlusion)
+                         face_choice=chosen, occlusion=occlusion)
     keep_mask = load_fixed_mask(resolution)[0].numpy()
     audio = video_path if info.has_audio else None
     with VideoWriter(out_path, fps, audio_path=audio, audio_duration=count / fps if audio else None, crf=23,

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from latentsync.faces.blend import blend_edit
+from latentsync.faces.face_pass import Chunk
 from latentsync.faces.overlay import FrameFacts, draw_overlay
 from latentsync.faces.video import AlignmentTrack
-from latentsync.pipelines.chunk_source import Chunk
 
 
 class FrameFinisher:

@@ -29,19 +29,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentsync.faces.choice import tracker_settings
-from latentsync.faces.detector import load_faces_config
-from latentsync.pipelines.chunk_source import Chunk, ChunkSource, NoFaceError
+from latentsync.errors import NoFaceError
+from latentsync.faces.choice import resolve_face_choice
+from latentsync.faces.face_pass import Chunk, ChunkSource
 from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.pipelines.options import SamplingOptions
 from latentsync.pipelines.sampling import denoise, guided_step_count
-from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
+from latentsync.pipelines.streaming import Drain, Prefetcher
 from latentsync.utils.allocator import release_freed_memory
 from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
 from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoWriter, frame_map, probe_video, read_audio
-from latentsync.utils.progress import RunProgress
+from latentsync.utils.progress import RunProgress, StageClock
 from latentsync.whisper.audio2feature import frame_feature_indices, gather_frames
 
 logger = logging.getLogger(__name__)
@@ -232,14 +232,12 @@ class LipsyncPipeline:
     def face_source(self, video_path: str, plan: RunPlan, options: SamplingOptions, clock, progress) -> ChunkSource:
         """Stage 2: the streamed face pass (with `speaker`, its pre-pass runs here, before the first chunk)."""
         with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
-            face_settings = tracker_settings(options.face_choice, options.face_index, options.face_position,
-                                             video_path, self.face_detector, options.video_fps,
-                                             int(plan.schedule.max()) + 1, progress)
-        faces_config = self.face_detector.config if self.face_detector is not None else load_faces_config()
+            chosen = resolve_face_choice(options.face_choice, options.face_index, options.face_position, video_path,
+                                         self.face_detector, options.video_fps, int(plan.schedule.max()) + 1,
+                                         progress)
         return ChunkSource(video_path, plan.schedule, options.num_frames, plan.resolution, options.video_fps,
                            detector=self.face_detector, clock=clock, progress=progress, device=self.device,
-                           face_choice=face_settings, fade_frames=int(faces_config.blend.fade_frames),
-                           occlusion=options.occlusion)
+                           face_choice=chosen, occlusion=options.occlusion)
 
     # ---------------------------------------------------------------------------------------- 3. per chunk
 

@@ -3,8 +3,8 @@
 While the main thread has chunk k in the VAE/U-Net, `Prefetcher` is decoding and aligning chunk k+1 and
 `Drain` is pasting back and encoding chunk k-1. Both queues are small and bounded, so at most a few chunks
 of frames exist at any time; order is kept because each side is a single thread. An exception on either
-side stops the other and is re-raised in the main thread. `StageClock` adds up the busy seconds of each
-stage from any thread, so the summary can show busy time per stage next to the wall time.
+side stops the other and is re-raised in the main thread. The busy seconds of each stage are added up from
+any thread by `latentsync.utils.progress.StageClock`.
 
 The workers leave torch's thread count alone: it is process-wide (`torch.set_num_threads` in a worker also
 changes the networks' threads in the main thread).
@@ -14,35 +14,9 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 _DONE = object()
-
-
-class StageClock:
-    """Busy seconds per stage, safe to add to from several threads."""
-
-    def __init__(self):
-        self._seconds: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def measure(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(stage, time.perf_counter() - start)
-
-    def add(self, stage: str, seconds: float) -> None:
-        with self._lock:
-            self._seconds[stage] = self._seconds.get(stage, 0.0) + seconds
-
-    def as_dict(self) -> dict[str, float]:
-        with self._lock:
-            return dict(self._seconds)
 
 
 class _Failure:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from latentsync.errors import NoFaceError
 from latentsync.faces.alignment import AlignRestore
 from latentsync.faces.detector import FaceDetector
 
@@ -21,10 +22,6 @@ from .mask import fixed_mask_rgb_u8
 
 OFFICIAL_MASK_PATH = "latentsync/utils/mask.png"  # what official configs name; generated here, not read
 VAE_SCALE_FACTOR = 8
-
-
-class FaceNotFoundError(RuntimeError):
-    """No usable face in a frame (the official message is "Face not detected")."""
 
 
 def load_fixed_mask(resolution: int, mask_image_path: str | None = None) -> torch.Tensor:
@@ -96,7 +93,8 @@ class ImageProcessor:
     def affine_transform(self, image: np.ndarray, allow_missing: bool = False):
         """(face (3, R, R) uint8, box [0, 0, w, h], affine_matrix (1, 2, 3)) for one RGB uint8 frame.
 
-        Raises FaceNotFoundError when there is no usable face, or returns None with `allow_missing=True`.
+        Raises NoFaceError (a RuntimeError too, as the official) when there is no usable face, or returns None
+        with `allow_missing=True`.
         Each call advances the official nose smoothing, so call it on consecutive frames of one video.
         """
         image = np.asarray(image)
@@ -104,8 +102,8 @@ class ImageProcessor:
         if result is None:
             if allow_missing:
                 return None
-            raise FaceNotFoundError(f"Face not detected (frame {image.shape[1]}x{image.shape[0]}, "
-                                    f"detector {self.face_detector.name})")
+            raise NoFaceError(f"Face not detected (frame {image.shape[1]}x{image.shape[0]}, "
+                              f"detector {self.face_detector.name})")
         landmarks3 = np.round(result.points3)
         face, affine_matrix = self.restorer.align_warp_face(image, landmarks3=landmarks3, smooth=True)
         box = [0, 0, face.shape[1], face.shape[0]]  # x1, y1, x2, y2

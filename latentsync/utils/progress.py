@@ -4,12 +4,16 @@ The pipeline reports at its existing progress points: the speaker pass and the f
 denoising per step, writing per frame. The CLI shows them as bars; the app passes `callback(stage, done,
 total)` and feeds `gr.Progress`. Reports may come from the pipeline's worker threads (the face pass runs in
 the decode thread, writing in the write thread), so the callback is called under a lock, one at a time.
+`StageClock` adds up the busy seconds of each stage from any thread, so the run's summary can show busy time
+per stage next to the wall time.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 from tqdm.auto import tqdm
 
@@ -60,3 +64,27 @@ class RunProgress:
         if name not in STAGES:
             raise ValueError(f"unknown progress stage {name!r}; one of {', '.join(STAGES)}")
         return StageProgress(self, name, total, unit)
+
+
+class StageClock:
+    """Busy seconds per stage, safe to add to from several threads."""
+
+    def __init__(self):
+        self._seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def measure(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - start)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self._seconds[stage] = self._seconds.get(stage, 0.0) + seconds
+
+    def as_dict(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._seconds)

@@ -17,7 +17,7 @@ BACKENDS = ("mediapipe", "insightface", "face_alignment")
 
 
 def create_backend(name: str, cfg, device: str = "cpu") -> FaceBackend:
-    """Build the backend `name` from the matching section of configs/faces.yaml (an OmegaConf node)."""
+    """Build the backend `name` from the matching section of the faces config (`cfg`: a `FacesConfig`)."""
     key = name.replace("-", "_")
     if key == "mediapipe":
         from .mediapipe_backend import MediaPipeBackend

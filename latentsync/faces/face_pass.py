@@ -1,4 +1,4 @@
-"""The inference pipeline's frames and faces: one face pass, streamed along the output, small state only.
+"""The face pass streamed along the output: the inference pipeline's frames and faces, small state only.
 
 `ChunkSource` yields, for each output chunk, the source frames and their aligned faces. Along the first
 traversal of the video the face pass itself (`VideoFaceProcessor`: detection, tracking, smoothing, gap
@@ -16,18 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from latentsync.errors import InputError
-from latentsync.faces.alignment import AlignRestore
-from latentsync.faces.blend import edit_weights
-from latentsync.faces.occlusion import OccluderMasker, occlusion_settings
-from latentsync.faces.video import AlignedFrame, AlignmentTrack, VideoFaceProcessor
-from latentsync.pipelines.streaming import StageClock
+from latentsync.errors import NoFaceError
 from latentsync.utils.media import VideoReader
-from latentsync.utils.progress import RunProgress
+from latentsync.utils.progress import RunProgress, StageClock
 
-
-class NoFaceError(InputError):
-    """No frame of the input video contains a detectable face."""
+from .alignment import AlignRestore
+from .blend import edit_weights
+from .choice import FaceChoice
+from .occlusion import OccluderMasker
+from .settings import OcclusionSettings
+from .video import AlignedFrame, AlignmentTrack, VideoFaceProcessor
 
 
 @dataclass
@@ -48,16 +46,18 @@ class ChunkSource:
     The face pass advances only as far as the current chunk needs, so it runs beside the networks instead of
     before them. `clock` receives "faces" (decode + detect + align along the first traversal) and "decode"
     (re-reading and re-warping frames shown again). `device` is where warping and pasting back run: the
-    model's CUDA device when there is one (as the official pipeline), else the CPU. `face_choice` holds
-    tracker settings (`latentsync.faces.choice.tracker_settings`); `progress` is a bool or a RunProgress.
-    `fade_frames`: edits fade in and out over this many output frames (the face pass looks that far ahead).
-    `occlusion`: auto | hands | off (None: configs/faces.yaml): occluders in front of the mouth are found along the
-    face pass (`OccluderMasker`, reset at shot cuts) and kept per source frame in the track.
+    model's CUDA device when there is one (as the official pipeline), else the CPU. `face_choice`: which face
+    (`latentsync.faces.choice.resolve_face_choice`; None: the faces config's); `progress` is a bool or a
+    RunProgress. `fade_frames`: edits fade in and out over this many output frames (the face pass looks that far
+    ahead; None: the faces config's `blend.fade_frames`). `occlusion`: auto | hands | off (None: the faces
+    config's): occluders in front of the mouth are found along the face pass (`OccluderMasker`, reset at shot
+    cuts) and kept per source frame in the track. The faces config is the detector's (configs/faces.yaml
+    without one).
     """
 
     def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
                  detector=None, clock: StageClock | None = None, progress=True, device="cpu",
-                 face_choice: dict | None = None, fade_frames: int = 0, occlusion: str | None = None):
+                 face_choice: FaceChoice | None = None, fade_frames: int | None = None, occlusion: str | None = None):
         self.video_path = str(video_path)
         self.schedule = np.asarray(schedule, dtype=np.int64)
         self.chunk_size = chunk_size
@@ -65,7 +65,7 @@ class ChunkSource:
         self.clock = clock or StageClock()
         self.progress = RunProgress.of(progress)
         self.num_source_frames = int(self.schedule.max()) + 1 if len(self.schedule) else 0
-        self.processor = VideoFaceProcessor(resolution=resolution, detector=detector, **(face_choice or {}))
+        self.processor = VideoFaceProcessor(resolution=resolution, detector=detector, face_choice=face_choice)
         if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
         self.track = AlignmentTrack.empty(self.num_source_frames, self.processor)
@@ -73,6 +73,7 @@ class ChunkSource:
         self.masker: OccluderMasker | None = None  # made when the face pass starts (it holds the hand models)
         self._occluder_track = None
         self.aligned_upto = 0  # source frames 0 .. aligned_upto-1 have been through the face pass
+        fade_frames = self.processor.config.blend.fade_frames if fade_frames is None else fade_frames
         self.fade_frames = max(int(fade_frames), 0)
         self._held: dict[int, AlignedFrame] = {}  # face-pass results not yet handed out (the look-ahead)
         self._first_pass_arrays: dict[int, np.ndarray] = {}  # start index -> decoded array, until handed out
@@ -103,7 +104,7 @@ class ChunkSource:
     def __iter__(self) -> Iterator[Chunk]:
         with VideoReader(self.video_path, target_fps=self.fps) as first, \
                 VideoReader(self.video_path, target_fps=self.fps) as again:
-            self.masker = occluder_masker(self.occlusion, self.processor.config)
+            self.masker = occluder_masker(self.occlusion, self.processor.config.occlusion)
             face_pass = self.processor.process(self._first_pass_frames(first), batch_size=self.chunk_size)
             bar = self.progress.stage("faces", self.num_source_frames)
             try:
@@ -190,9 +191,8 @@ class ChunkSource:
                      self._edit_weights(out_idx))
 
 
-def occluder_masker(mode: str | None, faces_config) -> OccluderMasker | None:
-    """The face pass's occluder finder for `mode` (None: the config's `occlusion.mode`); None when off."""
-    settings = occlusion_settings(faces_config)
+def occluder_masker(mode: str | None, settings: OcclusionSettings) -> OccluderMasker | None:
+    """The face pass's occluder finder for `mode` (None: the settings' own `mode`); None when off."""
     mode = mode or settings.mode
     return None if mode == "off" else OccluderMasker(mode, settings)
 
