@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
+from safetensors import SafetensorError
 
 from latentsync.config import CONFIG_DIR
+from latentsync.utils import content_cache
 from latentsync.utils.content_cache import (
     CACHE_DIR_ENV,
     STALE_TEMP_SECONDS,
@@ -178,6 +180,18 @@ def test_an_unwritable_cache_never_fails_the_run(tmp_path, caplog):
         assert cache.put("k", small_entry(1), {}) is None
     assert "could not write" in caplog.text and cache.get("k") is None
 
+
+
+def test_a_full_disk_never_fails_the_run(tmp_path, caplog, monkeypatch):
+    def disk_full(tensors, filename, metadata=None):
+        with open(filename, "wb") as handle:
+            handle.write(b"half")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(content_cache, "save_file", disk_full)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert EntryCache(tmp_path).put("k", small_entry(1), {}) is None
+    assert "No space left" in caplog.text and list(tmp_path.iterdir()) == []  # the partial temp file is gone
 
 def test_cache_folders_come_from_the_caller_or_the_user_cache(tmp_path, monkeypatch):
     import platformdirs

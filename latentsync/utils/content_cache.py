@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load, load_file, save_file
 
 logger = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class EntryCache:
 
     def put(self, key: str, tensors: Mapping[str, torch.Tensor], meta: dict) -> Path | None:
         """Store an entry atomically, then evict least recently used ones beyond the limit. Returns its path, or
-        None when it was not kept (larger than the whole limit, or the folder is not writable: a cache never
+        None when it was not kept (larger than the whole limit, an unwritable folder, a full disk: a cache never
         fails a run). `meta` must be JSON-able."""
         meta = json.loads(json.dumps(meta))  # what a reader will get back (tuples become lists, ...)
         tensors = _unshared(tensors)
@@ -229,7 +230,7 @@ class EntryCache:
             self._remove_stale_temp_files()
             if not self._write(path, tensors, header):
                 return None
-        except OSError as exc:
+        except (OSError, SafetensorError) as exc:  # an unwritable folder, a full disk
             logger.warning("could not write %s entry %s (%s); continuing without it", self.what, path, exc)
             return None
         self._evict(keep=path)
