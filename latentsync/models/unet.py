@@ -6,9 +6,10 @@ load unchanged. It denoises a clip of latents `(b, 13, f, h, w)` (noisy 4 + mask
 reference 4 channels) conditioned on the timestep and on Whisper audio tokens, one group per frame.
 
 `load_state_dict` keeps the official partial-load rules (`partial_load_skips`). Verified loading, which
-reports what was skipped or missing and refuses checkpoints that do not fit the config (naming the config
-that does), is `latentsync.models.registry.load_unet`: the policy needs the registry of configs, and this
-module does not import it.
+reports what was skipped or missing and refuses checkpoints that do not fit the config, is
+`latentsync.models.unet_checkpoint`, behind both the official `UNet3DConditionModel.from_pretrained(model_config,
+ckpt_path, device)` and `latentsync.models.registry.load_unet` (whose refusals also name the config that fits:
+the registry imports this module, so this module does not import it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from latentsync.checkpoint import state_dict_shapes
 
 from .resnet import InflatedConv3d
 from .unet_blocks import LayerSettings, LayerStack, UNetMidBlock3DCrossAttn, get_down_block, get_up_block
+from .unet_checkpoint import load_unet, partial_load_skips
 
 logger = logging.getLogger(__name__)
 
@@ -46,33 +48,6 @@ class UNet3DConditionOutput(BaseOutput):
     """`sample`: the predicted noise, (b, out_channels, f, h, w)."""
 
     sample: torch.Tensor
-
-
-# ---------------------------------------------------------------------------------------------------
-# The official partial-load rules (the refusal policy on top of them is in registry.py)
-# ---------------------------------------------------------------------------------------------------
-
-
-def partial_load_skips(config: Mapping, ckpt_shapes: Mapping, model_shapes: Mapping) -> dict[str, str]:
-    """Checkpoint keys the official loader drops so they keep their init: key -> why.
-
-    conv_in/conv_out with other channel counts (e.g. a 4-channel SD-1.5 input layer) and audio
-    cross-attention keys/values of another audio width (e.g. Whisper small 768 vs tiny 384).
-    """
-    skips: dict[str, str] = {}
-    conv_in = ckpt_shapes.get("conv_in.weight")
-    if conv_in is not None and len(conv_in) > 1 and conv_in[1] != config["in_channels"]:
-        for key in ("conv_in.weight", "conv_in.bias"):
-            skips[key] = f"conv_in takes {conv_in[1]} channels, config in_channels={config['in_channels']}"
-    conv_out = ckpt_shapes.get("conv_out.weight")
-    if conv_out is not None and conv_out[0] != config["out_channels"]:
-        for key in ("conv_out.weight", "conv_out.bias"):
-            skips[key] = f"conv_out gives {conv_out[0]} channels, config out_channels={config['out_channels']}"
-    width = config["cross_attention_dim"]
-    for key, shape in ckpt_shapes.items():
-        if ("attn2.to_k." in key or "attn2.to_v." in key) and len(shape) > 1 and shape[1] != width:
-            skips[key] = f"audio width {shape[1]}, config cross_attention_dim={width}"
-    return {key: why for key, why in skips.items() if key in ckpt_shapes and key in model_shapes}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -264,13 +239,23 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
                 module.prefer_channels_last = enabled
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """Refused: diffusers' loader would skip our checks (keys, shapes, the fitting config)."""
-        raise TypeError(
-            "UNet3DConditionModel.from_pretrained is not the way to load LatentSync weights: use "
-            "latentsync.models.registry.load_unet(model_config, checkpoint_path), which checks the checkpoint "
-            "against the config and names the config that fits when they disagree"
-        )
+    def from_pretrained(cls, model_config: Mapping | str, ckpt_path: str | None = None, device="cpu", **kwargs):
+        """The official loader's signature: `(unet, global_step)` from a config's `model:` section and a checkpoint.
+
+        The same checks as `latentsync.models.registry.load_unet` (a partial load is allowed and reported in
+        `unet.load_report`; a checkpoint that does not fit raises `IncompatibleCheckpointError`; `ckpt_path=""`
+        gives the fresh init and step 0); use `load_unet` for refusals that also name the config that fits.
+        A diffusers-style call (a folder or file as the first argument) is refused: it would skip the checks.
+        """
+        if not isinstance(model_config, Mapping) or ckpt_path is None or kwargs:
+            raise TypeError(
+                "UNet3DConditionModel.from_pretrained takes the official (model_config, ckpt_path, device) "
+                "arguments, not diffusers' (pretrained_model_name_or_path, ...): use "
+                "UNet3DConditionModel.from_pretrained(model_config, checkpoint_path) or "
+                "latentsync.models.registry.load_unet(model_config, checkpoint_path), which also names the config "
+                "that fits when they disagree"
+            )
+        return load_unet(cls, model_config, ckpt_path, device)
 
     def to(self, *args, **kwargs):
         # Plain nn.Module.to: diffusers 0.42's override warns about fp32-kept modules on every dtype
