@@ -24,16 +24,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentsync.config import vae_frames_per_call
 from latentsync.faces.choice import tracker_settings
 from latentsync.faces.detector import load_faces_config
 from latentsync.pipelines.chunk_source import ChunkSource, NoFaceError
+from latentsync.pipelines.conditioning import (
+    decode_latents,
+    encode_latents,
+    load_fixed_mask,
+    mask_to_latent,
+    masked_images,
+)
 from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.pipelines.sampling import denoise, guided_step_count
 from latentsync.pipelines.streaming import Drain, Prefetcher, StageClock
 from latentsync.utils.allocator import release_freed_memory
-from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
-from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoWriter, frame_map, probe_video, read_audio
 from latentsync.utils.progress import RunProgress
 from latentsync.whisper.audio2feature import frame_feature_indices, gather_frames
@@ -148,12 +154,11 @@ class LipsyncPipeline:
                 audio = np.pad(audio, (0, max(0, round(n_out / video_fps * audio_sample_rate) - len(audio))))
             features = self.audio_encoder.audio2feat(audio)  # the decoded 16 kHz samples: no second decode
 
-        mask = load_fixed_mask(height, mask_image_path) if mask_image_path else load_fixed_mask(height)
-        image_processor = ImageProcessor(height, device="cpu", mask_image=mask)
         with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
             face_settings = tracker_settings(face_choice, face_index, face_position, video_path, self.face_detector,
                                              video_fps, int(schedule.max()) + 1, progress)
         faces_config = self.face_detector.config if self.face_detector is not None else load_faces_config()
+        mask = load_fixed_mask(height, mask_image_path or None, fixed_mask=faces_config.fixed_mask)
         source = ChunkSource(video_path, schedule, num_frames, height, video_fps, detector=self.face_detector,
                              clock=clock, progress=progress, device=device, face_choice=face_settings,
                              fade_frames=int(faces_config.blend.fade_frames), occlusion=occlusion)
@@ -175,8 +180,7 @@ class LipsyncPipeline:
                 prepared = None
                 if chunk.faces is not None:
                     with clock.measure("prepare"):
-                        pixels, masked, _ = image_processor.prepare_masks_and_masked_images(chunk.faces,
-                                                                                           affine_transform=False)
+                        pixels, masked, _ = masked_images(chunk.faces, mask)
                     prepared = (pixels, masked)
                 yield chunk, prepared
 
@@ -211,8 +215,9 @@ class LipsyncPipeline:
                     pixels, masked = prepared
                     count = len(pixels)
                     with clock.measure("vae"):
-                        masked_latents = encode_latents(self.vae, masked, generator).to(dtype)
-                        ref_latents = encode_latents(self.vae, pixels, generator).to(dtype)
+                        per_call = vae_frames_per_call()
+                        masked_latents = encode_latents(self.vae, masked, generator, frames_per_call=per_call).to(dtype)
+                        ref_latents = encode_latents(self.vae, pixels, generator, frames_per_call=per_call).to(dtype)
                     with clock.measure("denoise"):
                         audio_embeds = None
                         if self.unet.add_audio_layer:
@@ -227,7 +232,7 @@ class LipsyncPipeline:
                                           guided_steps=guided_steps, on_step=steps_bar.update)
                     with clock.measure("vae"):
                         # stays on the model's device: on CUDA the paste-back runs there too (as the official)
-                        decoded = decode_latents(self.vae, latents).float()
+                        decoded = decode_latents(self.vae, latents, frames_per_call=vae_frames_per_call()).float()
                         keep_here = keep.to(decoded.device)
                         decoded = decoded * (1 - keep_here) + pixels.to(decoded.device).float() * keep_here
                     frames_with_face += count
