@@ -16,7 +16,7 @@ import torch
 from latentsync.faces.alignment import AlignRestore
 from latentsync.faces.detector import FaceDetector, load_faces_config
 from latentsync.pipelines import conditioning
-from latentsync.pipelines.conditioning import (  # noqa: F401 - the official module's other public names
+from latentsync.pipelines.conditioning import (
     OFFICIAL_MASK_PATH,
     latent_mask,
     normalize,
