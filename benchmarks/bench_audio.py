@@ -26,6 +26,7 @@ from whisper.model import disable_sdpa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from latentsync.config import audio_settings  # noqa: E402
 from latentsync.utils.audio import melspectrogram  # noqa: E402
 from latentsync.whisper.audio2feature import Audio2Feature  # noqa: E402
 from latentsync.whisper.tiny import make_random_whisper_checkpoint, synthetic_audio  # noqa: E402
@@ -95,7 +96,7 @@ def main() -> None:
         cached.audio2feat(str(wav))
         cache_hit_s, _ = best_of(args.repeat, lambda: cached.audio2feat(str(wav)))
         x = soundfile.read(wav, dtype="int16")[0].astype(np.float32) / 32768
-        mel_s, mel = best_of(args.repeat, lambda: melspectrogram(x))
+        mel_s, mel = best_of(args.repeat, lambda: melspectrogram(x, audio_settings()))
 
     report = {
         "clip_seconds": args.seconds,

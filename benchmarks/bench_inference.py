@@ -129,9 +129,9 @@ def speed(args) -> None:
     denoised = []  # the latents of the current row, chunk by chunk
     decode = pipeline_module.decode_latents
 
-    def recording_decode(vae, latents):
+    def recording_decode(vae, latents, **kwargs):
         denoised.append(latents.detach().float().cpu())
-        return decode(vae, latents)
+        return decode(vae, latents, **kwargs)
 
     pipeline_module.decode_latents = recording_decode
     with tempfile.TemporaryDirectory() as tmp:

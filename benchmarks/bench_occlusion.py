@@ -56,7 +56,7 @@ from latentsync.faces.occlusion import (  # noqa: E402
 )
 from latentsync.faces.settings import load_faces_config  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
-from latentsync.utils.mask import fixed_mask_rgb_u8  # noqa: E402
+from latentsync.pipelines.conditioning import fixed_mask_rgb_u8  # noqa: E402
 from latentsync.utils.media import VideoWriter, iter_frames  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -292,7 +292,7 @@ class Oracle:
 def simulate(frames, aligned, face_size, mode: str, settings, occluders=None):
     """Masker (or, for mode "oracle", the true occluder mask) over the frames, the simulated edit, the blend;
     returns outputs, edited regions, masks, seconds."""
-    fixed = fixed_mask_rgb_u8(256)[..., 0]
+    fixed = fixed_mask_rgb_u8(256, load_faces_config().fixed_mask)[..., 0]
     outputs, regions, masks, seconds = [], [], [], 0.0
     with (Oracle(occluders, settings) if mode == "oracle" else OccluderMasker(mode, settings)) as masker:
         for frame, a in zip(frames, aligned, strict=True):

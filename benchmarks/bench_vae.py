@@ -23,10 +23,11 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from latentsync.config import CONFIG_DIR  # noqa: E402
-from latentsync.utils.diffusion_steps import decode_latents, encode_latents  # noqa: E402
+from latentsync.config import CONFIG_DIR, vae_frames_per_call  # noqa: E402
+from latentsync.pipelines.conditioning import decode_latents, encode_latents  # noqa: E402
 
 SCALING = 0.18215  # sd-vae-ft-mse, as the pipeline sets it
+PER_CALL = vae_frames_per_call()  # frames per VAE call, as the pipeline passes it
 
 
 def cpu_seconds() -> float:
@@ -61,8 +62,8 @@ def main() -> None:
         vae = random_vae(dtype)
         variants = {
             "encode, NCHW (diffusers as called)": lambda vae=vae, dtype=dtype: vae.encode(pixels.to(dtype)).latent_dist.mean,
-            "encode, encode_latents (channels-last input)": lambda vae=vae: encode_latents(vae, pixels, None, SCALING),
-            "decode, decode_latents (NCHW)": lambda vae=vae: decode_latents(vae, latents, SCALING),
+            "encode, encode_latents (channels-last input)": lambda vae=vae: encode_latents(vae, pixels, None, SCALING, frames_per_call=PER_CALL),
+            "decode, decode_latents (NCHW)": lambda vae=vae: decode_latents(vae, latents, SCALING, frames_per_call=PER_CALL),
             "decode, channels-last input": lambda vae=vae, dtype=dtype: vae.decode(
                 (latents[0].transpose(0, 1) / SCALING).to(dtype).contiguous(memory_format=torch.channels_last)).sample,
         }

@@ -196,12 +196,14 @@ class Generator:
     @torch.no_grad()
     def __call__(self, sample: dict, audio_embeds: torch.Tensor, seed: int) -> torch.Tensor:
         """(16, 3, 64, 64) frames in [-1, 1]: generated mouth region pasted into the ground-truth surroundings."""
+        from latentsync.config import vae_frames_per_call
+        from latentsync.pipelines.conditioning import decode_latents, encode_latents, mask_to_latent
         from latentsync.pipelines.sampling import denoise, guided_step_count
-        from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
         from latentsync.utils.training_utils import step_generator
 
         gen = step_generator(seed, 0, 0)
-        masked, ref = (encode_latents(self.vae, sample[key], gen, self.scaling).to(self.dtype)
+        per_call = vae_frames_per_call()
+        masked, ref = (encode_latents(self.vae, sample[key], gen, self.scaling, frames_per_call=per_call).to(self.dtype)
                        for key in ("masked_pixel_values", "ref_pixel_values"))
         mask = mask_to_latent(sample["masks"], masked.shape[-2:]).to(self.dtype)
         latents = torch.randn((1, 4, 1, *masked.shape[-2:]), generator=gen).expand(-1, -1, masked.shape[2], -1, -1)
@@ -211,7 +213,7 @@ class Generator:
         latents = denoise(self.unet, self.scheduler, latents, mask, masked, ref, audio_embeds.to(self.dtype),
                           num_inference_steps=steps, guidance_scale=float(self.sampler["guidance_scale"]),
                           generator=gen, guided_steps=guided)
-        frames = decode_latents(self.vae, latents, self.scaling).float().clamp(-1, 1)
+        frames = decode_latents(self.vae, latents, self.scaling, frames_per_call=per_call).float().clamp(-1, 1)
         keep = sample["masks"]
         return frames * (1 - keep) + sample["gt_pixel_values"] * keep
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from latentsync.config import audio_settings
 from latentsync.data.clips import read_fileslist
 from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
@@ -121,7 +122,7 @@ def test_syncnet_dataset_samples(clip_dir, tmp_path):
             assert s["audio_samples"].shape == (1, 80, 52)
             assert s["audio_samples"].min() >= -4 and s["audio_samples"].max() <= 4
             # the mel window is the official crop at int(80 * start / 25)
-            mel = melspectrogram(read_audio(s["video_path"]))
+            mel = melspectrogram(read_audio(s["video_path"]), audio_settings())
             start = int(80.0 * (s["start_idx"] / 25.0))
             torch.testing.assert_close(s["audio_samples"][0], torch.from_numpy(mel[:, start:start + 52]).float())
             frames = VideoReader(s["video_path"]).get_frames(range(s["start_idx"], s["start_idx"] + NUM_FRAMES))
@@ -244,7 +245,7 @@ def test_mel_cache_is_keyed_by_content(clip_dir, tmp_path):
     shutil.copy(a, tmp_path / "x" / "clip.mp4")
     shutil.copy(b, tmp_path / "y" / "clip.mp4")  # same basename, different content
     shutil.copy(a, tmp_path / "z" / "renamed.mp4")  # same content, different name
-    cache = MelCache(tmp_path / "cache")
+    cache = MelCache(tmp_path / "cache", audio_settings())
     assert cache.key(tmp_path / "x" / "clip.mp4") != cache.key(tmp_path / "y" / "clip.mp4")
     assert cache.key(tmp_path / "x" / "clip.mp4") == cache.key(tmp_path / "z" / "renamed.mp4")
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from latentsync.faces.detector import load_faces_config
+from latentsync.pipelines.conditioning import draw_base_mask
 from latentsync.utils.image_processor import ImageProcessor, latent_mask, load_fixed_mask, normalize
-from latentsync.utils.mask import base_mask_u8
 from tests.helpers import shared_fixture
 
 golden = shared_fixture("reference", "mask_golden.pt")
@@ -43,7 +44,7 @@ def test_official_default_path_is_generated(golden):
 
 def test_mask_shape_facts():
     """The documented facts about the official mask: binary, rows 95..242 hold the zeros, 40.7 % zeros."""
-    base = base_mask_u8()
+    base = draw_base_mask(load_faces_config().fixed_mask)
     assert base.shape == (256, 256) and set(np.unique(base)) == {0, 255}
     zero_rows = np.where((base == 0).any(axis=1))[0]
     assert zero_rows.min() == 95 and zero_rows.max() == 242

@@ -195,15 +195,16 @@ def test_drawn_hand_covers_palm_and_fingers():
 
 
 def test_edited_region_lies_over_the_mouth(face):
+    from latentsync.faces.detector import load_faces_config
     from latentsync.faces.video import VideoFaceProcessor
-    from latentsync.utils.mask import fixed_mask_rgb_u8
+    from latentsync.pipelines.conditioning import fixed_mask_rgb_u8
 
     frame, _, landmarks, mouth, _ = face
     processor = VideoFaceProcessor(resolution=256)
     try:
         aligned = next(iter(processor.process(iter([frame]))))
         region = edited_region(frame.shape[:2], aligned.affine_matrix.numpy(), processor.restorer.face_size,
-                               fixed_mask_rgb_u8(256)[..., 0])
+                               fixed_mask_rgb_u8(256, load_faces_config().fixed_mask)[..., 0])
     finally:
         processor.close()
     assert region[int(mouth[1]), int(mouth[0])]
@@ -218,8 +219,9 @@ CLEAN_CLIPS = ("vr_face3", "vr_face5", "lp_d20", "st_WDA_KatieHill")
 def test_corpus_clips_without_occluder_stay_edited(name):
     """Real talking faces (open mouths, glasses, lipstick, dark nostrils): the mask covers < 2% of the edited
     region."""
+    from latentsync.faces.detector import load_faces_config
     from latentsync.faces.video import VideoFaceProcessor
-    from latentsync.utils.mask import fixed_mask_rgb_u8
+    from latentsync.pipelines.conditioning import fixed_mask_rgb_u8
     from latentsync.utils.media import iter_frames
 
     path = SHARED / "media" / "corpus" / f"{name}.mp4"
@@ -227,7 +229,7 @@ def test_corpus_clips_without_occluder_stay_edited(name):
         pytest.skip(f"corpus clip not available: {path}")
     frames = next(iter(iter_frames(path, chunk_size=24)))
     processor = VideoFaceProcessor(resolution=256)
-    fixed = fixed_mask_rgb_u8(256)[..., 0]
+    fixed = fixed_mask_rgb_u8(256, load_faces_config().fixed_mask)[..., 0]
     covered, total = 0.0, 0
     try:
         with OccluderMasker("auto") as masker:

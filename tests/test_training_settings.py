@@ -61,11 +61,13 @@ def test_an_empty_path_override_reads_as_unset():
 
 
 def test_mask_and_mel_take_other_settings():
-    from latentsync.utils.audio import audio_config, melspectrogram
-    from latentsync.utils.mask import fixed_mask_rgb_u8
+    from latentsync.config import audio_settings
+    from latentsync.pipelines.conditioning import fixed_mask_rgb_u8
+    from latentsync.utils.audio import melspectrogram
 
     faces = load_config("configs/faces.yaml", ["fixed_mask.bowl.row_start=0"])
-    assert not np.array_equal(fixed_mask_rgb_u8(256, faces.fixed_mask), fixed_mask_rgb_u8(256))
+    packaged = load_config("configs/faces.yaml").fixed_mask
+    assert not np.array_equal(fixed_mask_rgb_u8(256, faces.fixed_mask), fixed_mask_rgb_u8(256, packaged))
     wav = np.random.default_rng(0).uniform(-0.5, 0.5, 1600)
     coarse = load_config("configs/audio.yaml", ["audio.hop_size=400"]).audio
-    assert melspectrogram(wav, coarse).shape[1] < melspectrogram(wav, audio_config()).shape[1]
+    assert melspectrogram(wav, coarse).shape[1] < melspectrogram(wav, audio_settings()).shape[1]

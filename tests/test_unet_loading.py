@@ -124,6 +124,30 @@ def test_checkpoint_for_another_config_is_refused_naming_the_right_one(tmp_path,
     assert "configs/unet/tiny.yaml" in message, message
 
 
+
+def test_official_from_pretrained_signature_loads_what_load_unet_loads(tmp_path):
+    """`UNet3DConditionModel.from_pretrained(model_config, ckpt_path, device)` (official) -> the same weights and step."""
+    source = _randomised(_config())
+    path = _save(source, tmp_path / "unet.pt", step=1234)
+    model, step = UNet3DConditionModel.from_pretrained(_config(), str(path), device="cpu")
+    expected, expected_step = load_unet(_config(), str(path))
+    assert isinstance(model, UNet3DConditionModel) and step == expected_step == 1234
+    assert model.load_report.exact and model.load_report.global_step == 1234
+    assert list(model.state_dict()) == list(expected.state_dict())
+    for key, value in expected.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    fresh, fresh_step = UNet3DConditionModel.from_pretrained(_config(), "")
+    assert fresh_step == 0 and fresh.load_report.notes == ["fresh initialisation"]
+
+
+def test_official_from_pretrained_applies_the_same_checks(tmp_path):
+    stage1 = _save(_randomised(_config(use_motion_module=False)), tmp_path / "stage1.pt")
+    model, _ = UNet3DConditionModel.from_pretrained(_config(), str(stage1))  # the stage-1 hand-off: reported
+    assert model.load_report.missing and all(".motion_modules." in k for k in model.load_report.missing)
+    path = _save(_randomised(_config()), tmp_path / "tiny.pt")
+    with pytest.raises(IncompatibleCheckpointError, match="other shapes"):
+        UNet3DConditionModel.from_pretrained(_config(block_out_channels=[32, 96]), str(path))
+
 def test_partial_motion_modules_are_refused(tmp_path):
     """A decoder-only-motion checkpoint into a full-motion config is a config mistake, not a hand-off."""
     path = _save(_randomised(_config(motion_module_decoder_only=True)), tmp_path / "efficient.pt")

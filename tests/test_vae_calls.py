@@ -1,11 +1,12 @@
-"""The one VAE encode/decode pair (latentsync/utils/diffusion_steps.py): a few frames per call, same result."""
+"""The one VAE encode/decode pair (latentsync/pipelines/conditioning.py): a few frames per call, same result."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from latentsync.utils.diffusion_steps import decode_latents, encode_latents, packaged_frames_per_vae_call
+from latentsync.config import vae_frames_per_call
+from latentsync.pipelines.conditioning import decode_latents, encode_latents
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +29,14 @@ def _batch_sizes(monkeypatch, vae, name: str) -> list[int]:
 
 
 def test_the_vae_sees_the_configured_number_of_frames_per_call(vae, monkeypatch):
-    per_call = packaged_frames_per_vae_call()
+    per_call = vae_frames_per_call()
     assert per_call > 0
     frames = 2 * per_call + 1
     encoded = _batch_sizes(monkeypatch, vae, "encode")
     decoded = _batch_sizes(monkeypatch, vae, "decode")
-    latents = encode_latents(vae, torch.rand(frames, 3, 32, 32) * 2 - 1, torch.Generator().manual_seed(0))
-    pixels = decode_latents(vae, latents)
+    latents = encode_latents(vae, torch.rand(frames, 3, 32, 32) * 2 - 1, torch.Generator().manual_seed(0),
+                             frames_per_call=per_call)
+    pixels = decode_latents(vae, latents, frames_per_call=per_call)
     assert encoded == decoded == [per_call, per_call, 1]
     assert latents.shape[2] == frames and pixels.shape[0] == frames
 

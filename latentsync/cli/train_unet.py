@@ -36,18 +36,13 @@ from einops import rearrange
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from latentsync.config import CONFIG_DIR, load_config
+from latentsync.config import CONFIG_DIR, load_config, vae_frames_per_call
 from latentsync.data.syncnet_dataset import syncnet_visual_input
 from latentsync.data.unet_dataset import UNetDataset
 from latentsync.models.sync_loss import sync_loss
+from latentsync.pipelines.conditioning import decode_latents, encode_latents, mask_to_latent
 from latentsync.training_settings import SyncNetTrainingSettings, UNetTrainingSettings
-from latentsync.utils.diffusion_steps import (
-    decode_latents,
-    encode_latents,
-    mask_to_latent,
-    one_step_sampling,
-    training_noise,
-)
+from latentsync.utils.diffusion_steps import one_step_sampling, training_noise
 from latentsync.utils.training_utils import (
     EpochShardSampler,
     append_loss_log,
@@ -166,7 +161,8 @@ class UNetTrainer:
 
     def latents(self, batch: dict, generator) -> tuple[torch.Tensor, ...]:
         def encode(key: str) -> torch.Tensor:
-            return encode_latents(self.vae, batch[key], generator, self.scaling, self.shift).float()
+            return encode_latents(self.vae, batch[key], generator, self.scaling, self.shift,
+                                  frames_per_call=vae_frames_per_call()).float()
 
         gt, masked, ref = encode("gt_pixel_values"), encode("masked_pixel_values"), encode("ref_pixel_values")
         return gt, masked, ref, mask_to_latent(batch["masks"], gt.shape[-2:])
@@ -197,7 +193,8 @@ class UNetTrainer:
         if needs_pixels or needs_latents:
             pred_latents = one_step_sampling(self.scheduler, pred_noise.float(), timesteps, noisy)
         if needs_pixels:
-            pixels = decode_latents(self.vae, pred_latents, self.scaling, self.shift).float()
+            pixels = decode_latents(self.vae, pred_latents, self.scaling, self.shift,
+                                    frames_per_call=vae_frames_per_call()).float()
             gt_pixels = rearrange(batch["gt_pixel_values"], "b f c h w -> (b f) c h w").float()
             if self.lpips is not None:
                 half = pixels.shape[2] // 2

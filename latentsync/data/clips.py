@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from latentsync.config import audio_settings
 from latentsync.errors import InputError
 from latentsync.utils.audio import mel_window_length
 from latentsync.utils.media import frame_map
@@ -141,7 +142,8 @@ class ClipDataset(Dataset):
         self.video_fps = data.video_fps
         self.audio_sample_rate = data.audio_sample_rate
         self.mel_cache_dir = data.audio_mel_cache_dir or None
-        self.mel_window_length = mel_window_length(self.num_frames, self.video_fps)
+        self.audio = audio_settings()  # configs/audio.yaml: the SyncNet mel's numbers
+        self.mel_window_length = mel_window_length(self.num_frames, self.video_fps, self.audio)
 
     def __len__(self) -> int:
         return len(self.video_paths)

@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from latentsync.utils.audio import audio_config
 from latentsync.utils.content_cache import TensorCache, file_digest
 
 TENSOR_NAME = "mel"
@@ -24,11 +23,12 @@ FORMAT_VERSION = 1
 
 
 class MelCache:
-    """A folder of `<key>.safetensors` mel tensors (n_mels, T), looked up by clip path."""
+    """A folder of `<key>.safetensors` mel tensors (n_mels, T), looked up by clip path; `audio`: the `audio:`
+    settings the mels are computed with (configs/audio.yaml), part of every key."""
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, audio):
         self.entries = TensorCache(directory, TENSOR_NAME, what="mel cache")
-        settings = OmegaConf.to_container(audio_config(), resolve=True)
+        settings = OmegaConf.to_container(audio, resolve=True)
         self._settings = json.dumps({"audio": settings, "format": FORMAT_VERSION}, sort_keys=True)
         self._digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> content digest
 

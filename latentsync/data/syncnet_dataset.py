@@ -25,6 +25,7 @@ from latentsync.data.clips import (
     resolve_video_paths,
 )
 from latentsync.data.mel_cache import MelCache
+from latentsync.pipelines.conditioning import pixel_values
 from latentsync.utils.audio import crop_mel_window, mel_frames_per_second, melspectrogram
 from latentsync.utils.media import read_audio
 
@@ -40,19 +41,21 @@ def syncnet_visual_input(frames: torch.Tensor, lower_half: bool) -> torch.Tensor
     return stacked
 
 
-def compute_mel(path: str, sample_rate: int) -> torch.Tensor:
-    """SyncNet mel (80, T) of a clip's audio track (float64, as the official cache holds it)."""
+def compute_mel(path: str, sample_rate: int, audio) -> torch.Tensor:
+    """SyncNet mel (80, T) of a clip's audio track (float64, as the official cache holds it); `audio`: the
+    `audio:` settings (configs/audio.yaml)."""
     try:
         samples = read_audio(path, sample_rate=sample_rate)
     except Exception as exc:
         raise ClipUnusable(f"no usable audio ({exc})") from None
-    return torch.from_numpy(melspectrogram(samples))
+    return torch.from_numpy(melspectrogram(samples, audio))
 
 
-def valid_starts(num_frames_in_clip: int, num_mel: int, window: int, fps: float, mel_length: int) -> np.ndarray:
-    """Start frames whose video window and mel window both lie inside the clip."""
+def valid_starts(num_frames_in_clip: int, num_mel: int, window: int, fps: float, mel_length: int,
+                 audio) -> np.ndarray:
+    """Start frames whose video window and mel window both lie inside the clip (`audio`: the mel settings)."""
     starts = np.arange(max(0, num_frames_in_clip - window + 1))
-    per_second = mel_frames_per_second()
+    per_second = mel_frames_per_second(audio)
     return np.array([s for s in starts if mel_window_fits(num_mel, s, mel_length, fps, per_second)], dtype=np.int64)
 
 
@@ -63,32 +66,23 @@ class SyncNetDataset(ClipDataset):
     def __init__(self, data_dir: str, fileslist: str, settings):
         self._init_from_settings(resolve_video_paths(data_dir, fileslist), settings)
         self._mel_cache = None
-        self._image_processor = None
-
-    @property
-    def image_processor(self):
-        """Built on first use (in the worker), so the dataset pickles cheaply."""
-        if self._image_processor is None:
-            from latentsync.utils.image_processor import ImageProcessor
-
-            self._image_processor = ImageProcessor(resolution=self.resolution)
-        return self._image_processor
 
     def read_mel(self, path: str) -> torch.Tensor:
         if self._mel_cache is None and self.mel_cache_dir:
-            self._mel_cache = MelCache(self.mel_cache_dir)
-        return read_mel_cached(path, self._mel_cache, lambda p: compute_mel(p, self.audio_sample_rate))
+            self._mel_cache = MelCache(self.mel_cache_dir, self.audio)
+        return read_mel_cached(path, self._mel_cache, lambda p: compute_mel(p, self.audio_sample_rate, self.audio))
 
     def crop_audio_window(self, mel: torch.Tensor, start_index: int) -> torch.Tensor:
         """(1, 80, 52) mel window of video frames [start_index, start_index + num_frames)."""
-        return crop_mel_window(mel, start_index, self.num_frames, self.video_fps)
+        return crop_mel_window(mel, start_index, self.num_frames, self.video_fps, self.audio)
 
     def load_sample(self, path: str, rng: np.random.Generator) -> dict:
         reader = ClipReader(path, self.video_fps)
         if len(reader) < 2 * self.num_frames:
             raise ClipUnusable(f"only {len(reader)} frames, need at least {2 * self.num_frames}")
         mel = self.read_mel(path)
-        starts = valid_starts(len(reader), mel.shape[-1], self.num_frames, self.video_fps, self.mel_window_length)
+        starts = valid_starts(len(reader), mel.shape[-1], self.num_frames, self.video_fps, self.mel_window_length,
+                              self.audio)
         if len(starts) < 2:
             raise ClipUnusable(f"audio ({mel.shape[-1]} mel frames) too short for two {self.num_frames}-frame windows")
         start = int(rng.choice(starts))
@@ -98,7 +92,7 @@ class SyncNetDataset(ClipDataset):
         else:  # any other start of the same clip, video window only (the mel stays at `start`)
             others = np.arange(len(reader) - self.num_frames + 1)
             frame_start = int(rng.choice(others[others != start]))
-        frames = self.image_processor.process_images(reader.frames(frame_start, self.num_frames))
+        frames = pixel_values(reader.frames(frame_start, self.num_frames), self.resolution)
         return {
             "frames": frames.float(),
             "audio_samples": self.crop_audio_window(mel, start).float(),

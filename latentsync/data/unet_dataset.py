@@ -18,6 +18,8 @@ import torch
 from latentsync.data.clips import ClipDataset, ClipReader, ClipUnusable, read_mel_cached, resolve_video_paths
 from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import compute_mel, valid_starts
+from latentsync.faces.detector import load_faces_config
+from latentsync.pipelines.conditioning import load_fixed_mask, masked_images, pixel_values
 from latentsync.utils.audio import crop_mel_window
 
 
@@ -46,20 +48,19 @@ class UNetDataset(ClipDataset):
                 f"whisper checkpoint not found: {self.whisper_path} (set ckpt.whisper_path; "
                 "tools/make_tiny_checkpoints.py writes a tiny one for tests)"
             )
-        self._image_processor = None
+        self._mask = None
         self._audio_encoder = None
         self._mel_cache = None
 
     # -- components built on first use (inside the worker process) ---------------------------------------
 
     @property
-    def image_processor(self):
-        if self._image_processor is None:
-            from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
-
-            mask = load_fixed_mask(self.resolution, self.mask_image_path or None)
-            self._image_processor = ImageProcessor(self.resolution, mask_image=mask)
-        return self._image_processor
+    def mask(self) -> torch.Tensor:
+        """(3, R, R) fixed mask: data.mask_image_path, or configs/faces.yaml's `fixed_mask` geometry."""
+        if self._mask is None:
+            self._mask = load_fixed_mask(self.resolution, self.mask_image_path or None,
+                                         fixed_mask=load_faces_config().fixed_mask)
+        return self._mask
 
     @property
     def audio_encoder(self):
@@ -77,15 +78,16 @@ class UNetDataset(ClipDataset):
 
     def read_mel(self, path: str) -> torch.Tensor:
         if self._mel_cache is None and self.mel_cache_dir:
-            self._mel_cache = MelCache(self.mel_cache_dir)
-        return read_mel_cached(path, self._mel_cache, lambda p: compute_mel(p, self.audio_sample_rate))
+            self._mel_cache = MelCache(self.mel_cache_dir, self.audio)
+        return read_mel_cached(path, self._mel_cache, lambda p: compute_mel(p, self.audio_sample_rate, self.audio))
 
     # -- one sample ------------------------------------------------------------------------------------------
 
     def _choose_windows(self, reader: ClipReader, mel, rng: np.random.Generator) -> tuple[int, int]:
         count = len(reader)
         if mel is not None:
-            starts = valid_starts(count, mel.shape[-1], self.num_frames, self.video_fps, self.mel_window_length)
+            starts = valid_starts(count, mel.shape[-1], self.num_frames, self.video_fps, self.mel_window_length,
+                                  self.audio)
         else:
             starts = np.arange(count - self.num_frames + 1)
         starts = np.array([s for s in starts if len(reference_starts(count, self.num_frames, s))], dtype=np.int64)
@@ -100,20 +102,18 @@ class UNetDataset(ClipDataset):
             raise ClipUnusable(f"only {len(reader)} frames, need at least {3 * self.num_frames}")
         mel = self.read_mel(path) if self.load_mel else None
         start, ref_start = self._choose_windows(reader, mel, rng)
-        gt, masked, masks = self.image_processor.prepare_masks_and_masked_images(
-            reader.frames(start, self.num_frames), affine_transform=False
-        )
+        gt, masked, masks = masked_images(reader.frames(start, self.num_frames), self.mask)
         sample = {
             "gt_pixel_values": gt.float(),
             "masked_pixel_values": masked.float(),
             "masks": masks.float(),
-            "ref_pixel_values": self.image_processor.process_images(reader.frames(ref_start, self.num_frames)).float(),
+            "ref_pixel_values": pixel_values(reader.frames(ref_start, self.num_frames), self.resolution).float(),
             "video_path": path,
             "start_idx": start,
             "ref_start_idx": ref_start,
         }
         if mel is not None:
-            sample["mel"] = crop_mel_window(mel, start, self.num_frames, self.video_fps).float()
+            sample["mel"] = crop_mel_window(mel, start, self.num_frames, self.video_fps, self.audio).float()
         if self.load_audio_embeds:
             try:
                 features = self.audio_encoder.audio2feat(path)

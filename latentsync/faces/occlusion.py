@@ -118,7 +118,7 @@ def edited_region(frame_hw: tuple[int, int], affine_matrix, face_size: tuple[int
     mask) warped back into the frame with the face's image -> crop matrix (`AlignedFrame.affine_matrix`).
 
     `face_size` is the crop's (w, h) (`AlignRestore.face_size`); `fixed_mask_u8` the (R, R) mask (1 = keep),
-    e.g. `latentsync.utils.mask.fixed_mask_rgb_u8(R)[..., 0]`. For measuring and debug overlays.
+    e.g. `latentsync.pipelines.conditioning.fixed_mask_rgb_u8(R, fixed_mask)[..., 0]`. For measuring and debug overlays.
     """
     matrix = np.asarray(affine_matrix, dtype=np.float64).reshape(2, 3)
     edit = (fixed_mask_u8 < 128).astype(np.uint8) * 255

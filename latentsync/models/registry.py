@@ -8,15 +8,14 @@ a set of weights, and loaders can name the right config when a checkpoint is ref
 Configs whose model sections give identical fingerprints (e.g. `stage2.yaml` and `stage2_512.yaml`) are
 interchangeable for the weights; they differ only in data settings such as the resolution.
 
-The U-Net loading policy lives here too, because it and the matching need each other: a config is
-"loadable" for a checkpoint exactly when `load_unet` would accept it, and a refused load names the config
-that fits. `load_unet` differs from the official loader on purpose: it reports what was skipped or missing,
-and refuses checkpoints that do not fit the config rather than silently running a half-random network.
+The U-Net loading policy (`unet_checkpoint.py`) and the matching use the same checks: a config is
+"loadable" for a checkpoint exactly when `load_unet` would accept it, and a load refused here names the
+config that fits. `load_unet` differs from the official loader on purpose: it reports what was skipped or
+missing, and refuses checkpoints that do not fit the config rather than silently running a half-random network.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import logging
@@ -27,16 +26,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import (
-    CheckpointError,
-    LoadReport,
-    SkippedTensor,
-    diff_state_dicts,
-    read_checkpoint,
-    state_dict_shapes,
-)
+from ..checkpoint import LoadReport, diff_state_dicts, read_checkpoint, state_dict_shapes
 from ..config import CONFIG_DIR, config_name, load_config, model_config, resolve_config_path
-from .unet import UNet3DConditionModel, partial_load_skips
+from . import unet_checkpoint
+from .unet import UNet3DConditionModel
+from .unet_checkpoint import IncompatibleCheckpointError, analyse_unet_checkpoint, load_refusal_reasons
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +52,7 @@ __all__ = [
 ]
 
 KINDS = ("unet", "syncnet")
-MOTION_MODULE_KEY = ".motion_modules."
 Shapes = dict[str, tuple[int, ...]]
-
-
-class IncompatibleCheckpointError(CheckpointError):
-    """A checkpoint's tensors do not fit the U-Net config it is being loaded into."""
 
 
 @dataclass
@@ -244,55 +233,8 @@ def describe_mismatch(ckpt_shapes: Mapping, model_config: Mapping | None = None,
 
 
 # ---------------------------------------------------------------------------------------------------
-# Loading a U-Net checkpoint: the official partial-load rules + our refusal policy
+# Loading a U-Net checkpoint: the checks are unet_checkpoint.py's; the registry adds the fitting config's name
 # ---------------------------------------------------------------------------------------------------
-
-
-def analyse_unet_checkpoint(config: Mapping, model_shapes: Mapping, ckpt_shapes: Mapping) -> LoadReport:
-    """Compare a checkpoint's key->shape map with a model's, applying the official skip rules."""
-    skips = partial_load_skips(config, ckpt_shapes, model_shapes)
-    report = LoadReport(source="")
-    report.skipped = [
-        SkippedTensor(key, tuple(ckpt_shapes[key]), tuple(model_shapes[key]), why) for key, why in skips.items()
-    ]
-    for key, shape in ckpt_shapes.items():
-        if key in skips:
-            continue
-        if key not in model_shapes:
-            report.unexpected.append(key)
-        elif tuple(shape) != tuple(model_shapes[key]):
-            report.mismatched.append(SkippedTensor(key, tuple(shape), tuple(model_shapes[key]), "shape differs"))
-        else:
-            report.loaded += 1
-    report.missing = [key for key in model_shapes if key not in ckpt_shapes]
-    return report
-
-
-def load_refusal_reasons(report: LoadReport, ckpt_shapes: Mapping, allow_partial: bool) -> list[str]:
-    """Why a checkpoint must not be loaded; empty when it may (possibly as a reported partial load)."""
-    reasons = []
-    if report.unexpected:
-        reasons.append(f"{len(report.unexpected)} tensors the model does not have (e.g. {report.unexpected[:3]})")
-    if report.mismatched:
-        examples = ", ".join(
-            f"{m.key}: checkpoint {list(m.checkpoint_shape)} vs model {list(m.model_shape)}"
-            for m in report.mismatched[:3]
-        )
-        reasons.append(f"{len(report.mismatched)} tensors with other shapes ({examples})")
-    motion_missing = [k for k in report.missing if MOTION_MODULE_KEY in k]
-    other_missing = [k for k in report.missing if MOTION_MODULE_KEY not in k]
-    if other_missing:
-        reasons.append(f"{len(other_missing)} non-motion-module tensors missing (e.g. {other_missing[:3]})")
-    if motion_missing and any(MOTION_MODULE_KEY in k for k in ckpt_shapes):
-        reasons.append(
-            f"the checkpoint has motion modules but not at the places this config puts them "
-            f"({len(motion_missing)} missing, e.g. {motion_missing[:2]})"
-        )
-    if not allow_partial and not reasons and (report.skipped or report.missing):
-        reasons.append(
-            f"a partial load ({len(report.skipped)} skipped, {len(report.missing)} missing tensors) was not allowed"
-        )
-    return reasons
 
 
 def _config_hint(ckpt_shapes: Mapping, model_config: Mapping) -> str:
@@ -304,60 +246,20 @@ def _config_hint(ckpt_shapes: Mapping, model_config: Mapping) -> str:
         return ""
 
 
-def load_unet_checkpoint(
-    unet: nn.Module,
-    state_dict: Mapping[str, torch.Tensor],
-    source: str = "<state dict>",
-    global_step: int = 0,
-    allow_partial: bool = True,
-) -> LoadReport:
-    """Verify `state_dict` against a `UNet3DConditionModel` and load it; returns (and attaches) a `LoadReport`.
-
-    Refused (IncompatibleCheckpointError naming the config that fits): unexpected tensors, shape
-    mismatches other than the documented skippable layers, missing non-motion tensors, motion
-    modules at other places. Allowed and reported: the skippable layers, and a checkpoint with no
-    motion modules at all (stage 1 / SD) loaded into a model that has them (they start as the
-    identity when zero-initialised). `allow_partial=False` refuses those too (use it for inference).
-    """
-    ckpt_shapes = state_dict_shapes(state_dict)
-    model_shapes = state_dict_shapes(unet.state_dict())
-    report = analyse_unet_checkpoint(unet.config, model_shapes, ckpt_shapes)
-    report.source, report.global_step = source, global_step
-    report.checkpoint_dtypes = tuple(sorted({str(v.dtype).replace("torch.", "") for v in state_dict.values()}))
-    reasons = load_refusal_reasons(report, ckpt_shapes, allow_partial)
-    if reasons:
-        hint = _config_hint(ckpt_shapes, dict(unet.config))
-        raise IncompatibleCheckpointError(
-            f"checkpoint {source} does not fit this U-Net config: " + "; ".join(reasons) + (f". {hint}" if hint else "")
-        )
-    if report.missing and any(MOTION_MODULE_KEY in k for k in report.missing):
-        zero_init = (unet.config.motion_module_kwargs or {}).get("zero_initialize", True)
-        report.notes.append(
-            "motion modules are not in the checkpoint (stage-1 hand-off): they start as the identity"
-            if zero_init
-            else "motion modules are not in the checkpoint and zero_initialize is false: they start random"
-        )
-    skipped = {s.key for s in report.skipped}
-    result = nn.Module.load_state_dict(unet, {k: v for k, v in state_dict.items() if k not in skipped}, strict=False)
-    assert not result.unexpected_keys and set(result.missing_keys) == set(report.missing) | skipped
-    (logger.info if report.exact else logger.warning)("U-Net checkpoint: %s", report.summary())
-    unet.load_report = report
-    return report
+def load_unet_checkpoint(unet: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "<state dict>",
+                         global_step: int = 0, allow_partial: bool = True) -> LoadReport:
+    """`unet_checkpoint.load_unet_checkpoint`, whose refusals also name the config the checkpoint fits."""
+    return unet_checkpoint.load_unet_checkpoint(unet, state_dict, source, global_step, allow_partial,
+                                                config_hint=_config_hint)
 
 
 def load_unet(model_config: Mapping, ckpt_path: str | Path, device="cpu", *, allow_partial: bool = True):
     """Build the U-Net from a config's `model:` section and load an official checkpoint.
 
     Returns `(unet, global_step)` like the official loader; `ckpt_path=""` gives the fresh init and
-    step 0. The `LoadReport` is attached as `unet.load_report`. `model_config` is not modified.
+    step 0. The `LoadReport` is attached as `unet.load_report`. `model_config` is not modified. The checks
+    are `unet_checkpoint`'s (as for `UNet3DConditionModel.from_pretrained`); a refusal here also names the
+    config the checkpoint fits.
     """
-    config = copy.deepcopy(dict(model_config))
-    with torch.device(device):
-        unet = UNet3DConditionModel.from_config(config)
-    if not ckpt_path:
-        unet.load_report = LoadReport(source="", notes=["fresh initialisation"])
-        return unet, 0
-    logger.info("loading U-Net checkpoint %s", ckpt_path)
-    checkpoint = read_checkpoint(ckpt_path)
-    load_unet_checkpoint(unet, checkpoint.state_dict, str(ckpt_path), checkpoint.global_step, allow_partial)
-    return unet, checkpoint.global_step
+    return unet_checkpoint.load_unet(UNet3DConditionModel, model_config, ckpt_path, device,
+                                     allow_partial=allow_partial, config_hint=_config_hint)

@@ -6,9 +6,10 @@ load unchanged. It denoises a clip of latents `(b, 13, f, h, w)` (noisy 4 + mask
 reference 4 channels) conditioned on the timestep and on Whisper audio tokens, one group per frame.
 
 `load_state_dict` keeps the official partial-load rules (`partial_load_skips`). Verified loading, which
-reports what was skipped or missing and refuses checkpoints that do not fit the config (naming the config
-that does), is `latentsync.models.registry.load_unet`: the policy needs the registry of configs, and this
-module does not import it.
+reports what was skipped or missing and refuses checkpoints that do not fit the config, is
+`latentsync.models.unet_checkpoint`, behind both the official `UNet3DConditionModel.from_pretrained(model_config,
+ckpt_path, device)` and `latentsync.models.registry.load_unet` (whose refusals also name the config that fits:
+the registry imports this module, so this module does not import it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from latentsync.checkpoint import state_dict_shapes
 
 from .resnet import InflatedConv3d
 from .unet_blocks import LayerSettings, LayerStack, UNetMidBlock3DCrossAttn, get_down_block, get_up_block
+from .unet_checkpoint import load_unet, partial_load_skips
 
 logger = logging.getLogger(__name__)
 
@@ -49,33 +51,6 @@ class UNet3DConditionOutput(BaseOutput):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The official partial-load rules (the refusal policy on top of them is in registry.py)
-# ---------------------------------------------------------------------------------------------------
-
-
-def partial_load_skips(config: Mapping, ckpt_shapes: Mapping, model_shapes: Mapping) -> dict[str, str]:
-    """Checkpoint keys the official loader drops so they keep their init: key -> why.
-
-    conv_in/conv_out with other channel counts (e.g. a 4-channel SD-1.5 input layer) and audio
-    cross-attention keys/values of another audio width (e.g. Whisper small 768 vs tiny 384).
-    """
-    skips: dict[str, str] = {}
-    conv_in = ckpt_shapes.get("conv_in.weight")
-    if conv_in is not None and len(conv_in) > 1 and conv_in[1] != config["in_channels"]:
-        for key in ("conv_in.weight", "conv_in.bias"):
-            skips[key] = f"conv_in takes {conv_in[1]} channels, config in_channels={config['in_channels']}"
-    conv_out = ckpt_shapes.get("conv_out.weight")
-    if conv_out is not None and conv_out[0] != config["out_channels"]:
-        for key in ("conv_out.weight", "conv_out.bias"):
-            skips[key] = f"conv_out gives {conv_out[0]} channels, config out_channels={config['out_channels']}"
-    width = config["cross_attention_dim"]
-    for key, shape in ckpt_shapes.items():
-        if ("attn2.to_k." in key or "attn2.to_v." in key) and len(shape) > 1 and shape[1] != width:
-            skips[key] = f"audio width {shape[1]}, config cross_attention_dim={width}"
-    return {key: why for key, why in skips.items() if key in ckpt_shapes and key in model_shapes}
-
-
-# ---------------------------------------------------------------------------------------------------
 # The model
 # ---------------------------------------------------------------------------------------------------
 
@@ -86,6 +61,30 @@ def _per_block(value, count: int, name: str) -> list:
             raise ValueError(f"{name} has {len(value)} entries but there are {count} down blocks")
         return list(value)
     return [value] * count
+
+
+def _check_supported_options(class_embed_type, num_class_embeds, dual_cross_attention, use_linear_projection,
+                             only_cross_attention, resnet_time_scale_shift, mid_block_type, down_block_types,
+                             up_block_types, block_out_channels) -> None:
+    """Refuse the diffusers U-Net options LatentSync's configs never set (this model does not implement them)."""
+    unsupported = {
+        "class_embed_type": class_embed_type is not None,
+        "num_class_embeds": num_class_embeds is not None,
+        "dual_cross_attention": bool(dual_cross_attention),
+        "use_linear_projection": bool(use_linear_projection),
+        "only_cross_attention": any(_per_block(only_cross_attention, len(down_block_types), "only_cross_attention")),
+        "resnet_time_scale_shift": resnet_time_scale_shift != "default",
+    }
+    if any(unsupported.values()):
+        raise ValueError(
+            f"unsupported U-Net options {[k for k, v in unsupported.items() if v]}: LatentSync configs use "
+            "class_embed_type/num_class_embeds null, dual_cross_attention/use_linear_projection/"
+            "only_cross_attention false and resnet_time_scale_shift 'default'"
+        )
+    if mid_block_type != "UNetMidBlock3DCrossAttn":
+        raise ValueError(f"unknown mid_block_type {mid_block_type!r}; expected 'UNetMidBlock3DCrossAttn'")
+    if not (len(down_block_types) == len(up_block_types) == len(block_out_channels)):
+        raise ValueError("down_block_types, up_block_types and block_out_channels must have the same length")
 
 
 class UNet3DConditionModel(ModelMixin, ConfigMixin):
@@ -140,105 +139,94 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
         add_audio_layer: bool = False,
     ):
         super().__init__()
-        unsupported = {
-            "class_embed_type": class_embed_type is not None,
-            "num_class_embeds": num_class_embeds is not None,
-            "dual_cross_attention": bool(dual_cross_attention),
-            "use_linear_projection": bool(use_linear_projection),
-            "only_cross_attention": any(
-                _per_block(only_cross_attention, len(down_block_types), "only_cross_attention")
-            ),
-            "resnet_time_scale_shift": resnet_time_scale_shift != "default",
-        }
-        if any(unsupported.values()):
-            raise ValueError(
-                f"unsupported U-Net options {[k for k, v in unsupported.items() if v]}: LatentSync configs use "
-                "class_embed_type/num_class_embeds null, dual_cross_attention/use_linear_projection/"
-                "only_cross_attention false and resnet_time_scale_shift 'default'"
-            )
-        if mid_block_type != "UNetMidBlock3DCrossAttn":
-            raise ValueError(f"unknown mid_block_type {mid_block_type!r}; expected 'UNetMidBlock3DCrossAttn'")
-        if not (len(down_block_types) == len(up_block_types) == len(block_out_channels)):
-            raise ValueError("down_block_types, up_block_types and block_out_channels must have the same length")
+        _check_supported_options(class_embed_type, num_class_embeds, dual_cross_attention, use_linear_projection,
+                                 only_cross_attention, resnet_time_scale_shift, mid_block_type, down_block_types,
+                                 up_block_types, block_out_channels)
 
         # Attributes the official model exposes and pipelines read.
-        self.sample_size = sample_size
-        self.use_motion_module = use_motion_module
-        self.add_audio_layer = add_audio_layer
+        self.sample_size, self.use_motion_module, self.add_audio_layer = sample_size, use_motion_module, add_audio_layer
 
-        num_levels = len(block_out_channels)
-        heads = _per_block(attention_head_dim, num_levels, "attention_head_dim")  # a head COUNT per level
-        time_embed_dim = block_out_channels[0] * 4
+        heads = _per_block(attention_head_dim, len(block_out_channels), "attention_head_dim")  # a head COUNT per level
         settings = LayerSettings(
-            temb_channels=time_embed_dim,
-            resnet_eps=norm_eps,
-            resnet_act_fn=act_fn,
-            resnet_groups=norm_num_groups,
-            use_inflated_groupnorm=use_inflated_groupnorm,
-            motion_module_type=motion_module_type,
-            motion_module_kwargs=dict(motion_module_kwargs or {}),
-            cross_attention_dim=cross_attention_dim,
-            add_audio_layer=add_audio_layer,
+            temb_channels=block_out_channels[0] * 4, resnet_eps=norm_eps, resnet_act_fn=act_fn,
+            resnet_groups=norm_num_groups, use_inflated_groupnorm=use_inflated_groupnorm,
+            motion_module_type=motion_module_type, motion_module_kwargs=dict(motion_module_kwargs or {}),
+            cross_attention_dim=cross_attention_dim, add_audio_layer=add_audio_layer,
         )
         self.max_frames = settings.motion_module_kwargs.get("temporal_position_encoding_max_len", 24)
+        def wants_motion(resolution: float) -> bool:
+            return bool(use_motion_module) and resolution in motion_module_resolutions
+
+        # The official resolution index: 2**i going down, and counting down from 8 for every config going up.
+        down_motion = [wants_motion(2**i) and not motion_module_decoder_only for i in range(len(down_block_types))]
+        up_motion = [wants_motion(2 ** (3 - i)) for i in range(len(up_block_types))]
 
         # Registration order = official state-dict order: conv_in, time_proj, time_embedding,
         # down_blocks, up_blocks, mid_block, out layers. up_blocks is registered (empty) before mid_block
         # is built, exactly like the official code, so mid_block's keys come after the up blocks'.
-        self.conv_in = InflatedConv3d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
-        self.time_proj = Timesteps(block_out_channels[0], flip_sin_to_cos, freq_shift)
-        self.time_embedding = TimestepEmbedding(block_out_channels[0], time_embed_dim)
+        self._build_input_layers(in_channels, block_out_channels[0], flip_sin_to_cos, freq_shift)
         self.down_blocks = nn.ModuleList()
         self.up_blocks = nn.ModuleList()
-
-        def wants_motion(resolution: int) -> bool:
-            return bool(use_motion_module) and resolution in motion_module_resolutions
-
-        for i, block_type in enumerate(down_block_types):
-            self.down_blocks.append(
-                get_down_block(
-                    block_type,
-                    in_channels=block_out_channels[max(i - 1, 0)],
-                    out_channels=block_out_channels[i],
-                    settings=settings,
-                    stack=LayerStack(layers_per_block, heads[i], wants_motion(2**i) and not motion_module_decoder_only),
-                    add_downsample=i < num_levels - 1,
-                    downsample_padding=downsample_padding,
-                )
-            )
-
+        self._build_down_blocks(down_block_types, block_out_channels, heads, settings, layers_per_block,
+                                downsample_padding, down_motion)
         self.mid_block = UNetMidBlock3DCrossAttn(
             in_channels=block_out_channels[-1],
             settings=replace(settings, output_scale_factor=mid_block_scale_factor),
             stack=LayerStack(1, heads[-1], bool(use_motion_module) and motion_module_mid_block),
         )
+        self._build_up_blocks(up_block_types, block_out_channels, heads, settings, layers_per_block, up_motion)
+        self._build_output_layers(block_out_channels[0], out_channels, norm_num_groups, norm_eps)
+        self.channels_last = True
 
-        reversed_channels = list(reversed(block_out_channels))
-        reversed_heads = list(reversed(heads))
-        for i, block_type in enumerate(up_block_types):
-            # The official resolution index counts down from 8 for every config (2**(3-i)).
-            self.up_blocks.append(
-                get_up_block(
+    def _build_input_layers(self, in_channels: int, width: int, flip_sin_to_cos: bool, freq_shift: int) -> None:
+        """conv_in (zero-initialised, as the official) and the timestep embedding (4 x the first width)."""
+        self.conv_in = InflatedConv3d(in_channels, width, kernel_size=3, padding=1)
+        self.time_proj = Timesteps(width, flip_sin_to_cos, freq_shift)
+        self.time_embedding = TimestepEmbedding(width, width * 4)
+
+    def _build_down_blocks(self, block_types, channels, heads, settings, layers_per_block: int,
+                           downsample_padding: int, motion: list[bool]) -> None:
+        """Encoder levels in width order; all but the last downsample."""
+        for i, block_type in enumerate(block_types):
+            self.down_blocks.append(
+                get_down_block(
                     block_type,
-                    in_channels=reversed_channels[min(i + 1, num_levels - 1)],
-                    prev_output_channel=reversed_channels[max(i - 1, 0)],
-                    out_channels=reversed_channels[i],
+                    in_channels=channels[max(i - 1, 0)],
+                    out_channels=channels[i],
                     settings=settings,
-                    stack=LayerStack(layers_per_block + 1, reversed_heads[i], wants_motion(2 ** (3 - i))),
-                    add_upsample=i < num_levels - 1,
+                    stack=LayerStack(layers_per_block, heads[i], motion[i]),
+                    add_downsample=i < len(channels) - 1,
+                    downsample_padding=downsample_padding,
                 )
             )
 
-        self.conv_norm_out = nn.GroupNorm(norm_num_groups, block_out_channels[0], eps=norm_eps)
-        self.conv_act = nn.SiLU()
-        self.conv_out = InflatedConv3d(block_out_channels[0], out_channels, kernel_size=3, padding=1)
+    def _build_up_blocks(self, block_types, channels, heads, settings, layers_per_block: int,
+                         motion: list[bool]) -> None:
+        """Decoder levels in reverse width order, one more layer each (they take the skip connections)."""
+        reversed_channels = list(reversed(channels))
+        reversed_heads = list(reversed(heads))
+        last = len(channels) - 1
+        for i, block_type in enumerate(block_types):
+            self.up_blocks.append(
+                get_up_block(
+                    block_type,
+                    in_channels=reversed_channels[min(i + 1, last)],
+                    prev_output_channel=reversed_channels[max(i - 1, 0)],
+                    out_channels=reversed_channels[i],
+                    settings=settings,
+                    stack=LayerStack(layers_per_block + 1, reversed_heads[i], motion[i]),
+                    add_upsample=i < last,
+                )
+            )
 
-        # Official zero-initialised layers: the input and output convolutions.
+    def _build_output_layers(self, width: int, out_channels: int, groups: int, eps: float) -> None:
+        """GroupNorm, SiLU and conv_out; then the official zero init of conv_in and conv_out."""
+        self.conv_norm_out = nn.GroupNorm(groups, width, eps=eps)
+        self.conv_act = nn.SiLU()
+        self.conv_out = InflatedConv3d(width, out_channels, kernel_size=3, padding=1)
         for layer in (self.conv_in, self.conv_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
-
-        self.channels_last = True
 
     def set_channels_last(self, enabled: bool) -> None:
         """Run activations in frame-major channels-last memory (default) or plain contiguous memory.
@@ -251,13 +239,23 @@ class UNet3DConditionModel(ModelMixin, ConfigMixin):
                 module.prefer_channels_last = enabled
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """Refused: diffusers' loader would skip our checks (keys, shapes, the fitting config)."""
-        raise TypeError(
-            "UNet3DConditionModel.from_pretrained is not the way to load LatentSync weights: use "
-            "latentsync.models.registry.load_unet(model_config, checkpoint_path), which checks the checkpoint "
-            "against the config and names the config that fits when they disagree"
-        )
+    def from_pretrained(cls, model_config: Mapping | str, ckpt_path: str | None = None, device="cpu", **kwargs):
+        """The official loader's signature: `(unet, global_step)` from a config's `model:` section and a checkpoint.
+
+        The same checks as `latentsync.models.registry.load_unet` (a partial load is allowed and reported in
+        `unet.load_report`; a checkpoint that does not fit raises `IncompatibleCheckpointError`; `ckpt_path=""`
+        gives the fresh init and step 0); use `load_unet` for refusals that also name the config that fits.
+        A diffusers-style call (a folder or file as the first argument) is refused: it would skip the checks.
+        """
+        if not isinstance(model_config, Mapping) or ckpt_path is None or kwargs:
+            raise TypeError(
+                "UNet3DConditionModel.from_pretrained takes the official (model_config, ckpt_path, device) "
+                "arguments, not diffusers' (pretrained_model_name_or_path, ...): use "
+                "UNet3DConditionModel.from_pretrained(model_config, checkpoint_path) or "
+                "latentsync.models.registry.load_unet(model_config, checkpoint_path), which also names the config "
+                "that fits when they disagree"
+            )
+        return load_unet(cls, model_config, ckpt_path, device)
 
     def to(self, *args, **kwargs):
         # Plain nn.Module.to: diffusers 0.42's override warns about fp32-kept modules on every dtype

@@ -15,8 +15,9 @@ import numpy as np
 
 from latentsync.faces.choice import resolve_face_choice
 from latentsync.faces.face_pass import ChunkSource
+from latentsync.faces.settings import load_faces_config
+from latentsync.pipelines.conditioning import load_fixed_mask
 from latentsync.pipelines.frame_finisher import FrameFinisher
-from latentsync.utils.image_processor import load_fixed_mask
 from latentsync.utils.media import VideoWriter, frame_map, probe_video
 from latentsync.utils.progress import RunProgress
 
@@ -46,7 +47,8 @@ def preview_faces(video_path: str, out_path: str, seconds: float = 5.0, fps: int
     chosen = resolve_face_choice(face_choice, face_index, face_position, video_path, detector, fps, count, progress)
     source = ChunkSource(video_path, schedule, chunk_size, resolution, fps, detector=detector, progress=progress,
                          face_choice=chosen, occlusion=occlusion)
-    keep_mask = load_fixed_mask(resolution)[0].numpy()
+    config = detector.config if detector is not None else load_faces_config()
+    keep_mask = load_fixed_mask(resolution, fixed_mask=config.fixed_mask)[0].numpy()
     audio = video_path if info.has_audio else None
     with VideoWriter(out_path, fps, audio_path=audio, audio_duration=count / fps if audio else None, crf=23,
                      preset="veryfast") as overlay:

@@ -32,14 +32,21 @@ import torch
 from latentsync.errors import NoFaceError
 from latentsync.faces.choice import resolve_face_choice
 from latentsync.faces.face_pass import Chunk, ChunkSource
+from latentsync.faces.settings import load_faces_config
+from latentsync.pipelines.conditioning import (
+    decode_latents,
+    encode_latents,
+    load_fixed_mask,
+    mask_to_latent,
+    masked_images,
+)
 from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.pipelines.options import SamplingOptions
 from latentsync.pipelines.sampling import denoise, guided_step_count
+from latentsync.pipelines.settings import inference_settings
 from latentsync.pipelines.streaming import Drain, Prefetcher
 from latentsync.utils.allocator import release_freed_memory
-from latentsync.utils.diffusion_steps import decode_latents, encode_latents, mask_to_latent
-from latentsync.utils.image_processor import ImageProcessor, load_fixed_mask
 from latentsync.utils.media import MediaError, VideoWriter, frame_map, probe_video, read_audio
 from latentsync.utils.progress import RunProgress, StageClock
 from latentsync.whisper.audio2feature import frame_feature_indices, gather_frames
@@ -109,12 +116,15 @@ class RunPlan:
 class LipsyncPipeline:
     """`LipsyncPipeline(vae, audio_encoder, unet, scheduler)(video_path, audio_path, video_out_path, ...)`."""
 
-    def __init__(self, vae, audio_encoder, unet, scheduler, face_detector=None):
+    def __init__(self, vae, audio_encoder, unet, scheduler, face_detector=None, vae_frames_per_call: int | None = None):
         self.vae = vae
         self.audio_encoder = audio_encoder
         self.unet = unet
         self.scheduler = scheduler
         self.face_detector = face_detector  # None: the default detector (built on first use)
+        # frames per VAE call (0 = a chunk at once); None: configs/inference.yaml `vae.frames_per_call`
+        self.vae_frames_per_call = (inference_settings().vae.frames_per_call if vae_frames_per_call is None
+                                    else vae_frames_per_call)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.deepcache = None  # the DeepCache helper, when latentsync.pipelines.deepcache.enable_deepcache() is on
 
@@ -126,6 +136,11 @@ class LipsyncPipeline:
         self.vae.to(device)
         self.unet.to(device)
         return self
+
+    @property
+    def faces_config(self):
+        """The face pass's settings: the detector's, else the packaged configs/faces.yaml."""
+        return self.face_detector.config if self.face_detector is not None else load_faces_config()
 
     def guided_step_count(self, num_inference_steps: int, guidance_fraction: float) -> int:
         """Leading steps with guidance, rounded up to DeepCache's full steps when it is on (sampling.py)."""
@@ -211,8 +226,7 @@ class LipsyncPipeline:
                 wanted = round(n_out / options.video_fps * options.audio_sample_rate)
                 audio = np.pad(audio, (0, max(0, wanted - len(audio))))
             features = self.audio_encoder.audio2feat(audio)  # the decoded 16 kHz samples: no second decode
-        mask = load_fixed_mask(options.resolution, options.mask_image_path) if options.mask_image_path \
-            else load_fixed_mask(options.resolution)
+        mask = load_fixed_mask(options.resolution, options.mask_image_path, fixed_mask=self.faces_config.fixed_mask)
         noise = self.initial_noise(options, generator)
         latent_hw = options.resolution // self.vae_scale_factor
         mask_latent = mask_to_latent(mask[0:1][None], (latent_hw, latent_hw)).to(self.device, noise.dtype)
@@ -277,13 +291,11 @@ class LipsyncPipeline:
 
     def prepared_chunks(self, source: ChunkSource, plan: RunPlan, clock) -> Iterator[tuple[Chunk, tuple | None]]:
         """Producer thread: decode + align (the face pass), then the reference and masked pixels of each chunk."""
-        image_processor = ImageProcessor(plan.resolution, device="cpu", mask_image=plan.mask)
         for chunk in source:
             prepared = None
             if chunk.faces is not None:
                 with clock.measure("prepare"):
-                    pixels, masked, _ = image_processor.prepare_masks_and_masked_images(chunk.faces,
-                                                                                       affine_transform=False)
+                    pixels, masked, _ = masked_images(chunk.faces, plan.mask)
                 prepared = (pixels, masked)
             yield chunk, prepared
 
@@ -291,8 +303,9 @@ class LipsyncPipeline:
                    options: SamplingOptions, generator, clock, on_step) -> torch.Tensor:
         """One chunk's faces: encode -> denoise -> decode -> blend the kept reference pixels back."""
         with clock.measure("vae"):
-            masked_latents = encode_latents(self.vae, masked, generator).to(plan.dtype)  # masked first (official)
-            ref_latents = encode_latents(self.vae, pixels, generator).to(plan.dtype)
+            per_call = self.vae_frames_per_call
+            masked_latents = encode_latents(self.vae, masked, generator, frames_per_call=per_call).to(plan.dtype)
+            ref_latents = encode_latents(self.vae, pixels, generator, frames_per_call=per_call).to(plan.dtype)
         with clock.measure("denoise"):
             count = len(pixels)
             latents = denoise(self.unet, self.scheduler, plan.noise.expand(-1, -1, count, -1, -1).clone(),
@@ -303,7 +316,7 @@ class LipsyncPipeline:
                               guided_steps=plan.guided_steps, on_step=on_step)
         with clock.measure("vae"):
             # stays on the model's device: on CUDA the paste-back runs there too (as the official)
-            decoded = decode_latents(self.vae, latents).float()
+            decoded = decode_latents(self.vae, latents, frames_per_call=self.vae_frames_per_call).float()
             keep = plan.keep.to(decoded.device)
             return decoded * (1 - keep) + pixels.to(decoded.device).float() * keep
 

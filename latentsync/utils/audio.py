@@ -1,8 +1,8 @@
 """SyncNet's audio input: the Wav2Lip-style mel spectrogram and its per-clip crop.
 
 All numbers (n_fft, hop, mel range, normalisation) come from the `audio:` section of `configs/audio.yaml`, the
-official values; every function takes that section as `cfg` (default: the packaged file, read once), so a
-caller can run with other values.
+official values; every function takes that section as `cfg`, which the callers pass
+(`latentsync.config.audio_settings()` reads the packaged file once), so a caller can run with other values.
 The result matches the official `latentsync/utils/audio.py melspectrogram` (float64, values in [-4, 4]).
 `AudioInputError` lives here too so every stage that reads audio can raise and catch the same type.
 """
@@ -16,24 +16,13 @@ import numpy as np
 
 from latentsync.utils.media import MediaError
 
-AUDIO_CONFIG = "configs/audio.yaml"
-
 
 class AudioInputError(MediaError):
     """Audio that cannot be used: missing file, no audio stream, too short, wrong shape. The message says which."""
 
 
-@cache
-def audio_config():
-    """The `audio:` section of configs/audio.yaml (read once)."""
-    from latentsync.config import load_config
-
-    return load_config(AUDIO_CONFIG).audio
-
-
-def mel_frames_per_second(cfg=None) -> float:
+def mel_frames_per_second(cfg) -> float:
     """SyncNet mel frames per second of audio (80 for 16 kHz with hop 200)."""
-    cfg = cfg or audio_config()
     return cfg.sample_rate / _hop_size(cfg)
 
 
@@ -53,7 +42,7 @@ def _mel_basis(sample_rate: int, n_fft: int, num_mels: int, fmin: float, fmax: f
     import librosa
 
     if fmax > sample_rate // 2:
-        raise ValueError(f"fmax {fmax} is above the Nyquist frequency of {sample_rate} Hz ({AUDIO_CONFIG})")
+        raise ValueError(f"fmax {fmax} is above the Nyquist frequency of {sample_rate} Hz (configs/audio.yaml)")
     return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=num_mels, fmin=fmin, fmax=fmax, dtype=np.float32)
 
 
@@ -79,11 +68,10 @@ def _normalize(db: np.ndarray, cfg) -> np.ndarray:
     return out
 
 
-def melspectrogram(wav: np.ndarray, cfg=None) -> np.ndarray:
+def melspectrogram(wav: np.ndarray, cfg) -> np.ndarray:
     """SyncNet mel of a 16 kHz mono waveform: (num_mels, 1 + len(wav) // hop) float64, values in [-4, 4]."""
     import librosa
 
-    cfg = cfg or audio_config()
     if cfg.use_lws:
         raise NotImplementedError("use_lws: true is not supported (the official configs use librosa's STFT)")
     wav = np.asarray(wav)
@@ -100,12 +88,12 @@ def melspectrogram(wav: np.ndarray, cfg=None) -> np.ndarray:
     return db
 
 
-def mel_window_length(num_frames: int = 16, fps: float = 25, cfg=None) -> int:
+def mel_window_length(num_frames: int, fps: float, cfg) -> int:
     """Mel frames covering `num_frames` video frames: ceil(num_frames · 80 / fps), i.e. 52 for 16 frames at 25 fps."""
     return math.ceil(num_frames * mel_frames_per_second(cfg) / fps)
 
 
-def crop_mel_window(mel, start_index: int, num_frames: int = 16, fps: float = 25, cfg=None):
+def crop_mel_window(mel, start_index: int, num_frames: int, fps: float, cfg):
     """The mel slice SyncNet sees for video frames [start_index, start_index + num_frames), shape (1, n_mels, 52).
 
     Same arithmetic as the official `SyncNetDataset.crop_audio_window`: start = int(80 · start_index / fps).
