@@ -24,8 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from latentsync.faces.detector import FaceDetector, load_faces_config  # noqa: E402
+from latentsync.faces.detector import FaceDetector  # noqa: E402
 from latentsync.faces.face_pass import ChunkSource, track_faces  # noqa: E402
+from latentsync.faces.settings import load_faces_config  # noqa: E402
 from latentsync.faces.speaker import find_speaker  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
 from latentsync.utils.media import VideoReader, iter_frames  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from latentsync.faces.detector import load_faces_config
+from latentsync.faces.settings import load_faces_config
 from latentsync.pipelines.conditioning import draw_base_mask
 from latentsync.utils.image_processor import ImageProcessor, latent_mask, load_fixed_mask, normalize
 from tests.helpers import shared_fixture

@@ -195,7 +195,7 @@ def test_drawn_hand_covers_palm_and_fingers():
 
 
 def test_edited_region_lies_over_the_mouth(face):
-    from latentsync.faces.detector import load_faces_config
+    from latentsync.faces.settings import load_faces_config
     from latentsync.faces.video import VideoFaceProcessor
     from latentsync.pipelines.conditioning import fixed_mask_rgb_u8
 
@@ -219,7 +219,7 @@ CLEAN_CLIPS = ("vr_face3", "vr_face5", "lp_d20", "st_WDA_KatieHill")
 def test_corpus_clips_without_occluder_stay_edited(name):
     """Real talking faces (open mouths, glasses, lipstick, dark nostrils): the mask covers < 2% of the edited
     region."""
-    from latentsync.faces.detector import load_faces_config
+    from latentsync.faces.settings import load_faces_config
     from latentsync.faces.video import VideoFaceProcessor
     from latentsync.pipelines.conditioning import fixed_mask_rgb_u8
     from latentsync.utils.media import iter_frames

@@ -18,7 +18,7 @@ import torch
 from latentsync.data.clips import ClipDataset, ClipReader, ClipUnusable, read_mel_cached, resolve_video_paths
 from latentsync.data.mel_cache import MelCache
 from latentsync.data.syncnet_dataset import compute_mel, valid_starts
-from latentsync.faces.detector import load_faces_config
+from latentsync.faces.settings import load_faces_config
 from latentsync.pipelines.conditioning import load_fixed_mask, masked_images, pixel_values
 from latentsync.utils.audio import crop_mel_window
 
