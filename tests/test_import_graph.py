@@ -116,7 +116,7 @@ WRONG_WAY = [
     ("latentsync.models", "latentsync.cli"), ("latentsync.utils", "latentsync.pipelines"),
     ("latentsync.utils", "latentsync.cli"), ("latentsync.utils", "latentsync.faces"),
     ("latentsync.faces", "latentsync.pipelines"), ("latentsync.faces", "latentsync.cli"),
-    ("eval", "latentsync.cli"), ("data_processing", "latentsync.cli"),
+    ("eval", "latentsync.cli"), ("data_processing", "latentsync.cli"), ("latentsync.training", "latentsync.cli"),
 ]
 # Not yet moved: the official-layout shims in utils and ImageProcessor's affine_transform (issue 28, part 3).
 KNOWN_WRONG_WAY = {

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from latentsync.utils.training_utils import randn
+from latentsync.utils.seeding import randn
 
 
 @functools.cache
