@@ -41,13 +41,11 @@ def read_loss_log(path: str | os.PathLike, up_to_step: int | None = None) -> lis
     return [row for row in rows if up_to_step is None or row["step"] <= up_to_step]
 
 
-
 def finite_or_raise(value: float, step: int, what: str = "loss") -> float:
     """Stop with a clear message instead of training on NaN/inf."""
     if not math.isfinite(value):
         raise FloatingPointError(f"{what} became {value} at step {step}; lower optimizer.lr or check the data")
     return value
-
 
 
 class LossMeter:
@@ -78,6 +76,7 @@ class LossMeter:
             rows.append({"step": step, **dict(zip(self.names, row, strict=True))})
         self.steps, self.rows, self.started = [], [], time.perf_counter()
         return rows
+
 
 def plot_chart(path: str | os.PathLike, *series: tuple[str, Sequence[float], Sequence[float]],
                ylabel: str = "Loss", title: str | None = None) -> Path:

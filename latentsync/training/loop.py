@@ -1,7 +1,8 @@
 """The parts every training loop shares: the processes, the run folder, moving batches, the end of a run.
 
-- processes: an `accelerate` Accelerator (single CPU, one or many GPUs, many nodes; gloo on CPU);
+- processes: an `accelerate` Accelerator (single CPU, one or many GPUs, many nodes; gloo on CPU), seeded by rank;
 - the run folder `<data.train_output_dir>/train-<timestamp>`, made only once every input loaded;
+- `prepare_for_training`: the model and optimizer handed to the accelerator (and a resumed grad scaler);
 - `finish_training`, what every process does after the last step.
 """
 
@@ -73,19 +74,6 @@ def make_run_dir(base: str | os.PathLike, config: DictConfig, is_main: bool) -> 
     return run_dir
 
 
-
-def to_device(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-
-def finish_training(accelerator, progress) -> None:
-    """The end of a training run on every process: close the bar, wait for the others, end trackers."""
-    progress.close()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-
-
 def prepare_for_training(accelerator, model, optimizer, state: dict | None):
     """(model, optimizer) wrapped by the accelerator, and the unwrapped model (what checkpoints save); the grad
     scaler of a resumed run gets its saved state back."""
@@ -93,3 +81,14 @@ def prepare_for_training(accelerator, model, optimizer, state: dict | None):
     if state is not None and accelerator.scaler is not None and "scaler" in state:
         accelerator.scaler.load_state_dict(state["scaler"])
     return model, optimizer, accelerator.unwrap_model(model)
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def finish_training(accelerator, progress) -> None:
+    """The end of a training run on every process: close the bar, wait for the others, end trackers."""
+    progress.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
