@@ -23,11 +23,12 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from latentsync.config import CONFIG_DIR, vae_frames_per_call  # noqa: E402
+from latentsync.config import CONFIG_DIR  # noqa: E402
 from latentsync.pipelines.conditioning import decode_latents, encode_latents  # noqa: E402
+from latentsync.pipelines.settings import inference_settings  # noqa: E402
 
 SCALING = 0.18215  # sd-vae-ft-mse, as the pipeline sets it
-PER_CALL = vae_frames_per_call()  # frames per VAE call, as the pipeline passes it
+PER_CALL = inference_settings().vae.frames_per_call  # frames per VAE call, as the pipeline passes it
 
 
 def cpu_seconds() -> float:

@@ -11,9 +11,10 @@ Steps (all with the project's own tools, nothing downloaded):
 1. synthetic clips (tools/make_synthetic_dataset.py): 64 px aligned faces whose mouth follows generated syllables,
    with a held-out validation split;
 2. tiny VAE / Whisper / U-Net checkpoints (tools/make_tiny_checkpoints.py), the VAE fitted to the training frames;
-3. SyncNet (configs/syncnet/small_64.yaml) trained with scripts/train_syncnet.py, validation accuracy charted;
+3. SyncNet (configs/syncnet/small_64.yaml) trained with latentsync/training/syncnet_trainer.py, validation accuracy
+   charted;
 4. U-Net (configs/unet/tiny.yaml): stage 1 (noise MSE, all parameters), then stage 2 from that checkpoint
-   (motion modules + attentions, adds the trained SyncNet's sync loss), both with scripts/train_unet.py;
+   (motion modules + attentions, adds the trained SyncNet's sync loss), both with latentsync/training/unet_trainer.py;
 5. evaluation on held-out clips: the mouth region of a 16-frame window is regenerated (DDIM) from the masked
    frames, a non-overlapping reference window and either the clip's own audio or another clip's audio
    (shuffled control); the trained SyncNet then scores every generated window against the clip's real audio.
@@ -35,7 +36,8 @@ import torch
 from omegaconf import OmegaConf
 
 from latentsync.config import REPO_ROOT, load_config
-from latentsync.utils.training_utils import load_training_config, loss_log_path, read_loss_log
+from latentsync.training.logs import loss_log_path, read_loss_log
+from latentsync.training.settings import load_training_config
 
 logger = logging.getLogger("learning_proof")
 
@@ -94,7 +96,7 @@ def make_checkpoints(args, data: Path) -> dict:
 
 
 def train_syncnet(args, data: Path) -> tuple[Path, dict]:
-    from latentsync.cli import train_syncnet
+    from latentsync.training import syncnet_trainer
 
     config = load_training_config(SYNCNET_CONFIG, [
         f"data.train_data_dir={data / 'train'}", f"data.val_data_dir={data / 'val'}",
@@ -105,7 +107,7 @@ def train_syncnet(args, data: Path) -> tuple[Path, dict]:
     ])
     start, cpu_start = time.time(), cpu_seconds()
     run = finished_run(args.work / "syncnet", args.syncnet_steps) if args.reuse_trained else None
-    run = run or train_syncnet.main(config)
+    run = run or syncnet_trainer.main(config)
     ckpt = newest_checkpoint(run)
     history = torch.load(ckpt, weights_only=True)
     info = {"minutes": (time.time() - start) / 60, "cpu_minutes": (cpu_seconds() - cpu_start) / 60,
@@ -126,18 +128,18 @@ def unet_overrides(args, data: Path, ckpts: dict, out: str, steps: int) -> list[
 
 
 def train_unet(args, data: Path, ckpts: dict, syncnet_ckpt: Path) -> tuple[Path, dict]:
-    from latentsync.cli import train_unet
+    from latentsync.training import unet_trainer
 
     start = time.time()
     reuse = {name: finished_run(args.work / name, steps) if args.reuse_trained else None
              for name, steps in (("unet_stage1", args.stage1_steps),
                                  ("unet_stage2", args.stage1_steps + args.stage2_steps))}
-    stage1 = reuse["unet_stage1"] or train_unet.main(load_training_config(UNET_CONFIG, [
+    stage1 = reuse["unet_stage1"] or unet_trainer.main(load_training_config(UNET_CONFIG, [
         *unet_overrides(args, data, ckpts, "unet_stage1", args.stage1_steps), "ckpt.resume_ckpt_path=",
         *STAGE1_OVERRIDES]))
     stage1_ckpt = newest_checkpoint(stage1)
     stage1_minutes = (time.time() - start) / 60
-    stage2 = reuse["unet_stage2"] or train_unet.main(load_training_config(UNET_CONFIG, [
+    stage2 = reuse["unet_stage2"] or unet_trainer.main(load_training_config(UNET_CONFIG, [
         *unet_overrides(args, data, ckpts, "unet_stage2", args.stage1_steps + args.stage2_steps),
         f"ckpt.resume_ckpt_path={stage1_ckpt}", f"data.syncnet_config_path={SYNCNET_CONFIG}",
         f"ckpt.syncnet_ckpt_path={syncnet_ckpt}", "run.perceptual_loss_weight=0", "run.trepa_loss_weight=0",
@@ -196,13 +198,13 @@ class Generator:
     @torch.no_grad()
     def __call__(self, sample: dict, audio_embeds: torch.Tensor, seed: int) -> torch.Tensor:
         """(16, 3, 64, 64) frames in [-1, 1]: generated mouth region pasted into the ground-truth surroundings."""
-        from latentsync.config import vae_frames_per_call
         from latentsync.pipelines.conditioning import decode_latents, encode_latents, mask_to_latent
         from latentsync.pipelines.sampling import denoise, guided_step_count
-        from latentsync.utils.training_utils import step_generator
+        from latentsync.pipelines.settings import inference_settings
+        from latentsync.utils.seeding import step_generator
 
         gen = step_generator(seed, 0, 0)
-        per_call = vae_frames_per_call()
+        per_call = inference_settings().vae.frames_per_call
         masked, ref = (encode_latents(self.vae, sample[key], gen, self.scaling, frames_per_call=per_call).to(self.dtype)
                        for key in ("masked_pixel_values", "ref_pixel_values"))
         mask = mask_to_latent(sample["masks"], masked.shape[-2:]).to(self.dtype)
@@ -226,7 +228,7 @@ def evaluate(args, data: Path, ckpts: dict, syncnet_ckpt: Path, unet_ckpt: Path,
     from latentsync.data.unet_dataset import UNetDataset
     from latentsync.models.stable_syncnet import StableSyncNet
     from latentsync.models.sync_loss import sync_probability
-    from latentsync.training_settings import UNetTrainingSettings
+    from latentsync.training.settings import UNetTrainingSettings
 
     syncnet = StableSyncNet.from_pretrained(OmegaConf.to_container(load_config(SYNCNET_CONFIG).model), syncnet_ckpt)
     syncnet.eval()

@@ -27,11 +27,9 @@ from latentsync.errors import InputError
 
 
 def load_run_config(path: str, overrides):
-    """The SyncNet training config (with the training defaults merged in when that module exists)."""
-    try:
-        from latentsync.utils.training_utils import load_training_config
-    except ImportError:
-        from latentsync.config import load_config as load_training_config
+    """The SyncNet training config, with the training defaults merged in."""
+    from latentsync.training.settings import load_training_config
+
     return load_training_config(path, overrides)
 
 
@@ -39,7 +37,7 @@ def dataset_batches(config, device: str, stats: dict | None = None) -> Iterator[
     """(visual input, mel, label) batches from the validation split, as the trainer prepares them; every pass
     over the split is a new epoch (new windows and pairings). `stats` gets the clip count and passes."""
     from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
-    from latentsync.training_settings import SyncNetTrainingSettings
+    from latentsync.training.settings import SyncNetTrainingSettings
 
     settings = SyncNetTrainingSettings.from_config(config)
     dataset = SyncNetDataset(config.data.val_data_dir, config.data.val_fileslist, settings)
@@ -87,7 +85,7 @@ def evaluate(args) -> int:
     from eval.report import check_json_out
     from latentsync.config import model_config
     from latentsync.models.stable_syncnet import StableSyncNet
-    from latentsync.training_settings import SyncNetTrainingSettings
+    from latentsync.training.settings import SyncNetTrainingSettings
     from latentsync.validation import check_input_file, device_or_default
 
     config = load_run_config(args.config_path, args.overrides)

@@ -111,3 +111,26 @@ def run_cli(body: Callable[[], int | None], verbose: bool = False) -> int:
         return report(exc, verbose)
     finally:
         restore_signals(previous)
+
+
+def training_cli(main, description: str, config_flag: str, default_config: str, example: str, argv=None) -> int:
+    """Console-script entry of a trainer: `<config_flag> PATH [key=value ...]` -> `main(config)`, under the policy
+    above: a bad config, override, file list or checkpoint is one `error:` line and exit 2, before any run folder
+    is made."""
+    from latentsync.training.settings import load_training_config
+
+    parser = OneLineParser(description=description,
+                           epilog=f"Extra arguments are key=value config overrides, e.g. {example}")
+    parser.add_argument(config_flag, default=default_config)
+    add_verbose_flag(parser)
+    args, overrides = parser.parse_known_args(argv)
+    unknown = [o for o in overrides if o.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    quiet_console(args.verbose, level=logging.INFO, fmt="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def train() -> int:
+        main(load_training_config(getattr(args, config_flag.lstrip("-")), overrides))
+        return 0
+
+    return run_cli(train, args.verbose)

@@ -81,18 +81,6 @@ def model_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg.model, resolve=True)
 
 
-def inference_settings() -> DictConfig:
-    """The packaged configs/inference.yaml (presets, DeepCache, allocator, app limits): read here only."""
-    return OmegaConf.load(CONFIG_DIR / "inference.yaml")
-
-
-@functools.cache
-def vae_frames_per_call() -> int:
-    """configs/inference.yaml `vae.frames_per_call` (0 = every frame in one call), for the callers of
-    `latentsync.pipelines.conditioning.encode_latents` / `decode_latents` (read once)."""
-    return int(inference_settings().vae.frames_per_call)
-
-
 @functools.cache
 def audio_settings() -> DictConfig:
     """The `audio:` section of configs/audio.yaml (read once), for the callers of `latentsync.utils.audio`."""

@@ -1,6 +1,6 @@
 """Typed settings: a YAML config (plus `key=value` overrides) checked once into frozen records.
 
-Shared by the trainers and their datasets (latentsync/training_settings.py), the data-processing pipeline
+Shared by the trainers and their datasets (latentsync/training/settings.py), the data-processing pipeline
 (data_processing/settings.py) and the evaluation code (eval/settings.py). A record declares its keys as typed
 fields; building it from the YAML checks that every declared key is there with the right type and range, and
 stops with a `SettingsError` naming the file, the key and the value otherwise. Keys a record does not declare are ignored. The defaults live only in

@@ -1,4 +1,4 @@
-"""Shim: SyncNet training lives in `latentsync.cli.train_syncnet` (console script `latentsync-train-syncnet`).
+"""Shim: the SyncNet training command is `latentsync.cli.train_syncnet` (console script `latentsync-train-syncnet`).
 
 Kept so `python -m scripts.train_syncnet` works from the repository root, as in the official layout. Importing
 this module gives the package module itself (one module object, so attributes set on it are seen there).

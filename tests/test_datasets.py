@@ -17,10 +17,10 @@ from latentsync.data.syncnet_dataset import SyncNetDataset, syncnet_visual_input
 from latentsync.data.synthetic import ClipSpec, render_clip, synthetic_config, write_clip
 from latentsync.data.unet_dataset import UNetDataset
 from latentsync.errors import InputError
-from latentsync.training_settings import SyncNetTrainingSettings, UNetTrainingSettings
+from latentsync.training.data_order import EpochShardSampler
+from latentsync.training.settings import SyncNetTrainingSettings, UNetTrainingSettings
 from latentsync.utils.audio import melspectrogram
 from latentsync.utils.media import VideoReader, read_audio
-from latentsync.utils.training_utils import EpochShardSampler
 from tests.training_fixtures import make_clips
 
 NUM_FRAMES = 16

@@ -359,7 +359,7 @@ def test_few_frames_with_a_face_warn_on_stderr_and_in_the_app(ckpts, tmp_path, c
 
 def test_syncnet_accuracy_scores_distinct_samples_and_says_where_they_came_from(world, tmp_path, capsys):
     from eval import eval_syncnet_acc
-    from latentsync.utils.training_utils import load_training_config
+    from latentsync.training.settings import load_training_config
 
     config = load_training_config("configs/syncnet/tiny.yaml", [
         f"data.val_data_dir={world['inputs'] / 'val'}", "data.batch_size=2", "data.num_workers=0",

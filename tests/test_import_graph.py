@@ -116,7 +116,7 @@ WRONG_WAY = [
     ("latentsync.models", "latentsync.cli"), ("latentsync.utils", "latentsync.pipelines"),
     ("latentsync.utils", "latentsync.cli"), ("latentsync.utils", "latentsync.faces"),
     ("latentsync.faces", "latentsync.pipelines"), ("latentsync.faces", "latentsync.cli"),
-    ("eval", "latentsync.cli"), ("data_processing", "latentsync.cli"),
+    ("eval", "latentsync.cli"), ("data_processing", "latentsync.cli"), ("latentsync.training", "latentsync.cli"),
 ]
 # Exceptions to WRONG_WAY (none today: the official-layout paths in utils are pure aliases, exempt below).
 KNOWN_WRONG_WAY: set[tuple[str, str]] = set()

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from latentsync.config import CONFIG_DIR, load_config
 from latentsync.errors import InputError
-from latentsync.training_settings import SettingsError, SyncNetTrainingSettings, UNetTrainingSettings
+from latentsync.training.settings import SettingsError, SyncNetTrainingSettings, UNetTrainingSettings
 
 UNET_CONFIGS = sorted(p.name for p in (CONFIG_DIR / "unet").glob("*.yaml"))
 SYNCNET_CONFIGS = sorted(p.name for p in (CONFIG_DIR / "syncnet").glob("*.yaml"))

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from latentsync.config import load_config, model_config
+from latentsync.data.syncnet_dataset import FrameEncoder
 from latentsync.models.stable_syncnet import StableSyncNet
-from latentsync.training_settings import SyncNetTrainingSettings
-from latentsync.utils.training_utils import load_training_config, state_path_for
+from latentsync.training.settings import SyncNetTrainingSettings, load_training_config
+from latentsync.training.state import state_path_for
 from scripts import train_syncnet
 from tests.training_fixtures import make_clips
 
@@ -85,7 +86,7 @@ def test_latent_space_syncnet_trains_on_vae_latents(data, tmp_path, ckpts):
                   *latent_model)
     config = load_training_config("configs/syncnet/tiny.yaml", ["data.latent_space=true", f"ckpt.vae_path={vae}",
                                                                  *latent_model])
-    encoder = train_syncnet.FrameEncoder(SyncNetTrainingSettings.from_config(config), torch.device("cpu"))
+    encoder = FrameEncoder(SyncNetTrainingSettings.from_config(config), torch.device("cpu"))
     frames = torch.rand(2, 16, 3, 64, 64) * 2 - 1
     assert encoder(frames, torch.Generator().manual_seed(0)).shape == (2, 64, 4, 8)
     ckpt = run_dir / "checkpoints" / "checkpoint-2.pt"

@@ -15,7 +15,8 @@ import torch
 
 from latentsync.config import REPO_ROOT, load_config, model_config
 from latentsync.models.registry import load_unet
-from latentsync.utils.training_utils import load_training_config, loss_log_path, read_loss_log
+from latentsync.training.logs import loss_log_path, read_loss_log
+from latentsync.training.settings import load_training_config
 from scripts import train_unet
 from tests.training_fixtures import make_clips, tiny_overrides
 from tools.make_tiny_checkpoints import randomize_

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latentsync.config import vae_frames_per_call
 from latentsync.pipelines.conditioning import decode_latents, encode_latents
+from latentsync.pipelines.settings import inference_settings
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def _batch_sizes(monkeypatch, vae, name: str) -> list[int]:
 
 
 def test_the_vae_sees_the_configured_number_of_frames_per_call(vae, monkeypatch):
-    per_call = vae_frames_per_call()
+    per_call = inference_settings().vae.frames_per_call
     assert per_call > 0
     frames = 2 * per_call + 1
     encoded = _batch_sizes(monkeypatch, vae, "encode")

@@ -134,7 +134,7 @@ class ClipDataset(Dataset):
 
     def _init_from_settings(self, video_paths: list[str], settings) -> None:
         """The part both training datasets share: the clip list, sampling seed and the clip geometry, from a
-        trainer's settings (latentsync.training_settings)."""
+        trainer's settings (latentsync.training.settings)."""
         data = settings.data
         ClipDataset.__init__(self, video_paths, seed=settings.run.seed, max_attempts=data.max_sample_attempts)
         self.resolution = data.resolution

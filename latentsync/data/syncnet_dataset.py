@@ -30,7 +30,7 @@ from latentsync.utils.audio import crop_mel_window, mel_frames_per_second, melsp
 from latentsync.utils.media import read_audio
 
 if TYPE_CHECKING:
-    from latentsync.training_settings import SyncNetTrainingSettings
+    from latentsync.training.settings import SyncNetTrainingSettings
 
 
 def syncnet_visual_input(frames: torch.Tensor, lower_half: bool) -> torch.Tensor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from latentsync.utils.training_utils import randn
+from latentsync.utils.seeding import randn
 
 
 def training_noise(shape, generator: torch.Generator, device, mixed: bool, alpha: float) -> torch.Tensor:

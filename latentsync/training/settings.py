@@ -1,5 +1,6 @@
 """Typed training settings: a trainer's YAML (merged over configs/training/defaults.yaml) checked once, frozen.
 
+`load_training_config` merges a run config over configs/training/defaults.yaml and the command-line overrides.
 The trainers and the training datasets read these records instead of the raw DictConfig, so every value has
 its type from one place, a missing or mistyped key stops the run before any model loads (with the key and the
 value in the message), and the defaults live only in the YAML files under latentsync/configs/. The `model:`
@@ -16,10 +17,21 @@ from typing import get_type_hints
 
 from omegaconf import DictConfig, OmegaConf
 
+from latentsync.config import CONFIG_DIR, load_config
 from latentsync.settings import Section, SettingsError, at_least
+
+TRAINING_DEFAULTS = CONFIG_DIR / "training" / "defaults.yaml"
 
 # Official whisper choice by the U-Net's cross-attention width (the official scripts/train_unet.py).
 WHISPER_BY_CROSS_ATTENTION_DIM = {384: "checkpoints/whisper/tiny.pt", 768: "checkpoints/whisper/small.pt"}
+
+
+def load_training_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
+    """configs/training/defaults.yaml <- the run config <- `key=value` overrides (later wins)."""
+    run_config = load_config(path, overrides)
+    merged = OmegaConf.merge(OmegaConf.load(TRAINING_DEFAULTS), run_config)
+    merged.config_path = str(path)
+    return merged
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -162,8 +174,6 @@ class _TrainingSettings:
     @classmethod
     def load(cls, path: str | os.PathLike, overrides: Sequence[str] = ()):
         """The run config at `path` over the training defaults, with `key=value` overrides, as settings."""
-        from latentsync.utils.training_utils import load_training_config
-
         return cls.from_config(load_training_config(path, overrides))
 
     def check(self) -> None:
@@ -172,7 +182,7 @@ class _TrainingSettings:
 
 @dataclass(frozen=True)
 class UNetTrainingSettings(_TrainingSettings):
-    """Everything latentsync/cli/train_unet.py and UNetDataset read."""
+    """Everything latentsync/training/unet_trainer.py and UNetDataset read."""
 
     source: str
     data: UNetData
@@ -184,7 +194,8 @@ class UNetTrainingSettings(_TrainingSettings):
     def check(self) -> None:
         if self.run.max_train_steps == -1 and self.run.max_train_epochs == -1:
             raise SettingsError(f"{self.source}: set run.max_train_steps or run.max_train_epochs (both are -1)")
-        missing = [key for key in ("add_audio_layer", "use_motion_module", "cross_attention_dim") if key not in self.model]
+        needed = ("add_audio_layer", "use_motion_module", "cross_attention_dim")
+        missing = [key for key in needed if key not in self.model]
         if missing:
             raise SettingsError(f"{self.source}: model section lacks {missing}")
 
@@ -214,7 +225,7 @@ class UNetTrainingSettings(_TrainingSettings):
 
 @dataclass(frozen=True)
 class SyncNetTrainingSettings(_TrainingSettings):
-    """Everything latentsync/cli/train_syncnet.py and SyncNetDataset read."""
+    """Everything latentsync/training/syncnet_trainer.py and SyncNetDataset read."""
 
     source: str
     data: SyncNetData
