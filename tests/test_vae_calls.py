@@ -41,6 +41,17 @@ def test_the_vae_sees_the_configured_number_of_frames_per_call(vae, monkeypatch)
     assert latents.shape[2] == frames and pixels.shape[0] == frames
 
 
+def test_one_frame_per_encoder_call_makes_a_frames_moments_independent_of_the_others(vae):
+    from latentsync.pipelines.conditioning import posterior_moments
+
+    per_call = inference_settings().vae.encode_frames_per_call
+    pixels = torch.rand(7, 3, 32, 32) * 2 - 1
+    together = posterior_moments(vae, pixels, frames_per_call=per_call)
+    assert together.shape == (7, 2, 4, 4, 4)
+    for rows in ([6], [3, 1], [2, 0, 5], [4, 5, 6, 0, 1]):  # alone, reordered, with other neighbours
+        assert torch.equal(posterior_moments(vae, pixels[rows], frames_per_call=per_call), together[rows])
+
+
 @pytest.mark.parametrize("per_call", [1, 2, 3])
 def test_splitting_the_frames_changes_nothing(vae, per_call):
     pixels = torch.rand(2, 5, 3, 32, 32) * 2 - 1  # two clips of 5 frames, as training batches them

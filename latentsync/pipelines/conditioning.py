@@ -162,34 +162,46 @@ def _vae_factors(vae, scaling: float | None, shift: float | None) -> tuple[float
 
 
 @torch.no_grad()
-def encode_latents(vae, pixels: torch.Tensor, generator: torch.Generator | None, scaling: float | None = None,
-                   shift: float | None = None, *, frames_per_call: int) -> torch.Tensor:
-    """(b, f, 3, H, W) or (f, 3, H, W) pixels in [-1, 1] -> (b or 1, 4, f, H/8, W/8) scaled latents.
+def posterior_moments(vae, pixels: torch.Tensor, *, frames_per_call: int) -> torch.Tensor:
+    """(n, 3, H, W) pixels in [-1, 1] -> (n, 2, 4, H/8, W/8): each frame's posterior mean and std, on the VAE's device.
 
-    `scaling`/`shift` default to the VAE config's. The posterior is sampled, not its mean, as the official;
-    its noise is one draw for all frames, so the result does not depend on `frames_per_call`.
-    The VAE sees `frames_per_call` frames at a time (0: all at once; callers pass configs/inference.yaml
-    `vae.frames_per_call`): its activations are a few hundred MB per 256 px frame, and on the CPU 4 frames
-    per call run as fast as 16 (docs/benchmarks.md, "VAE memory").
+    The VAE sees `frames_per_call` frames at a time (0: all at once): its activations are a few hundred MB per
+    256 px frame. The encoder's numbers depend (by about 1e-6) on which frames share a call, so the pipeline encodes
+    one frame per call (configs/inference.yaml `vae.encode_frames_per_call`): a frame's moments are then the same
+    wherever it is encoded, and moments kept for a frame shown again (ping-pong, loop) are exactly a fresh encode's.
     On the CPU the frames go in channels-last: oneDNN then runs the whole encoder in that layout, about 2x
     faster in bf16 (in NCHW it converts layouts back and forth); fp32 takes the same time either way
     (docs/benchmarks.md, "VAE layout").
     """
-    if pixels.ndim == 4:
-        pixels = pixels[None]
-    scaling, shift = _vae_factors(vae, scaling, shift)
-    b, f = pixels.shape[:2]
     device = next(vae.parameters()).device
-    flat = rearrange(pixels, "b f c h w -> (b f) c h w").to(device, vae.dtype)
+    flat = pixels.to(device, vae.dtype)
     if device.type == "cpu":
         flat = flat.contiguous(memory_format=torch.channels_last)
     posteriors = [vae.encode(flat[part]).latent_dist for part in _frame_slices(len(flat), frames_per_call)]
-    mean = torch.cat([p.mean for p in posteriors])
-    std = torch.cat([p.std for p in posteriors])
+    return torch.cat([torch.stack([p.mean, p.std], dim=1) for p in posteriors])
+
+
+def sample_latents(moments: torch.Tensor, generator: torch.Generator | None, scaling: float, shift: float,
+                   batch: int = 1) -> torch.Tensor:
+    """(b f, 2, 4, h, w) posterior moments -> (b, 4, f, h, w) scaled latents: the posterior is sampled, not its mean,
+    as the official, with one noise draw for all frames (so the result does not depend on `frames_per_call`)."""
+    mean, std = moments[:, 0], moments[:, 1]
     draw_device = generator.device if generator is not None else mean.device
     noise = torch.randn(mean.shape, generator=generator, device=draw_device, dtype=mean.dtype).to(mean.device)
     sample = mean + std * noise
-    return rearrange((sample - shift) * scaling, "(b f) c h w -> b c f h w", b=b, f=f)
+    return rearrange((sample - shift) * scaling, "(b f) c h w -> b c f h w", b=batch)
+
+
+@torch.no_grad()
+def encode_latents(vae, pixels: torch.Tensor, generator: torch.Generator | None, scaling: float | None = None,
+                   shift: float | None = None, *, frames_per_call: int) -> torch.Tensor:
+    """(b, f, 3, H, W) or (f, 3, H, W) pixels in [-1, 1] -> (b or 1, 4, f, H/8, W/8) scaled latents: the posterior
+    moments (`posterior_moments`), sampled (`sample_latents`). `scaling`/`shift` default to the VAE config's."""
+    if pixels.ndim == 4:
+        pixels = pixels[None]
+    scaling, shift = _vae_factors(vae, scaling, shift)
+    moments = posterior_moments(vae, rearrange(pixels, "b f c h w -> (b f) c h w"), frames_per_call=frames_per_call)
+    return sample_latents(moments, generator, scaling, shift, batch=pixels.shape[0])
 
 
 def decode_latents(vae, latents: torch.Tensor, scaling: float | None = None, shift: float | None = None, *,

@@ -35,6 +35,7 @@ class DeepCacheSettings(Section):
 
 class VAESettings(Section):
     frames_per_call: int = at_least(0)  # frames per VAE call; 0 = every frame of a chunk in one call
+    encode_frames_per_call: int = at_least(1)  # the inference encoder's (1: moments independent of the neighbours)
 
 
 class AllocatorSettings(Section):
