@@ -4,6 +4,8 @@ matrices equal the face pass's own bit for bit. Generated clips only (tests/infe
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,7 @@ from latentsync.faces.face_pass import ChunkSource
 from latentsync.faces.prepared import PreparedFaces, PreparedFacesError
 from latentsync.faces.video import VideoFaceProcessor
 from latentsync.pipelines.frame_schedule import source_frame_indices
+from latentsync.utils.content_cache import EntryCache
 from latentsync.utils.media import VideoReader
 from tests.inference_fixtures import face_clip
 
@@ -88,6 +91,19 @@ def test_round_trip_is_exact(first_run):
         assert back.occluders[index][0] == box and np.array_equal(back.occluders[index][1], mask)
     assert (back.cuts, back.stats, back.face_size) == (record.cuts, record.stats, record.face_size)
     assert back != first_run[1]  # the occluders count
+
+
+def test_round_trip_through_the_entry_cache(first_run, tmp_path):
+    """Bool and empty tensors and the JSON meta survive a safetensors entry (no occluder, no cut: empty tensors)."""
+    record = first_run[1]
+    for kept in (record, with_occluders(record)):
+        cache = EntryCache(tmp_path)
+        assert cache.put("faces", *kept.to_tensors()) is not None
+        entry = cache.get("faces")
+        assert PreparedFaces.from_tensors(entry.tensors, entry.meta) == kept
+    no_cut = replace(record, cuts=())
+    cache.put("no_cut", *no_cut.to_tensors())
+    assert PreparedFaces.from_tensors(cache.get("no_cut").tensors, cache.get("no_cut").meta) == no_cut != record
 
 
 def test_a_broken_or_foreign_record_is_refused(first_run):
@@ -166,3 +182,16 @@ def test_a_record_covering_too_few_frames_is_refused(clip, detector):
     with pytest.raises(PreparedFacesError, match="occlusion 'off', this run asks for 'auto'"):
         ChunkSource(clip, np.arange(12), CHUNK, RESOLUTION, 25, detector=detector, progress=False,
                     occlusion="auto", prepared=short.prepared())
+
+
+def test_a_short_schedule_replays_like_a_fresh_run_over_the_same_frames(clip, detector, first_run):
+    """What the face pass covers matters at its end: a gap there has no right neighbour to bridge to. A record of
+    the whole clip replayed for 10 frames equals a fresh 10-frame run whose face pass covers the whole clip."""
+    schedule = np.arange(10)  # ends inside the short gap (8, 9)
+    replayed = list(ChunkSource(clip, schedule, CHUNK, RESOLUTION, 25, detector=detector, progress=False,
+                                occlusion="off", prepared=first_run[1]))
+    covering = list(fresh_source(clip, detector, schedule, face_frames=FRAMES))
+    alone = list(fresh_source(clip, detector, schedule))
+    assert replayed[0].has_face.all() and covering[0].has_face.all()  # the gap is bridged
+    assert torch.equal(replayed[0].faces, covering[0].faces)
+    assert not alone[0].has_face[list(SHORT_GAP)].any()  # a face pass ending in the gap cannot bridge it

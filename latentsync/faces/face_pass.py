@@ -172,7 +172,8 @@ class ChunkSource:
         return aligned
 
     def _check_some_face(self) -> None:
-        if not self.track.has_face[: self.frames_needed].any():
+        """Nothing to lip-sync when no frame the schedule shows has a face: say so instead of copying the video."""
+        if self.frames_needed and not self.track.has_face[: self.frames_needed].any():
             raise NoFaceError(f"no face was found in any frame of {self.video_path}; nothing to lip-sync "
                               "(try another --face_detector, or a video where the face is visible)")
 
