@@ -6,11 +6,15 @@ bridging, the official nose smoothing in source order) supplies the frames and c
 frames is decoded once. What it keeps of every frame is the small `AlignmentTrack` (a 2x3 matrix and two
 flags); frames shown again later (ping-pong, loop) are decoded again and re-warped from those matrices, as the
 official reuses its alignment. No face crop or frame of the whole video is ever held in memory.
+
+A finished face pass can be kept (`ChunkSource.prepared()`, a `PreparedFaces`) and given to a later run on the
+same video (`prepared=`): that run does no face pass at all, every frame takes the path of frames shown again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +28,7 @@ from .alignment import AlignRestore
 from .blend import edit_weights
 from .choice import FaceChoice
 from .occlusion import OccluderMasker
+from .prepared import PreparedFaces
 from .settings import OcclusionSettings
 from .video import AlignedFrame, AlignmentTrack, VideoFaceProcessor
 
@@ -52,27 +57,37 @@ class ChunkSource:
     ahead; None: the faces config's `blend.fade_frames`). `occlusion`: auto | hands | off (None: the faces
     config's): occluders in front of the mouth are found along the face pass (`OccluderMasker`, reset at shot
     cuts) and kept per source frame in the track. The faces config is the detector's (configs/faces.yaml
-    without one).
+    without one). `face_frames`: how many source frames the face pass covers (None: those the schedule shows;
+    give the video's frame count to make `prepared()` reusable by any later schedule): frames past the schedule's
+    are aligned after the last chunk. `prepared`: a finished face pass of this video (`PreparedFaces`); then no
+    face pass runs (no detector, occluder or cut search) and its track and cuts are used.
     """
 
     def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
                  detector=None, clock: StageClock | None = None, progress=True, device="cpu",
-                 face_choice: FaceChoice | None = None, fade_frames: int | None = None, occlusion: str | None = None):
+                 face_choice: FaceChoice | None = None, fade_frames: int | None = None, occlusion: str | None = None,
+                 face_frames: int | None = None, prepared: PreparedFaces | None = None):
         self.video_path = str(video_path)
         self.schedule = np.asarray(schedule, dtype=np.int64)
         self.chunk_size = chunk_size
         self.fps = fps
         self.clock = clock or StageClock()
         self.progress = RunProgress.of(progress)
-        self.num_source_frames = int(self.schedule.max()) + 1 if len(self.schedule) else 0
+        self.frames_needed = int(self.schedule.max()) + 1 if len(self.schedule) else 0  # what the schedule shows
         self.processor = VideoFaceProcessor(resolution=resolution, detector=detector, face_choice=face_choice)
         if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
-        self.track = AlignmentTrack.empty(self.num_source_frames, self.processor)
-        self.occlusion = occlusion
+        self.occlusion = occlusion or self.processor.config.occlusion.mode
         self.masker: OccluderMasker | None = None  # made when the face pass starts (it holds the hand models)
         self._occluder_track = None
-        self.aligned_upto = 0  # source frames 0 .. aligned_upto-1 have been through the face pass
+        self.replayed = prepared is not None  # True: the face pass was done before, nothing is detected here
+        if prepared is not None:
+            prepared.check_fits(self.processor, self.frames_needed, self.occlusion)
+            self.track = prepared.track(self.processor)
+        else:
+            self.track = AlignmentTrack.empty(max(self.frames_needed, int(face_frames or 0)), self.processor)
+        self.num_source_frames = len(self.track.has_face)  # the face pass covers frames 0 .. num_source_frames-1
+        self.aligned_upto = self.num_source_frames if self.replayed else 0  # frames the face pass has settled
         fade_frames = self.processor.config.blend.fade_frames if fade_frames is None else fade_frames
         self.fade_frames = max(int(fade_frames), 0)
         self._held: dict[int, AlignedFrame] = {}  # face-pass results not yet handed out (the look-ahead)
@@ -102,21 +117,30 @@ class ChunkSource:
         return frames
 
     def __iter__(self) -> Iterator[Chunk]:
-        with VideoReader(self.video_path, target_fps=self.fps) as first, \
-                VideoReader(self.video_path, target_fps=self.fps) as again:
-            self.masker = occluder_masker(self.occlusion, self.processor.config.occlusion)
-            face_pass = self.processor.process(self._first_pass_frames(first), batch_size=self.chunk_size)
-            bar = self.progress.stage("faces", self.num_source_frames)
-            try:
-                for chunk_start in range(0, len(self.schedule), self.chunk_size):
-                    out_idx = np.arange(chunk_start, min(chunk_start + self.chunk_size, len(self.schedule)))
-                    yield self._chunk(out_idx, face_pass, again, bar)
-            finally:
-                bar.close()
-                face_pass.close()
-                self.processor.close()
-                if self.masker is not None:
-                    self.masker.close()
+        with ExitStack() as stack:
+            again = stack.enter_context(VideoReader(self.video_path, target_fps=self.fps))
+            face_pass, bar = self._start_face_pass(stack)
+            for chunk_start in range(0, len(self.schedule), self.chunk_size):
+                out_idx = np.arange(chunk_start, min(chunk_start + self.chunk_size, len(self.schedule)))
+                yield self._chunk(out_idx, face_pass, again, bar)
+            if face_pass is not None:
+                self._complete_face_pass(face_pass, bar)
+
+    def _start_face_pass(self, stack: ExitStack):
+        """(the face pass's generator, its progress bar), both closed by `stack`; (None, None) when replayed."""
+        stack.callback(self.processor.close)
+        if self.replayed:
+            self._check_some_face()
+            return None, None
+        first = stack.enter_context(VideoReader(self.video_path, target_fps=self.fps))
+        self.masker = occluder_masker(self.occlusion, self.processor.config.occlusion)
+        if self.masker is not None:
+            stack.callback(self.masker.close)
+        face_pass = self.processor.process(self._first_pass_frames(first), batch_size=self.chunk_size)
+        stack.callback(face_pass.close)
+        bar = self.progress.stage("faces", self.num_source_frames)
+        stack.callback(bar.close)
+        return face_pass, bar
 
     def _advance(self, face_pass, upto: int, bar) -> None:
         """Run the face pass until source frame `upto` - 1 is settled, keeping what it yields in `_held`."""
@@ -124,16 +148,41 @@ class ChunkSource:
             return
         with self.clock.measure("faces"):
             while self.aligned_upto < upto:
-                aligned = next(face_pass)
-                self.track.record(aligned)
-                if self.masker is not None:
-                    self._find_occluder(aligned)
+                aligned = self._settle(next(face_pass), bar)
                 self._held[aligned.index] = aligned
-                self.aligned_upto = aligned.index + 1
-                bar.update(1)
-        if self.aligned_upto == self.num_source_frames and not self.track.has_face.any():
+        if self.aligned_upto >= self.frames_needed:
+            self._check_some_face()
+
+    def _complete_face_pass(self, face_pass, bar) -> None:
+        """After the last chunk: align the frames past the schedule's (`face_frames`), keeping only their track,
+        so that `prepared()` covers them all."""
+        self._held.clear()
+        with self.clock.measure("faces"):
+            while self.aligned_upto < self.num_source_frames:
+                self._settle(next(face_pass), bar)
+                self._first_pass_arrays.clear()  # nothing is handed out any more
+
+    def _settle(self, aligned: AlignedFrame, bar) -> AlignedFrame:
+        """Record one frame the face pass yielded (and its occluder) in the track."""
+        self.track.record(aligned)
+        if self.masker is not None:
+            self._find_occluder(aligned)
+        self.aligned_upto = aligned.index + 1
+        bar.update(1)
+        return aligned
+
+    def _check_some_face(self) -> None:
+        """Nothing to lip-sync when no frame the schedule shows has a face: say so instead of copying the video."""
+        if self.frames_needed and not self.track.has_face[: self.frames_needed].any():
             raise NoFaceError(f"no face was found in any frame of {self.video_path}; nothing to lip-sync "
                               "(try another --face_detector, or a video where the face is visible)")
+
+    def prepared(self) -> PreparedFaces | None:
+        """The record of this face pass, to give a later run on the same video (`prepared=`), once it covers all
+        `num_source_frames` frames; None before (or when the run stopped early)."""
+        if self.aligned_upto < self.num_source_frames:
+            return None
+        return PreparedFaces.from_track(self.track, self.cuts, self.occlusion)
 
     def _find_occluder(self, aligned: AlignedFrame) -> None:
         """The occluder in front of this frame's face, in source order (its temporal state restarts at a cut or

@@ -1,0 +1,199 @@
+"""A finished face pass as data: prepare a video once, lip-sync it to many audio tracks.
+
+`PreparedFaces` is everything inference needs after the face pass over source frames 0 .. num_frames-1: the
+`AlignmentTrack` arrays (matrices, flags, landmark boxes, alignment points, track ids), the occluder masks, the
+shot cuts and the face pass's counts. `ChunkSource(..., prepared=record)` then runs no face pass at all: every
+frame is decoded and re-warped from the recorded matrices, the path frames shown again take in a normal run,
+and that crop equals the face pass's own bit for bit (tests/test_prepared_faces.py). `to_tensors` /
+`from_tensors` turn it into named tensors plus a JSON-able dict (`latentsync.utils.content_cache.EntryCache`)
+and back exactly; the occluder masks are packed into flat tensors with offsets, nothing is pickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .video import AlignmentTrack, VideoFaceProcessor, VideoFaceStats
+
+PREPARED_FORMAT = 1  # bump when the fields change: older records are refused (and recomputed by the caller)
+STAT_NAMES = ("frames", "with_face", "without_face", "bridged", "detector_runs")
+# name -> (dtype, shape after the frame axis) of the per-frame arrays
+FRAME_ARRAYS = {"matrices": (np.float32, (2, 3)), "has_face": (np.bool_, ()), "bridged": (np.bool_, ()),
+                "boxes": (np.float32, (4,)), "points3": (np.float32, (3, 2)), "track_ids": (np.int64, ())}
+OCCLUDER_ARRAYS = {"occluder_index": (np.int64, ()), "occluder_box": (np.int64, (4,)),
+                   "occluder_shape": (np.int64, (2,)), "occluder_offsets": (np.int64, ()),
+                   "occluder_pixels": (np.uint8, ())}
+
+
+class PreparedFacesError(ValueError):
+    """A face-pass record that does not fit this run (another format, resolution, coverage) or is malformed."""
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedFaces:
+    """The face pass over source frames 0 .. num_frames-1 (arrays are read-only copies, indexed by source frame).
+
+    `occlusion`: the occluder mode the pass ran with (auto | hands | off), since the occluders are part of the
+    result; `face_size`: the restorer's (w, h) crop the matrices map into, which `resolution` alone does not
+    pin down across versions; `stats`: `VideoFaceStats.as_dict()` of the pass."""
+
+    num_frames: int
+    resolution: int
+    face_size: tuple[int, int]
+    occlusion: str
+    cuts: tuple[int, ...]
+    stats: dict
+    matrices: np.ndarray  # (N, 2, 3) float32 image -> crop
+    has_face: np.ndarray  # (N,) bool
+    bridged: np.ndarray  # (N,) bool
+    boxes: np.ndarray  # (N, 4) float32 landmark boxes, NaN without a face
+    points3: np.ndarray  # (N, 3, 2) float32, NaN without a face
+    track_ids: np.ndarray  # (N,) int64, -1 without a face
+    occluders: Mapping[int, tuple[tuple[int, int, int, int], np.ndarray]]  # index -> (box, small uint8 mask)
+
+    @classmethod
+    def from_track(cls, track: AlignmentTrack, cuts, occlusion: str) -> PreparedFaces:
+        """The record of a finished face pass (`track` covers all its frames; the arrays are copied)."""
+        arrays = {name: _frozen(getattr(track, name)) for name in FRAME_ARRAYS}
+        occluders = {int(i): (tuple(int(v) for v in box), _frozen(mask)) for i, (box, mask) in track.occluders.items()}
+        return cls(num_frames=len(track.has_face), resolution=int(track.resolution),
+                   face_size=tuple(int(v) for v in track.processor.restorer.face_size), occlusion=str(occlusion),
+                   cuts=tuple(sorted(int(c) for c in cuts)), stats=dict(track.stats.as_dict()),
+                   occluders=occluders, **arrays)
+
+    # ------------------------------------------------------------------------------------------ use
+
+    def check_fits(self, processor: VideoFaceProcessor, frames_needed: int, occlusion: str) -> None:
+        """Refuse a record that would not give this run's output: too few frames, another crop or occluder mode."""
+        if frames_needed > self.num_frames:
+            raise PreparedFacesError(f"the prepared face pass covers source frames 0..{self.num_frames - 1}, but "
+                                     f"this run shows frames up to {frames_needed - 1}; run the face pass again")
+        face_size = tuple(int(v) for v in processor.restorer.face_size)
+        if (self.resolution, self.face_size) != (processor.resolution, face_size):
+            raise PreparedFacesError(f"the prepared face pass aligned {self.face_size} crops at resolution "
+                                     f"{self.resolution}; this run needs {face_size} at {processor.resolution}")
+        if occlusion != self.occlusion:
+            raise PreparedFacesError(f"the prepared face pass ran with occlusion {self.occlusion!r}, this run asks "
+                                     f"for {occlusion!r}")
+
+    def track(self, processor: VideoFaceProcessor) -> AlignmentTrack:
+        """A fresh, writable AlignmentTrack of this record that warps and restores with `processor`, whose
+        counts and cuts become the record's (as after the face pass)."""
+        processor.stats = self._stats()
+        processor.cuts = set(self.cuts)
+        processor.find_cuts = False
+        arrays = {name: np.array(getattr(self, name)) for name in FRAME_ARRAYS}
+        occluders = {i: (box, np.array(mask)) for i, (box, mask) in self.occluders.items()}
+        return AlignmentTrack(stats=processor.stats, processor=processor, occluders=occluders, **arrays)
+
+    def _stats(self) -> VideoFaceStats:
+        no_face = np.flatnonzero(~self.has_face).tolist()
+        return VideoFaceStats(**{name: int(self.stats[name]) for name in STAT_NAMES}, no_face_indices=no_face)
+
+    # ------------------------------------------------------------------------------------------ storage
+
+    def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(named tensors, JSON-able meta) holding this record exactly; `from_tensors` reads them back."""
+        tensors = {name: torch.from_numpy(np.array(getattr(self, name))) for name in FRAME_ARRAYS}
+        tensors["cuts"] = torch.tensor(self.cuts, dtype=torch.int64).reshape(-1)
+        tensors.update({name: torch.from_numpy(array) for name, array in _pack_occluders(self.occluders).items()})
+        meta = {"format": PREPARED_FORMAT, "num_frames": self.num_frames, "resolution": self.resolution,
+                "face_size": list(self.face_size), "occlusion": self.occlusion,
+                "stats": {name: int(self.stats[name]) for name in STAT_NAMES}}
+        return tensors, meta
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], meta: Mapping,
+                     processor: VideoFaceProcessor | None = None) -> PreparedFaces:
+        """The record `to_tensors` wrote. Checks the format version, the meta fields, every tensor's dtype and
+        shape against `num_frames`, the occluder packing, and (with `processor`) the resolution and crop size;
+        raises PreparedFacesError on any mismatch."""
+        meta = _checked_meta(meta)
+        n = meta["num_frames"]
+        arrays = {name: _checked_array(tensors, name, dtype, (n, *tail)) for name, (dtype, tail) in FRAME_ARRAYS.items()}
+        cuts = _checked_array(tensors, "cuts", np.int64, (None,))
+        if ((cuts < 0) | (cuts >= max(n, 1))).any():
+            raise PreparedFacesError(f"prepared face pass: cuts outside frames 0..{n - 1}")
+        record = cls(num_frames=n, resolution=meta["resolution"], face_size=tuple(meta["face_size"]),
+                     occlusion=meta["occlusion"], cuts=tuple(int(c) for c in cuts), stats=dict(meta["stats"]),
+                     occluders=_unpack_occluders(tensors, n), **{k: _frozen(v) for k, v in arrays.items()})
+        if processor is not None:
+            record.check_fits(processor, 0, record.occlusion)
+        return record
+
+    def __eq__(self, other) -> bool:
+        """Same meta and the same tensors, bit for bit (NaN equals NaN: boxes of face-less frames)."""
+        if not isinstance(other, PreparedFaces):
+            return NotImplemented
+        (mine, my_meta), (theirs, their_meta) = self.to_tensors(), other.to_tensors()
+        return my_meta == their_meta and mine.keys() == theirs.keys() and all(
+            mine[k].dtype == theirs[k].dtype and np.array_equal(mine[k].numpy(), theirs[k].numpy(),
+                                                                 equal_nan=mine[k].is_floating_point())
+            for k in mine)
+
+    __hash__ = None
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    out = np.array(array, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def _pack_occluders(occluders: Mapping) -> dict[str, np.ndarray]:
+    """The occluder masks as flat arrays: frame index, box and mask shape per occluder, all pixels in one run."""
+    order = sorted(occluders)
+    masks = [np.ascontiguousarray(occluders[i][1], dtype=np.uint8) for i in order]
+    sizes = [m.size for m in masks]
+    return {"occluder_index": np.asarray(order, dtype=np.int64).reshape(-1),
+            "occluder_box": np.asarray([occluders[i][0] for i in order], dtype=np.int64).reshape(-1, 4),
+            "occluder_shape": np.asarray([m.shape for m in masks], dtype=np.int64).reshape(-1, 2),
+            "occluder_offsets": np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64),
+            "occluder_pixels": np.concatenate([m.ravel() for m in masks]) if masks else np.zeros(0, np.uint8)}
+
+
+def _unpack_occluders(tensors: Mapping[str, torch.Tensor], num_frames: int) -> dict:
+    index = _checked_array(tensors, "occluder_index", np.int64, (None,))
+    count = len(index)
+    box = _checked_array(tensors, "occluder_box", np.int64, (count, 4))
+    shape = _checked_array(tensors, "occluder_shape", np.int64, (count, 2))
+    offsets = _checked_array(tensors, "occluder_offsets", np.int64, (count + 1,))
+    pixels = _checked_array(tensors, "occluder_pixels", np.uint8, (None,))
+    sizes = shape.prod(axis=1) if count else np.zeros(0, np.int64)
+    if offsets[0] != 0 or not np.array_equal(np.diff(offsets), sizes) or offsets[-1] != len(pixels) \
+            or (shape < 1).any() or ((index < 0) | (index >= num_frames)).any() or len(set(index.tolist())) < count:
+        raise PreparedFacesError("prepared face pass: the packed occluder masks do not add up")
+    return {int(i): (tuple(int(v) for v in box[k]), _frozen(pixels[offsets[k]:offsets[k + 1]].reshape(shape[k])))
+            for k, i in enumerate(index)}
+
+
+def _checked_array(tensors: Mapping[str, torch.Tensor], name: str, dtype, shape: tuple) -> np.ndarray:
+    """Tensor `name` as numpy, refused unless it has `dtype` and `shape` (None: any length)."""
+    if name not in tensors:
+        raise PreparedFacesError(f"prepared face pass: tensor {name!r} is missing")
+    array = tensors[name].detach().cpu().numpy()
+    fits = array.dtype == dtype and array.ndim == len(shape) and all(
+        want is None or got == want for got, want in zip(array.shape, shape, strict=True))
+    if not fits:
+        raise PreparedFacesError(f"prepared face pass: tensor {name!r} is {array.dtype}{list(array.shape)}, "
+                                 f"expected {np.dtype(dtype)}{[s if s is not None else 'n' for s in shape]}")
+    return array
+
+
+def _checked_meta(meta: Mapping) -> dict:
+    if meta.get("format") != PREPARED_FORMAT:
+        raise PreparedFacesError(f"prepared face pass: format {meta.get('format')!r}, this version reads "
+                                 f"{PREPARED_FORMAT}")
+    try:
+        out = {"num_frames": int(meta["num_frames"]), "resolution": int(meta["resolution"]),
+               "face_size": [int(v) for v in meta["face_size"]], "occlusion": str(meta["occlusion"]),
+               "stats": {name: int(meta["stats"][name]) for name in STAT_NAMES}}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PreparedFacesError(f"prepared face pass: malformed meta ({exc!r})") from exc
+    if out["num_frames"] < 1 or len(out["face_size"]) != 2:
+        raise PreparedFacesError("prepared face pass: malformed meta (num_frames or face_size)")
+    return out
