@@ -105,7 +105,7 @@ def test_checkpoint_loads_in_the_inference_pipeline(env, stage2_run):
                                  "checkpoint-2.pt"), vae_path=str(env["ckpts"]["vae"]),
                                  whisper_path=str(env["ckpts"]["whisper"]), inference_steps=2, device="cpu",
                                  progress=False)
-    pipeline, *_ = api.build_pipeline(options)  # verifies the checkpoint against the config
+    pipeline = api.build_pipeline(options).pipeline  # verifies the checkpoint against the config
     trained = state_dict(stage2_run / "checkpoints" / "checkpoint-2.pt")
     unet = pipeline.unet
     assert all(torch.equal(v.float(), trained[k]) for k, v in unet.state_dict().items())
