@@ -152,7 +152,7 @@ def _frame_slices(count: int, frames_per_call: int) -> list[slice]:
     return [slice(start, start + step) for start in range(0, count, step)]
 
 
-def _vae_factors(vae, scaling: float | None, shift: float | None) -> tuple[float, float]:
+def vae_factors(vae, scaling: float | None = None, shift: float | None = None) -> tuple[float, float]:
     cfg = vae.config
     if scaling is None:
         scaling = cfg.scaling_factor
@@ -199,7 +199,7 @@ def encode_latents(vae, pixels: torch.Tensor, generator: torch.Generator | None,
     moments (`posterior_moments`), sampled (`sample_latents`). `scaling`/`shift` default to the VAE config's."""
     if pixels.ndim == 4:
         pixels = pixels[None]
-    scaling, shift = _vae_factors(vae, scaling, shift)
+    scaling, shift = vae_factors(vae, scaling, shift)
     moments = posterior_moments(vae, rearrange(pixels, "b f c h w -> (b f) c h w"), frames_per_call=frames_per_call)
     return sample_latents(moments, generator, scaling, shift, batch=pixels.shape[0])
 
@@ -211,7 +211,7 @@ def decode_latents(vae, latents: torch.Tensor, scaling: float | None = None, shi
     `frames_per_call` as for `encode_latents`: the decoder's activations are the largest of a run (about
     0.75 GB per 512 px frame in bf16), so it sees a few frames at a time.
     """
-    scaling, shift = _vae_factors(vae, scaling, shift)
+    scaling, shift = vae_factors(vae, scaling, shift)
     flat = (rearrange(latents, "b c f h w -> (b f) c h w") / scaling + shift).to(vae.dtype)
     parts = [vae.decode(flat[part]).sample for part in _frame_slices(len(flat), frames_per_call)]
     return parts[0] if len(parts) == 1 else torch.cat(parts)

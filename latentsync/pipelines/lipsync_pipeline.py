@@ -35,13 +35,16 @@ from latentsync.faces.face_pass import Chunk, ChunkSource
 from latentsync.faces.settings import load_faces_config
 from latentsync.pipelines.conditioning import (
     decode_latents,
-    encode_latents,
     load_fixed_mask,
     mask_to_latent,
     masked_images,
+    posterior_moments,
+    sample_latents,
+    vae_factors,
 )
 from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
+from latentsync.pipelines.moments import FrameMoments, last_uses
 from latentsync.pipelines.options import SamplingOptions
 from latentsync.pipelines.sampling import denoise, guided_step_count
 from latentsync.pipelines.settings import inference_settings
@@ -102,6 +105,8 @@ class RunPlan:
     mask_latent: torch.Tensor  # (1, 1, 1, h, w) the mask at latent size
     guided_steps: int  # leading steps with classifier-free guidance
     resolution: int  # aligned face size in pixels
+    moments: FrameMoments | None = None  # VAE moments of the frames shown again (None: every frame encoded each time)
+    last_use: dict[int, int] = field(default_factory=dict)  # source frame -> last output index that shows it
 
     @property
     def dtype(self) -> torch.dtype:
@@ -123,8 +128,10 @@ class LipsyncPipeline:
         self.scheduler = scheduler
         self.face_detector = face_detector  # None: the default detector (built on first use)
         # frames per VAE call (0 = a chunk at once); None: configs/inference.yaml `vae.frames_per_call`
-        self.vae_frames_per_call = (inference_settings().vae.frames_per_call if vae_frames_per_call is None
-                                    else vae_frames_per_call)
+        settings = inference_settings()
+        self.vae_frames_per_call = settings.vae.frames_per_call if vae_frames_per_call is None else vae_frames_per_call
+        self.encode_frames_per_call = settings.vae.encode_frames_per_call  # 1: moments independent of neighbours
+        self.reuse_memory_bytes = int(settings.reuse.memory_mb * 2**20)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.deepcache = None  # the DeepCache helper, when latentsync.pipelines.deepcache.enable_deepcache() is on
 
@@ -184,12 +191,18 @@ class LipsyncPipeline:
         with self._eval_mode():
             # 1. Plan: audio, which source frame each output frame shows, Whisper features, initial noise, mask.
             plan = self.plan(video_path, audio_path, options, generator, clock)
-            # 2. The face pass, streamed along the output (decode, shots, detect, track, align, occluders).
-            source = self.face_source(video_path, plan, options, clock, progress)
-            # 3. Per chunk: encode -> denoise -> decode -> blend; restore + write run behind in their own thread.
-            wall_start = time.perf_counter()
-            edited = self.edit_and_write(source, plan, options, generator, clock, progress, audio_path,
-                                         video_out_path)
+            try:
+                if options.reuse_moments:
+                    plan.moments = FrameMoments(self.reuse_memory_bytes, Path(video_out_path).parent)
+                # 2. The face pass, streamed along the output (decode, shots, detect, track, align, occluders).
+                source = self.face_source(video_path, plan, options, clock, progress)
+                # 3. Per chunk: encode -> denoise -> decode -> blend; restore + write run behind in their own thread.
+                wall_start = time.perf_counter()
+                edited = self.edit_and_write(source, plan, options, generator, clock, progress, audio_path,
+                                             video_out_path)
+            finally:
+                if plan.moments is not None:
+                    plan.moments.close()
         # 4. What was done.
         timings = clock.as_dict()
         timings["wall"] = timings.get("audio", 0.0) + timings.get("speaker", 0.0) + time.perf_counter() - wall_start
@@ -231,7 +244,8 @@ class LipsyncPipeline:
         latent_hw = options.resolution // self.vae_scale_factor
         mask_latent = mask_to_latent(mask[0:1][None], (latent_hw, latent_hw)).to(self.device, noise.dtype)
         guided = options.guided_steps or self.guided_step_count(options.num_inference_steps, options.guidance_fraction)
-        return RunPlan(n_out, schedule, features, noise, mask, mask_latent, guided, options.resolution)
+        return RunPlan(n_out, schedule, features, noise, mask, mask_latent, guided, options.resolution,
+                       last_use=last_uses(schedule))
 
     def initial_noise(self, options: SamplingOptions, generator) -> torch.Tensor:
         """The official one noise tensor (1, 4, 1, h, w), drawn on the generator's device, scaled for the scheduler."""
@@ -303,9 +317,10 @@ class LipsyncPipeline:
                    options: SamplingOptions, generator, clock, on_step) -> torch.Tensor:
         """One chunk's faces: encode -> denoise -> decode -> blend the kept reference pixels back."""
         with clock.measure("vae"):
-            per_call = self.vae_frames_per_call
-            masked_latents = encode_latents(self.vae, masked, generator, frames_per_call=per_call).to(plan.dtype)
-            ref_latents = encode_latents(self.vae, pixels, generator, frames_per_call=per_call).to(plan.dtype)
+            moments = self.chunk_moments(chunk, pixels, masked, plan)
+            scaling, shift = vae_factors(self.vae)  # the posterior sampled per output frame, masked first (official)
+            masked_latents = sample_latents(moments[:, 0], generator, scaling, shift).to(plan.dtype)
+            ref_latents = sample_latents(moments[:, 1], generator, scaling, shift).to(plan.dtype)
         with clock.measure("denoise"):
             count = len(pixels)
             latents = denoise(self.unet, self.scheduler, plan.noise.expand(-1, -1, count, -1, -1).clone(),
@@ -319,6 +334,36 @@ class LipsyncPipeline:
             decoded = decode_latents(self.vae, latents, frames_per_call=self.vae_frames_per_call).float()
             keep = plan.keep.to(decoded.device)
             return decoded * (1 - keep) + pixels.to(decoded.device).float() * keep
+
+    def chunk_moments(self, chunk: Chunk, pixels: torch.Tensor, masked: torch.Tensor, plan: RunPlan) -> torch.Tensor:
+        """(n, 2, 2, 4, h, w) posterior moments of the chunk's edited frames ([masked, reference] x [mean, std]).
+
+        A source frame encoded earlier in the run is taken from `plan.moments` instead of encoded again; a frame is
+        let go after the last output frame that shows it. Without the store every frame is encoded, with the same
+        numbers (one frame per encoder call)."""
+        sources = chunk.source_indices[chunk.has_face].tolist()
+        store = plan.moments
+        if store is None:
+            return self.encode_moments(pixels, masked)
+        first_rows: dict[int, int] = {}
+        for row, source in enumerate(sources):
+            first_rows.setdefault(source, row)
+        new = {source: row for source, row in first_rows.items() if source not in store}
+        if new:
+            rows = list(new.values())
+            for source, moments in zip(new, self.encode_moments(pixels[rows], masked[rows]), strict=True):
+                store.put(source, moments)
+        gathered = torch.stack([store.get(source) for source in sources]).to(next(self.vae.parameters()).device)
+        for source in first_rows:
+            if plan.last_use[source] <= int(chunk.output_indices[-1]):
+                store.release(source)  # not shown again
+        return gathered
+
+    def encode_moments(self, pixels: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """(n, 2, 2, 4, h, w): the masked and the reference images' posterior moments, one frame per encoder call."""
+        per_call = self.encode_frames_per_call
+        return torch.stack([posterior_moments(self.vae, masked, frames_per_call=per_call),
+                            posterior_moments(self.vae, pixels, frames_per_call=per_call)], dim=1)
 
     def audio_embeddings(self, chunk: Chunk, plan: RunPlan, options: SamplingOptions) -> torch.Tensor | None:
         """The Whisper windows of the chunk's edited frames (None for a U-Net without audio layers)."""

@@ -37,6 +37,7 @@ class SamplingOptions:
     face_position: tuple[float, float] | None = None
     occlusion: str | None = None  # auto | hands | off: keep what covers the mouth; None: configs/faces.yaml
     debug_video_path: str | None = None  # also write a companion video with the face pass's decisions drawn on
+    reuse_moments: bool = True  # a source frame shown again is not encoded again (same output; False: for tests)
 
     def __post_init__(self):
         check_run_options(self.num_inference_steps, self.guidance_scale, 0, self.guidance_fraction)

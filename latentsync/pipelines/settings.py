@@ -38,6 +38,15 @@ class VAESettings(Section):
     encode_frames_per_call: int = at_least(1)  # the inference encoder's (1: moments independent of the neighbours)
 
 
+class ReuseSettings(Section):
+    memory_mb: float  # VAE moments of frames shown again kept in memory up to this, then spilled to a temp folder
+
+
+class CacheSettings(Section):
+    max_gb: float  # size limit of the reuse cache across runs (10^9 bytes; 0 = no limit)
+    folder: str  # subfolder of --cache_dir for prepared videos
+
+
 class AllocatorSettings(Section):
     keep_freed_memory: bool
 
@@ -66,6 +75,8 @@ class InferenceSettings(Section):
 
     deepcache: DeepCacheSettings
     vae: VAESettings
+    reuse: ReuseSettings
+    cache: CacheSettings
     allocator: AllocatorSettings
     result: ResultSettings
     app: AppSettings

@@ -1,0 +1,86 @@
+"""The VAE posterior moments of each source frame, computed once and reused for every output frame showing it.
+
+A frame shown again (ping-pong and loop when the audio is longer, duplicated frames after a frame-rate change) has
+the same aligned crop, so the same reference and masked images and the same posterior moments: they are encoded
+once (`conditioning.posterior_moments`, one frame per encoder call so the numbers do not depend on the neighbours)
+and only the posterior *sample* is drawn per output frame from the run's generator, so the output is exactly that
+of encoding every time. Per frame the moments are small ((2, 2, 4, h, w): [masked, reference] x [mean, std], 64 kB
+at 256 px in fp32); they are kept in memory up to a budget, then in files in a private folder next to the output,
+removed at the end. A frame's moments are let go after the last output frame that shows it, unless the whole
+video's moments are being collected for the reuse cache across runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def last_uses(schedule: np.ndarray) -> dict[int, int]:
+    """Source frame -> the last output index that shows it."""
+    return {int(source): index for index, source in enumerate(schedule.tolist())}
+
+
+class FrameMoments:
+    """Moments per source frame: `get` / `put` / `release`, in memory up to `memory_bytes`, then spilled to files
+    in a temp folder under `spill_parent` (made on first spill). `encoded` counts frames put, `reused` hits."""
+
+    def __init__(self, memory_bytes: int, spill_parent: str | Path):
+        self.memory_bytes = memory_bytes
+        self.spill_parent = Path(spill_parent)
+        self._memory: dict[int, torch.Tensor] = {}
+        self._spilled: set[int] = set()
+        self._folder: Path | None = None
+        self.bytes_in_memory = 0
+        self.encoded = 0
+        self.reused = 0
+
+    def __contains__(self, index: int) -> bool:
+        return index in self._memory or index in self._spilled
+
+    def put(self, index: int, moments: torch.Tensor, fresh: bool = True) -> None:
+        """Keep frame `index`'s moments (on the CPU). `fresh`: they were just encoded (not read from a cache)."""
+        moments = moments.detach().to("cpu").contiguous()
+        size = moments.numel() * moments.element_size()
+        if self.bytes_in_memory + size <= self.memory_bytes:
+            self._memory[index] = moments
+            self.bytes_in_memory += size
+        else:
+            save_file({"moments": moments}, self._spill_folder() / f"{index}.safetensors")
+            self._spilled.add(index)
+        self.encoded += int(fresh)
+
+    def get(self, index: int) -> torch.Tensor:
+        self.reused += 1
+        if index in self._memory:
+            return self._memory[index]
+        return load_file(self._spill_folder() / f"{index}.safetensors")["moments"]
+
+    def release(self, index: int) -> None:
+        """Frame `index` is not shown again: let its moments go."""
+        moments = self._memory.pop(index, None)
+        if moments is not None:
+            self.bytes_in_memory -= moments.numel() * moments.element_size()
+        elif index in self._spilled:
+            self._spilled.discard(index)
+            (self._spill_folder() / f"{index}.safetensors").unlink(missing_ok=True)
+
+    def indices(self) -> list[int]:
+        return sorted(set(self._memory) | self._spilled)
+
+    def _spill_folder(self) -> Path:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix=".latentsync-moments-", dir=self.spill_parent))
+        return self._folder
+
+    def close(self) -> None:
+        self._memory.clear()
+        self._spilled.clear()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
