@@ -84,6 +84,8 @@ class LipsyncOptions:
     temp_dir: str | None = None  # kept for CLI compatibility; nothing is written outside the output folder
     occlusion: str | None = None  # auto | hands | off: keep what covers the mouth; None: configs/faces.yaml
     debug_video: str | None = None  # also write this companion video with the face pass's decisions drawn on
+    cache: bool = True  # reuse what depends only on the video across runs (face pass, VAE moments); False: --no_cache
+    cache_dir: str | None = None  # the reuse cache's folder (None: $LATENTSYNC_CACHE_DIR, else the user cache folder)
     progress: bool = True  # console progress bars
     on_progress: Callable[[str, int, int], None] | None = None  # callback(stage, done, total), e.g. the app's
 
@@ -363,4 +365,15 @@ def lipsync(video: str, audio: str, out: str, options: LipsyncOptions | None = N
         print(options.settings_line(loaded.device, loaded.dtype), file=sys.stderr, flush=True)
     generator = torch.Generator(device="cpu").manual_seed(options.seed if options.seed >= 0 else torch.seed())
     return loaded.pipeline.run(str(video), str(audio), str(out), options.sampling_options(loaded.clip),
-                               generator=generator, progress=RunProgress(options.progress, options.on_progress))
+                               generator=generator, progress=RunProgress(options.progress, options.on_progress),
+                               cache=reuse_cache(options))
+
+
+def reuse_cache(options: LipsyncOptions):
+    """The reuse cache across runs (configs/inference.yaml `cache:`), or None with `cache=False` (--no_cache)."""
+    if not options.cache:
+        return None
+    from latentsync.utils.content_cache import open_entry_cache
+
+    settings = inference_settings().cache
+    return open_entry_cache(options.cache_dir, settings.folder, settings.max_gb, what="reuse cache")

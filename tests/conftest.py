@@ -10,6 +10,13 @@ import os
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_reuse_cache(tmp_path_factory):
+    """Runs that use the reuse cache (the CLI and the app by default) write to a session folder, never to the
+    user's cache folder; child processes inherit it."""
+    os.environ["LATENTSYNC_CACHE_DIR"] = str(tmp_path_factory.mktemp("reuse_cache"))
+
+
 @pytest.fixture(scope="session")
 def ckpts(tmp_path_factory):
     """Tiny random VAE, Whisper, U-Net and SyncNet (tools/make_tiny_checkpoints.py, seed 0); tests only read them."""

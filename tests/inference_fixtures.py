@@ -15,7 +15,7 @@ TINY_CONFIG = "configs/unet/tiny.yaml"
 def tiny_options(ckpts: dict, **overrides) -> dict:
     """CLI/API options that run the tiny models fast on the CPU."""
     options = dict(unet_config_path=TINY_CONFIG, inference_ckpt_path=str(ckpts["unet"]), vae_path=str(ckpts["vae"]),
-                   whisper_path=str(ckpts["whisper"]), inference_steps=2, device="cpu", progress=False)
+                   whisper_path=str(ckpts["whisper"]), inference_steps=2, device="cpu", progress=False, cache=False)
     options.update(overrides)
     return options
 
@@ -23,7 +23,7 @@ def tiny_options(ckpts: dict, **overrides) -> dict:
 def cli_args(ckpts: dict, video, audio, out, *extra: str) -> list[str]:
     return ["--unet_config_path", TINY_CONFIG, "--inference_ckpt_path", str(ckpts["unet"]),
             "--vae_path", str(ckpts["vae"]), "--whisper_path", str(ckpts["whisper"]), "--inference_steps", "2",
-            "--device", "cpu", "--no_progress", "--video_path", str(video), "--audio_path", str(audio),
+            "--device", "cpu", "--no_progress", "--no_cache", "--video_path", str(video), "--audio_path", str(audio),
             "--video_out_path", str(out), *extra]
 
 

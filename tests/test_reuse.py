@@ -92,3 +92,47 @@ def test_moments_beyond_the_memory_budget_go_to_a_temp_folder_and_come_back(tmp_
     assert 4 not in store and 3 in store
     store.close()
     assert list(tmp_path.iterdir()) == []  # nothing left next to the output
+
+
+def test_a_second_run_on_the_same_video_reuses_the_face_pass_and_the_moments(loaded, ckpts, clips, tmp_path,
+                                                                              monkeypatch):
+    import latentsync
+    from latentsync.faces import face_pass
+
+    video, audio = clips["short"]
+    options = tiny_options(ckpts, cache=True, cache_dir=str(tmp_path / "cache"), seed=3)
+    first = latentsync.lipsync(str(video), str(audio), str(tmp_path / "first.mp4"), pipeline=loaded, **options)
+    assert not first.prepared_from_cache and first.frames_encoded == 15  # every source frame once
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 1
+
+    def no_face_pass(*args, **kwargs):
+        raise AssertionError("the face pass ran again")
+
+    monkeypatch.setattr(face_pass.VideoFaceProcessor, "process", no_face_pass)
+    second = latentsync.lipsync(str(video), str(audio), str(tmp_path / "second.mp4"), pipeline=loaded, **options)
+    assert second.prepared_from_cache and second.frames_encoded == 0
+    assert "face pass from the reuse cache, 0 source frames VAE-encoded" in second.summary()
+    assert np.array_equal(decode_all(tmp_path / "first.mp4"), decode_all(tmp_path / "second.mp4"))
+    monkeypatch.undo()
+    fresh = latentsync.lipsync(str(video), str(audio), str(tmp_path / "fresh.mp4"), pipeline=loaded,
+                               **{**options, "cache": False})
+    assert np.array_equal(decode_all(tmp_path / "first.mp4"), decode_all(tmp_path / "fresh.mp4"))
+
+
+def test_the_cache_key_changes_with_every_setting_that_changes_the_result(loaded, clips, tmp_path):
+    from dataclasses import replace
+
+    from latentsync.pipelines.prepared_video import prepared_key
+
+    pipeline, video = loaded.pipeline, str(clips["short"][0])
+    base = dict(fps=25, resolution=64, faces_config=pipeline.faces_config, backend="mediapipe",
+                choice=[None, None, None], occlusion=None, vae=pipeline.vae, encode_frames_per_call=1)
+    key = prepared_key(video, **base)
+    assert prepared_key(video, **base) == key
+    changed = [dict(fps=30), dict(resolution=128), dict(backend="insightface"), dict(choice=["speaker", None, None]),
+               dict(occlusion="off"), dict(encode_frames_per_call=4),
+               dict(faces_config=replace(pipeline.faces_config, blend=replace(pipeline.faces_config.blend,
+                                                                              fade_frames=9)))]
+    keys = {prepared_key(video, **{**base, **change}) for change in changed}
+    assert key not in keys and len(keys) == len(changed)
+    assert prepared_key(str(clips["slow"][0]), **base) != key  # other video bytes

@@ -95,6 +95,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--debug_video", default=None, metavar="PATH",
                    help="also write a companion video showing shots, the edited face (box, track id, alignment "
                         "points), the regenerated mouth region, occluders kept and frames passed through")
+    p.add_argument("--cache_dir", default=None, metavar="DIR",
+                   help="reuse cache across runs: the face pass and VAE moments of each video, so the next run on the "
+                        "same video skips them (default: $LATENTSYNC_CACHE_DIR, else the user cache folder; "
+                        "size-limited, least recently used first)")
+    p.add_argument("--no_cache", action="store_true", help="neither read nor write the reuse cache")
     p.add_argument("--length_mode", default=d.length_mode, choices=LENGTH_MODES,
                    help="pingpong / loop / cut_to_shortest: what a longer audio does with the video; silence: a "
                         "longer video is kept whole and the audio padded with silence (table in README)")
@@ -131,8 +136,9 @@ def options_from_args(args) -> LipsyncOptions:
     keys = ("unet_config_path", "inference_ckpt_path", "vae_path", "whisper_path", "inference_steps",
             "guidance_scale", "guidance_fraction", "seed", "device", "dtype", "length_mode", "scheduler",
             "enable_deepcache", "face_detector", "face_choice", "face_index", "face_position", "temp_dir", "preset",
-            "occlusion", "debug_video")
-    return LipsyncOptions.from_kwargs(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
+            "occlusion", "debug_video", "cache_dir")
+    return LipsyncOptions.from_kwargs(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress,
+                                      cache=not args.no_cache)
 
 
 def run_single(args, options: LipsyncOptions) -> int:

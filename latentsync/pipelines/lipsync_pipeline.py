@@ -46,10 +46,12 @@ from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.pipelines.moments import FrameMoments, last_uses
 from latentsync.pipelines.options import SamplingOptions
+from latentsync.pipelines.prepared_video import PreparedVideo, load_prepared, prepared_key, store_prepared
 from latentsync.pipelines.sampling import denoise, guided_step_count
 from latentsync.pipelines.settings import inference_settings
 from latentsync.pipelines.streaming import Drain, Prefetcher
 from latentsync.utils.allocator import release_freed_memory
+from latentsync.utils.content_cache import EntryCache
 from latentsync.utils.media import MediaError, VideoWriter, frame_map, probe_video, read_audio
 from latentsync.utils.progress import RunProgress, StageClock
 from latentsync.whisper.audio2feature import frame_feature_indices, gather_frames
@@ -81,6 +83,8 @@ class LipsyncResult:
     seconds_per_stage: dict[str, float] = field(default_factory=dict)
     num_shots: int = 1  # shots of the video the output shows (tracking restarts at each cut)
     frames_with_occluder: int = 0  # output frames where something in front of the mouth was kept
+    prepared_from_cache: bool = False  # the face pass (and the moments there) came from the reuse cache
+    frames_encoded: int = 0  # source frames VAE-encoded by this run (each once, however often it is shown)
 
     def summary(self) -> str:
         busy = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds_per_stage.items() if k != "wall")
@@ -89,8 +93,12 @@ class LipsyncResult:
         occluded = f", an occluder kept in {self.frames_with_occluder}" if self.frames_with_occluder else ""
         return (f"{self.output_path}: {self.num_frames} frames at {self.fps:g} fps, {shots}face in "
                 f"{self.frames_with_face} ({self.frames_bridged} bridged{occluded}), "
-                f"{self.num_frames - self.frames_with_face} passed through unchanged; busy time per stage "
-                f"(stages overlap): {busy}" + (f"; wall {wall:.1f}s" if wall is not None else ""))
+                f"{self.num_frames - self.frames_with_face} passed through unchanged; {self.reuse_text()}; busy time "
+                f"per stage (stages overlap): {busy}" + (f"; wall {wall:.1f}s" if wall is not None else ""))
+
+    def reuse_text(self) -> str:
+        cached = "face pass from the reuse cache, " if self.prepared_from_cache else ""
+        return f"{cached}{self.frames_encoded} source frames VAE-encoded for {self.frames_with_face} edited"
 
 
 @dataclass
@@ -105,8 +113,10 @@ class RunPlan:
     mask_latent: torch.Tensor  # (1, 1, 1, h, w) the mask at latent size
     guided_steps: int  # leading steps with classifier-free guidance
     resolution: int  # aligned face size in pixels
+    num_video_frames: int = 0  # source frames of the video on the output's frame grid
     moments: FrameMoments | None = None  # VAE moments of the frames shown again (None: every frame encoded each time)
     last_use: dict[int, int] = field(default_factory=dict)  # source frame -> last output index that shows it
+    keep_moments: bool = False  # keep every frame's moments to the end (they go to the reuse cache)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -183,30 +193,38 @@ class LipsyncPipeline:
 
     @torch.no_grad()
     def run(self, video_path: str, audio_path: str, video_out_path: str, options: SamplingOptions,
-            generator: torch.Generator | None = None, progress=True) -> LipsyncResult:
-        """Lip-sync `video_path` to `audio_path` into `video_out_path` (written atomically, the audio muxed in)."""
+            generator: torch.Generator | None = None, progress=True, cache: EntryCache | None = None) -> LipsyncResult:
+        """Lip-sync `video_path` to `audio_path` into `video_out_path` (written atomically, the audio muxed in).
+
+        `cache`: the reuse cache across runs (`prepared_video.py`): a video prepared before is not face-processed
+        or encoded again, and what this run computes is kept there for the next."""
         if options.resolution is None:
             options = replace(options, resolution=self.unet.config.sample_size * self.vae_scale_factor)
         progress, clock = RunProgress.of(progress), StageClock()
         with self._eval_mode():
             # 1. Plan: audio, which source frame each output frame shows, Whisper features, initial noise, mask.
             plan = self.plan(video_path, audio_path, options, generator, clock)
+            key, prepared = self.look_up(video_path, options, cache)
             try:
-                if options.reuse_moments:
-                    plan.moments = FrameMoments(self.reuse_memory_bytes, Path(video_out_path).parent)
+                self.start_moments(plan, options, prepared, Path(video_out_path).parent, keep=cache is not None)
                 # 2. The face pass, streamed along the output (decode, shots, detect, track, align, occluders).
-                source = self.face_source(video_path, plan, options, clock, progress)
+                source = self.face_source(video_path, plan, options, clock, progress, prepared, cache is not None)
                 # 3. Per chunk: encode -> denoise -> decode -> blend; restore + write run behind in their own thread.
                 wall_start = time.perf_counter()
                 edited = self.edit_and_write(source, plan, options, generator, clock, progress, audio_path,
                                              video_out_path)
+                if cache is not None:
+                    self.keep_prepared(cache, key, source, plan, prepared)
             finally:
                 if plan.moments is not None:
                     plan.moments.close()
         # 4. What was done.
         timings = clock.as_dict()
         timings["wall"] = timings.get("audio", 0.0) + timings.get("speaker", 0.0) + time.perf_counter() - wall_start
-        return self.result(video_out_path, source, plan, edited, options.video_fps, timings)
+        result = self.result(video_out_path, source, plan, edited, options.video_fps, timings)
+        result.prepared_from_cache = prepared is not None
+        result.frames_encoded = plan.moments.encoded if plan.moments is not None else edited
+        return result
 
     @contextlib.contextmanager
     def _eval_mode(self):
@@ -245,7 +263,7 @@ class LipsyncPipeline:
         mask_latent = mask_to_latent(mask[0:1][None], (latent_hw, latent_hw)).to(self.device, noise.dtype)
         guided = options.guided_steps or self.guided_step_count(options.num_inference_steps, options.guidance_fraction)
         return RunPlan(n_out, schedule, features, noise, mask, mask_latent, guided, options.resolution,
-                       last_use=last_uses(schedule))
+                       num_video_frames=n_video, last_use=last_uses(schedule))
 
     def initial_noise(self, options: SamplingOptions, generator) -> torch.Tensor:
         """The official one noise tensor (1, 4, 1, h, w), drawn on the generator's device, scaled for the scheduler."""
@@ -257,15 +275,54 @@ class LipsyncPipeline:
 
     # ---------------------------------------------------------------------------------------- 2. face pass
 
-    def face_source(self, video_path: str, plan: RunPlan, options: SamplingOptions, clock, progress) -> ChunkSource:
-        """Stage 2: the streamed face pass (with `speaker`, its pre-pass runs here, before the first chunk)."""
+    def face_source(self, video_path: str, plan: RunPlan, options: SamplingOptions, clock, progress,
+                    prepared: PreparedVideo | None = None, whole_video: bool = False) -> ChunkSource:
+        """Stage 2: the streamed face pass (with `speaker`, its pre-pass runs here, before the first chunk), or its
+        replay from a prepared video. `whole_video`: align every frame of the video (for the reuse cache)."""
+        if prepared is not None:
+            return ChunkSource(video_path, plan.schedule, options.num_frames, plan.resolution, options.video_fps,
+                               detector=self.face_detector, clock=clock, progress=progress, device=self.device,
+                               occlusion=options.occlusion, prepared=prepared.faces)
         with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
             chosen = resolve_face_choice(options.face_choice, options.face_index, options.face_position, video_path,
                                          self.face_detector, options.video_fps, int(plan.schedule.max()) + 1,
                                          progress)
         return ChunkSource(video_path, plan.schedule, options.num_frames, plan.resolution, options.video_fps,
                            detector=self.face_detector, clock=clock, progress=progress, device=self.device,
-                           face_choice=chosen, occlusion=options.occlusion)
+                           face_choice=chosen, occlusion=options.occlusion,
+                           face_frames=plan.num_video_frames if whole_video else None)
+
+    # ---------------------------------------------------------------------------------------- reuse across runs
+
+    def look_up(self, video_path: str, options: SamplingOptions, cache: EntryCache | None):
+        """(key, prepared video or None) in the reuse cache; (None, None) without one."""
+        if cache is None:
+            return None, None
+        config = self.faces_config
+        key = prepared_key(video_path, fps=options.video_fps, resolution=options.resolution, faces_config=config,
+                           backend=self.face_detector.name if self.face_detector is not None else config.detector.backend,
+                           choice=[options.face_choice, options.face_index, options.face_position],
+                           occlusion=options.occlusion, vae=self.vae, encode_frames_per_call=self.encode_frames_per_call)
+        return key, load_prepared(cache, key)
+
+    def start_moments(self, plan: RunPlan, options: SamplingOptions, prepared: PreparedVideo | None, spill_parent,
+                      keep: bool) -> None:
+        """The run's moment store, holding a prepared video's moments; `keep`: every frame's, to the end."""
+        if not (options.reuse_moments or keep):
+            return
+        plan.moments, plan.keep_moments = FrameMoments(self.reuse_memory_bytes, spill_parent), keep
+        for index, moments in (prepared.moments.items() if prepared is not None else ()):
+            plan.moments.put(index, moments, fresh=False)
+
+    @staticmethod
+    def keep_prepared(cache: EntryCache, key: str, source: ChunkSource, plan: RunPlan,
+                      prepared: PreparedVideo | None) -> None:
+        """Write what this run computed from the video alone, unless it all came from the cache."""
+        if prepared is not None and plan.moments.encoded == 0:
+            return
+        faces = prepared.faces if prepared is not None else source.prepared()
+        if faces is not None:
+            store_prepared(cache, key, faces, dict(plan.moments.items()))
 
     # ---------------------------------------------------------------------------------------- 3. per chunk
 
@@ -355,7 +412,7 @@ class LipsyncPipeline:
                 store.put(source, moments)
         gathered = torch.stack([store.get(source) for source in sources]).to(next(self.vae.parameters()).device)
         for source in first_rows:
-            if plan.last_use[source] <= int(chunk.output_indices[-1]):
+            if not plan.keep_moments and plan.last_use[source] <= int(chunk.output_indices[-1]):
                 store.release(source)  # not shown again
         return gathered
 

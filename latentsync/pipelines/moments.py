@@ -28,7 +28,8 @@ def last_uses(schedule: np.ndarray) -> dict[int, int]:
 
 class FrameMoments:
     """Moments per source frame: `get` / `put` / `release`, in memory up to `memory_bytes`, then spilled to files
-    in a temp folder under `spill_parent` (made on first spill). `encoded` counts frames put, `reused` hits."""
+    in a temp folder under `spill_parent` (made on first spill). `encoded` counts frames encoded and put, `reused`
+    the reads (one per edited output frame)."""
 
     def __init__(self, memory_bytes: int, spill_parent: str | Path):
         self.memory_bytes = memory_bytes
@@ -70,8 +71,11 @@ class FrameMoments:
             self._spilled.discard(index)
             (self._spill_folder() / f"{index}.safetensors").unlink(missing_ok=True)
 
-    def indices(self) -> list[int]:
-        return sorted(set(self._memory) | self._spilled)
+    def items(self):
+        """(source frame, moments) of every frame kept, in frame order (for the reuse cache across runs)."""
+        for index in sorted(set(self._memory) | self._spilled):
+            yield index, self._memory[index] if index in self._memory else \
+                load_file(self._spill_folder() / f"{index}.safetensors")["moments"]
 
     def _spill_folder(self) -> Path:
         if self._folder is None:
