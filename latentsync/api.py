@@ -36,7 +36,7 @@ from latentsync.validation import (
 logger = logging.getLogger(__name__)
 
 __all__ = ["DTYPES", "InputError", "LipsyncOptions", "LoadedPipeline", "PRESETS", "build_pipeline",
-           "check_pipeline_inputs", "face_coverage_warning", "lipsync", "SCHEDULERS"]
+           "check_pipeline_inputs", "face_coverage_warning", "lipsync", "prepare", "SCHEDULERS"]
 
 DEFAULT_UNET_CONFIG = "configs/unet/stage2.yaml"
 DEFAULT_CKPT = "checkpoints/latentsync_unet.pt"
@@ -367,6 +367,24 @@ def lipsync(video: str, audio: str, out: str, options: LipsyncOptions | None = N
     return loaded.pipeline.run(str(video), str(audio), str(out), options.sampling_options(loaded.clip),
                                generator=generator, progress=RunProgress(options.progress, options.on_progress),
                                cache=reuse_cache(options))
+
+
+def prepare(video: str, options: LipsyncOptions | None = None, *, pipeline: LoadedPipeline | None = None,
+            **option_values) -> tuple[int, bool]:
+    """Prepare `video` ahead of any audio: its face pass and the VAE moments of its faces go to the reuse cache, so
+    every later run on it (with the same face and model settings) skips them. Returns (frames encoded now, whether
+    it was prepared already)."""
+    if options is None:
+        options = LipsyncOptions.from_kwargs(**option_values)
+    elif option_values:
+        options = options.changed(**option_values)
+    if not options.cache:
+        raise InputError("prepare fills the reuse cache, so it cannot run with --no_cache")
+    if not Path(video).is_file():
+        raise InputError(f"video file not found: {video}")
+    loaded = pipeline or build_pipeline(options)
+    return loaded.pipeline.prepare(str(video), options.sampling_options(loaded.clip), reuse_cache(options),
+                                   progress=RunProgress(options.progress, options.on_progress))
 
 
 def reuse_cache(options: LipsyncOptions):

@@ -61,14 +61,16 @@ def test_frames_shown_again_are_encoded_once_with_the_same_output(loaded, clips,
                                                                    length_mode):
     every, every_encoded, result = traced_run(loaded, clips[clip], tmp_path / "every.mp4", monkeypatch,
                                               length_mode=length_mode, reuse_moments=False)
-    once, once_encoded, _ = traced_run(loaded, clips[clip], tmp_path / "once.mp4", monkeypatch,
-                                       length_mode=length_mode)
+    once, once_encoded, reused = traced_run(loaded, clips[clip], tmp_path / "once.mp4", monkeypatch,
+                                            length_mode=length_mode)
     assert len(every) == len(once) and all(torch.equal(a, b) for a, b in zip(every, once, strict=True))
     assert np.array_equal(decode_all(tmp_path / "every.mp4"), decode_all(tmp_path / "once.mp4"))
-    schedule_faced = result.frames_with_face
     distinct = len(set(source_schedule(loaded, clips[clip], length_mode)))
-    assert every_encoded == 2 * schedule_faced  # masked + reference image of every output frame
-    assert once_encoded == 2 * distinct < every_encoded  # of every distinct source frame, once
+    assert every_encoded == 2 * result.frames_with_face  # masked + reference image of every output frame
+    assert once_encoded == 2 * reused.frames_encoded < every_encoded  # each distinct crop once
+    assert reused.frames_encoded <= distinct  # at most every distinct source frame (fewer: equal duplicates)
+    if clip == "short":
+        assert reused.frames_encoded == distinct == 15
 
 
 def source_schedule(loaded, clip, length_mode):
@@ -116,6 +118,7 @@ def test_a_second_run_on_the_same_video_reuses_the_face_pass_and_the_moments(loa
     monkeypatch.undo()
     fresh = latentsync.lipsync(str(video), str(audio), str(tmp_path / "fresh.mp4"), pipeline=loaded,
                                **{**options, "cache": False})
+    assert not fresh.prepared_from_cache and fresh.frames_encoded == 15
     assert np.array_equal(decode_all(tmp_path / "first.mp4"), decode_all(tmp_path / "fresh.mp4"))
 
 
@@ -136,3 +139,23 @@ def test_the_cache_key_changes_with_every_setting_that_changes_the_result(loaded
     keys = {prepared_key(video, **{**base, **change}) for change in changed}
     assert key not in keys and len(keys) == len(changed)
     assert prepared_key(str(clips["slow"][0]), **base) != key  # other video bytes
+
+
+def test_latentsync_prepare_fills_the_cache_ahead_of_any_audio(ckpts, clips, tmp_path, capsys):
+    from scripts import inference as cli
+    from tests.inference_fixtures import TINY_CONFIG
+
+    video, audio = clips["slow"]
+    model = ["--unet_config_path", TINY_CONFIG, "--inference_ckpt_path", str(ckpts["unet"]), "--vae_path",
+             str(ckpts["vae"]), "--whisper_path", str(ckpts["whisper"]), "--inference_steps", "2", "--device", "cpu",
+             "--no_progress", "--cache_dir", str(tmp_path / "cache")]
+    assert cli.main(["prepare", str(video), *model]) == 0
+    assert "is prepared (" in capsys.readouterr().out
+    assert cli.main(["prepare", str(video), *model]) == 0
+    assert "was prepared already (0 frames encoded now)" in capsys.readouterr().out
+    out = tmp_path / "out.mp4"
+    assert cli.main(["--video_path", str(video), "--audio_path", str(audio), "--video_out_path", str(out), *model]) == 0
+    assert "face pass from the reuse cache, 0 source frames VAE-encoded" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:  # a usage error: exit 2, one line
+        cli.main(["prepare", str(video), *model, "--no_cache"])
+    assert stop.value.code == 2 and "cannot be combined with --no_cache" in capsys.readouterr().err

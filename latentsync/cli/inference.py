@@ -32,6 +32,7 @@ from latentsync.api import (
     build_pipeline,
     face_coverage_warning,
     lipsync,
+    prepare,
 )
 from latentsync.cli.batch_file import FACE_ROW_OPTIONS, ROW_OPTIONS, read_batch
 from latentsync.command_line import (
@@ -100,6 +101,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "same video skips them (default: $LATENTSYNC_CACHE_DIR, else the user cache folder; "
                         "size-limited, least recently used first)")
     p.add_argument("--no_cache", action="store_true", help="neither read nor write the reuse cache")
+    p.add_argument("--prepare", action="store_true",
+                   help="only prepare --video_path for later runs (its face pass and VAE moments into the reuse "
+                        "cache); also `latentsync prepare VIDEO`")
     p.add_argument("--length_mode", default=d.length_mode, choices=LENGTH_MODES,
                    help="pingpong / loop / cut_to_shortest: what a longer audio does with the video; silence: a "
                         "longer video is kept whole and the audio padded with silence (table in README)")
@@ -109,7 +113,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
     add_verbose_flag(p)
     args = p.parse_args(argv)
+    check_combinations(p, args)
+    return args
+
+
+def check_combinations(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Flags that only make sense together (or never do), refused with one `error:` line."""
     single = (args.video_path, args.audio_path, args.video_out_path)
+    if args.prepare:
+        if not args.video_path or args.audio_path or args.video_out_path or args.batch is not None:
+            p.error("--prepare (or `latentsync prepare VIDEO`) takes a video only: no audio, output or --batch")
+        if args.no_cache:
+            p.error("--prepare fills the reuse cache, so it cannot be combined with --no_cache")
+        return
     if args.batch is None and not all(single):
         p.error("give --video_path, --audio_path and --video_out_path, or --batch FILE")
     if args.batch is not None and any(single):
@@ -128,7 +144,6 @@ def parse_args(argv=None) -> argparse.Namespace:
             check_shard(args.shard_index, args.num_shards)
         except ValueError as exc:
             p.error(str(exc))
-    return args
 
 
 def options_from_args(args) -> LipsyncOptions:
@@ -205,11 +220,25 @@ def run_batch(args, options: LipsyncOptions) -> int:
     return max(codes, key=lambda c: c == EXIT_INTERNAL) if codes else EXIT_OK
 
 
+def run_prepare(args, options: LipsyncOptions) -> int:
+    try:
+        encoded, already = prepare(args.video_path, options)
+    except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into a message + exit code
+        return report(exc, args.verbose)
+    state = "was prepared already" if already and not encoded else "is prepared"
+    print(f"{args.video_path} {state} ({encoded} frames encoded now); later runs on it skip the face pass and the "
+          "encoder (--no_cache to run without)")
+    return EXIT_OK
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["prepare"]:  # `latentsync prepare VIDEO [flags]`
+        argv = ["--prepare", "--video_path", *argv[1:]]
     args = parse_args(argv)
     quiet_console(args.verbose)
-    return run_cli(lambda: run_batch(args, options_from_args(args)) if args.batch
-                   else run_single(args, options_from_args(args)), args.verbose)
+    run = run_prepare if args.prepare else run_batch if args.batch else run_single
+    return run_cli(lambda: run(args, options_from_args(args)), args.verbose)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from latentsync.pipelines.conditioning import (
 )
 from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
-from latentsync.pipelines.moments import FrameMoments, last_uses
+from latentsync.pipelines.moments import FrameMoments, crop_key, last_uses
 from latentsync.pipelines.options import SamplingOptions
 from latentsync.pipelines.prepared_video import PreparedVideo, load_prepared, prepared_key, store_prepared
 from latentsync.pipelines.sampling import denoise, guided_step_count
@@ -116,6 +116,7 @@ class RunPlan:
     num_video_frames: int = 0  # source frames of the video on the output's frame grid
     moments: FrameMoments | None = None  # VAE moments of the frames shown again (None: every frame encoded each time)
     last_use: dict[int, int] = field(default_factory=dict)  # source frame -> last output index that shows it
+    showing: dict[str, set[int]] = field(default_factory=dict)  # crop key -> source frames with that crop still shown
     keep_moments: bool = False  # keep every frame's moments to the end (they go to the reuse cache)
 
     @property
@@ -226,6 +227,34 @@ class LipsyncPipeline:
         result.frames_encoded = plan.moments.encoded if plan.moments is not None else edited
         return result
 
+    @torch.no_grad()
+    def prepare(self, video_path: str, options: SamplingOptions, cache: EntryCache, progress=True) -> tuple[int, bool]:
+        """Fill the reuse cache for `video_path` before any audio is known: the face pass over every frame and the
+        VAE moments of every edited frame. Returns (frames encoded now, whether it was prepared already)."""
+        if options.resolution is None:
+            options = replace(options, resolution=self.unet.config.sample_size * self.vae_scale_factor)
+        progress = RunProgress.of(progress)
+        info = probe_video(video_path)
+        n_video = len(frame_map(video_path, options.video_fps, info.num_frames, info.fps))
+        schedule = np.arange(n_video, dtype=np.int64)
+        mask = load_fixed_mask(options.resolution, options.mask_image_path, fixed_mask=self.faces_config.fixed_mask)
+        plan = RunPlan(n_video, schedule, None, None, mask, None, 0, options.resolution, num_video_frames=n_video,
+                       last_use=last_uses(schedule))
+        key, prepared = self.look_up(video_path, options, cache)
+        self.start_moments(plan, options, prepared, cache.directory, keep=True)
+        try:
+            source = self.face_source(video_path, plan, options, StageClock(), progress, prepared, whole_video=True)
+            bar = progress.stage("encoding", n_video)
+            for chunk in source:
+                if chunk.faces is not None:
+                    self.chunk_moments(chunk, *masked_images(chunk.faces, plan.mask)[:2], plan)
+                bar.update(len(chunk.frames))
+            bar.close()
+            self.keep_prepared(cache, key, source, plan, prepared)
+            return plan.moments.encoded, prepared is not None
+        finally:
+            plan.moments.close()
+
     @contextlib.contextmanager
     def _eval_mode(self):
         """The U-Net in eval mode for the run, as it was afterwards (U-Net validation calls this mid-training)."""
@@ -302,7 +331,8 @@ class LipsyncPipeline:
         key = prepared_key(video_path, fps=options.video_fps, resolution=options.resolution, faces_config=config,
                            backend=self.face_detector.name if self.face_detector is not None else config.detector.backend,
                            choice=[options.face_choice, options.face_index, options.face_position],
-                           occlusion=options.occlusion, vae=self.vae, encode_frames_per_call=self.encode_frames_per_call)
+                           occlusion=options.occlusion, vae=self.vae, encode_frames_per_call=self.encode_frames_per_call,
+                           mask_image_path=options.mask_image_path)
         return key, load_prepared(cache, key)
 
     def start_moments(self, plan: RunPlan, options: SamplingOptions, prepared: PreparedVideo | None, spill_parent,
@@ -395,25 +425,25 @@ class LipsyncPipeline:
     def chunk_moments(self, chunk: Chunk, pixels: torch.Tensor, masked: torch.Tensor, plan: RunPlan) -> torch.Tensor:
         """(n, 2, 2, 4, h, w) posterior moments of the chunk's edited frames ([masked, reference] x [mean, std]).
 
-        A source frame encoded earlier in the run is taken from `plan.moments` instead of encoded again; a frame is
-        let go after the last output frame that shows it. Without the store every frame is encoded, with the same
-        numbers (one frame per encoder call)."""
-        sources = chunk.source_indices[chunk.has_face].tolist()
+        A crop encoded earlier in the run (the same source frame shown again, or a frame duplicated by a frame-rate
+        change) is taken from `plan.moments` instead of encoded again, and let go after the last output frame that
+        shows it. Without the store every frame is encoded, with the same numbers (one frame per encoder call)."""
         store = plan.moments
         if store is None:
             return self.encode_moments(pixels, masked)
-        first_rows: dict[int, int] = {}
-        for row, source in enumerate(sources):
-            first_rows.setdefault(source, row)
-        new = {source: row for source, row in first_rows.items() if source not in store}
+        keys = [crop_key(face) for face in chunk.faces]
+        first_rows: dict[str, int] = {}
+        for row, key in enumerate(keys):
+            first_rows.setdefault(key, row)
+        new = {key: row for key, row in first_rows.items() if key not in store}
         if new:
             rows = list(new.values())
-            for source, moments in zip(new, self.encode_moments(pixels[rows], masked[rows]), strict=True):
-                store.put(source, moments)
-        gathered = torch.stack([store.get(source) for source in sources]).to(next(self.vae.parameters()).device)
-        for source in first_rows:
-            if not plan.keep_moments and plan.last_use[source] <= int(chunk.output_indices[-1]):
-                store.release(source)  # not shown again
+            for key, moments in zip(new, self.encode_moments(pixels[rows], masked[rows]), strict=True):
+                store.put(key, moments)
+        gathered = torch.stack([store.get(key) for key in keys]).to(next(self.vae.parameters()).device)
+        if not plan.keep_moments:
+            release_after_last_use(store, plan, chunk.source_indices[chunk.has_face].tolist(), keys,
+                                   int(chunk.output_indices[-1]))
         return gathered
 
     def encode_moments(self, pixels: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
@@ -441,6 +471,17 @@ class LipsyncPipeline:
         shots = len(set(source.processor.cuts) & set(schedule.tolist())) + 1
         return LipsyncResult(Path(video_out_path), plan.num_output, edited, int(track.bridged[schedule].sum()),
                              float(fps), timings, num_shots=shots, frames_with_occluder=int(occluded.sum()))
+
+
+def release_after_last_use(store: FrameMoments, plan: RunPlan, sources: list[int], keys: list[str], end: int) -> None:
+    """Let a crop's moments go once no source frame showing that crop is shown after output frame `end`."""
+    for source, key in zip(sources, keys, strict=True):
+        plan.showing.setdefault(key, set()).add(source)
+    for key in set(keys):
+        plan.showing[key] = {source for source in plan.showing[key] if plan.last_use[source] > end}
+        if not plan.showing[key]:
+            del plan.showing[key]
+            store.release(key)
 
 
 def restore_and_write(finish: FrameFinisher, writer: VideoWriter, clock: StageClock, bar, item) -> None:

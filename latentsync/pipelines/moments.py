@@ -12,6 +12,7 @@ video's moments are being collected for the reuse cache across runs.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,56 +27,62 @@ def last_uses(schedule: np.ndarray) -> dict[int, int]:
     return {int(source): index for index, source in enumerate(schedule.tolist())}
 
 
+def crop_key(face: torch.Tensor) -> str:
+    """The content key of an aligned face crop: the moments depend on nothing else within a run (the mask is fixed),
+    so two frames with the same crop (a frame shown again, a frame duplicated by a frame-rate change) share them."""
+    return hashlib.blake2b(face.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
+
+
 class FrameMoments:
-    """Moments per source frame: `get` / `put` / `release`, in memory up to `memory_bytes`, then spilled to files
+    """Moments per crop key (`crop_key`): `get` / `put` / `release`, in memory up to `memory_bytes`, then spilled to files
     in a temp folder under `spill_parent` (made on first spill). `encoded` counts frames encoded and put, `reused`
     the reads (one per edited output frame)."""
 
     def __init__(self, memory_bytes: int, spill_parent: str | Path):
         self.memory_bytes = memory_bytes
         self.spill_parent = Path(spill_parent)
-        self._memory: dict[int, torch.Tensor] = {}
-        self._spilled: set[int] = set()
+        self._memory: dict[str, torch.Tensor] = {}
+        self._spilled: set[str] = set()
         self._folder: Path | None = None
         self.bytes_in_memory = 0
         self.encoded = 0
         self.reused = 0
 
-    def __contains__(self, index: int) -> bool:
-        return index in self._memory or index in self._spilled
+    def __contains__(self, key: str) -> bool:
+        return key in self._memory or key in self._spilled
 
-    def put(self, index: int, moments: torch.Tensor, fresh: bool = True) -> None:
-        """Keep frame `index`'s moments (on the CPU). `fresh`: they were just encoded (not read from a cache)."""
+    def put(self, key: str, moments: torch.Tensor, fresh: bool = True) -> None:
+        """Keep a crop's moments (on the CPU). `fresh`: they were just encoded (not read from a cache)."""
         moments = moments.detach().to("cpu").contiguous()
         size = moments.numel() * moments.element_size()
         if self.bytes_in_memory + size <= self.memory_bytes:
-            self._memory[index] = moments
+            self._memory[key] = moments
             self.bytes_in_memory += size
         else:
-            save_file({"moments": moments}, self._spill_folder() / f"{index}.safetensors")
-            self._spilled.add(index)
+            save_file({"moments": moments}, self._spill_folder() / f"{key}.safetensors")
+            self._spilled.add(key)
         self.encoded += int(fresh)
 
-    def get(self, index: int) -> torch.Tensor:
+    def get(self, key: str) -> torch.Tensor:
         self.reused += 1
-        if index in self._memory:
-            return self._memory[index]
-        return load_file(self._spill_folder() / f"{index}.safetensors")["moments"]
+        if key in self._memory:
+            return self._memory[key]
+        return load_file(self._spill_folder() / f"{key}.safetensors")["moments"]
 
-    def release(self, index: int) -> None:
-        """Frame `index` is not shown again: let its moments go."""
-        moments = self._memory.pop(index, None)
+    def release(self, key: str) -> None:
+        """The crop is not shown again: let its moments go."""
+        moments = self._memory.pop(key, None)
         if moments is not None:
             self.bytes_in_memory -= moments.numel() * moments.element_size()
-        elif index in self._spilled:
-            self._spilled.discard(index)
-            (self._spill_folder() / f"{index}.safetensors").unlink(missing_ok=True)
+        elif key in self._spilled:
+            self._spilled.discard(key)
+            (self._spill_folder() / f"{key}.safetensors").unlink(missing_ok=True)
 
     def items(self):
-        """(source frame, moments) of every frame kept, in frame order (for the reuse cache across runs)."""
-        for index in sorted(set(self._memory) | self._spilled):
-            yield index, self._memory[index] if index in self._memory else \
-                load_file(self._spill_folder() / f"{index}.safetensors")["moments"]
+        """(crop key, moments) of every crop kept (for the reuse cache across runs)."""
+        for key in sorted(set(self._memory) | self._spilled):
+            yield key, self._memory[key] if key in self._memory else \
+                load_file(self._spill_folder() / f"{key}.safetensors")["moments"]
 
     def _spill_folder(self) -> Path:
         if self._folder is None:

@@ -21,6 +21,7 @@ STAGES = {  # name -> what the bar says
     "speaker": "finding the speaker",
     "faces": "detecting faces",
     "denoising": "denoising",
+    "encoding": "encoding faces",
     "writing": "writing",
 }
 
