@@ -10,7 +10,8 @@ folder that is removed afterwards, and models are loaded once and reused (reload
 for another sampler, precision, DeepCache setting or face detector). The page shows the run's real progress
 (face pass per frame, denoising per step, writing), has an "Advanced" section with every run option, and
 offers a generated demo clip as an example. "Preview faces" runs the face pass alone over the first seconds
-and shows what a run would edit (latentsync/pipelines/face_preview.py). Runs on CPU or GPU.
+and shows what a run would edit (latentsync/pipelines/face_preview.py). "Prepare video" puts the upload's face
+pass and VAE moments into the reuse cache, so every later run on it (with any audio) skips them. Runs on CPU or GPU.
 
 At start, before anything is served, the app checks the options, the checkpoint files, the device and the
 host/port, and exits 2 with one `error:` line when one is wrong (the command-line policy of every entry
@@ -44,6 +45,7 @@ from latentsync.api import (  # noqa: E402
     check_pipeline_inputs,
     face_coverage_warning,
     lipsync,
+    prepare,
     preset_values,
 )
 from latentsync.command_line import OneLineParser, add_verbose_flag, quiet_console, run_cli, warn  # noqa: E402
@@ -195,6 +197,15 @@ class LipsyncService:
                 detector.close()
             return str(result.path), result.summary()
 
+    def prepare(self, video: str | None, **settings) -> str:
+        """Prepare an upload for later runs with other audio: its face pass and VAE moments go to the reuse cache."""
+        video_path = self.check_upload(video, "video")
+        opts = self.job_options(**settings)
+        with self._lock:
+            encoded, already = prepare(str(video_path), opts, pipeline=self._pipeline(opts))
+        state = "was prepared already" if already and not encoded else f"is prepared ({encoded} frames encoded)"
+        return f"{video_path.name} {state}: lip-syncing it with any audio now skips the face pass and the encoder."
+
     def example(self) -> tuple[str, str]:
         """A generated demo clip (video, audio) for the page's examples, made once."""
         from tools.make_demo_clip import make_demo_clip
@@ -250,17 +261,25 @@ def build_app(service: LipsyncService, examples: bool = True):
             logging.getLogger("latentsync.app").exception("lip-sync failed")
             raise gr.Error(f"internal error ({type(exc).__name__}): {exc}; the server log has the details") from exc
 
-    def preview(video, face_detector, face_choice, face_index, face_position, occlusion):
-        settings = dict(face_detector=face_detector, face_choice=face_choice, occlusion=occlusion,
-                        face_index=face_index if face_choice == "index" else None,
-                        face_position=face_position if face_choice == "position" else None)
-        try:
-            return service.preview(video, **settings)
-        except InputError as exc:
-            raise gr.Error(" ".join(str(exc).split())) from exc
-        except Exception as exc:
-            logging.getLogger("latentsync.app").exception("preview failed")
-            raise gr.Error(f"internal error ({type(exc).__name__}): {exc}; the server log has the details") from exc
+    def face_settings(face_detector, face_choice, face_index, face_position, occlusion) -> dict:
+        return dict(face_detector=face_detector, face_choice=face_choice, occlusion=occlusion,
+                    face_index=face_index if face_choice == "index" else None,
+                    face_position=face_position if face_choice == "position" else None)
+
+    def shown_errors(action, what: str):
+        """`action` as a page handler: a bad input is one clear message, anything else an internal error."""
+        def handler(video, *face):
+            try:
+                return action(video, **face_settings(*face))
+            except InputError as exc:
+                raise gr.Error(" ".join(str(exc).split())) from exc
+            except Exception as exc:
+                logging.getLogger("latentsync.app").exception("%s failed", what)
+                raise gr.Error(f"internal error ({type(exc).__name__}): {exc}; the server log has the details") \
+                    from exc
+        return handler
+
+    preview, prepare_video = shown_errors(service.preview, "preview"), shown_errors(service.prepare, "prepare")
 
     def preset_fields(name):
         """Choosing a preset fills the fields it sets; each can still be changed afterwards."""
@@ -310,7 +329,9 @@ def build_app(service: LipsyncService, examples: bool = True):
                                                     "longer; silence keeps a longer video whole")
                 with gr.Row():
                     preview_button = gr.Button("Preview faces", elem_id="preview")
+                    prepare_button = gr.Button("Prepare video", elem_id="prepare")
                     button = gr.Button("Lip-sync", variant="primary", elem_id="run")
+                prepare_text = gr.Markdown(elem_id="prepare_text")
                 if examples:
                     gr.Examples([list(service.example())], inputs=[video_in, audio_in],
                                 label="Example: a generated talking-face clip with its speech")
@@ -325,8 +346,9 @@ def build_app(service: LipsyncService, examples: bool = True):
                            dtype, face_detector, face_choice, face_index, face_position, length_mode, occlusion],
                      video_out,
                      concurrency_limit=1)
-        preview_button.click(preview, [video_in, face_detector, face_choice, face_index, face_position, occlusion],
-                             [preview_out, preview_text], concurrency_limit=1)
+        face_inputs = [video_in, face_detector, face_choice, face_index, face_position, occlusion]
+        preview_button.click(preview, face_inputs, [preview_out, preview_text], concurrency_limit=1)
+        prepare_button.click(prepare_video, face_inputs, prepare_text, concurrency_limit=1)
     demo.queue(max_size=8, default_concurrency_limit=1)
     return demo
 

@@ -247,3 +247,17 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def test_prepare_video_fills_the_reuse_cache_for_later_jobs(ckpts, clip, tmp_path):
+    import gradio_app
+
+    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts, cache=True,
+                                                                      cache_dir=str(tmp_path / "cache"))))
+    try:
+        assert "is prepared (" in service.prepare(str(clip[0]))
+        assert "was prepared already" in service.prepare(str(clip[0]))
+        with pytest.raises(InputError, match="upload a video"):
+            service.prepare(None)
+    finally:
+        service.close()

@@ -12,6 +12,8 @@ internal error and shows the third-party native log messages (mediapipe, TFLite,
 default. In batch mode outputs that already exist are skipped (so a stopped batch resumes where it was),
 one failure does not stop the rest, and the exit code is 0 only if every row succeeded (2 if the failures
 were all bad inputs). A batch row may also set face_choice, face_index, face_position and occlusion for its video.
+Rows run grouped by video: the first run on a video fills the reuse cache (its face pass and VAE moments; see
+--cache_dir), the others on it skip that work.
 With --shard_index i --num_shards n a job runs only the rows of shard i (a stable hash of the row's output
 path, as data processing shards its videos), so n jobs, e.g. a SLURM array, share one batch file.
 """
@@ -195,7 +197,7 @@ def run_batch(args, options: LipsyncOptions) -> int:
     if args.num_shards and args.num_shards > 1:
         print(f"shard {args.shard_index} of {args.num_shards}: {len(rows)} row(s)")
     results, codes = [], []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: str(r["video"])):  # a video's rows together: prepared once, then reused
         video, audio, output = row["video"], row["audio"], row["output"]
         start = time.perf_counter()
         try:
