@@ -4,6 +4,7 @@
     latentsync --video_path in.mp4 --audio_path speech.wav --video_out_path out.mp4   # installed copy
     python -m scripts.inference --batch jobs.csv            # CSV (video,audio,output) or JSON list of objects
     python -m scripts.inference --batch jobs.csv --shard_index $SLURM_ARRAY_TASK_ID --num_shards 8
+    latentsync prepare in.mp4          # its face pass and VAE moments into the reuse cache, ahead of any audio
 
 Exit codes: 0 success, 2 bad input (missing/unreadable file, no face, wrong checkpoint for the config, bad
 option, output path that is an input or a folder, disk full, ...), 1 internal error, 130 / 143 stopped by
