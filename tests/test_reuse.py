@@ -159,3 +159,18 @@ def test_latentsync_prepare_fills_the_cache_ahead_of_any_audio(ckpts, clips, tmp
     with pytest.raises(SystemExit) as stop:  # a usage error: exit 2, one line
         cli.main(["prepare", str(video), *model, "--no_cache"])
     assert stop.value.code == 2 and "cannot be combined with --no_cache" in capsys.readouterr().err
+
+
+def test_a_run_showing_more_frames_redoes_the_face_pass_but_reuses_the_moments(loaded, ckpts, clips, tmp_path):
+    import latentsync
+
+    video, audio = clips["short"]
+    brief = face_clip(tmp_path, "brief", 0.32)[1]  # 8 frames of audio
+    options = tiny_options(ckpts, cache=True, cache_dir=str(tmp_path / "cache"), seed=3)
+    first = latentsync.lipsync(str(video), str(brief), str(tmp_path / "first.mp4"), pipeline=loaded, **options)
+    assert first.num_frames == 8 and first.frames_encoded == 8
+    longer = latentsync.lipsync(str(video), str(audio), str(tmp_path / "longer.mp4"), pipeline=loaded, **options)
+    assert not longer.prepared_from_cache  # the prepared face pass covers 8 of the 15 frames shown
+    assert 0 < longer.frames_encoded < 15  # the crops seen before keep their moments
+    again = latentsync.lipsync(str(video), str(audio), str(tmp_path / "again.mp4"), pipeline=loaded, **options)
+    assert again.prepared_from_cache and again.frames_encoded == 0  # the longer face pass was kept

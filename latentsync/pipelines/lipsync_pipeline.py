@@ -32,6 +32,7 @@ import torch
 from latentsync.errors import NoFaceError
 from latentsync.faces.choice import resolve_face_choice
 from latentsync.faces.face_pass import Chunk, ChunkSource
+from latentsync.faces.prepared import PreparedFaces
 from latentsync.faces.settings import load_faces_config
 from latentsync.pipelines.conditioning import (
     decode_latents,
@@ -113,7 +114,6 @@ class RunPlan:
     mask_latent: torch.Tensor  # (1, 1, 1, h, w) the mask at latent size
     guided_steps: int  # leading steps with classifier-free guidance
     resolution: int  # aligned face size in pixels
-    num_video_frames: int = 0  # source frames of the video on the output's frame grid
     moments: FrameMoments | None = None  # VAE moments of the frames shown again (None: every frame encoded each time)
     last_use: dict[int, int] = field(default_factory=dict)  # source frame -> last output index that shows it
     showing: dict[str, set[int]] = field(default_factory=dict)  # crop key -> source frames with that crop still shown
@@ -206,16 +206,17 @@ class LipsyncPipeline:
             # 1. Plan: audio, which source frame each output frame shows, Whisper features, initial noise, mask.
             plan = self.plan(video_path, audio_path, options, generator, clock)
             key, prepared = self.look_up(video_path, options, cache)
+            faces = usable_faces(prepared, plan)
             try:
                 self.start_moments(plan, options, prepared, Path(video_out_path).parent, keep=cache is not None)
                 # 2. The face pass, streamed along the output (decode, shots, detect, track, align, occluders).
-                source = self.face_source(video_path, plan, options, clock, progress, prepared, cache is not None)
+                source = self.face_source(video_path, plan, options, clock, progress, faces)
                 # 3. Per chunk: encode -> denoise -> decode -> blend; restore + write run behind in their own thread.
                 wall_start = time.perf_counter()
                 edited = self.edit_and_write(source, plan, options, generator, clock, progress, audio_path,
                                              video_out_path)
                 if cache is not None:
-                    self.keep_prepared(cache, key, source, plan, prepared)
+                    self.keep_prepared(cache, key, source, plan, faces)
             finally:
                 if plan.moments is not None:
                     plan.moments.close()
@@ -223,7 +224,7 @@ class LipsyncPipeline:
         timings = clock.as_dict()
         timings["wall"] = timings.get("audio", 0.0) + timings.get("speaker", 0.0) + time.perf_counter() - wall_start
         result = self.result(video_out_path, source, plan, edited, options.video_fps, timings)
-        result.prepared_from_cache = prepared is not None
+        result.prepared_from_cache = faces is not None
         result.frames_encoded = plan.moments.encoded if plan.moments is not None else edited
         return result
 
@@ -238,20 +239,20 @@ class LipsyncPipeline:
         n_video = len(frame_map(video_path, options.video_fps, info.num_frames, info.fps))
         schedule = np.arange(n_video, dtype=np.int64)
         mask = load_fixed_mask(options.resolution, options.mask_image_path, fixed_mask=self.faces_config.fixed_mask)
-        plan = RunPlan(n_video, schedule, None, None, mask, None, 0, options.resolution, num_video_frames=n_video,
-                       last_use=last_uses(schedule))
+        plan = RunPlan(n_video, schedule, None, None, mask, None, 0, options.resolution, last_use=last_uses(schedule))
         key, prepared = self.look_up(video_path, options, cache)
+        faces = usable_faces(prepared, plan)
         self.start_moments(plan, options, prepared, cache.directory, keep=True)
         try:
-            source = self.face_source(video_path, plan, options, StageClock(), progress, prepared, whole_video=True)
+            source = self.face_source(video_path, plan, options, StageClock(), progress, faces)
             bar = progress.stage("encoding", n_video)
             for chunk in source:
                 if chunk.faces is not None:
                     self.chunk_moments(chunk, *masked_images(chunk.faces, plan.mask)[:2], plan)
                 bar.update(len(chunk.frames))
             bar.close()
-            self.keep_prepared(cache, key, source, plan, prepared)
-            return plan.moments.encoded, prepared is not None
+            self.keep_prepared(cache, key, source, plan, faces)
+            return plan.moments.encoded, faces is not None
         finally:
             plan.moments.close()
 
@@ -292,7 +293,7 @@ class LipsyncPipeline:
         mask_latent = mask_to_latent(mask[0:1][None], (latent_hw, latent_hw)).to(self.device, noise.dtype)
         guided = options.guided_steps or self.guided_step_count(options.num_inference_steps, options.guidance_fraction)
         return RunPlan(n_out, schedule, features, noise, mask, mask_latent, guided, options.resolution,
-                       num_video_frames=n_video, last_use=last_uses(schedule))
+                       last_use=last_uses(schedule))
 
     def initial_noise(self, options: SamplingOptions, generator) -> torch.Tensor:
         """The official one noise tensor (1, 4, 1, h, w), drawn on the generator's device, scaled for the scheduler."""
@@ -305,21 +306,20 @@ class LipsyncPipeline:
     # ---------------------------------------------------------------------------------------- 2. face pass
 
     def face_source(self, video_path: str, plan: RunPlan, options: SamplingOptions, clock, progress,
-                    prepared: PreparedVideo | None = None, whole_video: bool = False) -> ChunkSource:
-        """Stage 2: the streamed face pass (with `speaker`, its pre-pass runs here, before the first chunk), or its
-        replay from a prepared video. `whole_video`: align every frame of the video (for the reuse cache)."""
-        if prepared is not None:
+                    faces: PreparedFaces | None = None) -> ChunkSource:
+        """Stage 2: the streamed face pass (with `speaker`, its pre-pass runs here, before the first chunk), or the
+        replay of one done before (`faces`, from the reuse cache)."""
+        if faces is not None:
             return ChunkSource(video_path, plan.schedule, options.num_frames, plan.resolution, options.video_fps,
                                detector=self.face_detector, clock=clock, progress=progress, device=self.device,
-                               occlusion=options.occlusion, prepared=prepared.faces)
+                               occlusion=options.occlusion, prepared=faces)
         with clock.measure("speaker"):  # only `speaker` does work here: a pass over downscaled frames
             chosen = resolve_face_choice(options.face_choice, options.face_index, options.face_position, video_path,
                                          self.face_detector, options.video_fps, int(plan.schedule.max()) + 1,
                                          progress)
         return ChunkSource(video_path, plan.schedule, options.num_frames, plan.resolution, options.video_fps,
                            detector=self.face_detector, clock=clock, progress=progress, device=self.device,
-                           face_choice=chosen, occlusion=options.occlusion,
-                           face_frames=plan.num_video_frames if whole_video else None)
+                           face_choice=chosen, occlusion=options.occlusion)
 
     # ---------------------------------------------------------------------------------------- reuse across runs
 
@@ -346,11 +346,12 @@ class LipsyncPipeline:
 
     @staticmethod
     def keep_prepared(cache: EntryCache, key: str, source: ChunkSource, plan: RunPlan,
-                      prepared: PreparedVideo | None) -> None:
-        """Write what this run computed from the video alone, unless it all came from the cache."""
-        if prepared is not None and plan.moments.encoded == 0:
+                      faces: PreparedFaces | None) -> None:
+        """Write what this run computed from the video alone (its face pass, or the replayed one, and every crop's
+        moments), unless it all came from the cache."""
+        if faces is not None and plan.moments.encoded == 0:
             return
-        faces = prepared.faces if prepared is not None else source.prepared()
+        faces = faces if faces is not None else source.prepared()
         if faces is not None:
             store_prepared(cache, key, faces, dict(plan.moments.items()))
 
@@ -471,6 +472,15 @@ class LipsyncPipeline:
         shots = len(set(source.processor.cuts) & set(schedule.tolist())) + 1
         return LipsyncResult(Path(video_out_path), plan.num_output, edited, int(track.bridged[schedule].sum()),
                              float(fps), timings, num_shots=shots, frames_with_occluder=int(occluded.sum()))
+
+
+def usable_faces(prepared: PreparedVideo | None, plan: RunPlan) -> PreparedFaces | None:
+    """The prepared face pass when it covers every source frame this run shows (a run with a longer audio than the
+    one that prepared the video does the face pass again, and keeps the longer one); its moments serve either way,
+    since they are found by crop content."""
+    if prepared is None or prepared.faces.num_frames < int(plan.schedule.max()) + 1:
+        return None
+    return prepared.faces
 
 
 def release_after_last_use(store: FrameMoments, plan: RunPlan, sources: list[int], keys: list[str], end: int) -> None:
