@@ -6,6 +6,10 @@
     # seconds per output frame with the real-size stage-2 architecture (random weights), CPU: plain 20-step
     # fp32 DDIM, then the quality and fast presets (one 16-frame chunk at 256 px)
     python benchmarks/bench_inference.py speed --frames 16 --threads 2
+    # issue 29 "prepare once, lip-sync many", real-size architecture (random weights), 256 px: (a) a 5 s clip under
+    # 60 s of audio (ping-pong) with and without within-run reuse; (b) a first and a second run on the same video
+    # with a new audio through the reuse cache
+    python benchmarks/bench_inference.py reuse --presets fast quality --video_seconds 5 --audio_seconds 60
 
 `speed` builds the stage2.yaml U-Net (1.27 B parameters; stage2_512.yaml with --resolution 512), an
 sd-vae-ft-mse-sized VAE and a Whisper-tiny-sized encoder with random weights (benchmarks/random_models.py), so
@@ -172,6 +176,155 @@ def speed(args) -> None:
                   f"| {total / result.num_frames:.2f} | {peak:.1f} GiB | {psnr} | {deviation} |", flush=True)
 
 
+class EncoderCounter:
+    """Counts the images through `vae.encode` and the seconds spent there (wraps the VAE instance's method)."""
+
+    def __init__(self, vae):
+        self.frames, self.seconds, self._encode = 0, 0.0, vae.encode
+        vae.encode = self._counting
+
+    def _counting(self, images, *args, **kwargs):
+        start = time.perf_counter()
+        out = self._encode(images, *args, **kwargs)
+        self.seconds += time.perf_counter() - start
+        self.frames += len(images)
+        return out
+
+    def reset(self) -> None:
+        self.frames, self.seconds = 0, 0.0
+
+
+def reuse_inputs(args, folder: Path) -> tuple[Path, Path, Path]:
+    """The generated 360x480 face clip of `--video_seconds`, its speech of `--audio_seconds` and a new audio of the
+    same length (a synthetic voice of another seed) for the second run."""
+    from latentsync.utils.media import write_wav
+    from tools.make_demo_clip import make_demo_clip, synthetic_speech
+
+    video, audio = make_demo_clip(folder, seconds=args.video_seconds, width=360, height=480,
+                                  audio_seconds=args.audio_seconds)
+    new_audio = folder / "new_audio.wav"
+    write_wav(new_audio, synthetic_speech(args.audio_seconds, 16000, seed=1), 16000)
+    return video, audio, new_audio
+
+
+def preset_pipeline(name: str, models, resolution: int):
+    """(options, loaded pipeline) of a preset on the shared random models, cast to the preset's dtype."""
+    import torch
+
+    from latentsync.api import LipsyncOptions, build_pipeline, resolve_dtype
+    from latentsync.pipelines.options import SamplingOptions
+
+    unet, vae, audio_encoder = models
+    opts = LipsyncOptions.from_kwargs(preset=name, seed=0, progress=False)
+    dtype = resolve_dtype(opts.dtype, torch.device("cpu"))
+    unet.to(dtype)
+    vae.to(dtype)
+    loaded = build_pipeline(opts, unet=unet, vae=vae, audio_encoder=audio_encoder,
+                            clip=SamplingOptions(resolution=resolution, weight_dtype=dtype))
+    return opts, loaded
+
+
+def timed_run(part: str, label: str, counter: EncoderCounter, video: Path, audio: Path, out: Path, opts,
+              loaded) -> dict:
+    """One lipsync run; its figures as a dict, also printed as a JSON line."""
+    from latentsync.api import lipsync
+
+    counter.reset()
+    start = time.perf_counter()
+    result = lipsync(str(video), str(audio), str(out), opts, pipeline=loaded)
+    wall = time.perf_counter() - start
+    stages = result.seconds_per_stage
+    row = {"part": part, "preset": opts.preset, "run": label, "frames": result.num_frames,
+           "encoder_frames": counter.frames, "encoder_s": round(counter.seconds, 1),
+           "frames_encoded": result.frames_encoded, "prepared_from_cache": result.prepared_from_cache,
+           "face_pass_s": round(stages.get("faces", 0) + stages.get("speaker", 0), 2),
+           "vae_s": round(stages.get("vae", 0), 1), "denoise_s": round(stages.get("denoise", 0), 1),
+           "wall_s": round(wall, 1), "stages_s": {k: round(v, 2) for k, v in stages.items()}}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def same_video(first: Path, second: Path) -> bool:
+    """Whether the two outputs decode to the same frames."""
+    from latentsync.utils.media import VideoReader
+
+    with VideoReader(first) as a, VideoReader(second) as b:
+        return len(a) == len(b) and bool((a.get_frames(range(len(a))) == b.get_frames(range(len(b)))).all())
+
+
+def ratio(new: float, old: float) -> str:
+    return f"{new / old:.2f}x" if old else "—"
+
+
+def within_run(opts, loaded, counter, video, audio, folder: Path) -> None:
+    """(a) The short clip under the longer audio, with and without within-run reuse (no cache across runs)."""
+    from dataclasses import replace
+
+    plain = replace(loaded, clip=replace(loaded.clip, reuse_moments=False))
+    opts = opts.changed(cache=False)
+    outs = {label: folder / f"{opts.preset}_{label}.mp4" for label in ("reuse", "no_reuse")}
+    rows = {label: timed_run("a", label, counter, video, audio, outs[label], opts, pipe)
+            for label, pipe in (("reuse", loaded), ("no_reuse", plain))}
+    identical = same_video(outs["reuse"], outs["no_reuse"])
+    print(json.dumps({"part": "a", "preset": opts.preset, "identical": identical}), flush=True)
+    with_, without = rows["reuse"], rows["no_reuse"]
+    print(f"\n(a) preset {opts.preset}: {with_['frames']} output frames\n"
+          "| within-run reuse | encoder frames | encoder s | VAE s (encode + decode) | denoise s | wall s |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |")
+    for label, r in (("on", with_), ("off", without)):
+        print(f"| {label} | {r['encoder_frames']} | {r['encoder_s']} | {r['vae_s']} | {r['denoise_s']} "
+              f"| {r['wall_s']} |")
+    print(f"| on / off | {ratio(with_['encoder_frames'], without['encoder_frames'])} "
+          f"| {ratio(with_['encoder_s'], without['encoder_s'])} | {ratio(with_['vae_s'], without['vae_s'])} "
+          f"| {ratio(with_['denoise_s'], without['denoise_s'])} | {ratio(with_['wall_s'], without['wall_s'])} |")
+    print(f"outputs identical: {'yes' if identical else 'no'}\n", flush=True)
+
+
+def across_runs(opts, loaded, counter, video, audio, new_audio, folder: Path) -> None:
+    """(b) A first and a second run on the same video, the second with a new audio, through a fresh reuse cache."""
+    opts = opts.changed(cache=True, cache_dir=str(folder / f"cache_{opts.preset}"))
+    first = timed_run("b", "first", counter, video, audio, folder / f"{opts.preset}_first.mp4", opts, loaded)
+    second = timed_run("b", "second", counter, video, new_audio, folder / f"{opts.preset}_second.mp4", opts, loaded)
+    print(f"\n(b) preset {opts.preset}: {first['frames']} output frames\n"
+          "| run | from cache | face pass s | encoder frames | encoder s | VAE s | denoise s | wall s |\n"
+          "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in (first, second):
+        print(f"| {r['run']} | {'yes' if r['prepared_from_cache'] else 'no'} | {r['face_pass_s']} "
+              f"| {r['encoder_frames']} | {r['encoder_s']} | {r['vae_s']} | {r['denoise_s']} | {r['wall_s']} |")
+    print(f"| second / first | | {ratio(second['face_pass_s'], first['face_pass_s'])} "
+          f"| {ratio(second['encoder_frames'], first['encoder_frames'])} "
+          f"| {ratio(second['encoder_s'], first['encoder_s'])} | {ratio(second['vae_s'], first['vae_s'])} "
+          f"| {ratio(second['denoise_s'], first['denoise_s'])} | {ratio(second['wall_s'], first['wall_s'])} |\n",
+          flush=True)
+
+
+def reuse(args) -> None:
+    """Issue 29: what reusing the video-only work saves, real-size architecture (random weights).
+
+    fp32 presets run before the ones that cast the shared models to a half type (casting back would round them).
+    """
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from benchmarks.random_models import random_models
+    from latentsync.api import LipsyncOptions
+
+    half_last = sorted(args.presets, key=lambda name: LipsyncOptions.from_kwargs(preset=name).dtype != "auto")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        models = random_models(args.models, args.resolution, tmp)
+        counter = EncoderCounter(models[1])
+        video, audio, new_audio = reuse_inputs(args, tmp / "inputs")
+        for name in half_last:
+            opts, loaded = preset_pipeline(name, models, args.resolution)
+            if "a" in args.parts:
+                within_run(opts, loaded, counter, video, audio, tmp)
+            if "b" in args.parts:
+                across_runs(opts, loaded, counter, video, audio, new_audio, tmp)
+            if loaded.pipeline.deepcache is not None:
+                loaded.pipeline.deepcache.disable()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -195,8 +348,17 @@ def main() -> None:
     s.add_argument("--candidate", action="append", default=[], metavar="KEY=VALUE,...",
                    help="also time the fast preset with these options changed, e.g. "
                         "inference_steps=10,guidance_fraction=1 (repeatable)")
+    r = sub.add_parser("reuse")
+    r.add_argument("--presets", nargs="+", default=["fast", "quality"])
+    r.add_argument("--video_seconds", type=float, default=5.0, help="the generated face clip's length")
+    r.add_argument("--audio_seconds", type=float, default=60.0, help="the audio's length (ping-pong over the clip)")
+    r.add_argument("--parts", nargs="+", default=["a", "b"], choices=["a", "b"],
+                   help="a: with/without within-run reuse; b: first/second run through the reuse cache")
+    r.add_argument("--resolution", type=int, default=256, choices=[256, 512])
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--models", default="real", choices=["real", "tiny"], help="tiny: a quick check of the script")
     args = p.parse_args()
-    {"memory": memory, "_child": run_once, "speed": speed}[args.cmd](args)
+    {"memory": memory, "_child": run_once, "speed": speed, "reuse": reuse}[args.cmd](args)
 
 
 if __name__ == "__main__":
