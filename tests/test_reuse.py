@@ -111,8 +111,10 @@ def test_a_second_run_on_the_same_video_reuses_the_face_pass_and_the_moments(loa
         raise AssertionError("the face pass ran again")
 
     monkeypatch.setattr(face_pass.VideoFaceProcessor, "process", no_face_pass)
-    second = latentsync.lipsync(str(video), str(audio), str(tmp_path / "second.mp4"), pipeline=loaded, **options)
+    second = latentsync.lipsync(str(video), str(audio), str(tmp_path / "second.mp4"), pipeline=loaded, **options,
+                                debug_video=str(tmp_path / "second_debug.mp4"))
     assert second.prepared_from_cache and second.frames_encoded == 0
+    assert (tmp_path / "second_debug.mp4").is_file()  # the overlay draws from the replayed track
     assert "face pass from the reuse cache, 0 source frames VAE-encoded" in second.summary()
     assert np.array_equal(decode_all(tmp_path / "first.mp4"), decode_all(tmp_path / "second.mp4"))
     monkeypatch.undo()
