@@ -337,12 +337,13 @@ class LipsyncPipeline:
 
     def start_moments(self, plan: RunPlan, options: SamplingOptions, prepared: PreparedVideo | None, spill_parent,
                       keep: bool) -> None:
-        """The run's moment store, holding a prepared video's moments; `keep`: every frame's, to the end."""
+        """The run's moment store, holding a prepared video's moments; `keep`: every crop's, to the end (they go to
+        the reuse cache)."""
         if not (options.reuse_moments or keep):
             return
         plan.moments, plan.keep_moments = FrameMoments(self.reuse_memory_bytes, spill_parent), keep
-        for index, moments in (prepared.moments.items() if prepared is not None else ()):
-            plan.moments.put(index, moments, fresh=False)
+        for key, moments in (prepared.moments.items() if prepared is not None else ()):
+            plan.moments.put(key, moments, fresh=False)
 
     @staticmethod
     def keep_prepared(cache: EntryCache, key: str, source: ChunkSource, plan: RunPlan,
