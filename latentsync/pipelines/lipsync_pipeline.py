@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -242,7 +243,7 @@ class LipsyncPipeline:
         plan = RunPlan(n_video, schedule, None, None, mask, None, 0, options.resolution, last_use=last_uses(schedule))
         key, prepared = self.look_up(video_path, options, cache)
         faces = usable_faces(prepared, plan)
-        self.start_moments(plan, options, prepared, cache.directory, keep=True)
+        self.start_moments(plan, options, prepared, tempfile.gettempdir(), keep=True)  # spill: no output folder here
         try:
             source = self.face_source(video_path, plan, options, StageClock(), progress, faces)
             bar = progress.stage("encoding", n_video)
