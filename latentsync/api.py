@@ -336,6 +336,14 @@ def face_coverage_warning(result) -> str | None:
     return None
 
 
+def run_options(options: LipsyncOptions | None, option_values: dict) -> LipsyncOptions:
+    """A run's options: the record given (with `option_values` changed), or one made from `option_values` (a preset
+    under the values given); an unknown name is a TypeError."""
+    if options is None:
+        return LipsyncOptions.from_kwargs(**option_values)
+    return options.changed(**option_values) if option_values else options
+
+
 def check_run_files(video, audio, out, debug_video: str | None = None) -> None:
     """The inputs exist as files; the outputs are neither inputs nor folders (their folders are created)."""
     for path, what in ((video, "video"), (audio, "audio")):
@@ -355,10 +363,7 @@ def lipsync(video: str, audio: str, out: str, options: LipsyncOptions | None = N
     Options come as a `LipsyncOptions` record or by keyword (a preset under the values given, as
     `LipsyncOptions.from_kwargs`; with a record, keywords change it); an unknown name is a TypeError.
     `pipeline` (from `build_pipeline`) lets callers such as batch mode and the app reuse loaded models."""
-    if options is None:
-        options = LipsyncOptions.from_kwargs(**option_values)
-    elif option_values:
-        options = options.changed(**option_values)
+    options = run_options(options, option_values)
     check_run_files(video, audio, out, options.debug_video)
     loaded = pipeline or build_pipeline(options)
     if options.progress:  # once per run, next to the progress bars
@@ -374,10 +379,7 @@ def prepare(video: str, options: LipsyncOptions | None = None, *, pipeline: Load
     """Prepare `video` ahead of any audio: its face pass and the VAE moments of its faces go to the reuse cache, so
     every later run on it (with the same face and model settings) skips them. Returns (frames encoded now, whether
     it was prepared already)."""
-    if options is None:
-        options = LipsyncOptions.from_kwargs(**option_values)
-    elif option_values:
-        options = options.changed(**option_values)
+    options = run_options(options, option_values)
     if not options.cache:
         raise InputError("prepare fills the reuse cache, so it cannot run with --no_cache")
     if not Path(video).is_file():
