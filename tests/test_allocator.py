@@ -15,7 +15,8 @@ PROBE = """
 import json, resource, sys, torch
 from latentsync.utils.allocator import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "keep" else False
-torch.ones(8 << 20)  # warm-up: the first 32 MiB block is faulted in either way
+for _ in range(2):  # warm-up, as the loop below: the first blocks (and the reduction's buffers) fault in either way
+    torch.ones(8 << 20).sum()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(40):
     torch.ones(8 << 20).sum()  # 32 MiB allocated, touched, freed
