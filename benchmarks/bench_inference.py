@@ -262,21 +262,25 @@ def within_run(opts, loaded, counter, video, audio, folder: Path) -> None:
 
     plain = replace(loaded, clip=replace(loaded.clip, reuse_moments=False))
     opts = opts.changed(cache=False)
-    outs = {label: folder / f"{opts.preset}_{label}.mp4" for label in ("reuse", "no_reuse")}
-    rows = {label: timed_run("a", label, counter, video, audio, outs[label], opts, pipe)
+    rows = {label: timed_run("a", label, counter, video, audio, folder / f"{opts.preset}_{label}.mp4", opts, pipe)
             for label, pipe in (("reuse", loaded), ("no_reuse", plain))}
-    identical = same_video(outs["reuse"], outs["no_reuse"])
-    print(json.dumps({"part": "a", "preset": opts.preset, "identical": identical}), flush=True)
+    print_within_table(opts.preset, rows, same_video(*(folder / f"{opts.preset}_{label}.mp4" for label in rows)))
+
+
+def print_within_table(preset: str, rows: dict, identical: bool) -> None:
+    print(json.dumps({"part": "a", "preset": preset, "identical": identical}), flush=True)
     with_, without = rows["reuse"], rows["no_reuse"]
-    print(f"\n(a) preset {opts.preset}: {with_['frames']} output frames\n"
-          "| within-run reuse | encoder frames | encoder s | VAE s (encode + decode) | denoise s | wall s |\n"
-          "| --- | ---: | ---: | ---: | ---: | ---: |")
+    cpu = "cpu_s" in with_
+    print(f"\n(a) preset {preset}: {with_['frames']} output frames\n"
+          "| within-run reuse | encoder frames | encoder s | VAE s (encode + decode) | denoise s | wall s |"
+          + (" CPU s |" if cpu else "") + "\n| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if cpu else ""))
     for label, r in (("on", with_), ("off", without)):
         print(f"| {label} | {r['encoder_frames']} | {r['encoder_s']} | {r['vae_s']} | {r['denoise_s']} "
-              f"| {r['wall_s']} |")
+              f"| {r['wall_s']} |" + (f" {r['cpu_s']} |" if cpu else ""))
     print(f"| on / off | {ratio(with_['encoder_frames'], without['encoder_frames'])} "
           f"| {ratio(with_['encoder_s'], without['encoder_s'])} | {ratio(with_['vae_s'], without['vae_s'])} "
-          f"| {ratio(with_['denoise_s'], without['denoise_s'])} | {ratio(with_['wall_s'], without['wall_s'])} |")
+          f"| {ratio(with_['denoise_s'], without['denoise_s'])} | {ratio(with_['wall_s'], without['wall_s'])} |"
+          + (f" {ratio(with_['cpu_s'], without['cpu_s'])} |" if cpu else ""))
     print(f"outputs identical: {'yes' if identical else 'no'}\n", flush=True)
 
 
@@ -285,17 +289,96 @@ def across_runs(opts, loaded, counter, video, audio, new_audio, folder: Path) ->
     opts = opts.changed(cache=True, cache_dir=str(folder / f"cache_{opts.preset}"))
     first = timed_run("b", "first", counter, video, audio, folder / f"{opts.preset}_first.mp4", opts, loaded)
     second = timed_run("b", "second", counter, video, new_audio, folder / f"{opts.preset}_second.mp4", opts, loaded)
-    print(f"\n(b) preset {opts.preset}: {first['frames']} output frames\n"
-          "| run | from cache | face pass s | encoder frames | encoder s | VAE s | denoise s | wall s |\n"
-          "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print_across_table(opts.preset, {"first": first, "second": second})
+
+
+def print_across_table(preset: str, rows: dict) -> None:
+    first, second = rows["first"], rows["second"]
+    cpu = "cpu_s" in first
+    print(f"\n(b) preset {preset}: {first['frames']} output frames\n"
+          "| run | from cache | face pass s | encoder frames | encoder s | VAE s | denoise s | wall s |"
+          + (" CPU s |" if cpu else "") + "\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+          + (" ---: |" if cpu else ""))
     for r in (first, second):
         print(f"| {r['run']} | {'yes' if r['prepared_from_cache'] else 'no'} | {r['face_pass_s']} "
-              f"| {r['encoder_frames']} | {r['encoder_s']} | {r['vae_s']} | {r['denoise_s']} | {r['wall_s']} |")
+              f"| {r['encoder_frames']} | {r['encoder_s']} | {r['vae_s']} | {r['denoise_s']} | {r['wall_s']} |"
+              + (f" {r['cpu_s']} |" if cpu else ""))
     print(f"| second / first | | {ratio(second['face_pass_s'], first['face_pass_s'])} "
           f"| {ratio(second['encoder_frames'], first['encoder_frames'])} "
           f"| {ratio(second['encoder_s'], first['encoder_s'])} | {ratio(second['vae_s'], first['vae_s'])} "
-          f"| {ratio(second['denoise_s'], first['denoise_s'])} | {ratio(second['wall_s'], first['wall_s'])} |\n",
-          flush=True)
+          f"| {ratio(second['denoise_s'], first['denoise_s'])} | {ratio(second['wall_s'], first['wall_s'])} |"
+          + (f" {ratio(second['cpu_s'], first['cpu_s'])} |" if cpu else "") + "\n", flush=True)
+
+
+ARM_LABELS = {"a": ("reuse", "no_reuse"), "b": ("first", "second")}
+
+
+def reuse_arm(args) -> None:
+    """Child process of `reuse --side_by_side`: one arm of one part. It loads its own models (seeded, so both arms'
+    weights are equal), prepares what its arm needs untimed, then waits for `--go` before its timed run, so the two
+    arms of a part run at the same time and share whatever else loads the machine."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from dataclasses import replace
+
+    from benchmarks.random_models import random_models
+    from latentsync.api import prepare
+
+    folder = Path(args.folder)
+    models = random_models(args.models, args.resolution, folder / f"models_{args.arm}")
+    counter = EncoderCounter(models[1])
+    opts, loaded = preset_pipeline(args.preset, models, args.resolution)
+    audio = args.audio
+    if args.arm in ARM_LABELS["a"]:
+        opts = opts.changed(cache=False)
+        if args.arm == "no_reuse":
+            loaded = replace(loaded, clip=replace(loaded.clip, reuse_moments=False))
+    else:  # both arms warm up alike: the first prepares into a throwaway cache, the second into the one it reads
+        warm = "warm" if args.arm == "first" else "timed"
+        prepare(args.video, opts.changed(cache=True, cache_dir=str(folder / f"cache_{args.arm}_{warm}")),
+                pipeline=loaded)
+        opts = opts.changed(cache=True, cache_dir=str(folder / f"cache_{args.arm}_timed"))
+        audio = args.new_audio if args.arm == "second" else args.audio
+    (folder / f"ready_{args.arm}").touch()
+    while not Path(args.go).exists():
+        time.sleep(0.2)
+    cpu = time.process_time()
+    row = timed_run(args.part, args.arm, counter, Path(args.video), Path(audio), folder / f"{args.arm}.mp4", opts,
+                    loaded)
+    row["cpu_s"] = round(time.process_time() - cpu, 1)
+    print("ROW " + json.dumps(row), flush=True)
+
+
+def side_by_side(args, part: str, preset: str, video: Path, audio: Path, new_audio: Path, folder: Path) -> dict:
+    """Both arms of `part` as two child processes of `--threads` each, timed from the same moment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    go = folder / "go"
+    children = {arm: subprocess.Popen(
+        [sys.executable, __file__, "_reuse_arm", "--arm", arm, "--part", part, "--preset", preset,
+         "--video", str(video), "--audio", str(audio), "--new_audio", str(new_audio), "--folder", str(folder),
+         "--go", str(go), "--resolution", str(args.resolution), "--models", args.models,
+         "--threads", str(args.threads)], stdout=subprocess.PIPE, text=True) for arm in ARM_LABELS[part]}
+    while not all((folder / f"ready_{arm}").exists() for arm in children):
+        if any(child.poll() not in (None, 0) for child in children.values()):
+            raise SystemExit(f"an arm of part {part} failed before its timed run")
+        time.sleep(0.5)
+    print(f"part {part}, {preset}: both arms ready, {load_line()}", flush=True)
+    go.touch()
+    rows = {}
+    for arm, child in children.items():
+        out, _ = child.communicate()
+        if child.returncode:
+            raise SystemExit(f"arm {arm} of part {part} failed (exit {child.returncode})")
+        rows[arm] = json.loads(next(line for line in out.splitlines() if line.startswith("ROW "))[4:])
+    print(f"part {part}, {preset}: both arms done, {load_line()}", flush=True)
+    return rows
+
+
+def load_line() -> str:
+    import os
+
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def reuse(args) -> None:
@@ -312,9 +395,12 @@ def reuse(args) -> None:
     half_last = sorted(args.presets, key=lambda name: LipsyncOptions.from_kwargs(preset=name).dtype != "auto")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        models = random_models(args.models, args.resolution, tmp)
-        counter = EncoderCounter(models[1])
+        models = None if args.side_by_side else random_models(args.models, args.resolution, tmp)
+        counter = None if models is None else EncoderCounter(models[1])
         video, audio, new_audio = reuse_inputs(args, tmp / "inputs")
+        if args.side_by_side:
+            reuse_side_by_side(args, half_last, video, audio, new_audio, tmp)
+            return
         for name in half_last:
             opts, loaded = preset_pipeline(name, models, args.resolution)
             if "a" in args.parts:
@@ -323,6 +409,17 @@ def reuse(args) -> None:
                 across_runs(opts, loaded, counter, video, audio, new_audio, tmp)
             if loaded.pipeline.deepcache is not None:
                 loaded.pipeline.deepcache.disable()
+
+
+def reuse_side_by_side(args, presets, video: Path, audio: Path, new_audio: Path, folder: Path) -> None:
+    """`reuse --side_by_side`: each part's two arms at once, in two processes (see `reuse_arm`)."""
+    for preset in presets:
+        if "a" in args.parts:
+            rows = side_by_side(args, "a", preset, video, audio, new_audio, folder / f"{preset}_a")
+            print_within_table(preset, rows, same_video(*(folder / f"{preset}_a" / f"{arm}.mp4" for arm in rows)))
+        if "b" in args.parts:
+            print_across_table(preset, side_by_side(args, "b", preset, video, audio, new_audio,
+                                                    folder / f"{preset}_b"))
 
 
 def main() -> None:
@@ -357,8 +454,16 @@ def main() -> None:
     r.add_argument("--resolution", type=int, default=256, choices=[256, 512])
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--models", default="real", choices=["real", "tiny"], help="tiny: a quick check of the script")
+    r.add_argument("--side_by_side", action="store_true",
+                   help="run each part's two arms at once, in two processes of --threads each, so both share the "
+                        "machine's load (the way to compare them on a shared machine)")
+    a = sub.add_parser("_reuse_arm")
+    for name in ("arm", "part", "preset", "video", "audio", "new_audio", "folder", "go", "models"):
+        a.add_argument(f"--{name}")
+    a.add_argument("--resolution", type=int, default=256)
+    a.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    {"memory": memory, "_child": run_once, "speed": speed, "reuse": reuse}[args.cmd](args)
+    {"memory": memory, "_child": run_once, "speed": speed, "reuse": reuse, "_reuse_arm": reuse_arm}[args.cmd](args)
 
 
 if __name__ == "__main__":
