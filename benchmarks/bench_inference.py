@@ -3,6 +3,8 @@
     # peak RSS, busy time per stage and wall time of the tiny-model pipeline on the 1080x1920 demo clip
     # (../shared/media/demo1_video.mp4) looped to 10 s, 60 s and 300 s, each run in its own process
     python benchmarks/bench_inference.py memory --seconds 10 60 300
+    # the same with the reuse cache on (the default): per length a first run filling a fresh cache, a second reading it
+    python benchmarks/bench_inference.py memory --cache --seconds 10 120
     # seconds per output frame with the real-size stage-2 architecture (random weights), CPU: plain 20-step
     # fp32 DDIM, then the quality and fast presets (one 16-frame chunk at 256 px)
     python benchmarks/bench_inference.py speed --frames 16 --threads 2
@@ -64,8 +66,9 @@ def run_once(args) -> None:
             video, audio = make_demo_clip(tmp, seconds=args.child_seconds, width=360, height=480)
         else:
             video, audio = looped_clip(Path(args.video), Path(args.audio), args.child_seconds, tmp)
+        cache = dict(cache=True, cache_dir=args.cache_dir) if args.cache_dir else {}
         start = time.perf_counter()
-        result = lipsync(str(video), str(audio), str(tmp / "out.mp4"), **tiny_options(ckpts))
+        result = lipsync(str(video), str(audio), str(tmp / "out.mp4"), **tiny_options(ckpts, **cache))
         wall = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -73,32 +76,45 @@ def run_once(args) -> None:
     # Frames per busy second. A looped clip is shown forward once, so every output frame passes each stage once.
     fps = {k: round(result.num_frames / v, 1) for k, v in stages.items()
            if v > 0 and k in ("faces", "vae", "denoise", "restore", "write")}
-    print(json.dumps({"seconds": args.child_seconds, "frames": result.num_frames, "wall_s": round(wall, 1),
+    print(json.dumps({"seconds": args.child_seconds, "run": "second" if result.prepared_from_cache else "first",
+                      "frames": result.num_frames, "wall_s": round(wall, 1),
                       "peak_rss_mib": round(peak_mib), "ffmpeg_child_peak_rss_mib": round(children_mib),
                       "stages_s": {k: round(v, 1) for k, v in stages.items()},
                       "busy_sum_s": round(sum(v for k, v in stages.items() if k != "wall"), 1), "stage_fps": fps}))
 
 
 def memory(args) -> None:
+    """Each length in its own process; with `--cache`, two processes per length: the first run fills a fresh reuse
+    cache (the default setting's path), the second reads it."""
     rows = []
     for seconds in args.seconds:
-        out = subprocess.run([sys.executable, __file__, "_child", "--child_seconds", str(seconds),
-                              "--threads", str(args.threads), "--video", str(args.video), "--audio", str(args.audio)],
-                             capture_output=True, text=True, cwd=REPO_ROOT)
-        line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-        if not line:
-            sys.exit(out.stderr[-3000:])
-        rows.append(json.loads(line[-1]))
-        print(rows[-1], flush=True)
-    print("\n| clip | frames | wall | sum of busy | peak RSS | per stage (busy) | stage fps |")
-    print("| --- | ---: | ---: | ---: | ---: | --- | --- |")
+        with tempfile.TemporaryDirectory() as cache_dir:
+            for _ in range(2 if args.cache else 1):
+                rows.append(memory_child(args, seconds, cache_dir if args.cache else None))
+                print(rows[-1], flush=True)
+    print("\n| clip | run | frames | wall | sum of busy | peak RSS | per stage (busy) | stage fps |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
     for r in rows:
         stages = ", ".join(f"{k} {v}s" for k, v in r["stages_s"].items() if k != "wall")
         fps = ", ".join(f"{k} {v}" for k, v in r["stage_fps"].items())
-        print(f"| {r['seconds']:g} s | {r['frames']} | {r['wall_s']} s | {r['busy_sum_s']} s | {r['peak_rss_mib']} MiB "
-              f"| {stages} | {fps} |")
-    if len(rows) >= 2:
-        print(f"\npeak RSS ratio longest/shortest: {rows[-1]['peak_rss_mib'] / rows[0]['peak_rss_mib']:.2f}")
+        run = r["run"] if args.cache else "no cache"
+        print(f"| {r['seconds']:g} s | {run} | {r['frames']} | {r['wall_s']} s | {r['busy_sum_s']} s "
+              f"| {r['peak_rss_mib']} MiB | {stages} | {fps} |")
+    for run in sorted({r["run"] for r in rows}):
+        peaks = [r["peak_rss_mib"] for r in rows if r["run"] == run]
+        if len(peaks) >= 2:
+            print(f"\npeak RSS ratio longest/shortest ({run} runs): {peaks[-1] / peaks[0]:.2f}")
+
+
+def memory_child(args, seconds: float, cache_dir: str | None) -> dict:
+    command = [sys.executable, __file__, "_child", "--child_seconds", str(seconds), "--threads", str(args.threads),
+               "--video", str(args.video), "--audio", str(args.audio)]
+    out = subprocess.run(command + (["--cache_dir", cache_dir] if cache_dir else []), capture_output=True, text=True,
+                         cwd=REPO_ROOT)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if not line:
+        sys.exit(out.stderr[-3000:])
+    return json.loads(line[-1])
 
 
 def speed(args) -> None:
@@ -428,7 +444,10 @@ def main() -> None:
     m = sub.add_parser("memory")
     m.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 300])
     m.add_argument("--threads", type=int, default=2)
+    m.add_argument("--cache", action="store_true",
+                   help="the reuse cache on, as by default (a fresh one per length): a first and a second run")
     c = sub.add_parser("_child")
+    c.add_argument("--cache_dir")
     c.add_argument("--child_seconds", type=float)
     c.add_argument("--threads", type=int, default=2)
     for q in (m, c):
