@@ -7,6 +7,9 @@ posterior sample is drawn per output frame, so the latents are exactly those of 
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -105,7 +108,7 @@ def test_a_second_run_on_the_same_video_reuses_the_face_pass_and_the_moments(loa
     options = tiny_options(ckpts, cache=True, cache_dir=str(tmp_path / "cache"), seed=3)
     first = latentsync.lipsync(str(video), str(audio), str(tmp_path / "first.mp4"), pipeline=loaded, **options)
     assert not first.prepared_from_cache and first.frames_encoded == 15  # every source frame once
-    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 1
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 2  # the prepared entry and one moments shard
 
     def no_face_pass(*args, **kwargs):
         raise AssertionError("the face pass ran again")
@@ -176,3 +179,49 @@ def test_a_run_showing_more_frames_redoes_the_face_pass_but_reuses_the_moments(l
     assert 0 < longer.frames_encoded < 15  # the crops seen before keep their moments
     again = latentsync.lipsync(str(video), str(audio), str(tmp_path / "again.mp4"), pipeline=loaded, **options)
     assert again.prepared_from_cache and again.frames_encoded == 0  # the longer face pass was kept
+
+
+def test_the_cache_holds_no_whole_video_in_memory_and_a_lost_shard_is_encoded_again(loaded, ckpts, tmp_path,
+                                                                                   monkeypatch):
+    """Moments go to the cache in shards as they are computed and come back one shard at a time, so a run holds at
+    most the crops it still shows (one chunk here) and the recorder one shard; a shard evicted since is a miss whose
+    frames are encoded again, with the same output."""
+    import latentsync
+    from latentsync.pipelines.moments import FrameMoments as Store
+
+    video, audio = face_clip(tmp_path, "forward", 2.0)  # 50 frames, each shown once
+    frame_bytes = 2 * 2 * 4 * 8 * 8 * 4  # (2, 2, 4, h, w) fp32 moments of a 64 px crop
+    monkeypatch.setattr(loaded.pipeline, "cache_shard_bytes", 12 * frame_bytes)
+    peak = {"held": 0}
+    real_put = Store.put
+
+    def counting_put(self, key, moments, fresh=True):
+        real_put(self, key, moments, fresh)
+        pending = self.recorder._pending_bytes if self.recorder is not None else 0
+        peak["held"] = max(peak["held"], self.bytes_in_memory + pending)
+
+    monkeypatch.setattr(Store, "put", counting_put)
+    options = tiny_options(ckpts, cache=True, cache_dir=str(tmp_path / "cache"), seed=3)
+    first = latentsync.lipsync(str(video), str(audio), str(tmp_path / "first.mp4"), pipeline=loaded, **options)
+    assert first.frames_encoded == 50
+    assert peak["held"] <= (16 + 12) * frame_bytes  # one chunk's crops + one pending shard, not 50 frames
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 1 + 5  # the index and 50 / 12 -> 5 shards
+    index = shard_index(tmp_path / "cache")
+    crops_per_shard = Counter(index.values())
+    assert sorted(crops_per_shard.values()) == [2, 12, 12, 12, 12]
+    smallest = min(crops_per_shard, key=crops_per_shard.get)
+    next((tmp_path / "cache").rglob(f"{smallest}.safetensors")).unlink()  # evicted by another run, say
+    second = latentsync.lipsync(str(video), str(audio), str(tmp_path / "second.mp4"), pipeline=loaded, **options)
+    assert second.prepared_from_cache and second.frames_encoded == 2
+    assert np.array_equal(decode_all(tmp_path / "first.mp4"), decode_all(tmp_path / "second.mp4"))
+
+
+def shard_index(cache_dir) -> dict[str, str]:
+    """Crop key -> shard key of the one prepared video in `cache_dir`."""
+    from latentsync.pipelines.prepared_video import load_prepared
+    from latentsync.utils.content_cache import EntryCache
+
+    cache = EntryCache(next(Path(cache_dir).rglob("*.safetensors")).parent)
+    prepared = [load_prepared(cache, path.stem) for path in cache.directory.glob("*.safetensors")]
+    (found,) = [p for p in prepared if p is not None]
+    return found.moments.index

@@ -48,7 +48,13 @@ from latentsync.pipelines.frame_finisher import FrameFinisher
 from latentsync.pipelines.frame_schedule import num_output_frames, source_frame_indices
 from latentsync.pipelines.moments import FrameMoments, crop_key, last_uses
 from latentsync.pipelines.options import SamplingOptions
-from latentsync.pipelines.prepared_video import PreparedVideo, load_prepared, prepared_key, store_prepared
+from latentsync.pipelines.prepared_video import (
+    MomentsRecorder,
+    PreparedVideo,
+    load_prepared,
+    prepared_key,
+    store_prepared,
+)
 from latentsync.pipelines.sampling import denoise, guided_step_count
 from latentsync.pipelines.settings import inference_settings
 from latentsync.pipelines.streaming import Drain, Prefetcher
@@ -118,7 +124,6 @@ class RunPlan:
     moments: FrameMoments | None = None  # VAE moments of the frames shown again (None: every frame encoded each time)
     last_use: dict[int, int] = field(default_factory=dict)  # source frame -> last output index that shows it
     showing: dict[str, set[int]] = field(default_factory=dict)  # crop key -> source frames with that crop still shown
-    keep_moments: bool = False  # keep every frame's moments to the end (they go to the reuse cache)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -144,6 +149,7 @@ class LipsyncPipeline:
         self.vae_frames_per_call = settings.vae.frames_per_call if vae_frames_per_call is None else vae_frames_per_call
         self.encode_frames_per_call = settings.vae.encode_frames_per_call  # 1: moments independent of neighbours
         self.reuse_memory_bytes = int(settings.reuse.memory_mb * 2**20)
+        self.cache_shard_bytes = int(settings.cache.shard_mb * 2**20)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.deepcache = None  # the DeepCache helper, when latentsync.pipelines.deepcache.enable_deepcache() is on
 
@@ -209,7 +215,7 @@ class LipsyncPipeline:
             key, prepared = self.look_up(video_path, options, cache)
             faces = usable_faces(prepared, plan)
             try:
-                self.start_moments(plan, options, prepared, Path(video_out_path).parent, keep=cache is not None)
+                self.start_moments(plan, options, prepared, Path(video_out_path).parent, cache, key)
                 # 2. The face pass, streamed along the output (decode, shots, detect, track, align, occluders).
                 source = self.face_source(video_path, plan, options, clock, progress, faces)
                 # 3. Per chunk: encode -> denoise -> decode -> blend; restore + write run behind in their own thread.
@@ -243,7 +249,7 @@ class LipsyncPipeline:
         plan = RunPlan(n_video, schedule, None, None, mask, None, 0, options.resolution, last_use=last_uses(schedule))
         key, prepared = self.look_up(video_path, options, cache)
         faces = usable_faces(prepared, plan)
-        self.start_moments(plan, options, prepared, tempfile.gettempdir(), keep=True)  # spill: no output folder here
+        self.start_moments(plan, options, prepared, tempfile.gettempdir(), cache, key)  # spill: no output folder here
         try:
             source = self.face_source(video_path, plan, options, StageClock(), progress, faces)
             bar = progress.stage("encoding", n_video)
@@ -337,25 +343,26 @@ class LipsyncPipeline:
         return key, load_prepared(cache, key)
 
     def start_moments(self, plan: RunPlan, options: SamplingOptions, prepared: PreparedVideo | None, spill_parent,
-                      keep: bool) -> None:
-        """The run's moment store, holding a prepared video's moments; `keep`: every crop's, to the end (they go to
-        the reuse cache)."""
-        if not (options.reuse_moments or keep):
+                      cache: EntryCache | None, key: str | None) -> None:
+        """The run's moment store: it recalls a prepared video's moments and, with a reuse cache, records every
+        crop's for the next run (in shards, as they come)."""
+        if not (options.reuse_moments or cache is not None):
             return
-        plan.moments, plan.keep_moments = FrameMoments(self.reuse_memory_bytes, spill_parent), keep
-        for key, moments in (prepared.moments.items() if prepared is not None else ()):
-            plan.moments.put(key, moments, fresh=False)
+        recorder = MomentsRecorder(cache, key, self.cache_shard_bytes) if cache is not None else None
+        plan.moments = FrameMoments(self.reuse_memory_bytes, spill_parent,
+                                    prepared=prepared.moments if prepared is not None else None, recorder=recorder)
 
     @staticmethod
     def keep_prepared(cache: EntryCache, key: str, source: ChunkSource, plan: RunPlan,
                       faces: PreparedFaces | None) -> None:
-        """Write what this run computed from the video alone (its face pass, or the replayed one, and every crop's
-        moments), unless it all came from the cache."""
+        """Write what this run computed from the video alone (its face pass, or the replayed one, and the index of
+        every crop's moments, after their last shard), unless it all came from the cache."""
         if faces is not None and plan.moments.encoded == 0:
             return
+        index = plan.moments.recorder.finish()
         faces = faces if faces is not None else source.prepared()
         if faces is not None:
-            store_prepared(cache, key, faces, dict(plan.moments.items()))
+            store_prepared(cache, key, faces, index)
 
     # ---------------------------------------------------------------------------------------- 3. per chunk
 
@@ -438,15 +445,14 @@ class LipsyncPipeline:
         first_rows: dict[str, int] = {}
         for row, key in enumerate(keys):
             first_rows.setdefault(key, row)
-        new = {key: row for key, row in first_rows.items() if key not in store}
+        new = {key: row for key, row in first_rows.items() if not store.recall(key)}
         if new:
             rows = list(new.values())
             for key, moments in zip(new, self.encode_moments(pixels[rows], masked[rows]), strict=True):
                 store.put(key, moments)
         gathered = torch.stack([store.get(key) for key in keys]).to(next(self.vae.parameters()).device)
-        if not plan.keep_moments:
-            release_after_last_use(store, plan, chunk.source_indices[chunk.has_face].tolist(), keys,
-                                   int(chunk.output_indices[-1]))
+        release_after_last_use(store, plan, chunk.source_indices[chunk.has_face].tolist(), keys,
+                               int(chunk.output_indices[-1]))
         return gathered
 
     def encode_moments(self, pixels: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:

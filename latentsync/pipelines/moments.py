@@ -6,8 +6,10 @@ once (`conditioning.posterior_moments`, one frame per encoder call so the number
 and only the posterior *sample* is drawn per output frame from the run's generator, so the output is exactly that
 of encoding every time. Per frame the moments are small ((2, 2, 4, h, w): [masked, reference] x [mean, std], 64 kB
 at 256 px in fp32); they are kept in memory up to a budget, then in files in a private folder next to the output,
-removed at the end. A frame's moments are let go after the last output frame that shows it, unless the whole
-video's moments are being collected for the reuse cache across runs.
+removed at the end, and let go after the last output frame that shows them. With the reuse cache across runs
+(`prepared_video.py`) the store also reads a prepared video's moments when a crop first comes up, and hands every
+newly encoded crop to the recorder that writes them out for the next run: nothing is held for the whole video, so
+memory stays flat in the video's length.
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ def crop_key(face: torch.Tensor) -> str:
 
 
 class FrameMoments:
-    """Moments per crop key (`crop_key`): `get` / `put` / `release`, in memory up to `memory_bytes`, then spilled to files
-    in a temp folder under `spill_parent` (made on first spill). `encoded` counts frames encoded and put, `reused`
-    the reads (one per edited output frame)."""
+    """Moments per crop key (`crop_key`): `recall` / `put` / `get` / `release`, in memory up to `memory_bytes`, then
+    spilled to files in a temp folder under `spill_parent` (made on first spill). `prepared`: a prepared video's
+    moments (`PreparedMoments`) to recall crops from; `recorder`: a `MomentsRecorder` that gets every crop for the
+    reuse cache. `encoded` counts frames encoded and put, `reused` the reads (one per edited output frame)."""
 
-    def __init__(self, memory_bytes: int, spill_parent: str | Path):
+    def __init__(self, memory_bytes: int, spill_parent: str | Path, prepared=None, recorder=None):
         self.memory_bytes = memory_bytes
         self.spill_parent = Path(spill_parent)
+        self.prepared = prepared
+        self.recorder = recorder
         self._memory: dict[str, torch.Tensor] = {}
         self._spilled: set[str] = set()
         self._folder: Path | None = None
@@ -51,9 +56,23 @@ class FrameMoments:
     def __contains__(self, key: str) -> bool:
         return key in self._memory or key in self._spilled
 
+    def recall(self, key: str) -> bool:
+        """Whether the crop's moments are at hand: kept in this run, or read now from the prepared video."""
+        if key in self:
+            return True
+        moments = self.prepared.get(key) if self.prepared is not None else None
+        if moments is None:
+            return False
+        self.put(key, moments, fresh=False)
+        if self.recorder is not None:
+            self.recorder.reference(key, self.prepared.shard_of(key))
+        return True
+
     def put(self, key: str, moments: torch.Tensor, fresh: bool = True) -> None:
-        """Keep a crop's moments (on the CPU). `fresh`: they were just encoded (not read from a cache)."""
+        """Keep a crop's moments (on the CPU). `fresh`: they were just encoded (they go to the recorder too)."""
         moments = moments.detach().to("cpu").contiguous()
+        if fresh and self.recorder is not None:
+            self.recorder.add(key, moments)
         size = moments.numel() * moments.element_size()
         if self.bytes_in_memory + size <= self.memory_bytes:
             self._memory[key] = moments
@@ -77,12 +96,6 @@ class FrameMoments:
         elif key in self._spilled:
             self._spilled.discard(key)
             (self._spill_folder() / f"{key}.safetensors").unlink(missing_ok=True)
-
-    def items(self):
-        """(crop key, moments) of every crop kept (for the reuse cache across runs)."""
-        for key in sorted(set(self._memory) | self._spilled):
-            yield key, self._memory[key] if key in self._memory else \
-                load_file(self._spill_folder() / f"{key}.safetensors")["moments"]
 
     def _spill_folder(self) -> Path:
         if self._folder is None:

@@ -2,10 +2,16 @@
 
 One entry per (video bytes, frame rate, resolution, faces settings, face choice, occlusion, VAE weights, dtype):
 the finished face pass (`latentsync.faces.prepared.PreparedFaces`: alignment, shots, occluders; the speaker choice
-is baked in) and the VAE posterior moments of every edited crop, found again by the crop's content key. A later run on the same video with a new
-audio track replays the face pass (no detection, no speaker pre-pass) and encodes no frame whose moments are there.
-The store (`latentsync.utils.content_cache.EntryCache`) writes atomically, verifies every entry's hash on reading
-and evicts the least recently used entries beyond its size limit; an entry that does not fit is recomputed.
+is baked in) and an index from each edited crop's content key to the shard entry holding its VAE posterior moments.
+A later run on the same video with a new audio track replays the face pass (no detection, no speaker pre-pass) and
+encodes no frame whose moments are there.
+
+The moments live in shards (`cache.shard_mb` each, entries of the same cache) so that neither writing nor reading
+them holds a whole video's moments in memory: a run writes a shard as soon as it has that many new moments
+(`MomentsRecorder`) and reads one shard at a time when it needs a crop from it (`PreparedMoments`). The index is
+written last, so a reader never finds an index before its shards. A shard evicted since (least recently used first)
+or unreadable is a plain miss: those crops are encoded again, with the same numbers. The store
+(`latentsync.utils.content_cache.EntryCache`) writes atomically and verifies every entry's hash on reading.
 """
 
 from __future__ import annotations
@@ -22,13 +28,97 @@ from latentsync.utils.content_cache import EntryCache, content_key, file_digest
 
 logger = logging.getLogger(__name__)
 
-PREPARED_VIDEO_FORMAT = 2  # bump when what an entry holds (or how a frame's moments are computed) changes
+PREPARED_VIDEO_FORMAT = 3  # bump when what an entry holds (or how a frame's moments are computed) changes
+
+
+class PreparedMoments:
+    """A prepared video's moments by crop key, read from their shard on demand (one shard in memory at a time)."""
+
+    def __init__(self, cache: EntryCache, index: dict[str, str]):
+        self.cache = cache
+        self.index = index  # crop key -> shard key
+        self._shard_key: str | None = None
+        self._shard: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def shard_of(self, key: str) -> str | None:
+        return self.index.get(key)
+
+    def get(self, key: str) -> torch.Tensor | None:
+        """The crop's (2, 2, 4, h, w) moments, or None: not prepared, or its shard is gone or damaged."""
+        shard_key = self.index.get(key)
+        if shard_key is None:
+            return None
+        if shard_key != self._shard_key:
+            self._shard_key, self._shard = shard_key, read_shard(self.cache, shard_key)
+        return self._shard.get(key)
+
+
+class MomentsRecorder:
+    """Collects a run's moments for the reuse cache without holding them: new moments are written out in shards of
+    about `shard_bytes` as they come; moments the run took from an earlier shard are indexed where they are."""
+
+    def __init__(self, cache: EntryCache, entry_key: str, shard_bytes: int):
+        self.cache, self.entry_key, self.shard_bytes = cache, entry_key, shard_bytes
+        self.index: dict[str, str] = {}  # crop key -> shard key
+        self._pending: dict[str, torch.Tensor] = {}
+        self._pending_bytes = 0
+
+    def reference(self, key: str, shard_key: str) -> None:
+        self.index.setdefault(key, shard_key)
+
+    def add(self, key: str, moments: torch.Tensor) -> None:
+        if key in self.index or key in self._pending:
+            return
+        self._pending[key] = moments
+        self._pending_bytes += moments.numel() * moments.element_size()
+        if self._pending_bytes >= self.shard_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending moments as one shard (a shard the cache does not keep leaves them unindexed)."""
+        if not self._pending:
+            return
+        keys = list(self._pending)
+        shard_key = content_key(format=PREPARED_VIDEO_FORMAT, entry=self.entry_key, crops=keys)
+        tensors = {"moments": torch.stack([self._pending[k] for k in keys]), "keys": key_bytes(keys)}
+        if self.cache.put(shard_key, tensors, {"format": PREPARED_VIDEO_FORMAT, "entry": self.entry_key}):
+            self.index.update(dict.fromkeys(keys, shard_key))
+        self._pending, self._pending_bytes = {}, 0
+
+    def finish(self) -> dict[str, str]:
+        """The index of every crop recorded (crop key -> shard key), once the last shard is written."""
+        self.flush()
+        return self.index
 
 
 @dataclass
 class PreparedVideo:
     faces: PreparedFaces
-    moments: dict[str, torch.Tensor]  # crop key -> (2, 2, 4, h, w) [masked, reference] x [mean, std]
+    moments: PreparedMoments
+
+
+def key_bytes(keys: list[str]) -> torch.Tensor:
+    """Crop keys (32 hex digits) as an (n, 16) uint8 tensor."""
+    return torch.tensor([list(bytes.fromhex(k)) for k in keys], dtype=torch.uint8).reshape(len(keys), 16)
+
+
+def key_strings(tensor: torch.Tensor) -> list[str]:
+    return [bytes(row).hex() for row in tensor.tolist()]
+
+
+def read_shard(cache: EntryCache, shard_key: str) -> dict[str, torch.Tensor]:
+    """Crop key -> moments of one shard ({} when it is gone or not readable as a shard: then they are recomputed)."""
+    entry = cache.get(shard_key)
+    if entry is None:
+        return {}
+    try:
+        return dict(zip(key_strings(entry.tensors["keys"]), entry.tensors["moments"], strict=True))
+    except (KeyError, ValueError) as exc:
+        logger.warning("ignoring moments shard %s (%s); recomputing its frames", cache.path_for(shard_key), exc)
+        return {}
 
 
 def vae_fingerprint(vae) -> str:
@@ -56,27 +146,31 @@ def prepared_key(video_path: str, *, fps: float, resolution: int, faces_config, 
 
 
 def load_prepared(cache: EntryCache, key: str) -> PreparedVideo | None:
-    """The cached prepared video, or None (absent, or not readable as one: then it is recomputed)."""
+    """The cached prepared video (its face pass, and its moments' index: the moments are read when needed), or
+    None (absent, or not readable as one: then it is recomputed)."""
     entry = cache.get(key)
     if entry is None:
         return None
     try:
         faces = PreparedFaces.from_tensors({k[len("faces."):]: v for k, v in entry.tensors.items()
                                             if k.startswith("faces.")}, entry.meta["faces"])
-        keys = [bytes(row).hex() for row in entry.tensors["moments_keys"].tolist()]
-        moments = dict(zip(keys, entry.tensors["moments"], strict=True))
-    except (KeyError, ValueError, PreparedFacesError) as exc:
+        shards = entry.meta["shards"]
+        index = {crop: shards[i] for crop, i in zip(key_strings(entry.tensors["moments_keys"]),
+                                                     entry.tensors["moments_shard"].tolist(), strict=True)}
+    except (KeyError, IndexError, ValueError, PreparedFacesError) as exc:
         logger.warning("ignoring prepared-video cache entry %s (%s); recomputing", cache.path_for(key), exc)
         return None
-    return PreparedVideo(faces, moments)
+    return PreparedVideo(faces, PreparedMoments(cache, index))
 
 
-def store_prepared(cache: EntryCache, key: str, faces: PreparedFaces, moments: dict[str, torch.Tensor]) -> None:
-    """Write the entry (atomically; a full disk or an entry over the limit is a warning, never a failure). The
-    moments are stored with their crop keys (16 bytes each): a later run finds them by its own crops."""
+def store_prepared(cache: EntryCache, key: str, faces: PreparedFaces, index: dict[str, str]) -> None:
+    """Write the entry: the face pass and the moments' index (crop key, 16 bytes, -> shard), after the shards
+    themselves (`MomentsRecorder.finish`). Atomic; a full disk or an entry over the limit is a warning, never a
+    failure."""
     tensors, meta = faces.to_tensors()
-    keys = sorted(moments)
-    stacked = torch.stack([moments[k] for k in keys]) if keys else torch.zeros(0)
-    key_bytes = torch.tensor([list(bytes.fromhex(k)) for k in keys], dtype=torch.uint8).reshape(len(keys), 16)
-    cache.put(key, {**{f"faces.{k}": v for k, v in tensors.items()}, "moments": stacked, "moments_keys": key_bytes},
-              {"faces": meta, "format": PREPARED_VIDEO_FORMAT})
+    crops = sorted(index)
+    shards = sorted(set(index.values()))
+    position = {shard: i for i, shard in enumerate(shards)}
+    cache.put(key, {**{f"faces.{k}": v for k, v in tensors.items()}, "moments_keys": key_bytes(crops),
+                    "moments_shard": torch.tensor([position[index[c]] for c in crops], dtype=torch.int32)},
+              {"faces": meta, "shards": shards, "format": PREPARED_VIDEO_FORMAT})
