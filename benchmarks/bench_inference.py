@@ -12,6 +12,9 @@
     # 60 s of audio (ping-pong) with and without within-run reuse; (b) a first and a second run on the same video
     # with a new audio through the reuse cache
     python benchmarks/bench_inference.py reuse --presets fast quality --video_seconds 5 --audio_seconds 60
+    # on a shared machine: each part's two arms at once, one process (and --threads) each, so both see its load
+    python benchmarks/bench_inference.py reuse --side_by_side --threads 1 --presets fast --parts a \
+        --video_seconds 0.32 --audio_seconds 3.84
 
 `speed` builds the stage2.yaml U-Net (1.27 B parameters; stage2_512.yaml with --resolution 512), an
 sd-vae-ft-mse-sized VAE and a Whisper-tiny-sized encoder with random weights (benchmarks/random_models.py), so
