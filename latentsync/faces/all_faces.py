@@ -24,8 +24,7 @@ from .detector import FaceDetector, box_iou
 @dataclass
 class MouthTrack:
     """One tracked face over the video's frames: its box, mouth opening and lip motion per frame, NaN where it was
-    not found. Without `motion` (a backend without lip points, or a track given as openings only) the motion is
-    |d opening / dt|."""
+    not found. `motion` is None for a backend without lip points (or a track given as openings only)."""
 
     track_id: int
     boxes: np.ndarray  # (N, 4) landmark box (x1, y1, x2, y2) in full-frame pixels
@@ -33,11 +32,15 @@ class MouthTrack:
     motion: np.ndarray | None = None  # (N,) lip speed in the face frame (`lip_speed`), NaN after a frame without it
 
     def mouth_motion(self, start: int = 0, end: int | None = None) -> np.ndarray:
-        """The mouth motion in frames [start, end) that the speaker score correlates with the audio."""
-        if self.motion is not None:
-            return np.asarray(self.motion[start:end], dtype=np.float64)
+        """The mouth motion in frames [start, end) that the speaker score correlates with the audio: |d opening /
+        dt| plus the lip speed, each in units of its own spread there (so both count alike); |d opening / dt|
+        alone without lip speeds. The opening alone misses lip shapes, the lip speed alone is noisier on faces
+        whose landmarks jitter (measured in docs/faces.md)."""
         opening = np.asarray(self.opening[start:end], dtype=np.float64)
-        return np.abs(np.gradient(opening)) if len(opening) >= 2 else np.full(len(opening), np.nan)
+        opening_motion = np.abs(np.gradient(opening)) if len(opening) >= 2 else np.full(len(opening), np.nan)
+        if self.motion is None:
+            return opening_motion
+        return in_spread_units(opening_motion) + in_spread_units(np.asarray(self.motion[start:end], np.float64))
 
     @property
     def num_frames(self) -> int:
@@ -46,6 +49,12 @@ class MouthTrack:
     def typical_box(self) -> np.ndarray:
         """The median box over the frames where the face was found (for reports)."""
         return np.nanmedian(self.boxes, axis=0)
+
+
+def in_spread_units(series: np.ndarray) -> np.ndarray:
+    """The series over its standard deviation (NaN ignored); unchanged when it does not vary."""
+    spread = float(np.nanstd(series)) if np.isfinite(series).any() else 0.0
+    return series / spread if spread > 0 else series
 
 
 def mouth_opening(landmarks: np.ndarray, pairs) -> float:
