@@ -8,7 +8,8 @@
 2. Windows: the one person of the video, tracked once; for every pair of windows (3, 4 and 5 s, starting every
    second, not overlapping) the score of the window that matches the audio against the score of the other
    window on the same audio, i.e. a speaker against someone speaking at other times. Reported for the cue the
-   library uses (mouth motion) and for the mouth opening itself.
+   library uses (opening and lip motion against the speech band's level), the one before it (opening motion
+   against the log RMS) and the mouth opening itself.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import latentsync  # noqa: E402
-from latentsync.faces.all_faces import AllFacesTracker  # noqa: E402
+from latentsync.faces.all_faces import AllFacesTracker, MouthTrack  # noqa: E402
 from latentsync.faces.detector import FaceDetector  # noqa: E402
 from latentsync.faces.speaker import (  # noqa: E402
     SAMPLE_RATE,
     lagged_correlation,
-    mouth_motion,
     smooth,
+    speech_band_level,
     speech_envelope,
 )
 from latentsync.utils.media import iter_frames, probe_video, read_audio  # noqa: E402
@@ -68,12 +69,16 @@ def windows(video: str, detector: FaceDetector, cfg) -> dict:
         for frame in chunk:
             tracker.update(frame)
     face = max(tracker.tracks(), key=lambda s: s.num_frames)
-    envelope = smooth(speech_envelope(read_audio(video, SAMPLE_RATE), SAMPLE_RATE, 25, n, float(cfg.envelope_floor)),
-                      int(cfg.smooth_frames))
-    cues = {"motion (used)": smooth(mouth_motion(face.opening), int(cfg.smooth_frames)),
-            "opening": smooth(face.opening, int(cfg.smooth_frames))}
+    k = int(cfg.smooth_frames)
+    samples = read_audio(video, SAMPLE_RATE)
+    band = smooth(speech_band_level(samples, SAMPLE_RATE, 25, n, cfg.speech_band_hz, float(cfg.envelope_floor)), k)
+    rms = smooth(speech_envelope(samples, SAMPLE_RATE, 25, n, float(cfg.envelope_floor)), k)
+    opening_motion = MouthTrack(face.track_id, face.boxes, face.opening).mouth_motion()
+    cues = {"opening + lip motion, speech band (used)": (smooth(face.mouth_motion(), k), band),
+            "opening motion, log RMS (before)": (smooth(opening_motion, k), rms),
+            "opening, log RMS": (smooth(face.opening, k), rms)}
     report = {}
-    for name, mouth in cues.items():
+    for name, (mouth, envelope) in cues.items():
         wins, margins = [], []
         for length in (75, 100, 125):
             starts = range(0, n - length + 1, 25)

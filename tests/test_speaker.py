@@ -12,10 +12,16 @@ import pytest
 import latentsync
 import scripts.inference as cli
 from latentsync.api import LipsyncOptions, build_pipeline
-from latentsync.faces.all_faces import MouthTrack
+from latentsync.faces.all_faces import MouthTrack, lip_speed, lips_in_face_frame
 from latentsync.faces.detector import FaceDetector, box_iou
 from latentsync.faces.settings import load_faces_config
-from latentsync.faces.speaker import choose_speaker, find_speaker, lagged_correlation, speech_envelope
+from latentsync.faces.speaker import (
+    choose_speaker,
+    find_speaker,
+    lagged_correlation,
+    speech_band_level,
+    speech_envelope,
+)
 from tests.helpers import shared_file
 from tests.inference_fixtures import cli_args, decode_all, region_change, tiny_options, two_face_clip
 
@@ -56,6 +62,52 @@ def test_envelope_is_log_rms_per_frame():
     env = speech_envelope(samples, rate, fps, num_frames=30, floor=1e-3)
     assert np.allclose(env[:12], np.log(1e-3)) and np.allclose(env[13:25], np.log(0.5))
     assert np.allclose(env[25:], np.log(1e-3))  # past the end of the audio: silence
+
+
+def test_band_level_hears_the_voice_band_only():
+    """A 1 kHz tone (inside 300-3000 Hz) gives its own RMS; hum and hiss of the same RMS count far less."""
+    rate, fps, frames = 16000, 25, 25
+    t = np.arange(rate) / rate
+    band, floor = SPEAKER.speech_band_hz, 1e-4
+
+    def level(tone):
+        return speech_band_level(tone, rate, fps, frames, band, floor)
+
+    voice, hum, hiss = (0.5 * np.sin(2 * np.pi * f * t) for f in (1000, 50, 6000))
+    assert np.allclose(level(voice), np.log(0.5 / np.sqrt(2)), atol=0.05)
+    assert (level(hum) < level(voice) - 3).all() and (level(hiss) < level(voice) - 3).all()
+    assert np.allclose(speech_band_level(np.zeros(rate), rate, fps, frames, band, floor), np.log(floor))
+
+
+def _face_points(opening: float, angle: float = 0.0, scale: float = 1.0, shift=(0.0, 0.0)) -> np.ndarray:
+    """A stick face in 68-point numbering (eyes, nose bridge, inner lips) turned, zoomed and moved in the image."""
+    lm = np.zeros((68, 2))
+    lm[[36, 39, 42, 45]] = [[-40, 0], [-15, 0], [15, 0], [40, 0]]
+    lm[27:31] = [[0, 5], [0, 15], [0, 25], [0, 35]]
+    lm[60:68] = [[-20, 60], [-10, 60 - opening], [0, 60 - opening], [10, 60 - opening], [20, 60],
+                 [10, 60 + opening], [0, 60 + opening], [-10, 60 + opening]]
+    c, s = np.cos(angle), np.sin(angle)
+    return scale * lm @ np.array([[c, s], [-s, c]]) + np.asarray(shift)
+
+
+def test_lip_speed_counts_the_lips_not_the_head():
+    lips, anchors = load_faces_config().lip_frame("face_alignment")
+    still = lips_in_face_frame(_face_points(3), lips, anchors)
+    moved = lips_in_face_frame(_face_points(3, angle=0.3, scale=1.7, shift=(120, -40)), lips, anchors)
+    assert lip_speed(still, moved) < 1e-9  # a head turn in the image plane, a zoom and a move: no lip motion
+    opened = lips_in_face_frame(_face_points(11, angle=0.3, scale=1.7, shift=(120, -40)), lips, anchors)
+    assert lip_speed(still, opened) > 0.05  # 8 px of opening on a 55 px eye distance, however the head moved
+
+
+def test_mouth_motion_adds_opening_speed_and_lip_speed_alike():
+    opening = np.array([0.1, 0.2, 0.1, 0.3, 0.3])
+    only = MouthTrack(1, np.zeros((5, 4)), opening)
+    assert np.allclose(only.mouth_motion(), np.abs(np.gradient(opening)))
+    lips = np.array([np.nan, 2.0, 4.0, 2.0, 6.0])
+    both = MouthTrack(1, np.zeros((5, 4)), opening, motion=lips).mouth_motion()
+    expected = np.abs(np.gradient(opening)) / np.std(np.abs(np.gradient(opening))) + lips / np.nanstd(lips)
+    assert np.isnan(both[0]) and np.allclose(both[1:], expected[1:])
+    assert np.allclose(both[2:4], MouthTrack(1, np.zeros((5, 4)), opening, motion=lips * 100).mouth_motion()[2:4])
 
 
 def _activity(rng, n):

@@ -6,7 +6,7 @@ keyframes each track's landmarks are found from its previous landmarks, as `Face
 (`update(frame, cut=True)`) every track ends and the detector runs at once: no track continues across a cut. A detection
 continues the track found in the same place in this frame, or a track lost there within the last
 `tracking.reacquire_after` frames (IoU >= `tracking.min_iou`); any other valid detection starts a new track.
-Only small per-frame numbers are kept (a box and an opening per track), never frames.
+Only small per-frame numbers are kept (a box, an opening and the lips' motion per track), never frames.
 """
 
 from __future__ import annotations
@@ -23,11 +23,24 @@ from .detector import FaceDetector, box_iou
 
 @dataclass
 class MouthTrack:
-    """One tracked face over the video's frames: its box and mouth opening per frame, NaN where it was not found."""
+    """One tracked face over the video's frames: its box, mouth opening and lip motion per frame, NaN where it was
+    not found. `motion` is None for a backend without lip points (or a track given as openings only)."""
 
     track_id: int
     boxes: np.ndarray  # (N, 4) landmark box (x1, y1, x2, y2) in full-frame pixels
     opening: np.ndarray  # (N,) mean inner-lip distance / face height
+    motion: np.ndarray | None = None  # (N,) lip speed in the face frame (`lip_speed`), NaN after a frame without it
+
+    def mouth_motion(self, start: int = 0, end: int | None = None) -> np.ndarray:
+        """The mouth motion in frames [start, end) that the speaker score correlates with the audio: |d opening /
+        dt| plus the lip speed, each in units of its own spread there (so both count alike); |d opening / dt|
+        alone without lip speeds. The opening alone misses lip shapes, the lip speed alone is noisier on faces
+        whose landmarks jitter (measured in docs/faces.md)."""
+        opening = np.asarray(self.opening[start:end], dtype=np.float64)
+        opening_motion = np.abs(np.gradient(opening)) if len(opening) >= 2 else np.full(len(opening), np.nan)
+        if self.motion is None:
+            return opening_motion
+        return in_spread_units(opening_motion) + in_spread_units(np.asarray(self.motion[start:end], np.float64))
 
     @property
     def num_frames(self) -> int:
@@ -36,6 +49,12 @@ class MouthTrack:
     def typical_box(self) -> np.ndarray:
         """The median box over the frames where the face was found (for reports)."""
         return np.nanmedian(self.boxes, axis=0)
+
+
+def in_spread_units(series: np.ndarray) -> np.ndarray:
+    """The series over its standard deviation (NaN ignored); unchanged when it does not vary."""
+    spread = float(np.nanstd(series)) if np.isfinite(series).any() else 0.0
+    return series / spread if spread > 0 else series
 
 
 def mouth_opening(landmarks: np.ndarray, pairs) -> float:
@@ -47,11 +66,34 @@ def mouth_opening(landmarks: np.ndarray, pairs) -> float:
     return float(np.mean([np.linalg.norm(lm[a] - lm[b]) for a, b in pairs]) / height)
 
 
+def lips_in_face_frame(landmarks: np.ndarray, lips, anchors) -> np.ndarray:
+    """The lip points in the face's own frame: origin at the anchors' mean, x along the eye line (anchors 0-1:
+    one eye's corners, 2-3: the other's), unit = the eye distance. Head moves, turns in the image plane and
+    zooms leave them unchanged; the lips' own motion does not."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    eye_a, eye_b = lm[list(anchors[:2])].mean(axis=0), lm[list(anchors[2:4])].mean(axis=0)
+    axis = eye_b - eye_a
+    distance = float(np.hypot(*axis))
+    if distance <= 0:
+        return np.full((len(lips), 2), np.nan)
+    cos, sin = axis / distance
+    points = lm[list(lips)] - lm[list(anchors)].mean(axis=0)
+    return np.stack([points[:, 0] * cos + points[:, 1] * sin, points[:, 1] * cos - points[:, 0] * sin], axis=1) / distance
+
+
+def lip_speed(previous: np.ndarray, current: np.ndarray) -> float:
+    """Mean distance the lip points moved between two frames (face-frame units, see `lips_in_face_frame`)."""
+    return float(np.mean(np.linalg.norm(current - previous, axis=1)))
+
+
 @dataclass
 class _Track:
     track_id: int
     boxes: np.ndarray
     opening: np.ndarray
+    motion: np.ndarray
+    lips: np.ndarray | None = None  # the last recorded lip points in the face frame
+    lips_at: int = -2  # ... and their frame
     search_box: np.ndarray | None = None  # where to look in the next frame (analysis pixels); None = lost
     last_box: np.ndarray | None = None
     last_seen: int = -1
@@ -71,6 +113,7 @@ class AllFacesTracker:
             raise InputError(f"--face_choice speaker needs mouth landmarks, which the {self.backend.name} face "
                              "detector does not define; use --face_detector mediapipe")
         self.mouth_pairs = [tuple(int(i) for i in pair) for pair in pairs]
+        self.lip_points, self.face_anchors = cfg.lip_frame(self.backend.name)
         self.num_frames = num_frames
         self.scale = float(scale)
         self.detect_every = max(1, int(cfg.tracking.detect_every))
@@ -89,13 +132,18 @@ class AllFacesTracker:
         box = landmark_box(landmarks)
         track.boxes[self._index] = box * self.scale
         track.opening[self._index] = mouth_opening(landmarks, self.mouth_pairs)
+        if self.lip_points:
+            lips = lips_in_face_frame(landmarks, self.lip_points, self.face_anchors)
+            if track.lips is not None and track.lips_at == self._index - 1:
+                track.motion[self._index] = lip_speed(track.lips, lips)
+            track.lips, track.lips_at = lips, self._index
         track.search_box = self.backend.track_box(landmarks)
         track.last_box, track.last_seen = box, self._index
         track.found = {self._index: box}
 
     def _new_track(self) -> _Track:
-        nan = np.full(self.num_frames, np.nan)
-        track = _Track(len(self._tracks) + 1, np.full((self.num_frames, 4), np.nan), nan)
+        track = _Track(len(self._tracks) + 1, np.full((self.num_frames, 4), np.nan), np.full(self.num_frames, np.nan),
+                       np.full(self.num_frames, np.nan))
         self._tracks.append(track)
         return track
 
@@ -153,7 +201,9 @@ class AllFacesTracker:
                 if box_iou(self._here(older), self._here(younger)) >= self.duplicate_iou:
                     younger.boxes[self._index] = np.nan
                     younger.opening[self._index] = np.nan
+                    younger.motion[self._index] = np.nan
                     younger.search_box, younger.found, younger.last_box = None, {}, None
 
     def tracks(self) -> list[MouthTrack]:
-        return [MouthTrack(t.track_id, t.boxes, t.opening) for t in self._tracks]
+        return [MouthTrack(t.track_id, t.boxes, t.opening, t.motion if self.lip_points else None)
+                for t in self._tracks]

@@ -83,6 +83,14 @@ class MouthPairs(Section):
     insightface: tuple[tuple[int, ...], ...]
 
 
+class LandmarkLists(Section):
+    """Landmark indices per backend (`speaker.lip_points`, `speaker.face_anchors`); empty: not defined."""
+
+    mediapipe: tuple[int, ...]
+    face_alignment: tuple[int, ...]
+    insightface: tuple[int, ...]
+
+
 class SpeakerSettings(Section):
     """`speaker:` the speaking-face pre-pass (mouth/audio correlation against a circular-shift null)."""
 
@@ -96,7 +104,10 @@ class SpeakerSettings(Section):
     null_shifts: int
     null_quantile: float
     null_margin: float
+    speech_band_hz: tuple[float, ...]
     mouth_pairs: MouthPairs
+    lip_points: LandmarkLists
+    face_anchors: LandmarkLists
 
 
 class SmoothingSettings(Section):
@@ -211,6 +222,13 @@ class FacesConfig(Section):
     def mouth_pairs(self, backend: str) -> tuple[tuple[int, ...], ...]:
         """The inner-lip landmark pairs of `backend` (empty when it defines none)."""
         return getattr(self.speaker.mouth_pairs, backend, ())
+
+    def lip_frame(self, backend: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """`backend`'s inner-lip points and the face anchors they are measured against (eye corners first);
+        both empty when it defines none."""
+        lips = getattr(self.speaker.lip_points, backend, ())
+        anchors = getattr(self.speaker.face_anchors, backend, ())
+        return (lips, anchors) if lips and len(anchors) >= 4 else ((), ())
 
 
 def load_faces_config(path: str | Path | None = None, overrides=()) -> FacesConfig:

@@ -1,11 +1,12 @@
-"""Which face is speaking: each tracked face's mouth movement against the speech envelope of the video's audio.
+"""Which face is speaking: each tracked face's mouth movement against the speech level of the video's audio.
 
 A speaker's mouth moves while they talk and rests in their pauses; a listener's (or someone speaking at
 other times) does not move in step with this audio. Every face is tracked over frames downscaled by ffmpeg
-(`all_faces.AllFacesTracker`); the audio gives a log-RMS envelope at the same frame rate. The cue is the
-mouth's *motion*, |d opening / dt|, smoothed over `speaker.smooth_frames` like the envelope; a face's score
-is the best normalized cross-correlation of the two while the audio follows the mouth by `speaker.lag_frames`
-(mouths move before the sound they make). Faces are scored shot by shot (tracks end at cuts); in each shot the
+(`all_faces.AllFacesTracker`); the audio gives the log energy of the speech band (`speaker.speech_band_hz`) at
+the same frame rate. The cue is the mouth's *motion*: how far the inner-lip points move from frame to frame in
+the face's own frame (head moves and zooms removed; |d opening / dt| where a backend has no lip points), smoothed
+over `speaker.smooth_frames` like the audio; a face's score is the best normalized cross-correlation of the two
+while the audio follows the mouth by `speaker.lag_frames` (mouths move before the sound they make). Faces are scored shot by shot (tracks end at cuts); in each shot the
 best-scoring face whose score clears its null threshold (the same face against circularly shifted audio) is
 the speaker, and a shot where nobody clears it has no speaker and is left untouched. The opening itself was the
 weaker cue on real video (smiles and slow drifts dominate it; measured in docs/faces.md).
@@ -26,7 +27,7 @@ from .detector import FaceDetector
 from .settings import SpeakerSettings
 from .shots import CutDetector, Timeline, delayed, detection_size, shot_ranges, timeline_cuts
 
-SAMPLE_RATE = 16000  # the audio is read at this rate for the envelope (any rate works; 16 kHz like the rest)
+SAMPLE_RATE = 16000  # the audio is read at this rate for its per-frame level (any rate works; 16 kHz like the rest)
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,38 @@ class SpeakerChoice:
 
 def speech_envelope(samples: np.ndarray, sample_rate: int, fps: float, num_frames: int, floor: float) -> np.ndarray:
     """log RMS of the audio during each video frame (frame k covers [k/fps, (k+1)/fps)); silence past the end."""
-    edges = np.round(np.arange(num_frames + 1) * sample_rate / fps).astype(np.int64)
+    edges = frame_edges(num_frames, sample_rate, fps)
     energy = np.concatenate([[0.0], np.cumsum(np.asarray(samples, dtype=np.float64) ** 2)])
     clipped = np.minimum(edges, len(samples))
     counts = np.maximum(edges[1:] - edges[:-1], 1)
     rms = np.sqrt((energy[clipped[1:]] - energy[clipped[:-1]]) / counts)
     return np.log(np.maximum(rms, floor))
+
+
+def frame_edges(num_frames: int, sample_rate: int, fps: float) -> np.ndarray:
+    """Sample index where each video frame starts (frame k covers [k/fps, (k+1)/fps)), plus the end."""
+    return np.round(np.arange(num_frames + 1) * sample_rate / fps).astype(np.int64)
+
+
+def speech_band_level(samples: np.ndarray, sample_rate: int, fps: float, num_frames: int, band, floor: float
+                      ) -> np.ndarray:
+    """log RMS of the `band` [low, high) Hz part of the audio during each video frame (a Hann-windowed spectrum
+    per frame); silence past the end. Voice lives in this band; hum, rumble and hiss do not move a mouth."""
+    samples = np.asarray(samples, dtype=np.float64)
+    edges = frame_edges(num_frames, sample_rate, fps)
+    size = int(max(2, (edges[1:] - edges[:-1]).max(initial=2)))
+    frequencies = np.fft.rfftfreq(size, 1.0 / sample_rate)
+    wanted = (frequencies >= band[0]) & (frequencies < band[1])
+    level = np.full(num_frames, np.log(floor))
+    for k in range(num_frames):
+        chunk = samples[edges[k]:edges[k + 1]]
+        if len(chunk) < 2:
+            continue
+        window = np.hanning(len(chunk))
+        spectrum = np.abs(np.fft.rfft(chunk * window, size)) ** 2
+        power = 2.0 * spectrum[wanted].sum() / (size * (window ** 2).sum())
+        level[k] = np.log(max(np.sqrt(power), floor))
+    return level
 
 
 def smooth(series: np.ndarray, frames: int) -> np.ndarray:
@@ -148,14 +175,6 @@ def lagged_correlation(mouth: np.ndarray, audio: np.ndarray, lags, min_frames: i
     return best
 
 
-def mouth_motion(opening: np.ndarray) -> np.ndarray:
-    """|d opening / dt| per frame (NaN next to frames without a measurement)."""
-    opening = np.asarray(opening, dtype=np.float64)
-    if len(opening) < 2:
-        return np.full(len(opening), np.nan)
-    return np.abs(np.gradient(opening))
-
-
 def null_scores(mouth: np.ndarray, audio: np.ndarray, cfg: SpeakerSettings) -> np.ndarray:
     """The face's scores against its audio circularly shifted far from any true lag: what chance gives.
 
@@ -175,7 +194,7 @@ def score_face(face: MouthTrack, envelope: np.ndarray, cfg: SpeakerSettings, sta
     """The face's best correlation over the lag range within frames [start, end), and its null threshold."""
     end = len(envelope) if end is None else end
     k = int(cfg.smooth_frames)
-    mouth, audio = smooth(mouth_motion(face.opening[start:end]), k), smooth(envelope[start:end], k)
+    mouth, audio = smooth(face.mouth_motion(start, end), k), smooth(envelope[start:end], k)
     r, lag, _ = lagged_correlation(mouth, audio, cfg.lag_frames, int(cfg.min_frames))
     threshold = float("nan")
     if np.isfinite(r):
@@ -246,7 +265,7 @@ def find_speaker(video_path, detector: FaceDetector, fps: float, num_frames: int
                 cut_pending = False
                 if progress is not None:
                     progress.update(1)
-    envelope = speech_envelope(read_audio(video_path, SAMPLE_RATE), SAMPLE_RATE, fps, num_frames,
-                               float(cfg.envelope_floor))
+    envelope = speech_band_level(read_audio(video_path, SAMPLE_RATE), SAMPLE_RATE, fps, num_frames,
+                                 cfg.speech_band_hz, float(cfg.envelope_floor))
     shot_cuts = timeline_cuts(cuts.cuts, timeline.indices) if cuts is not None else []
     return choose_speaker(tracker.tracks(), envelope, cfg, shot_cuts)
