@@ -144,6 +144,16 @@ def _roi(box, widen: float, top: float, bottom: float, frame_hw) -> tuple[int, i
     return rx0, ry0, rx1, ry1
 
 
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-average `image` down to `size` (w, h): halved first (OpenCV's fast 2x2 path, on even sides) while it is
+    over twice the target, then one area resize. About 5x cheaper at 1080p than one general area resize, and
+    nearly the same pixels (a box average of box averages)."""
+    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1] and min(image.shape[:2]) >= 4:
+        h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+        image = cv2.resize(image[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def _disk(radius: float) -> np.ndarray:
     size = max(1, int(round(2 * radius)) | 1)
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
@@ -214,8 +224,7 @@ class HandFinder:
         crop = frame[y0:y1, x0:x1]
         scale = min(1.0, self.settings.hand_max_side / max(crop.shape[:2]))
         if scale < 1.0:
-            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
-                              interpolation=cv2.INTER_AREA)
+            crop = shrink(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))))
         self.runs += 1
         result = self._hands.process(np.ascontiguousarray(crop))
         hands = []
@@ -268,7 +277,7 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     """
     s = settings
     image = cv2.GaussianBlur(roi, (3, 3), 0).astype(np.float32)
-    total = image.sum(axis=2) + 1e-3
+    total = image[..., 0] + image[..., 1] + image[..., 2] + 1e-3  # exact (integers), much cheaper than .sum(axis=2)
     chroma = [image[..., 0] / total, image[..., 1] / total]
     luma = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     bright_enough = luma >= s.min_luma
@@ -441,6 +450,7 @@ class OccluderMasker:
         self._mouth_counts: np.ndarray | None = None  # colours of the uncovered lips and mouth in this shot
         self._mouth_frames = 0
         self._mouth_grown: tuple[int, np.ndarray] | None = None  # (cells seen, those cells grown) cache
+        self._colour_calls = 0  # frames of this shot the colour cue was asked about
         self.frames = 0
         self.frames_with_mask = 0
 
@@ -448,6 +458,7 @@ class OccluderMasker:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
         self._previous = None
         self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
+        self._colour_calls = 0
         if self._hands is not None:
             self._hands.reset()
 
@@ -488,10 +499,10 @@ class OccluderMasker:
         face_width = (face_box[2] - face_box[0]) * scale
         for hand in self._hands(frame, face_box) if self._hands is not None else []:
             draw_hand(found, to_roi(hand), s.finger_width, s.hand_dilate)
-        if self.mode == "auto":
+        if self._colour_due():
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
             if regions is not None:
-                roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
+                roi = shrink(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]))
                 found |= colour_occluders(roi, regions, face_width, s, self._mouth_model())
                 self._learn_mouth(roi, regions, found, face_width)
         if not found.any():
@@ -499,6 +510,15 @@ class OccluderMasker:
         soft = self._feather(found, s.feather * face_width)
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
+
+    def _colour_due(self) -> bool:
+        """The colour cue runs on every frame while a mask is live (something was found in the last frames),
+        else on every `colour_every`-th frame of the shot: an object coming in is found that many frames late at
+        most, and its mask then fades in through `decay` as always."""
+        self._colour_calls += 1
+        if self.mode != "auto":
+            return False
+        return self._previous is not None or (self._colour_calls - 1) % self.settings.colour_every == 0
 
     def _mouth_model(self) -> np.ndarray | None:
         """The clean lips and mouth colours of this shot (cells seen in >= 2 pixels, grown by one cell), once
@@ -525,7 +545,10 @@ class OccluderMasker:
                 return
             area = free
         counts = _cells_of(roi, area, s.colour_bins)
-        self._mouth_counts = counts if self._mouth_counts is None else self._mouth_counts + counts
+        if self._mouth_counts is None:
+            self._mouth_counts = counts
+        else:
+            self._mouth_counts += counts
         self._mouth_frames += 1
 
     @staticmethod
