@@ -512,13 +512,15 @@ class OccluderMasker:
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
 
     def _colour_due(self) -> bool:
-        """The colour cue runs on every frame while a mask is live (something was found in the last frames),
-        else on every `colour_every`-th frame of the shot: an object coming in is found that many frames late at
-        most, and its mask then fades in through `decay` as always."""
+        """The colour cue runs on every frame while a mask is live (something was found in the last frames) and
+        until the shot's mouth colours are learnt, else on every `colour_every`-th frame: an object coming in is
+        found that many frames late at most (its mask then fades in through `decay` as always)."""
         self._colour_calls += 1
         if self.mode != "auto":
             return False
-        return self._previous is not None or (self._colour_calls - 1) % self.settings.colour_every == 0
+        s = self.settings
+        learning = s.mouth_frames > 0 and self._mouth_frames < s.mouth_frames
+        return self._previous is not None or learning or (self._colour_calls - 1) % s.colour_every == 0
 
     def _mouth_model(self) -> np.ndarray | None:
         """The clean lips and mouth colours of this shot (cells seen in >= 2 pixels, grown by one cell), once
