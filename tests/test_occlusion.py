@@ -14,6 +14,7 @@ from latentsync.faces.occlusion import (
     draw_hand,
     edited_region,
     keep_occluders,
+    shrink,
 )
 from latentsync.faces.settings import load_faces_config
 from latentsync.settings import SettingsError
@@ -133,6 +134,44 @@ def test_objects_over_the_mouth_are_kept_once_the_shot_showed_it(face, draw):
         cold = masker(occluded, box, landmarks)
     if draw is with_microphone_on_the_mouth:  # without the shot's mouth colours the open mouth is left out
         assert cold is None or (cold[on_face] >= 0.99).mean() < 0.6
+
+
+def test_colour_cue_skips_frames_only_while_nothing_is_in_sight(face, monkeypatch):
+    """Once the shot's mouth colours are learnt and nothing is found, the colour cue looks at every
+    `colour_every`-th frame only; an object coming in is still found within that many frames, and from then on
+    every frame is analysed."""
+    from latentsync.faces import occlusion
+
+    frame, box, landmarks, mouth, width = face
+    occluded, _ = with_microphone(frame, mouth, width)
+    settings = load_faces_config(overrides=["occlusion.colour_every=3"]).occlusion
+    calls = []
+    real = occlusion.colour_occluders
+    monkeypatch.setattr(occlusion, "colour_occluders", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with OccluderMasker("auto", settings) as masker:
+        for _ in range(settings.mouth_frames):  # learning the mouth: every frame
+            assert masker(frame, box, landmarks) is None
+        assert len(calls) == settings.mouth_frames
+        for _ in range(6):
+            masker(frame, box, landmarks)
+        assert len(calls) == settings.mouth_frames + 2
+        found = [masker(occluded, box, landmarks) is not None for _ in range(3)]
+        assert any(found) and found[-1]
+        before = len(calls)
+        masker(occluded, box, landmarks)
+        assert len(calls) == before + 1
+
+
+def test_shrink_is_an_area_average(face):
+    """The two-step shrink (halvings, then one area resize) is an area average too: a slightly wider one than a
+    single area resize, far from a point sampling (aliasing) of the same image."""
+    image = face[0][40:480, 16:496]  # sides a multiple of 8, as the masker's regions are
+    small = shrink(image, (96, 88)).astype(int)
+    assert small.shape == (88, 96, 3)
+    direct = cv2.resize(image, (96, 88), interpolation=cv2.INTER_AREA)
+    sampled = cv2.resize(image, (96, 88), interpolation=cv2.INTER_NEAREST)
+    assert np.abs(small - direct).mean() < 4
+    assert np.abs(sampled.astype(int) - direct).mean() > 3 * np.abs(small - direct).mean()
 
 
 def test_off_mode_finds_nothing(face):
