@@ -19,7 +19,8 @@ Interface (what the pipeline calls, once per frame of the edited face, frames in
   (grown by `feather` first, so the occluder itself stays at 1) and steady in time: each frame's mask is
   `max(new, decay x previous)`, so a one-frame miss does not flicker and a leaving occluder fades out.
 
-Two cues, both computed only in a region around the lower face, at `analysis_width` pixels wide:
+Two cues, both computed only in a region around the lower face, at `analysis_width` pixels wide (area-averaged
+down from the frame by `shrink`):
 
 - **Hands** (`hands`, `auto`): MediaPipe Hands (palm detector + 21-point hand landmarks, the `hand_landmark`
   and `palm_detection` models shipped inside the mediapipe wheel) on a search region around and below the face
@@ -36,10 +37,12 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   candidate). Candidates count only on the face, a thin margin and below the chin, in pieces big enough on
   the lower face; from there an object is followed only over its own colours (those seen where it lies on the
   lower face), and beyond the face over pixels unlike the background sampled beside the cheeks; a closing
-  bridges the pieces. It catches black, grey, white, metal and coloured objects (microphones, pens, cups); it
-  cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model), cannot follow an
-  object beyond the face over a background of the same colour, and does not know a dark full beard from a
-  dark object (see docs/faces.md "Occlusion" for the measurements).
+  bridges the pieces. While nothing is found (and once the shot's mouth colours are learnt) it runs on every
+  `colour_every`-th frame only: an object coming in is found at most that many frames late. It catches black,
+  grey, white, metal and coloured objects (microphones, pens, cups); it cannot see skin-coloured objects (a
+  wooden or beige pen, a hand without the hand model), cannot follow an object beyond the face over a
+  background of the same colour, and does not know a dark full beard from a dark object (see docs/faces.md
+  "Occlusion" for the measurements).
 
 The colour cue needs to know where the inner lips are: it runs for the 468-point mediapipe mesh and 68-point
 layouts; for other landmark layouts `auto` falls back to hands only.
