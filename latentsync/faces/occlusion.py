@@ -19,8 +19,8 @@ Interface (what the pipeline calls, once per frame of the edited face, frames in
   (grown by `feather` first, so the occluder itself stays at 1) and steady in time: each frame's mask is
   `max(new, decay x previous)`, so a one-frame miss does not flicker and a leaving occluder fades out.
 
-Two cues, both computed only in a region around the lower face, at `analysis_width` pixels wide (area-averaged
-down from the frame by `shrink`):
+Two cues, both computed only in a region around the lower face, the colour cue at `analysis_width` pixels wide
+(area-averaged down from the frame by `shrink`):
 
 - **Hands** (`hands`, `auto`): MediaPipe Hands (palm detector + 21-point hand landmarks, the `hand_landmark`
   and `palm_detection` models shipped inside the mediapipe wheel) on a search region around and below the face
@@ -76,7 +76,7 @@ NOSE_BOTTOM = {
     478: (1, 2, 97, 326, 98, 327, 64, 294, 48, 278, 219, 439, 240, 460, 75, 305, 79, 309, 20, 250, 94, 19),
     68: (30, 31, 32, 33, 34, 35),
 }
-# Analysed and searched regions are a multiple of this many pixels a side: `shrink` halves them (up to 3 times)
+# The colour cue's analysed region is a multiple of this many pixels a side: `shrink` halves it (up to 3 times)
 # without dropping a row or column, which would shift the image against the landmarks.
 ROI_MULTIPLE = 8
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
@@ -138,8 +138,10 @@ def edited_region(frame_hw: tuple[int, int], affine_matrix, face_size: tuple[int
 # ---------------------------------------------------------------------------------------------- geometry
 
 
-def _roi(box, widen: float, top: float, bottom: float, frame_hw) -> tuple[int, int, int, int] | None:
-    """Integer (x0, y0, x1, y1) from a landmark box: widened by widen x W, from top x H to bottom x H below."""
+def _roi(box, widen: float, top: float, bottom: float, frame_hw, multiple: int = 1
+         ) -> tuple[int, int, int, int] | None:
+    """Integer (x0, y0, x1, y1) from a landmark box: widened by widen x W, from top x H to bottom x H below, its
+    sides grown to a multiple of `multiple` pixels (see `_to_multiple`)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     w, h = x2 - x1, y2 - y1
     height, width = frame_hw
@@ -147,8 +149,8 @@ def _roi(box, widen: float, top: float, bottom: float, frame_hw) -> tuple[int, i
     rx1, ry1 = min(width, int(np.ceil(x2 + widen * w))), min(height, int(np.ceil(y2 + bottom * h)))
     if rx1 - rx0 < 4 or ry1 - ry0 < 4:
         return None
-    rx0, rx1 = _to_multiple(rx0, rx1, width, ROI_MULTIPLE)
-    ry0, ry1 = _to_multiple(ry0, ry1, height, ROI_MULTIPLE)
+    rx0, rx1 = _to_multiple(rx0, rx1, width, multiple)
+    ry0, ry1 = _to_multiple(ry0, ry1, height, multiple)
     return rx0, ry0, rx1, ry1
 
 
@@ -240,7 +242,8 @@ class HandFinder:
         crop = frame[y0:y1, x0:x1]
         scale = min(1.0, self.settings.hand_max_side / max(crop.shape[:2]))
         if scale < 1.0:
-            crop = shrink(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))))
+            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                              interpolation=cv2.INTER_AREA)
         self.runs += 1
         result = self._hands.process(np.ascontiguousarray(crop))
         hands = []
@@ -500,7 +503,7 @@ class OccluderMasker:
     def _detect(self, frame: np.ndarray, face_box: np.ndarray, landmarks: np.ndarray) -> OcclusionPatch | None:
         s = self.settings
         frame_hw = frame.shape[:2]
-        region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw)
+        region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw, ROI_MULTIPLE)
         if region is None:
             return None
         x0, y0, x1, y1 = region
