@@ -14,7 +14,6 @@ from latentsync.faces.occlusion import (
     draw_hand,
     edited_region,
     keep_occluders,
-    shrink,
 )
 from latentsync.faces.settings import load_faces_config
 from latentsync.settings import SettingsError
@@ -160,18 +159,6 @@ def test_colour_cue_skips_frames_only_while_nothing_is_in_sight(face, monkeypatc
         before = len(calls)
         masker(occluded, box, landmarks)
         assert len(calls) == before + 1
-
-
-def test_shrink_is_an_area_average(face):
-    """The two-step shrink (halvings, then one area resize) is an area average too: a slightly wider one than a
-    single area resize, far from a point sampling (aliasing) of the same image."""
-    image = face[0][40:480, 16:496]  # sides a multiple of 8, as the masker's regions are
-    small = shrink(image, (96, 88)).astype(int)
-    assert small.shape == (88, 96, 3)
-    direct = cv2.resize(image, (96, 88), interpolation=cv2.INTER_AREA)
-    sampled = cv2.resize(image, (96, 88), interpolation=cv2.INTER_NEAREST)
-    assert np.abs(small - direct).mean() < 4
-    assert np.abs(sampled.astype(int) - direct).mean() > 3 * np.abs(small - direct).mean()
 
 
 def test_off_mode_finds_nothing(face):

@@ -19,8 +19,7 @@ Interface (what the pipeline calls, once per frame of the edited face, frames in
   (grown by `feather` first, so the occluder itself stays at 1) and steady in time: each frame's mask is
   `max(new, decay x previous)`, so a one-frame miss does not flicker and a leaving occluder fades out.
 
-Two cues, both computed only in a region around the lower face, the colour cue at `analysis_width` pixels wide
-(area-averaged down from the frame by `shrink`):
+Two cues, both computed only in a region around the lower face, at `analysis_width` pixels wide:
 
 - **Hands** (`hands`, `auto`): MediaPipe Hands (palm detector + 21-point hand landmarks, the `hand_landmark`
   and `palm_detection` models shipped inside the mediapipe wheel) on a search region around and below the face
@@ -76,9 +75,6 @@ NOSE_BOTTOM = {
     478: (1, 2, 97, 326, 98, 327, 64, 294, 48, 278, 219, 439, 240, 460, 75, 305, 79, 309, 20, 250, 94, 19),
     68: (30, 31, 32, 33, 34, 35),
 }
-# The colour cue's analysed region is a multiple of this many pixels a side: `shrink` halves it (up to 3 times)
-# without dropping a row or column, which would shift the image against the landmarks.
-ROI_MULTIPLE = 8
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -138,10 +134,8 @@ def edited_region(frame_hw: tuple[int, int], affine_matrix, face_size: tuple[int
 # ---------------------------------------------------------------------------------------------- geometry
 
 
-def _roi(box, widen: float, top: float, bottom: float, frame_hw, multiple: int = 1
-         ) -> tuple[int, int, int, int] | None:
-    """Integer (x0, y0, x1, y1) from a landmark box: widened by widen x W, from top x H to bottom x H below, its
-    sides grown to a multiple of `multiple` pixels (see `_to_multiple`)."""
+def _roi(box, widen: float, top: float, bottom: float, frame_hw) -> tuple[int, int, int, int] | None:
+    """Integer (x0, y0, x1, y1) from a landmark box: widened by widen x W, from top x H to bottom x H below."""
     x1, y1, x2, y2 = (float(v) for v in box)
     w, h = x2 - x1, y2 - y1
     height, width = frame_hw
@@ -149,27 +143,7 @@ def _roi(box, widen: float, top: float, bottom: float, frame_hw, multiple: int =
     rx1, ry1 = min(width, int(np.ceil(x2 + widen * w))), min(height, int(np.ceil(y2 + bottom * h)))
     if rx1 - rx0 < 4 or ry1 - ry0 < 4:
         return None
-    rx0, rx1 = _to_multiple(rx0, rx1, width, multiple)
-    ry0, ry1 = _to_multiple(ry0, ry1, height, multiple)
     return rx0, ry0, rx1, ry1
-
-
-def _to_multiple(lo: int, hi: int, limit: int, multiple: int) -> tuple[int, int]:
-    """[lo, hi) grown at its end (else its start, at the frame's edge) to a multiple of `multiple` pixels inside
-    [0, limit): `shrink` then halves it without dropping a row or column."""
-    extra = -(hi - lo) % multiple
-    end = min(limit, hi + extra)
-    return max(0, lo - (extra - (end - hi))), end
-
-
-def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Area-average `image` down to `size` (w, h): halved first (OpenCV's fast 2x2 path) while it is over twice the
-    target, then one area resize. About 5x cheaper at 1080p than one general area resize, and nearly the same
-    pixels (a box average of box averages). An odd side loses its last row or column at a halving."""
-    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1] and min(image.shape[:2]) >= 4:
-        h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-        image = cv2.resize(image[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -503,7 +477,7 @@ class OccluderMasker:
     def _detect(self, frame: np.ndarray, face_box: np.ndarray, landmarks: np.ndarray) -> OcclusionPatch | None:
         s = self.settings
         frame_hw = frame.shape[:2]
-        region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw, ROI_MULTIPLE)
+        region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw)
         if region is None:
             return None
         x0, y0, x1, y1 = region
@@ -521,7 +495,7 @@ class OccluderMasker:
         if self._colour_due():
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
             if regions is not None:
-                roi = shrink(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]))
+                roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
                 found |= colour_occluders(roi, regions, face_width, s, self._mouth_model())
                 self._learn_mouth(roi, regions, found, face_width)
         if not found.any():
