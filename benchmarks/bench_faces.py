@@ -98,8 +98,8 @@ def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 
     """Seconds of the inference face pass (`ChunkSource`: decode + detect + align, no networks) without and with
     what issue 26 added: cuts found on its own frames, and occluders (auto). Interleaved, best of `repeats`.
 
-    Also the CPU seconds of each (this process's threads and its ffmpeg children, best of `repeats`): on a
-    machine shared with other jobs the wall time grows with their load, the CPU work much less."""
+    Also the CPU seconds of each (this process's threads and its ffmpeg children, best of `repeats`), a second
+    view on a shared machine; under heavy load they grow too (worker threads spin while waiting for a core)."""
     with VideoReader(video, target_fps=25) as reader:
         count = min(frames, len(reader))
     variants = {"plain": (["shots.detect=false"], "off"), "cuts": ([], "off"), "cuts+occlusion": ([], "auto")}
