@@ -4,6 +4,7 @@ generated faces back; also in place, as the pipeline does it).
 
     .venv/bin/python benchmarks/bench_faces.py --video ../shared/media/demo1_video.mp4 --threads 2
     .venv/bin/python benchmarks/bench_faces.py --strides 5 --shots   # + what cuts and occluders add (docs/faces.md)
+    .venv/bin/python benchmarks/bench_faces.py --shots --costs_only --repeats 5   # only those costs
 
 Decoding is timed on its own; detect + align and restore run on frames already in memory, so their numbers
 are the face stage's cost alone. Restore pastes the aligned crops themselves back (the round trip), which
@@ -87,25 +88,38 @@ def face_pass(video: str, frames: int, resolution: int, detector: FaceDetector) 
         return count / (time.perf_counter() - start)
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of its finished children (ffmpeg decoders)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 3) -> dict:
     """Seconds of the inference face pass (`ChunkSource`: decode + detect + align, no networks) without and with
-    what issue 26 added: cuts found on its own frames, and occluders (auto). Interleaved, best of `repeats`."""
+    what issue 26 added: cuts found on its own frames, and occluders (auto). Interleaved, best of `repeats`.
+
+    Also the CPU seconds of each (this process's threads and its ffmpeg children, best of `repeats`), a second
+    view on a shared machine; under heavy load they grow too (worker threads spin while waiting for a core)."""
     with VideoReader(video, target_fps=25) as reader:
         count = min(frames, len(reader))
     variants = {"plain": (["shots.detect=false"], "off"), "cuts": ([], "off"), "cuts+occlusion": ([], "auto")}
     best = {name: float("inf") for name in variants}
+    cpu = {name: float("inf") for name in variants}
     for _ in range(repeats):
         for name, (overrides, occlusion) in variants.items():
             with FaceDetector(backend="mediapipe", config=load_faces_config(overrides=overrides)) as detector:
                 source = ChunkSource(video, np.arange(count), 16, resolution, 25, detector=detector, progress=False,
                                      occlusion=occlusion)
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), cpu_seconds()
                 for _chunk in source:
                     pass
                 best[name] = min(best[name], time.perf_counter() - start)
-    plain = best["plain"]
-    return {f"face_pass_s_{k}": round(v, 2) for k, v in best.items()} | {
-        f"added_share_{k}": round(v / plain - 1, 3) for k, v in best.items() if k != "plain"}
+                cpu[name] = min(cpu[name], cpu_seconds() - start_cpu)
+    plain, plain_cpu = best["plain"], cpu["plain"]
+    return ({f"face_pass_s_{k}": round(v, 2) for k, v in best.items()}
+            | {f"added_share_{k}": round(v / plain - 1, 3) for k, v in best.items() if k != "plain"}
+            | {f"face_pass_cpu_s_{k}": round(v, 2) for k, v in cpu.items()}
+            | {f"added_cpu_share_{k}": round(v / plain_cpu - 1, 3) for k, v in cpu.items() if k != "plain"})
 
 
 def cuts_in_speaker_pass(video: str, frames: int, detector: FaceDetector) -> tuple[float, float]:
@@ -128,6 +142,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
     parser.add_argument("--batch", type=int, default=16, help="frames per warp / restore batch")
     parser.add_argument("--strides", default="5,1", help="detection strides to time (1 = detector on every frame)")
+    parser.add_argument("--costs_only", action="store_true", help="with --shots: only the face pass costs (skip "
+                        "decode, align, restore and the speaker pass)")
+    parser.add_argument("--repeats", type=int, default=3, help="with --shots: interleaved runs of each variant (best)")
     parser.add_argument("--shots", action="store_true", help="also time what real-footage handling adds to the face "
                         "pass (cuts found on its frames, occluders) and the speaker pass with and without cut "
                         "detection, as shares of the face pass")
@@ -135,6 +152,11 @@ def main() -> None:
     if not Path(args.video).is_file():
         sys.exit(f"video not found: {args.video} (pass --video)")
     torch.set_num_threads(args.threads)
+    if args.shots and args.costs_only:
+        report = {"video": args.video, "frames": args.frames, "load_before": os.getloadavg()}
+        report.update(real_footage_costs(args.video, args.frames, args.resolution, args.repeats))
+        print(json.dumps(report | {"load_after": os.getloadavg()}, indent=2))
+        return
 
     frames, decode_fps = decode(args.video, args.frames)
     report = {"video": args.video, "frames": len(frames), "frame_hw": list(frames.shape[1:3]),
@@ -151,7 +173,9 @@ def main() -> None:
         report["face_pass_fps"] = round(face_pass(args.video, args.frames, args.resolution, detector), 1)
         if args.shots:
             share = report["face_pass_fps"]
-            report.update(real_footage_costs(args.video, args.frames, args.resolution))
+            report["load_before_costs"] = os.getloadavg()
+            report.update(real_footage_costs(args.video, args.frames, args.resolution, args.repeats))
+            report["load_after_costs"] = os.getloadavg()
             plain, with_cuts = cuts_in_speaker_pass(args.video, args.frames, detector)
             report["speaker_pass_fps"], report["speaker_pass_with_cuts_fps"] = round(plain, 1), round(with_cuts, 1)
             report["cuts_in_speaker_pass_share_of_face_pass"] = round(share / with_cuts - share / plain, 3)

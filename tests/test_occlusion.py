@@ -135,6 +135,32 @@ def test_objects_over_the_mouth_are_kept_once_the_shot_showed_it(face, draw):
         assert cold is None or (cold[on_face] >= 0.99).mean() < 0.6
 
 
+def test_colour_cue_skips_frames_only_while_nothing_is_in_sight(face, monkeypatch):
+    """Once the shot's mouth colours are learnt and nothing is found, the colour cue looks at every
+    `colour_every`-th frame only; an object coming in is still found within that many frames, and from then on
+    every frame is analysed."""
+    from latentsync.faces import occlusion
+
+    frame, box, landmarks, mouth, width = face
+    occluded, _ = with_microphone(frame, mouth, width)
+    settings = load_faces_config(overrides=["occlusion.colour_every=3"]).occlusion
+    calls = []
+    real = occlusion.colour_occluders
+    monkeypatch.setattr(occlusion, "colour_occluders", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with OccluderMasker("auto", settings) as masker:
+        for _ in range(settings.mouth_frames):  # learning the mouth: every frame
+            assert masker(frame, box, landmarks) is None
+        assert len(calls) == settings.mouth_frames
+        for _ in range(6):
+            masker(frame, box, landmarks)
+        assert len(calls) == settings.mouth_frames + 2
+        found = [masker(occluded, box, landmarks) is not None for _ in range(3)]
+        assert any(found) and found[-1]
+        before = len(calls)
+        masker(occluded, box, landmarks)
+        assert len(calls) == before + 1
+
+
 def test_off_mode_finds_nothing(face):
     frame, box, landmarks, mouth, width = face
     occluded, _ = with_microphone(frame, mouth, width)

@@ -36,10 +36,12 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   candidate). Candidates count only on the face, a thin margin and below the chin, in pieces big enough on
   the lower face; from there an object is followed only over its own colours (those seen where it lies on the
   lower face), and beyond the face over pixels unlike the background sampled beside the cheeks; a closing
-  bridges the pieces. It catches black, grey, white, metal and coloured objects (microphones, pens, cups); it
-  cannot see skin-coloured objects (a wooden or beige pen, a hand without the hand model), cannot follow an
-  object beyond the face over a background of the same colour, and does not know a dark full beard from a
-  dark object (see docs/faces.md "Occlusion" for the measurements).
+  bridges the pieces. While nothing is found (and once the shot's mouth colours are learnt) it runs on every
+  `colour_every`-th frame only: an object coming in is found at most that many frames late. It catches black,
+  grey, white, metal and coloured objects (microphones, pens, cups); it cannot see skin-coloured objects (a
+  wooden or beige pen, a hand without the hand model), cannot follow an object beyond the face over a
+  background of the same colour, and does not know a dark full beard from a dark object (see docs/faces.md
+  "Occlusion" for the measurements).
 
 The colour cue needs to know where the inner lips are: it runs for the 468-point mediapipe mesh and 68-point
 layouts; for other landmark layouts `auto` falls back to hands only.
@@ -268,7 +270,7 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     """
     s = settings
     image = cv2.GaussianBlur(roi, (3, 3), 0).astype(np.float32)
-    total = image.sum(axis=2) + 1e-3
+    total = image[..., 0] + image[..., 1] + image[..., 2] + 1e-3  # exact (integers), much cheaper than .sum(axis=2)
     chroma = [image[..., 0] / total, image[..., 1] / total]
     luma = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     bright_enough = luma >= s.min_luma
@@ -441,6 +443,7 @@ class OccluderMasker:
         self._mouth_counts: np.ndarray | None = None  # colours of the uncovered lips and mouth in this shot
         self._mouth_frames = 0
         self._mouth_grown: tuple[int, np.ndarray] | None = None  # (cells seen, those cells grown) cache
+        self._colour_calls = 0  # frames of this shot the colour cue was asked about
         self.frames = 0
         self.frames_with_mask = 0
 
@@ -448,6 +451,7 @@ class OccluderMasker:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
         self._previous = None
         self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
+        self._colour_calls = 0
         if self._hands is not None:
             self._hands.reset()
 
@@ -488,7 +492,7 @@ class OccluderMasker:
         face_width = (face_box[2] - face_box[0]) * scale
         for hand in self._hands(frame, face_box) if self._hands is not None else []:
             draw_hand(found, to_roi(hand), s.finger_width, s.hand_dilate)
-        if self.mode == "auto":
+        if self._colour_due():
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
             if regions is not None:
                 roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
@@ -499,6 +503,17 @@ class OccluderMasker:
         soft = self._feather(found, s.feather * face_width)
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
+
+    def _colour_due(self) -> bool:
+        """The colour cue runs on every frame while a mask is live (something was found in the last frames) and
+        until the shot's mouth colours are learnt, else on every `colour_every`-th frame: an object coming in is
+        found that many frames late at most (its mask then fades in through `decay` as always)."""
+        self._colour_calls += 1
+        if self.mode != "auto":
+            return False
+        s = self.settings
+        learning = s.mouth_frames > 0 and self._mouth_frames < s.mouth_frames
+        return self._previous is not None or learning or (self._colour_calls - 1) % s.colour_every == 0
 
     def _mouth_model(self) -> np.ndarray | None:
         """The clean lips and mouth colours of this shot (cells seen in >= 2 pixels, grown by one cell), once
@@ -525,7 +540,10 @@ class OccluderMasker:
                 return
             area = free
         counts = _cells_of(roi, area, s.colour_bins)
-        self._mouth_counts = counts if self._mouth_counts is None else self._mouth_counts + counts
+        if self._mouth_counts is None:
+            self._mouth_counts = counts
+        else:
+            self._mouth_counts += counts
         self._mouth_frames += 1
 
     @staticmethod

@@ -184,6 +184,7 @@ class OcclusionSettings(Section):
     min_area: float
     close: float
     beyond_face: bool
+    colour_every: int = at_least(1)
     colour_bins: int = at_least(1)
     mouth_frames: int = at_least(0)
     object_bins: int = at_least(0)
