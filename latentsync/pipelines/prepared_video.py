@@ -114,8 +114,9 @@ def read_shard(cache: EntryCache, shard_key: str) -> dict[str, torch.Tensor]:
     entry = cache.get(shard_key)
     if entry is None:
         return {}
-    try:
-        return dict(zip(key_strings(entry.tensors["keys"]), entry.tensors["moments"], strict=True))
+    try:  # each crop's own copy: a row kept by the run must not keep the whole shard's storage alive
+        return {key: row.clone() for key, row in zip(key_strings(entry.tensors["keys"]), entry.tensors["moments"],
+                                                      strict=True)}
     except (KeyError, ValueError) as exc:
         logger.warning("ignoring moments shard %s (%s); recomputing its frames", cache.path_for(shard_key), exc)
         return {}
