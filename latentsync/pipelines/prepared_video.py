@@ -40,9 +40,6 @@ class PreparedMoments:
         self._shard_key: str | None = None
         self._shard: dict[str, torch.Tensor] = {}
 
-    def __len__(self) -> int:
-        return len(self.index)
-
     def shard_of(self, key: str) -> str | None:
         return self.index.get(key)
 
