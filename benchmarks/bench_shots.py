@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from latentsync.errors import NoSpeakerError  # noqa: E402
 from latentsync.faces.choice import FaceChoice, resolve_face_choice  # noqa: E402
 from latentsync.faces.detector import FaceDetector  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
@@ -202,8 +203,12 @@ def main() -> None:
             for choice in ("speaker", "largest"):
                 said: list[str] = []
                 start = time.perf_counter()
-                chosen = resolve_face_choice(choice, None, None, str(video), detector, FPS, num_frames,
-                                             RunProgress(False), say=said.append)
+                try:
+                    chosen = resolve_face_choice(choice, None, None, str(video), detector, FPS, num_frames,
+                                                 RunProgress(False), say=said.append)
+                except NoSpeakerError as stop:  # the run stops before its face pass: nothing is edited
+                    said.append(f"error: {stop}")
+                    chosen = FaceChoice("tracked", 0, None, guide_boxes=np.full((num_frames, 4), np.nan))
                 prepass = time.perf_counter() - start
                 start = time.perf_counter()
                 aligned, found = face_pass(video, detector, chosen)
@@ -212,7 +217,7 @@ def main() -> None:
                 result.update({"cuts_exact": len(set(found) & set(true_cuts)), "cuts_true": len(true_cuts),
                                "cuts_spurious": len(set(found) - set(true_cuts)), "cuts_found": found,
                                "prepass_s": round(prepass, 2), "face_pass_s": round(faces, 2),
-                               "table": [ln for ln in said if ln.startswith(("shot ", "face choice", "warning"))]})
+                               "table": [ln for ln in said if ln.startswith(("shot ", "face choice", "warning", "error"))]})
                 row[choice] = result
                 for key, value in result.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -26,6 +26,12 @@ class NoFaceError(InputError, RuntimeError):
     detected")`, so code written against the official layout still catches it."""
 
 
+class NoSpeakerError(NoFaceError):
+    """`--face_choice speaker` found no shot where a visible face speaks while the video's own audio is sound (a
+    voice-over): lip-syncing anyone would edit a face that is not speaking. The message names the choices that
+    edit a face anyway."""
+
+
 class OutputWriteError(InputError):
     """The output could not be written (disk full, file-size limit, no permission). Nothing was left behind."""
 

@@ -233,3 +233,41 @@ def test_speaker_set_in_the_faces_config_is_honoured(tmp_path):
     with FaceDetector() as default:
         assert (resolve_face_choice(None, None, None, str(video), default, 25, 25, RunProgress(False))
                 == FaceChoice.configured(default.config))
+
+
+def _with_audio(video, samples, sample_rate, folder, name):
+    """The same frames with another audio track."""
+    from latentsync.utils.media import VideoWriter, write_wav
+
+    wav = folder / f"{name}.wav"
+    write_wav(wav, samples, sample_rate)
+    out = folder / f"{name}.mp4"
+    with VideoWriter(out, 25, audio_path=wav) as writer:
+        writer.write(decode_all(video))
+    return out
+
+
+def test_a_voice_no_visible_face_speaks_stops_the_run_and_silence_falls_back(clips, detector, tmp_path):
+    """A voice-over (speech nobody on screen speaks): `speaker` edits nobody and says what to use instead; a silent
+    track cannot tell who speaks, so `tracked` takes over (with one warning)."""
+    from latentsync.data.synthetic import synthetic_config
+    from latentsync.data.synthetic_speech import synthesize
+    from latentsync.errors import NoSpeakerError
+    from latentsync.faces.choice import resolve_face_choice
+    from latentsync.utils.progress import RunProgress
+
+    video, _, _ = clips[0]
+    cfg = synthetic_config(["clip_seconds=4.0"])
+    voice = synthesize(4.0, 25, cfg.sample_rate, np.random.default_rng(3), cfg.speech).samples  # a third person
+    dubbed = _with_audio(video, voice, cfg.sample_rate, tmp_path, "voice_over")
+    said = []
+    with pytest.raises(NoSpeakerError, match="--face_choice tracked"):
+        resolve_face_choice("speaker", None, None, str(dubbed), detector, 25, 100, RunProgress(False), say=said.append)
+    assert [ln for ln in said if ln.startswith("shot 1/1") and "nobody speaks" in ln], said
+
+    silent = _with_audio(video, np.zeros_like(voice), cfg.sample_rate, tmp_path, "silent")
+    said = []
+    chosen = resolve_face_choice("speaker", None, None, str(silent), detector, 25, 100, RunProgress(False),
+                                 say=said.append)
+    assert chosen.choice == "tracked" and chosen.guide_boxes is None
+    assert [ln for ln in said if ln.startswith("warning:") and "silence" in ln and "tracked" in ln], said

@@ -6,8 +6,10 @@ decodes. `speaker` first finds
 the speaking face of each shot over the frames the output will show (`latentsync.faces.speaker`, which detects
 the cuts on the same decoded frames), prints one line per candidate, the choice and the shot table, and hands
 the tracker the chosen faces' boxes in every frame (`guide_boxes`, NaN in shots where nobody speaks: those
-pass through untouched). Without an audio track in the video, or when no shot has a face that could be judged
-speaking, it says so in one line and falls back to `tracked`.
+pass through untouched). When no shot has a speaker although the video's own audio is sound, the voice is
+nobody's on screen (a voice-over): `NoSpeakerError` says so, since editing anyone would edit a bystander. Without
+an audio track, with a silent one, or with no face seen long enough to judge, it says so in one line and falls back
+to `tracked`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+from latentsync.errors import NoSpeakerError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,8 +106,16 @@ def _speaker_choice(configured: FaceChoice, video_path, detector: FaceDetector |
     tracked = replace(configured, choice="tracked")
     if speaker.chosen is None:
         scored = any(c.score == c.score for c in speaker.candidates)  # NaN != NaN
-        why = ("no visible face moves with the video's own audio in any shot" if scored
-               else "found no face seen long enough to score")
+        if not speaker.audible:
+            why = "hears only silence in the video's own audio, so it cannot tell who speaks"
+        elif not scored:
+            why = "found no face seen long enough to score"
+        else:
+            raise NoSpeakerError(
+                f"--face_choice speaker: no visible face in {video_path} moves with its own audio in any of its "
+                f"{len(speaker.shots)} shot(s) (the shot table above): the voice is nobody's on screen, so nothing "
+                "was lip-synced. To lip-sync a face anyway: --face_choice tracked (one person) or largest (the "
+                "official choice)")
         say(f"warning: --face_choice speaker {why}; using --face_choice tracked")
         return tracked.with_cuts(speaker.cuts)
     return replace(tracked, guide_boxes=speaker.boxes).with_cuts(speaker.cuts)

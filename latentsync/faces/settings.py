@@ -105,6 +105,8 @@ class SpeakerSettings(Section):
     null_quantile: float
     null_margin: float
     speech_band_hz: tuple[float, ...]
+    audible_rms: float
+    audible_quantile: float
     mouth_pairs: MouthPairs
     lip_points: LandmarkLists
     face_anchors: LandmarkLists

@@ -15,7 +15,7 @@ weaker cue on real video (smiles and slow drifts dominate it; measured in docs/f
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 import numpy as np
@@ -85,13 +85,15 @@ class ShotSpeaker:
 @dataclass
 class SpeakerChoice:
     """Every candidate (best first), the best chosen one (None if no shot has a speaker), the chosen faces'
-    boxes per frame (NaN in shots without a speaker), the shots and the cuts (frames that start a shot)."""
+    boxes per frame (NaN in shots without a speaker), the shots, the cuts (frames that start a shot) and whether
+    the audio is sound at all (`audible`; silence cannot tell a speaker from anyone else)."""
 
     candidates: list[SpeakerCandidate]
     chosen: SpeakerCandidate | None
     boxes: np.ndarray | None  # (N, 4) full-frame pixels, NaN where no chosen face was found
     shots: list[ShotSpeaker] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)
+    audible: bool = True
 
     def lines(self) -> list[str]:
         lines = [c.line() for c in self.candidates]
@@ -118,6 +120,12 @@ def speech_envelope(samples: np.ndarray, sample_rate: int, fps: float, num_frame
     counts = np.maximum(edges[1:] - edges[:-1], 1)
     rms = np.sqrt((energy[clipped[1:]] - energy[clipped[:-1]]) / counts)
     return np.log(np.maximum(rms, floor))
+
+
+def is_audible(level: np.ndarray, cfg: SpeakerSettings) -> bool:
+    """Whether a `speech_band_level` series is sound (a voice, music, noise) rather than silence: its
+    `audible_quantile` reaches `audible_rms`. Speech in the corpus reaches 0.025-0.19 there, a silent track 0.001."""
+    return bool(len(level)) and float(np.quantile(level, float(cfg.audible_quantile))) >= np.log(float(cfg.audible_rms))
 
 
 def frame_edges(num_frames: int, sample_rate: int, fps: float) -> np.ndarray:
@@ -268,4 +276,4 @@ def find_speaker(video_path, detector: FaceDetector, fps: float, num_frames: int
     envelope = speech_band_level(read_audio(video_path, SAMPLE_RATE), SAMPLE_RATE, fps, num_frames,
                                  cfg.speech_band_hz, float(cfg.envelope_floor))
     shot_cuts = timeline_cuts(cuts.cuts, timeline.indices) if cuts is not None else []
-    return choose_speaker(tracker.tracks(), envelope, cfg, shot_cuts)
+    return replace(choose_speaker(tracker.tracks(), envelope, cfg, shot_cuts), audible=is_audible(envelope, cfg))
