@@ -249,16 +249,16 @@ def timed_run(part: str, label: str, counter: EncoderCounter, video: Path, audio
     from latentsync.api import lipsync
 
     counter.reset()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = lipsync(str(video), str(audio), str(out), opts, pipeline=loaded)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     stages = result.seconds_per_stage
     row = {"part": part, "preset": opts.preset, "run": label, "frames": result.num_frames,
            "encoder_frames": counter.frames, "encoder_s": round(counter.seconds, 1),
            "frames_encoded": result.frames_encoded, "prepared_from_cache": result.prepared_from_cache,
            "face_pass_s": round(stages.get("faces", 0) + stages.get("speaker", 0), 2),
            "vae_s": round(stages.get("vae", 0), 1), "denoise_s": round(stages.get("denoise", 0), 1),
-           "wall_s": round(wall, 1), "stages_s": {k: round(v, 2) for k, v in stages.items()}}
+           "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "stages_s": {k: round(v, 2) for k, v in stages.items()}}
     print(json.dumps(row), flush=True)
     return row
 
@@ -275,16 +275,31 @@ def ratio(new: float, old: float) -> str:
     return f"{new / old:.2f}x" if old else "—"
 
 
-def within_run(opts, loaded, counter, video, audio, folder: Path) -> None:
-    """(a) The short clip under the longer audio, with and without within-run reuse (no cache across runs)."""
+def within_run(opts, loaded, counter, video, audio, folder: Path, rounds: int = 1) -> None:
+    """(a) The short clip under the longer audio, with and without within-run reuse (no cache across runs), one
+    after the other; over `rounds` in the order on, off, off, on, ... so a drift of the machine's speed falls on
+    both arms alike. The table sums the rounds."""
     from dataclasses import replace
 
-    plain = replace(loaded, clip=replace(loaded.clip, reuse_moments=False))
+    pipes = {"reuse": loaded, "no_reuse": replace(loaded, clip=replace(loaded.clip, reuse_moments=False))}
     opts = opts.changed(cache=False)
     warm_up(opts, loaded, counter, video, folder)
-    rows = {label: timed_run("a", label, counter, video, audio, folder / f"{opts.preset}_{label}.mp4", opts, pipe)
-            for label, pipe in (("reuse", loaded), ("no_reuse", plain))}
+    runs: dict[str, list[dict]] = {"reuse": [], "no_reuse": []}
+    for round_ in range(rounds):
+        for label in (("reuse", "no_reuse") if round_ % 2 == 0 else ("no_reuse", "reuse")):
+            runs[label].append(timed_run("a", label, counter, video, audio, folder / f"{opts.preset}_{label}.mp4",
+                                         opts, pipes[label]))
+    rows = {label: summed(rows) for label, rows in runs.items()}
     print_within_table(opts.preset, rows, same_video(*(folder / f"{opts.preset}_{label}.mp4" for label in rows)))
+
+
+def summed(rows: list[dict]) -> dict:
+    """The rows' seconds added up (their counts are the same in every round)."""
+    total = dict(rows[0], rounds=len(rows))
+    for key in total:
+        if key.endswith("_s") and isinstance(total[key], (int, float)):
+            total[key] = round(sum(row[key] for row in rows), 1)
+    return total
 
 
 def warm_up(opts, loaded, counter, video, folder: Path) -> None:
@@ -302,7 +317,8 @@ def print_within_table(preset: str, rows: dict, identical: bool) -> None:
     print(json.dumps({"part": "a", "preset": preset, "identical": identical}), flush=True)
     with_, without = rows["reuse"], rows["no_reuse"]
     cpu = "cpu_s" in with_
-    print(f"\n(a) preset {preset}: {with_['frames']} output frames\n"
+    rounds = f", seconds summed over {with_['rounds']} rounds" if with_.get("rounds", 1) > 1 else ""
+    print(f"\n(a) preset {preset}: {with_['frames']} output frames{rounds}\n"
           "| within-run reuse | encoder frames | encoder s | VAE s (encode + decode) | denoise s | wall s |"
           + (" CPU s |" if cpu else "") + "\n| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if cpu else ""))
     for label, r in (("on", with_), ("off", without)):
@@ -374,10 +390,8 @@ def reuse_arm(args) -> None:
     (folder / f"ready_{args.arm}").touch()
     while not Path(args.go).exists():
         time.sleep(0.2)
-    cpu = time.process_time()
     row = timed_run(args.part, args.arm, counter, Path(args.video), Path(audio), folder / f"{args.arm}.mp4", opts,
                     loaded)
-    row["cpu_s"] = round(time.process_time() - cpu, 1)
     print("ROW " + json.dumps(row), flush=True)
     (folder / f"done_{args.arm}").touch()
     stay_busy_until(lambda: all((folder / f"done_{arm}").exists() for arm in ARM_LABELS[args.part]))
@@ -449,7 +463,7 @@ def reuse(args) -> None:
         for name in half_last:
             opts, loaded = preset_pipeline(name, models, args.resolution)
             if "a" in args.parts:
-                within_run(opts, loaded, counter, video, audio, tmp)
+                within_run(opts, loaded, counter, video, audio, tmp, args.rounds)
             if "b" in args.parts:
                 across_runs(opts, loaded, counter, video, audio, new_audio, tmp)
             if loaded.pipeline.deepcache is not None:
@@ -502,6 +516,8 @@ def main() -> None:
     r.add_argument("--resolution", type=int, default=256, choices=[256, 512])
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--models", default="real", choices=["real", "tiny"], help="tiny: a quick check of the script")
+    r.add_argument("--rounds", type=int, default=1,
+                   help="part (a) one after the other: repeat both arms, in the order on, off, off, on, ...")
     r.add_argument("--side_by_side", action="store_true",
                    help="run each part's two arms at once, in two processes of --threads each, so both share the "
                         "machine's load (the way to compare them on a shared machine)")
