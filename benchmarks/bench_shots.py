@@ -44,6 +44,7 @@ SPEECH = ["vr_face1.mp4", "vr_face2.mp4", "vr_face3.mp4", "vr_face4.mp4", "vr_fa
           "st_WDA_KatieHill.mp4", "stt_andrew_clip_1.mp4"]
 SILENT = "lp_src_s32.mp4"  # not talking
 KINDS = ["speaker", "pair", "dubbed", "still", "faceless"]
+TABLE_LINES = ("shot ", "face choice", "warning", "error")  # what the speaker choice said, kept
 
 
 @dataclass
@@ -217,7 +218,7 @@ def main() -> None:
                 result.update({"cuts_exact": len(set(found) & set(true_cuts)), "cuts_true": len(true_cuts),
                                "cuts_spurious": len(set(found) - set(true_cuts)), "cuts_found": found,
                                "prepass_s": round(prepass, 2), "face_pass_s": round(faces, 2),
-                               "table": [ln for ln in said if ln.startswith(("shot ", "face choice", "warning", "error"))]})
+                               "table": [ln for ln in said if ln.startswith(TABLE_LINES)]})
                 row[choice] = result
                 for key, value in result.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
