@@ -14,7 +14,8 @@ Measured with `--face_choice speaker` and `largest` (the official), through `res
 and by the face pass itself), edited frames (has_face) in shots where nobody visible speaks (goal 0 with
 `speaker`), frames of a face track that spans two true shots (landmarks from another shot, goal 0), and shots
 whose speaker is edited on the right face (>= 50% of the shot's frames, none on another face). Also the shot
-table's scores and null thresholds of every face, for tuning `speaker.null_*` on the whole corpus.
+table's scores and null thresholds of every face, for tuning `speaker.null_*` on the whole corpus. A sequence where
+`speaker` stops (`NoSpeakerError`: a voice nobody visible speaks) edits nothing; its cuts come from the face pass.
 """
 
 from __future__ import annotations
