@@ -247,7 +247,8 @@ def _with_audio(video, samples, sample_rate, folder, name):
     return out
 
 
-def test_a_voice_no_visible_face_speaks_stops_the_run_and_silence_falls_back(clips, detector, tmp_path):
+def test_a_voice_no_visible_face_speaks_stops_the_run_and_silence_falls_back(ckpts, clips, detector, tmp_path,
+                                                                               capsys):
     """A voice-over (speech nobody on screen speaks): `speaker` edits nobody and says what to use instead; a silent
     track cannot tell who speaks, so `tracked` takes over (with one warning)."""
     from latentsync.data.synthetic import synthetic_config
@@ -264,6 +265,10 @@ def test_a_voice_no_visible_face_speaks_stops_the_run_and_silence_falls_back(cli
     with pytest.raises(NoSpeakerError, match="--face_choice tracked"):
         resolve_face_choice("speaker", None, None, str(dubbed), detector, 25, 100, RunProgress(False), say=said.append)
     assert [ln for ln in said if ln.startswith("shot 1/1") and "nobody speaks" in ln], said
+    out = tmp_path / "out.mp4"  # the command line: a user error (exit 2), no output left behind
+    assert cli.main(cli_args(ckpts, dubbed, tmp_path / "voice_over.wav", out, "--face_choice", "speaker")) \
+        == cli.EXIT_BAD_INPUT
+    assert not out.exists() and "nobody's on screen" in capsys.readouterr().err
 
     silent = _with_audio(video, np.zeros_like(voice), cfg.sample_rate, tmp_path, "silent")
     said = []
