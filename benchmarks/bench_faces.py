@@ -101,14 +101,18 @@ def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 
     `also`: faces config overrides (`occlusion.hand_every=12`), each one more "cuts+occlusion" variant with it.
 
     Also the CPU seconds of each (this process's threads and its ffmpeg children, best of `repeats`), a second
-    view on a shared machine; under heavy load they grow too (worker threads spin while waiting for a core)."""
+    view on a shared machine; under heavy load they grow too (worker threads spin while waiting for a core).
+    And, steadier when the load changes during the run, the median over the repeats of each repeat's own share
+    (variant / plain of the same round, run seconds apart): `paired_share_*`, `paired_cpu_share_*`."""
     with VideoReader(video, target_fps=25) as reader:
         count = min(frames, len(reader))
     variants = {"plain": (["shots.detect=false"], "off"), "cuts": ([], "off"), "cuts+occlusion": ([], "auto")}
     variants |= {f"cuts+occlusion[{override}]": ([override], "auto") for override in also}
     best = {name: float("inf") for name in variants}
     cpu = {name: float("inf") for name in variants}
+    rounds = []  # per repeat: name -> (seconds, CPU seconds)
     for _ in range(repeats):
+        rounds.append({})
         for name, (overrides, occlusion) in variants.items():
             with FaceDetector(backend="mediapipe", config=load_faces_config(overrides=overrides)) as detector:
                 source = ChunkSource(video, np.arange(count), 16, resolution, 25, detector=detector, progress=False,
@@ -116,13 +120,21 @@ def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 
                 start, start_cpu = time.perf_counter(), cpu_seconds()
                 for _chunk in source:
                     pass
-                best[name] = min(best[name], time.perf_counter() - start)
-                cpu[name] = min(cpu[name], cpu_seconds() - start_cpu)
+                rounds[-1][name] = (time.perf_counter() - start, cpu_seconds() - start_cpu)
+                best[name] = min(best[name], rounds[-1][name][0])
+                cpu[name] = min(cpu[name], rounds[-1][name][1])
     plain, plain_cpu = best["plain"], cpu["plain"]
     return ({f"face_pass_s_{k}": round(v, 2) for k, v in best.items()}
             | {f"added_share_{k}": round(v / plain - 1, 3) for k, v in best.items() if k != "plain"}
             | {f"face_pass_cpu_s_{k}": round(v, 2) for k, v in cpu.items()}
-            | {f"added_cpu_share_{k}": round(v / plain_cpu - 1, 3) for k, v in cpu.items() if k != "plain"})
+            | {f"added_cpu_share_{k}": round(v / plain_cpu - 1, 3) for k, v in cpu.items() if k != "plain"}
+            | {f"paired_share_{k}": _paired_share(rounds, k, 0) for k in variants if k != "plain"}
+            | {f"paired_cpu_share_{k}": _paired_share(rounds, k, 1) for k in variants if k != "plain"})
+
+
+def _paired_share(rounds: list[dict], name: str, column: int) -> float:
+    """Median over the repeats of (variant / plain - 1), each from one round."""
+    return round(float(np.median([r[name][column] / r["plain"][column] - 1 for r in rounds])), 3)
 
 
 def cuts_in_speaker_pass(video: str, frames: int, detector: FaceDetector) -> tuple[float, float]:
