@@ -58,7 +58,8 @@ class ChunkSource:
     RunProgress. `fade_frames`: edits fade in and out over this many output frames (the face pass looks that far
     ahead; None: the faces config's `blend.fade_frames`). `occlusion`: auto | hands | off (None: the faces
     config's): occluders in front of the mouth are found along the face pass (`OccluderMasker`, reset at shot
-    cuts) and kept per source frame in the track. The faces config is the detector's (configs/faces.yaml
+    cuts; in a thread of its own, frames in order, a chunk handed out once its occluders are in) and kept per
+    source frame in the track. The faces config is the detector's (configs/faces.yaml
     without one). `face_frames`: how many source frames the face pass covers (None: those the schedule shows;
     give the video's frame count to make `prepared()` reusable by any later schedule): frames past the schedule's
     are aligned after the last chunk. `prepared`: a finished face pass of this video (`PreparedFaces`); then no
