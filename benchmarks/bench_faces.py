@@ -5,6 +5,7 @@ generated faces back; also in place, as the pipeline does it).
     .venv/bin/python benchmarks/bench_faces.py --video ../shared/media/demo1_video.mp4 --threads 2
     .venv/bin/python benchmarks/bench_faces.py --strides 5 --shots   # + what cuts and occluders add (docs/faces.md)
     .venv/bin/python benchmarks/bench_faces.py --shots --costs_only --repeats 5   # only those costs
+    .venv/bin/python benchmarks/bench_faces.py --shots --costs_only --also occlusion.hand_every=12   # + a variant
 
 Decoding is timed on its own; detect + align and restore run on frames already in memory, so their numbers
 are the face stage's cost alone. Restore pastes the aligned crops themselves back (the round trip), which
@@ -94,18 +95,24 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 3) -> dict:
+def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 3, also: tuple[str, ...] = ()) -> dict:
     """Seconds of the inference face pass (`ChunkSource`: decode + detect + align, no networks) without and with
     what issue 26 added: cuts found on its own frames, and occluders (auto). Interleaved, best of `repeats`.
+    `also`: faces config overrides (`occlusion.hand_every=12`), each one more "cuts+occlusion" variant with it.
 
     Also the CPU seconds of each (this process's threads and its ffmpeg children, best of `repeats`), a second
-    view on a shared machine; under heavy load they grow too (worker threads spin while waiting for a core)."""
+    view on a shared machine; under heavy load they grow too (worker threads spin while waiting for a core).
+    And, steadier when the load changes during the run, the median over the repeats of each repeat's own share
+    (variant / plain of the same round, run seconds apart): `paired_share_*`, `paired_cpu_share_*`."""
     with VideoReader(video, target_fps=25) as reader:
         count = min(frames, len(reader))
     variants = {"plain": (["shots.detect=false"], "off"), "cuts": ([], "off"), "cuts+occlusion": ([], "auto")}
+    variants |= {f"cuts+occlusion[{override}]": ([override], "auto") for override in also}
     best = {name: float("inf") for name in variants}
     cpu = {name: float("inf") for name in variants}
+    rounds = []  # per repeat: name -> (seconds, CPU seconds)
     for _ in range(repeats):
+        rounds.append({})
         for name, (overrides, occlusion) in variants.items():
             with FaceDetector(backend="mediapipe", config=load_faces_config(overrides=overrides)) as detector:
                 source = ChunkSource(video, np.arange(count), 16, resolution, 25, detector=detector, progress=False,
@@ -113,13 +120,21 @@ def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 
                 start, start_cpu = time.perf_counter(), cpu_seconds()
                 for _chunk in source:
                     pass
-                best[name] = min(best[name], time.perf_counter() - start)
-                cpu[name] = min(cpu[name], cpu_seconds() - start_cpu)
+                rounds[-1][name] = (time.perf_counter() - start, cpu_seconds() - start_cpu)
+                best[name] = min(best[name], rounds[-1][name][0])
+                cpu[name] = min(cpu[name], rounds[-1][name][1])
     plain, plain_cpu = best["plain"], cpu["plain"]
     return ({f"face_pass_s_{k}": round(v, 2) for k, v in best.items()}
             | {f"added_share_{k}": round(v / plain - 1, 3) for k, v in best.items() if k != "plain"}
             | {f"face_pass_cpu_s_{k}": round(v, 2) for k, v in cpu.items()}
-            | {f"added_cpu_share_{k}": round(v / plain_cpu - 1, 3) for k, v in cpu.items() if k != "plain"})
+            | {f"added_cpu_share_{k}": round(v / plain_cpu - 1, 3) for k, v in cpu.items() if k != "plain"}
+            | {f"paired_share_{k}": _paired_share(rounds, k, 0) for k in variants if k != "plain"}
+            | {f"paired_cpu_share_{k}": _paired_share(rounds, k, 1) for k in variants if k != "plain"})
+
+
+def _paired_share(rounds: list[dict], name: str, column: int) -> float:
+    """Median over the repeats of (variant / plain - 1), each from one round."""
+    return round(float(np.median([r[name][column] / r["plain"][column] - 1 for r in rounds])), 3)
 
 
 def cuts_in_speaker_pass(video: str, frames: int, detector: FaceDetector) -> tuple[float, float]:
@@ -145,6 +160,9 @@ def main() -> None:
     parser.add_argument("--costs_only", action="store_true", help="with --shots: only the face pass costs (skip "
                         "decode, align, restore and the speaker pass)")
     parser.add_argument("--repeats", type=int, default=3, help="with --shots: interleaved runs of each variant (best)")
+    parser.add_argument("--also", action="append", default=[], metavar="KEY=VALUE", help="with --shots: one more "
+                        "cuts+occlusion variant with this faces config override (repeatable), e.g. "
+                        "occlusion.hand_every=12")
     parser.add_argument("--shots", action="store_true", help="also time what real-footage handling adds to the face "
                         "pass (cuts found on its frames, occluders) and the speaker pass with and without cut "
                         "detection, as shares of the face pass")
@@ -154,7 +172,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.shots and args.costs_only:
         report = {"video": args.video, "frames": args.frames, "load_before": os.getloadavg()}
-        report.update(real_footage_costs(args.video, args.frames, args.resolution, args.repeats))
+        report.update(real_footage_costs(args.video, args.frames, args.resolution, args.repeats, tuple(args.also)))
         print(json.dumps(report | {"load_after": os.getloadavg()}, indent=2))
         return
 
@@ -174,7 +192,7 @@ def main() -> None:
         if args.shots:
             share = report["face_pass_fps"]
             report["load_before_costs"] = os.getloadavg()
-            report.update(real_footage_costs(args.video, args.frames, args.resolution, args.repeats))
+            report.update(real_footage_costs(args.video, args.frames, args.resolution, args.repeats, tuple(args.also)))
             report["load_after_costs"] = os.getloadavg()
             plain, with_cuts = cuts_in_speaker_pass(args.video, args.frames, detector)
             report["speaker_pass_fps"], report["speaker_pass_with_cuts_fps"] = round(plain, 1), round(with_cuts, 1)

@@ -3,6 +3,7 @@ the mouth is still edited, how much the edit shrinks on clips without an occlude
 
     .venv/bin/python benchmarks/bench_occlusion.py                       # ../shared/media/corpus + demo1
     .venv/bin/python benchmarks/bench_occlusion.py --clips vr_face3,lp_d20 --frames 30 --kinds mic,pen
+    .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --set occlusion.hand_every=12   # a config change
 
 For every clip: the first `--frames` frames, the face pass (`VideoFaceProcessor`) and the edited region of each
 frame (the fixed mouth mask warped back with the face's matrix). Then, per occluder kind, a composite: a
@@ -410,13 +411,17 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--cache", default=None, help="keep face-pass results here between runs (a folder)")
     parser.add_argument("--no_oracle", action="store_true", help="skip the oracle rows (true occluder masks)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="faces config override (repeatable), e.g. occlusion.hand_every=12 (the --cache does not "
+                        "know overrides: give it only occlusion.* keys, or a fresh cache)")
     args = parser.parse_args()
-    settings = load_faces_config().occlusion
+    config = load_faces_config(overrides=args.set)
+    settings = config.occlusion
     cache = Path(args.cache) if args.cache else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
     results = {"settings": settings.__dict__, "clips": {}}
-    with FaceDetector(backend="mediapipe") as detector, tempfile.TemporaryDirectory() as tmp:
+    with FaceDetector(backend="mediapipe", config=config) as detector, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         hand = real_hand(detector) if "hand" in args.kinds.split(",") else None
         for name in args.clips.split(","):

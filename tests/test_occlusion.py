@@ -16,6 +16,7 @@ from latentsync.faces.occlusion import (
     keep_occluders,
 )
 from latentsync.faces.settings import load_faces_config
+from latentsync.faces.video import AlignmentTrack
 from latentsync.settings import SettingsError
 from tests.helpers import SHARED
 
@@ -270,3 +271,35 @@ def test_corpus_clips_without_occluder_stay_edited(name):
     finally:
         processor.close()
     assert total > 0 and covered / total < 0.02
+
+
+def test_the_face_pass_finds_in_its_masker_thread_what_the_masker_finds_frame_by_frame():
+    """`ChunkSource` searches occluders in a thread of its own beside the face pass: the real hand of lp_d12
+    (frames 6-14) gives the track the masks the masker gives when called on each aligned frame in order."""
+    from latentsync.faces.face_pass import ChunkSource
+    from latentsync.faces.video import VideoFaceProcessor
+    from latentsync.utils.media import iter_frames
+
+    path = SHARED / "media" / "corpus" / "lp_d12.mp4"
+    if not path.is_file():
+        pytest.skip(f"corpus clip not available: {path}")
+    count = 32
+    source = ChunkSource(str(path), np.arange(count), 16, 256, 25, progress=False, occlusion="auto")
+    assert sum(len(chunk.output_indices) for chunk in source) == count
+    frames = next(iter(iter_frames(path, chunk_size=count)))
+    processor = VideoFaceProcessor(resolution=256)
+    expected = {}
+    try:
+        with OccluderMasker("auto") as masker:
+            for aligned in processor.process(iter(frames)):
+                patch = masker.patch(aligned.frame, aligned.face_box if aligned.has_face else None, aligned.landmarks)
+                if patch is not None:
+                    expected[aligned.index] = patch
+    finally:
+        processor.close()
+    assert len(expected) >= 5 and sorted(source.track.occluders) == sorted(expected)
+    for index, patch in expected.items():
+        reference = AlignmentTrack.empty(1, processor)
+        reference.keep_occluder(0, patch.box, patch.mask)
+        assert source.track.occluders[index][0] == reference.occluders[0][0]
+        assert np.array_equal(source.track.occluders[index][1], reference.occluders[0][1])

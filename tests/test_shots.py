@@ -7,6 +7,8 @@ and pass through untouched with `speaker`.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -116,6 +118,17 @@ def test_everything_restarts_at_the_cut(cut_clip, detector):
         assert np.array_equal(a.points3, b.points3)
     uncut, _ = _aligned(frames, detector, cuts=[])  # told there is none: state carries over
     assert not np.allclose(uncut[cut + 1].affine_matrix.numpy(), fresh[1].affine_matrix.numpy(), atol=1e-6)
+
+
+def test_the_cut_finders_thread_ends_with_the_face_pass(cut_clip, detector):
+    """Cuts are found in a thread of their own a few frames ahead of the tracker; a pass stopped early stops it."""
+    _, cut, frames = cut_clip
+    processor = VideoFaceProcessor(detector=detector)
+    results = processor.process(iter(frames[cut - 10:cut + 10]), batch_size=1)
+    assert [next(results).index for _ in range(3)] == [0, 1, 2]
+    assert any(t.name.startswith("cuts") for t in threading.enumerate())
+    results.close()
+    assert not any(t.name.startswith("cuts") for t in threading.enumerate())
 
 
 def test_no_gap_is_bridged_across_a_cut(cut_clip, detector):

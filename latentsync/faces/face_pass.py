@@ -13,7 +13,9 @@ same video (`prepared=`): that run does no face pass at all, every frame takes t
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -56,7 +58,8 @@ class ChunkSource:
     RunProgress. `fade_frames`: edits fade in and out over this many output frames (the face pass looks that far
     ahead; None: the faces config's `blend.fade_frames`). `occlusion`: auto | hands | off (None: the faces
     config's): occluders in front of the mouth are found along the face pass (`OccluderMasker`, reset at shot
-    cuts) and kept per source frame in the track. The faces config is the detector's (configs/faces.yaml
+    cuts; in a thread of its own, frames in order, a chunk handed out once its occluders are in) and kept per
+    source frame in the track. The faces config is the detector's (configs/faces.yaml
     without one). `face_frames`: how many source frames the face pass covers (None: those the schedule shows;
     give the video's frame count to make `prepared()` reusable by any later schedule): frames past the schedule's
     are aligned after the last chunk. `prepared`: a finished face pass of this video (`PreparedFaces`); then no
@@ -80,6 +83,8 @@ class ChunkSource:
         self.occlusion = occlusion or self.processor.config.occlusion.mode
         self.masker: OccluderMasker | None = None  # made when the face pass starts (it holds the hand models)
         self._occluder_track = None
+        self._masking: ThreadPoolExecutor | None = None  # the masker's own thread, beside the face pass
+        self._occluder_jobs: deque[tuple[int, Future]] = deque()  # (source index, its masker job), in order
         self.replayed = prepared is not None  # True: the face pass was done before, nothing is detected here
         if prepared is not None:
             prepared.check_fits(self.processor, self.frames_needed, self.occlusion)
@@ -136,6 +141,8 @@ class ChunkSource:
         self.masker = occluder_masker(self.occlusion, self.processor.config.occlusion)
         if self.masker is not None:
             stack.callback(self.masker.close)
+            self._masking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="occluders")
+            stack.callback(self._masking.shutdown, wait=True, cancel_futures=True)  # before the masker closes
         face_pass = self.processor.process(self._first_pass_frames(first), batch_size=self.chunk_size)
         stack.callback(face_pass.close)
         bar = self.progress.stage("faces", self.num_source_frames)
@@ -161,12 +168,13 @@ class ChunkSource:
             while self.aligned_upto < self.num_source_frames:
                 self._settle(next(face_pass), bar)
                 self._first_pass_arrays.clear()  # nothing is handed out any more
+            self._wait_for_occluders(self.num_source_frames)
 
     def _settle(self, aligned: AlignedFrame, bar) -> AlignedFrame:
-        """Record one frame the face pass yielded (and its occluder) in the track."""
+        """Record one frame the face pass yielded in the track; its occluder is searched in the masker's thread."""
         self.track.record(aligned)
         if self.masker is not None:
-            self._find_occluder(aligned)
+            self._occluder_jobs.append((aligned.index, self._masking.submit(self._find_occluder, aligned)))
         self.aligned_upto = aligned.index + 1
         bar.update(1)
         return aligned
@@ -182,11 +190,18 @@ class ChunkSource:
         `num_source_frames` frames; None before (or when the run stopped early)."""
         if self.aligned_upto < self.num_source_frames:
             return None
+        self._wait_for_occluders(self.num_source_frames)
         return PreparedFaces.from_track(self.track, self.cuts, self.occlusion)
+
+    def _wait_for_occluders(self, upto: int) -> None:
+        """Until the occluders of source frames before `upto` are in the track (a frame is handed out, and may be
+        edited in place, only after its occluder search)."""
+        while self._occluder_jobs and self._occluder_jobs[0][0] < upto:
+            self._occluder_jobs.popleft()[1].result()
 
     def _find_occluder(self, aligned: AlignedFrame) -> None:
         """The occluder in front of this frame's face, in source order (its temporal state restarts at a cut or
-        with another face)."""
+        with another face). Runs in the masker's own thread, one frame after the other, off the critical path."""
         if aligned.index in self.cuts or (aligned.track_id is not None and aligned.track_id != self._occluder_track):
             self.masker.reset()
         self._occluder_track = aligned.track_id if aligned.has_face else self._occluder_track
@@ -225,6 +240,8 @@ class ChunkSource:
                     frames[j] = decoded[k]
                 for n, k in enumerate(faced):
                     crops[again_pos[k]] = warped[n]
+        with self.clock.measure("faces"):
+            self._wait_for_occluders(int(src_idx.max()) + 1)
         has_face = self.track.has_face[src_idx].copy()
         faces = torch.stack([crops[j] for j in np.flatnonzero(has_face)]) if has_face.any() else None
         if faces is not None and faces.shape[-2:] != shape:  # pragma: no cover - guarded by VideoFaceProcessor
