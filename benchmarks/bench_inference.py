@@ -279,9 +279,7 @@ def within_run(opts, loaded, counter, video, audio, folder: Path, rounds: int = 
     """(a) The short clip under the longer audio, with and without within-run reuse (no cache across runs), one
     after the other; over `rounds` in the order on, off, off, on, ... so a drift of the machine's speed falls on
     both arms alike. The table sums the rounds."""
-    from dataclasses import replace
-
-    pipes = {"reuse": loaded, "no_reuse": replace(loaded, clip=replace(loaded.clip, reuse_moments=False))}
+    pipes = {"reuse": loaded, "no_reuse": without_reuse(loaded)}
     opts = opts.changed(cache=False)
     warm_up(opts, loaded, counter, video, folder)
     runs: dict[str, list[dict]] = {"reuse": [], "no_reuse": []}
@@ -291,6 +289,13 @@ def within_run(opts, loaded, counter, video, audio, folder: Path, rounds: int = 
                                          opts, pipes[label]))
     rows = {label: summed(rows) for label, rows in runs.items()}
     print_within_table(opts.preset, rows, same_video(*(folder / f"{opts.preset}_{label}.mp4" for label in rows)))
+
+
+def without_reuse(loaded):
+    """The same loaded pipeline with within-run reuse off: every output frame encoded again."""
+    from dataclasses import replace
+
+    return replace(loaded, clip=replace(loaded.clip, reuse_moments=False))
 
 
 def summed(rows: list[dict]) -> dict:
@@ -316,18 +321,17 @@ def warm_up(opts, loaded, counter, video, folder: Path) -> None:
 def print_within_table(preset: str, rows: dict, identical: bool) -> None:
     print(json.dumps({"part": "a", "preset": preset, "identical": identical}), flush=True)
     with_, without = rows["reuse"], rows["no_reuse"]
-    cpu = "cpu_s" in with_
     rounds = f", seconds summed over {with_['rounds']} rounds" if with_.get("rounds", 1) > 1 else ""
     print(f"\n(a) preset {preset}: {with_['frames']} output frames{rounds}\n"
-          "| within-run reuse | encoder frames | encoder s | VAE s (encode + decode) | denoise s | wall s |"
-          + (" CPU s |" if cpu else "") + "\n| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if cpu else ""))
+          "| within-run reuse | encoder frames | encoder s | VAE s (encode + decode) | denoise s | wall s | CPU s |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, r in (("on", with_), ("off", without)):
         print(f"| {label} | {r['encoder_frames']} | {r['encoder_s']} | {r['vae_s']} | {r['denoise_s']} "
-              f"| {r['wall_s']} |" + (f" {r['cpu_s']} |" if cpu else ""))
+              f"| {r['wall_s']} | {r['cpu_s']} |")
     print(f"| on / off | {ratio(with_['encoder_frames'], without['encoder_frames'])} "
           f"| {ratio(with_['encoder_s'], without['encoder_s'])} | {ratio(with_['vae_s'], without['vae_s'])} "
-          f"| {ratio(with_['denoise_s'], without['denoise_s'])} | {ratio(with_['wall_s'], without['wall_s'])} |"
-          + (f" {ratio(with_['cpu_s'], without['cpu_s'])} |" if cpu else ""))
+          f"| {ratio(with_['denoise_s'], without['denoise_s'])} | {ratio(with_['wall_s'], without['wall_s'])} "
+          f"| {ratio(with_['cpu_s'], without['cpu_s'])} |")
     print(f"outputs identical: {'yes' if identical else 'no'}\n", flush=True)
 
 
@@ -341,20 +345,18 @@ def across_runs(opts, loaded, counter, video, audio, new_audio, folder: Path) ->
 
 def print_across_table(preset: str, rows: dict) -> None:
     first, second = rows["first"], rows["second"]
-    cpu = "cpu_s" in first
     print(f"\n(b) preset {preset}: {first['frames']} output frames\n"
-          "| run | from cache | face pass s | encoder frames | encoder s | VAE s | denoise s | wall s |"
-          + (" CPU s |" if cpu else "") + "\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-          + (" ---: |" if cpu else ""))
+          "| run | from cache | face pass s | encoder frames | encoder s | VAE s | denoise s | wall s | CPU s |\n"
+          "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in (first, second):
         print(f"| {r['run']} | {'yes' if r['prepared_from_cache'] else 'no'} | {r['face_pass_s']} "
-              f"| {r['encoder_frames']} | {r['encoder_s']} | {r['vae_s']} | {r['denoise_s']} | {r['wall_s']} |"
-              + (f" {r['cpu_s']} |" if cpu else ""))
+              f"| {r['encoder_frames']} | {r['encoder_s']} | {r['vae_s']} | {r['denoise_s']} | {r['wall_s']} "
+              f"| {r['cpu_s']} |")
     print(f"| second / first | | {ratio(second['face_pass_s'], first['face_pass_s'])} "
           f"| {ratio(second['encoder_frames'], first['encoder_frames'])} "
           f"| {ratio(second['encoder_s'], first['encoder_s'])} | {ratio(second['vae_s'], first['vae_s'])} "
-          f"| {ratio(second['denoise_s'], first['denoise_s'])} | {ratio(second['wall_s'], first['wall_s'])} |"
-          + (f" {ratio(second['cpu_s'], first['cpu_s'])} |" if cpu else "") + "\n", flush=True)
+          f"| {ratio(second['denoise_s'], first['denoise_s'])} | {ratio(second['wall_s'], first['wall_s'])} "
+          f"| {ratio(second['cpu_s'], first['cpu_s'])} |\n", flush=True)
 
 
 ARM_LABELS = {"a": ("reuse", "no_reuse"), "b": ("first", "second")}
@@ -367,8 +369,6 @@ def reuse_arm(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from dataclasses import replace
-
     from benchmarks.random_models import random_models
     from latentsync.api import prepare
 
@@ -380,7 +380,7 @@ def reuse_arm(args) -> None:
     if args.arm in ARM_LABELS["a"]:
         opts = opts.changed(cache=False)
         if args.arm == "no_reuse":
-            loaded = replace(loaded, clip=replace(loaded.clip, reuse_moments=False))
+            loaded = without_reuse(loaded)
     else:  # both arms warm up alike: the first prepares into a throwaway cache, the second into the one it reads
         warm = "warm" if args.arm == "first" else "timed"
         prepare(args.video, opts.changed(cache=True, cache_dir=str(folder / f"cache_{args.arm}_{warm}")),
