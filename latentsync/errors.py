@@ -29,7 +29,12 @@ class NoFaceError(InputError, RuntimeError):
 class NoSpeakerError(NoFaceError):
     """`--face_choice speaker` found no shot where a visible face speaks while the video's own audio is sound (a
     voice-over): lip-syncing anyone would edit a face that is not speaking. The message names the choices that
-    edit a face anyway."""
+    edit a face anyway. `passthrough`: the face choice that edits nobody (every frame passes through, the speaker
+    pass's shots kept), which the app's preview shows instead of stopping."""
+
+    def __init__(self, message: str, passthrough=None):
+        super().__init__(message)
+        self.passthrough = passthrough
 
 
 class OutputWriteError(InputError):

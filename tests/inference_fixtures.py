@@ -84,6 +84,29 @@ def two_face_clip(folder: Path, name: str, speaking: int, seconds: float = 4.0, 
     return video, wav, boxes
 
 
+def with_audio(video, samples, sample_rate, folder: Path, name: str) -> Path:
+    """The same frames with another audio track (also written as `name`.wav in `folder`)."""
+    from latentsync.utils.media import VideoWriter, write_wav
+
+    wav = folder / f"{name}.wav"
+    write_wav(wav, samples, sample_rate)
+    out = folder / f"{name}.mp4"
+    with VideoWriter(out, 25, audio_path=wav) as writer:
+        writer.write(decode_all(video))
+    return out
+
+
+def voice_over_clip(video, folder: Path, name: str = "voice_over") -> Path:
+    """A 4 s clip's frames under a third person's generated voice that no visible face speaks (a voice-over);
+    its audio is also `name`.wav in `folder`."""
+    from latentsync.data.synthetic import synthetic_config
+    from latentsync.data.synthetic_speech import synthesize
+
+    cfg = synthetic_config(["clip_seconds=4.0"])
+    voice = synthesize(4.0, 25, cfg.sample_rate, np.random.default_rng(3), cfg.speech).samples
+    return with_audio(video, voice, cfg.sample_rate, folder, name)
+
+
 def region_change(frames_in: np.ndarray, frames_out: np.ndarray, box) -> float:
     """Mean absolute difference (grey levels) between input and output inside a (x1, y1, x2, y2) box."""
     x1, y1, x2, y2 = (int(round(v)) for v in box)

@@ -16,7 +16,14 @@ import pytest
 
 from latentsync.api import InputError, LipsyncOptions, preset_values
 from tests.helpers import REPO_ROOT
-from tests.inference_fixtures import face_clip, tiny_options
+from tests.inference_fixtures import (
+    decode_all,
+    face_clip,
+    region_change,
+    tiny_options,
+    two_face_clip,
+    voice_over_clip,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -61,6 +68,31 @@ def test_preview_shows_the_face_pass_without_loading_models(ckpts, clip):
             service.preview(None)
     finally:
         service.close()
+
+
+def test_preview_of_a_voice_over_shows_every_frame_passing_through_and_why_a_run_stops(ckpts, tmp_path):
+    """`speaker` on a voice nobody on screen speaks: a run stops (test_speaker.py); the preview still shows the
+    video, every frame passed through with no face drawn on, and says why a run would stop and what to choose."""
+    import gradio_app
+    from latentsync.utils.media import VideoReader
+
+    video, _, boxes = two_face_clip(tmp_path, "two", speaking=0)
+    dubbed = voice_over_clip(video, tmp_path)
+    service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)))
+    try:
+        path, summary = service.preview(str(dubbed), face_choice="speaker")
+        with VideoReader(path) as reader:
+            assert len(reader) == 100  # the whole 4 s clip (shorter than preview_seconds)
+        shown, source = decode_all(path), decode_all(dubbed)
+    finally:
+        service.close()
+    assert "100 frames, a face to edit in 0, 100 would pass through unchanged" in summary
+    assert "shot 1/1" in summary and "nobody speaks" in summary  # the speaker pass's shot table
+    assert "would stop" in summary and "--face_choice tracked" in summary and "largest" in summary
+    # No box, points or mouth outline on either face (an edited face changes by ~7 grey levels: its box is drawn);
+    # the "passed through" label at the bottom of every frame.
+    assert max(region_change(source, shown, box) for box in boxes) < 4.5
+    assert region_change(source, shown, (0, source.shape[1] - 30, source.shape[2], source.shape[1])) > 8
 
 
 def test_upload_size_and_length_limits(ckpts, clip):

@@ -23,7 +23,15 @@ from latentsync.faces.speaker import (
     speech_envelope,
 )
 from tests.helpers import shared_file
-from tests.inference_fixtures import cli_args, decode_all, region_change, tiny_options, two_face_clip
+from tests.inference_fixtures import (
+    cli_args,
+    decode_all,
+    region_change,
+    tiny_options,
+    two_face_clip,
+    voice_over_clip,
+    with_audio,
+)
 
 SPEAKER = load_faces_config().speaker
 
@@ -235,42 +243,28 @@ def test_speaker_set_in_the_faces_config_is_honoured(tmp_path):
                 == FaceChoice.configured(default.config))
 
 
-def _with_audio(video, samples, sample_rate, folder, name):
-    """The same frames with another audio track."""
-    from latentsync.utils.media import VideoWriter, write_wav
-
-    wav = folder / f"{name}.wav"
-    write_wav(wav, samples, sample_rate)
-    out = folder / f"{name}.mp4"
-    with VideoWriter(out, 25, audio_path=wav) as writer:
-        writer.write(decode_all(video))
-    return out
-
-
 def test_a_voice_no_visible_face_speaks_stops_the_run_and_silence_falls_back(ckpts, clips, detector, tmp_path,
                                                                                capsys):
     """A voice-over (speech nobody on screen speaks): `speaker` edits nobody and says what to use instead; a silent
     track cannot tell who speaks, so `tracked` takes over (with one warning)."""
-    from latentsync.data.synthetic import synthetic_config
-    from latentsync.data.synthetic_speech import synthesize
     from latentsync.errors import NoSpeakerError
     from latentsync.faces.choice import resolve_face_choice
     from latentsync.utils.progress import RunProgress
 
     video, _, _ = clips[0]
-    cfg = synthetic_config(["clip_seconds=4.0"])
-    voice = synthesize(4.0, 25, cfg.sample_rate, np.random.default_rng(3), cfg.speech).samples  # a third person
-    dubbed = _with_audio(video, voice, cfg.sample_rate, tmp_path, "voice_over")
+    dubbed = voice_over_clip(video, tmp_path)  # a third person's voice
     said = []
-    with pytest.raises(NoSpeakerError, match="--face_choice tracked"):
+    with pytest.raises(NoSpeakerError, match="--face_choice tracked") as stop:
         resolve_face_choice("speaker", None, None, str(dubbed), detector, 25, 100, RunProgress(False), say=said.append)
+    nobody = stop.value.passthrough  # what the app's preview shows instead: every frame passes through
+    assert nobody.edits_nobody and nobody.guide_boxes.shape == (100, 4) and nobody.cuts == ()
     assert [ln for ln in said if ln.startswith("shot 1/1") and "nobody speaks" in ln], said
     out = tmp_path / "out.mp4"  # the command line: a user error (exit 2), no output left behind
     assert cli.main(cli_args(ckpts, dubbed, tmp_path / "voice_over.wav", out, "--face_choice", "speaker")) \
         == cli.EXIT_BAD_INPUT
     assert not out.exists() and "nobody's on screen" in capsys.readouterr().err
 
-    silent = _with_audio(video, np.zeros_like(voice), cfg.sample_rate, tmp_path, "silent")
+    silent = with_audio(video, np.zeros(4 * 16000, np.float32), 16000, tmp_path, "silent")
     said = []
     chosen = resolve_face_choice("speaker", None, None, str(silent), detector, 25, 100, RunProgress(False),
                                  say=said.append)

@@ -7,7 +7,8 @@ the speaking face of each shot over the frames the output will show (`latentsync
 the cuts on the same decoded frames), prints one line per candidate, the choice and the shot table, and hands
 the tracker the chosen faces' boxes in every frame (`guide_boxes`, NaN in shots where nobody speaks: those
 pass through untouched). When no shot has a speaker although the video's own audio is sound, the voice is
-nobody's on screen (a voice-over): `NoSpeakerError` says so, since editing anyone would edit a bystander. Without
+nobody's on screen (a voice-over): `NoSpeakerError` says so, since editing anyone would edit a bystander (it carries
+the choice that edits nobody, for the app's preview to show every frame passing through). Without
 an audio track, with a silent one, or with no face seen long enough to judge, it says so in one line and falls back
 to `tracked`.
 """
@@ -48,6 +49,20 @@ class FaceChoice:
         """The faces config's own choice (`detector.choice`, `choice_index`, `choice_position`)."""
         det = config.detector
         return cls(det.choice, det.choice_index, det.choice_position)
+
+    def editing_nobody(self, num_frames: int) -> FaceChoice:
+        """The same choice guided by no box in any of `num_frames` frames: every frame passes through (`speaker`
+        on a voice-over, which the app's preview shows where a run stops)."""
+        import numpy as np
+
+        return replace(self, choice="tracked", guide_boxes=np.full((num_frames, 4), np.nan))
+
+    @property
+    def edits_nobody(self) -> bool:
+        """True when a guide is given and has no box anywhere: no face is to be edited, by choice."""
+        import numpy as np
+
+        return self.guide_boxes is not None and not np.isfinite(self.guide_boxes).any()
 
     def with_cuts(self, cuts) -> FaceChoice:
         """The same choice with the shot cuts found beforehand (an empty list: one shot)."""
@@ -115,7 +130,7 @@ def _speaker_choice(configured: FaceChoice, video_path, detector: FaceDetector |
                 f"--face_choice speaker: no visible face in {video_path} moves with its own audio in any of its "
                 f"{len(speaker.shots)} shot(s) (the shot table above): the voice is nobody's on screen, so nothing "
                 "was lip-synced. To lip-sync a face anyway: --face_choice tracked (one person) or largest (the "
-                "official choice)")
+                "official choice)", passthrough=tracked.editing_nobody(num_frames).with_cuts(speaker.cuts))
         say(f"warning: --face_choice speaker {why}; using --face_choice tracked")
         return tracked.with_cuts(speaker.cuts)
     return replace(tracked, guide_boxes=speaker.boxes).with_cuts(speaker.cuts)

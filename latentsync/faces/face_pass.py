@@ -78,6 +78,7 @@ class ChunkSource:
         self.progress = RunProgress.of(progress)
         self.frames_needed = int(self.schedule.max()) + 1 if len(self.schedule) else 0  # what the schedule shows
         self.processor = VideoFaceProcessor(resolution=resolution, detector=detector, face_choice=face_choice)
+        self.needs_a_face = face_choice is None or not face_choice.edits_nobody  # else every frame passes through
         if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
         self.occlusion = occlusion or self.processor.config.occlusion.mode
@@ -180,8 +181,9 @@ class ChunkSource:
         return aligned
 
     def _check_some_face(self) -> None:
-        """Nothing to lip-sync when no frame the schedule shows has a face: say so instead of copying the video."""
-        if self.frames_needed and not self.track.has_face[: self.frames_needed].any():
+        """Nothing to lip-sync when no frame the schedule shows has a face: say so instead of copying the video
+        (unless the face choice edits nobody on purpose: the preview of a voice-over)."""
+        if self.needs_a_face and self.frames_needed and not self.track.has_face[: self.frames_needed].any():
             raise NoFaceError(f"no face was found in any frame of {self.video_path}; nothing to lip-sync "
                               "(try another --face_detector, or a video where the face is visible)")
 
