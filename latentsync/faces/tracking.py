@@ -7,7 +7,8 @@ the edited face cannot jump to another person between keyframes. At keyframes th
 `detector.choice`; with `tracked` it must overlap the current track (or, after a loss, the place the face
 was last seen, for up to `tracking.reacquire_after` frames). With `guide_boxes` (the `speaker` choice: the
 chosen face's box in every frame, found beforehand) it must overlap the guide box of that frame, so no other
-person is ever picked up; where the guide has no box the current track continues, and nothing new starts.
+person is ever picked up; where the guide has no box the current track continues, and nothing new starts
+(the detector does not run there unless a followed face is to be found again).
 """
 
 from __future__ import annotations
@@ -74,15 +75,17 @@ class FaceTracker:
         return self._track_box is None or self._since_detection is None or self._since_detection >= self.detect_every
 
     def _run_detector(self, frame: np.ndarray):
-        """Choose a face among fresh detections; returns (landmarks, detection) or (None, None)."""
-        self.detector_runs += 1
+        """Choose a face among fresh detections; returns (landmarks, detection) or (None, None). Where a guide
+        has no box and no face is followed (a shot where nobody speaks), the detector does not run: no face
+        found there could be taken."""
         self._since_detection = 0
-        faces = self.detector.detect_all(frame)
         reference = self._track_box if self._track_box is not None else self._last_box
         if self.guide_boxes is not None:
             reference = self._guide_box(reference)
             if reference is None:
                 return None, None
+        self.detector_runs += 1
+        faces = self.detector.detect_all(frame)
         face = choose_face(
             faces,
             choice=self.choice,
