@@ -232,7 +232,6 @@ def test_detection_stride_saves_detector_runs(stage, detector):
         assert np.abs(r.points3 - stage.expected_points(0, 1.0, (200 + 3 * k, 180))).max() < 2.5  # rounded
 
 
-
 def test_no_detector_run_where_the_speaker_guide_has_no_face(stage, detector):
     """`speaker` guides the tracker with the chosen face's box per frame; in a shot where nobody speaks (no box)
     nothing could be taken, so the detector does not run there at all, and the face is edited only where guided."""
@@ -245,6 +244,7 @@ def test_no_detector_run_where_the_speaker_guide_has_no_face(stage, detector):
     results = list(processor.process(iter(frames), batch_size=8))
     assert [r.has_face for r in results] == [False] * 6 + [True] * 4
     assert processor.stats.detector_runs == 1  # frame 6 only; frames 7-9 follow it by its landmarks
+
 
 def test_align_video_accepts_chunks(stage):
     chunk = np.stack([stage.frame((0, 1.0, (240, 180)))] * 3)
