@@ -13,7 +13,9 @@ shot. The adaptive detector reports a cut `window_width` frames late; `CutDetect
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -135,25 +137,67 @@ class Timeline:
         return np.bincount(self.indices, minlength=int(self.indices.max()) + 1)
 
 
-def delayed(frames: Iterable[np.ndarray], detector: CutDetector | None, rgb: bool = True
-            ) -> Iterator[tuple[int, np.ndarray, bool]]:
-    """(source index, frame, starts a shot) for each frame, with the cut already known: the detector sees
-    each frame first and the frame comes out `detector.delay` frames later (a few small frames held)."""
-    if detector is None:
+CUTS_AHEAD = 4  # the cut finder's thread may run this many frames ahead of its consumer (beyond its own delay)
+
+
+class SourceCuts:
+    """A `CutDetector` fed consecutive source frames (RGB, any size), in the finder shape `frames_after_cuts`
+    takes: the speaker pass's cuts, in source frame numbers."""
+
+    def __init__(self, detector: CutDetector):
+        self.detector = detector
+        self.delay = detector.delay
+
+    def add(self, index: int, frame: np.ndarray) -> list[int]:
+        return self.detector.add(frame, rgb=True)
+
+    def settled_before(self) -> int:
+        """Frames before this one have their cut status final."""
+        return max(0, self.detector.count - self.delay)
+
+    def finish(self) -> list[int]:
+        return self.detector.finish()
+
+
+def frames_after_cuts(frames: Iterable[np.ndarray], finder, cuts: set[int], ahead: int = CUTS_AHEAD
+                      ) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, frame) in order, each frame's cut (if it starts a shot) already in `cuts` when it comes out.
+
+    The finder (`TimelineCuts` or `SourceCuts`: a resize and scenedetect's detector, ~1 ms a frame) runs in a
+    thread of its own up to its `delay` + `ahead` frames ahead of the consumer, off its critical path. It sees the
+    same frames in the same order, so it finds the same cuts; a frame comes out only once the finder's own
+    answer says its cut status is final (the detector reports a cut `delay` frames late)."""
+    held: deque[tuple[int, np.ndarray]] = deque()
+    answers: deque[Future] = deque()
+    settled = 0
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuts")
+    try:
         for index, frame in enumerate(frames):
-            yield index, frame, False
-        return
-    held: list[tuple[int, np.ndarray]] = []
-    cuts: set[int] = set()
-    for index, frame in enumerate(frames):
-        cuts.update(detector.add(frame, rgb=rgb))
-        held.append((index, frame))
-        while held and held[0][0] <= index - detector.delay:
-            i, f = held.pop(0)
-            yield i, f, i in cuts
-    cuts.update(detector.finish())
-    for i, f in held:
-        yield i, f, i in cuts
+            answers.append(pool.submit(_analyse, finder, index, frame))
+            held.append((index, frame))
+            while answers and (answers[0].done() or len(held) > finder.delay + ahead):
+                settled = _take_answer(answers.popleft(), cuts, settled)
+                while held and held[0][0] < settled:
+                    yield held.popleft()
+        while answers:
+            settled = _take_answer(answers.popleft(), cuts, settled)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    cuts.update(finder.finish())
+    yield from held
+
+
+def _analyse(finder, index: int, frame: np.ndarray) -> tuple[list[int], int]:
+    """In the finder's thread: one frame; (the cuts it revealed, the frames settled before it)."""
+    found = finder.add(index, frame)
+    return found, finder.settled_before()
+
+
+def _take_answer(answer: Future, cuts: set[int], settled: int) -> int:
+    """Record one frame's answer from the finder; returns the frames settled so far."""
+    found, settled_before = answer.result()
+    cuts.update(found)
+    return max(settled, settled_before)
 
 
 class TimelineCuts:
@@ -166,6 +210,7 @@ class TimelineCuts:
 
     def __init__(self, settings, frame_size: tuple[int, int], fps: float = 25.0):
         self.detector = CutDetector(settings, fps, detection_size(*frame_size))
+        self.delay = self.detector.delay
         self.timeline_of: list[int] = []  # analysed frame -> its first timeline frame
         self._last: np.ndarray | None = None
 

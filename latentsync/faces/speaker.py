@@ -25,7 +25,7 @@ from latentsync.utils.media import iter_small_frames, read_audio
 from .all_faces import AllFacesTracker, MouthTrack
 from .detector import FaceDetector
 from .settings import SpeakerSettings
-from .shots import CutDetector, Timeline, delayed, detection_size, shot_ranges, timeline_cuts
+from .shots import CutDetector, SourceCuts, Timeline, detection_size, frames_after_cuts, shot_ranges, timeline_cuts
 
 SAMPLE_RATE = 16000  # the audio is read at this rate for its per-frame level (any rate works; 16 kHz like the rest)
 
@@ -264,10 +264,12 @@ def find_speaker(video_path, detector: FaceDetector, fps: float, num_frames: int
         cuts = CutDetector(detector.config.shots, timeline.fps, detection_size(timeline.width, timeline.height))
     repeats = timeline.repeats()
     wanted = len(repeats) + (cuts.delay if cuts is not None else 0)  # the detector looks a few frames ahead
-    cut_pending = False
+    cut_pending, found = False, set()
     with closing(iter_small_frames(video_path, width, height)) as small:
-        for source_index, frame, starts in delayed(islice(small, wanted), cuts):
-            cut_pending = cut_pending or starts
+        frames = islice(small, wanted)
+        ordered = enumerate(frames) if cuts is None else frames_after_cuts(frames, SourceCuts(cuts), found)
+        for source_index, frame in ordered:  # the cut finder runs beside the tracker, a few frames ahead
+            cut_pending = cut_pending or source_index in found
             for _ in range(int(repeats[source_index]) if source_index < len(repeats) else 0):
                 tracker.update(frame, cut=cut_pending)  # frames shown twice after a frame-rate change
                 cut_pending = False

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 
 import cv2
 import numpy as np
@@ -29,13 +29,12 @@ from .alignment import AlignRestore
 from .choice import FaceChoice
 from .detector import FaceDetector
 from .settings import FacesConfig, as_faces_config
-from .shots import TimelineCuts
+from .shots import TimelineCuts, frames_after_cuts
 from .smoothing import PointSmoother, interpolate_points
 from .tracking import FaceTracker
 
 FACE_PASS_FPS = 25.0  # the face pass reads the output timeline (25 fps): the cut detector's time unit
 OCCLUDER_STORE_SIDE = 128  # occluder masks are kept per source frame at most this many pixels a side
-CUTS_AHEAD = 4  # the cut finder's thread may run this many frames ahead of the tracker (beyond its own delay)
 
 
 @dataclass
@@ -94,12 +93,6 @@ def _iter_single_frames(frames: Iterable) -> Iterator[np.ndarray]:
             yield from array
         else:
             raise ValueError(f"expected RGB frames (H, W, 3) or chunks (N, H, W, 3), got shape {array.shape}")
-
-
-def _find_cuts(finder: TimelineCuts, index: int, frame: np.ndarray) -> tuple[list[int], int]:
-    """In the cut finder's thread: analyse one frame; (the cuts it revealed, the frames settled before it)."""
-    found = finder.add(index, frame)
-    return found, finder.settled_before()
 
 
 def resize_faces_to_box(faces: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
@@ -190,39 +183,17 @@ class VideoFaceProcessor:
         self.stats.detector_runs = self.tracker.detector_runs
 
     def _with_cuts(self, frames: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
-        """(index, frame) in order, each frame's cut (if any) already in `self.cuts` when it comes out.
-
-        The cut finder (`TimelineCuts`: a resize of the full frame and scenedetect's detector, ~0.8 ms a 1080p
-        frame, the whole cost of cut detection) runs in a thread of its own up to `CUTS_AHEAD` frames ahead of
-        the tracker, off the face pass's critical path. It sees the same frames in the same order, so it finds
-        the same cuts; a frame comes out only once the finder's own answer says its cut status is final."""
+        """(index, frame) in order, each frame's cut (if any) already in `self.cuts` when it comes out: the cut
+        finder (`TimelineCuts`) runs beside the tracker, in a thread of its own (`shots.frames_after_cuts`)."""
         if not self.find_cuts:
             yield from enumerate(frames)
             return
-        finder, held, answers, settled = None, deque(), deque(), 0
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuts")
-        try:
-            for index, frame in enumerate(frames):
-                finder = finder or TimelineCuts(self.config.shots, (frame.shape[1], frame.shape[0]), FACE_PASS_FPS)
-                answers.append(pool.submit(_find_cuts, finder, index, frame))
-                held.append((index, frame))
-                while answers and (answers[0].done() or len(held) > finder.detector.delay + CUTS_AHEAD):
-                    settled = self._take_answer(answers.popleft(), settled)
-                    while held and held[0][0] < settled:
-                        yield held.popleft()
-            while answers:
-                settled = self._take_answer(answers.popleft(), settled)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if finder is not None:
-            self.cuts.update(finder.finish())
-        yield from held
-
-    def _take_answer(self, answer, settled: int) -> int:
-        """Record one frame's answer from the cut finder; returns the frames settled so far."""
-        cuts, settled_before = answer.result()
-        self.cuts.update(cuts)
-        return max(settled, settled_before)
+        frames = iter(frames)
+        first = next(frames, None)  # the finder analyses frames of this size
+        if first is None:
+            return
+        finder = TimelineCuts(self.config.shots, (first.shape[1], first.shape[0]), FACE_PASS_FPS)
+        yield from frames_after_cuts(chain([first], frames), finder, self.cuts)
 
     def _observe(self, index: int, frame: np.ndarray) -> _Pending:
         tracked = self.tracker.update(frame)
