@@ -15,7 +15,7 @@ and by the face pass itself), edited frames (has_face) in shots where nobody vis
 `speaker`), frames of a face track that spans two true shots (landmarks from another shot, goal 0), and shots
 whose speaker is edited on the right face (>= 50% of the shot's frames, none on another face). Also the shot
 table's scores and null thresholds of every face, for tuning `speaker.null_*` on the whole corpus. A sequence where
-`speaker` stops (`NoSpeakerError`: a voice nobody visible speaks) edits nothing; its cuts come from the face pass.
+`speaker` stops (`NoSpeakerError`: a voice nobody visible speaks) edits nothing; its cuts are the speaker pass's.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def main() -> None:
                                                  RunProgress(False), say=said.append)
                 except NoSpeakerError as stop:  # the run stops before its face pass: nothing is edited
                     said.append(f"error: {stop}")
-                    chosen = FaceChoice("tracked", 0, None, guide_boxes=np.full((num_frames, 4), np.nan))
+                    chosen = stop.passthrough  # the choice that edits nobody (what the app's preview shows)
                 prepass = time.perf_counter() - start
                 start = time.perf_counter()
                 aligned, found = face_pass(video, detector, chosen)

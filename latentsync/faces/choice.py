@@ -19,11 +19,11 @@ import sys
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from latentsync.errors import NoSpeakerError
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from latentsync.faces.detector import FaceDetector
     from latentsync.faces.settings import FacesConfig
     from latentsync.utils.progress import RunProgress
@@ -53,15 +53,11 @@ class FaceChoice:
     def editing_nobody(self, num_frames: int) -> FaceChoice:
         """The same choice guided by no box in any of `num_frames` frames: every frame passes through (`speaker`
         on a voice-over, which the app's preview shows where a run stops)."""
-        import numpy as np
-
         return replace(self, choice="tracked", guide_boxes=np.full((num_frames, 4), np.nan))
 
     @property
     def edits_nobody(self) -> bool:
         """True when a guide is given and has no box anywhere: no face is to be edited, by choice."""
-        import numpy as np
-
         return self.guide_boxes is not None and not np.isfinite(self.guide_boxes).any()
 
     def with_cuts(self, cuts) -> FaceChoice:

@@ -146,14 +146,17 @@ class SourceCuts:
 
     def __init__(self, detector: CutDetector):
         self.detector = detector
-        self.delay = detector.delay
+
+    @property
+    def delay(self) -> int:
+        return self.detector.delay
 
     def add(self, index: int, frame: np.ndarray) -> list[int]:
         return self.detector.add(frame, rgb=True)
 
     def settled_before(self) -> int:
         """Frames before this one have their cut status final."""
-        return max(0, self.detector.count - self.delay)
+        return max(0, self.detector.count - self.detector.delay)
 
     def finish(self) -> list[int]:
         return self.detector.finish()
@@ -210,9 +213,12 @@ class TimelineCuts:
 
     def __init__(self, settings, frame_size: tuple[int, int], fps: float = 25.0):
         self.detector = CutDetector(settings, fps, detection_size(*frame_size))
-        self.delay = self.detector.delay
         self.timeline_of: list[int] = []  # analysed frame -> its first timeline frame
         self._last: np.ndarray | None = None
+
+    @property
+    def delay(self) -> int:
+        return self.detector.delay
 
     def add(self, index: int, frame: np.ndarray) -> list[int]:
         """Analyse timeline frame `index` (RGB, any size); returns the cuts it revealed (timeline frames)."""
