@@ -279,5 +279,6 @@ def track_faces(reader: VideoReader, num_frames: int, resolution: int, detector=
     for aligned in processor.process(chunks(), batch_size=chunk_size):
         track.record(aligned)
         bar.update(1)
+        del aligned  # its frame is a view of a whole decoded chunk: don't pin it while the next batch is aligned
     bar.close()
     return track

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 
 import cv2
 import numpy as np
@@ -93,6 +92,23 @@ def _iter_single_frames(frames: Iterable) -> Iterator[np.ndarray]:
             yield from array
         else:
             raise ValueError(f"expected RGB frames (H, W, 3) or chunks (N, H, W, 3), got shape {array.shape}")
+
+
+def _peek_size(frames: Iterable[np.ndarray]) -> tuple[tuple[int, int] | None, Iterator[np.ndarray]]:
+    """The frames' (width, height) (None when there are none) and the same frames, all of them.
+
+    Nothing keeps the first frame once it is out: a frame is a view of its whole decoded chunk (16 frames, ~95 MB
+    at 1080p), and a local or `itertools.chain`'s argument tuple would pin that chunk for the whole pass."""
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        return None, iter(())
+    return (first.shape[1], first.shape[0]), _popped_then(frames, [first])
+
+
+def _popped_then(rest: Iterator[np.ndarray], held: list[np.ndarray]) -> Iterator[np.ndarray]:
+    yield held.pop()
+    yield from rest
 
 
 def resize_faces_to_box(faces: torch.Tensor, box: Sequence[int]) -> torch.Tensor:
@@ -188,12 +204,11 @@ class VideoFaceProcessor:
         if not self.find_cuts:
             yield from enumerate(frames)
             return
-        frames = iter(frames)
-        first = next(frames, None)  # the finder analyses frames of this size
-        if first is None:
+        size, frames = _peek_size(frames)  # the finder analyses frames of this size
+        if size is None:
             return
-        finder = TimelineCuts(self.config.shots, (first.shape[1], first.shape[0]), FACE_PASS_FPS)
-        yield from frames_after_cuts(chain([first], frames), finder, self.cuts)
+        finder = TimelineCuts(self.config.shots, size, FACE_PASS_FPS)
+        yield from frames_after_cuts(frames, finder, self.cuts)
 
     def _observe(self, index: int, frame: np.ndarray) -> _Pending:
         tracked = self.tracker.update(frame)
