@@ -4,6 +4,7 @@ the mouth is still edited, how much the edit shrinks on clips without an occlude
     .venv/bin/python benchmarks/bench_occlusion.py                       # ../shared/media/corpus + demo1
     .venv/bin/python benchmarks/bench_occlusion.py --clips vr_face3,lp_d20 --frames 30 --kinds mic,pen
     .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --set occlusion.hand_every=12   # a config change
+    .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --exposure 0.35   # dim footage, darker faces
 
 For every clip: the first `--frames` frames, the face pass (`VideoFaceProcessor`) and the edited region of each
 frame (the fixed mouth mask warped back with the face's matrix). Then, per occluder kind, a composite: a
@@ -317,6 +318,20 @@ def simulate(frames, aligned, face_size, mode: str, settings, occluders=None):
     return outputs, regions, masks, seconds
 
 
+def underexposed(frames, exposure: float, workdir: Path) -> list[np.ndarray]:
+    """The frames as a darker shot would record them: light scaled by `exposure`, sensor noise (sigma 3 levels),
+    then H.264 at crf 23 as a phone stores them. Stands in for dim rooms and for darker skin than the corpus has."""
+    rng = np.random.default_rng(0)
+    dark = [np.clip(f.astype(np.float32) * exposure + rng.normal(0, 3.0, f.shape), 0, 255).astype(np.uint8)
+            for f in frames]
+    path = workdir / "dark.mp4"
+    with VideoWriter(path, 25.0, crf=23) as writer:
+        writer.write(np.stack(dark))
+    decoded = np.concatenate(list(iter_frames(path, chunk_size=16)))[: len(frames)]
+    path.unlink()
+    return [np.ascontiguousarray(f) for f in decoded]
+
+
 def encode_decode(frames, workdir: Path) -> np.ndarray:
     path = workdir / "out.mp4"
     with VideoWriter(path, 25.0, crf=18) as writer:
@@ -408,6 +423,9 @@ def main() -> None:
     parser.add_argument("--cost_frames", type=int, default=150, help="demo1 frames for the cost (0 = skip)")
     parser.add_argument("--mode", default="auto", choices=["auto", "hands"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exposure", type=float, default=1.0,
+                        help="scale every clip's light by this (with sensor noise and a phone's H.264) before "
+                        "anything else: 0.35 gives dim footage, and faces darker than the corpus has")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--cache", default=None, help="keep face-pass results here between runs (a folder)")
     parser.add_argument("--no_oracle", action="store_true", help="skip the oracle rows (true occluder masks)")
@@ -424,9 +442,15 @@ def main() -> None:
     with FaceDetector(backend="mediapipe", config=config) as detector, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         hand = real_hand(detector) if "hand" in args.kinds.split(",") else None
+
+        def shoot(frames):  # the scene (clip and occluder) as the camera records it
+            return frames if args.exposure == 1 else underexposed(frames, args.exposure, workdir)
+
         for name in args.clips.split(","):
-            frames = read_frames(clip_path(name), args.frames)
-            aligned, face_size = face_pass(frames, detector, cache, f"{name}_{args.frames}")
+            source = read_frames(clip_path(name), args.frames)
+            key = f"{name}_{args.frames}" + (f"_x{args.exposure:g}" if args.exposure != 1 else "")
+            frames = shoot(source)
+            aligned, face_size = face_pass(frames, detector, cache, key)
             row = {"clean": clean_shrink(frames, aligned, face_size, args.mode, settings, workdir)}
             path = mouth_path(aligned, len(frames))
             if path[0] is None:
@@ -435,8 +459,9 @@ def main() -> None:
             for kind in args.kinds.split(","):
                 rng = np.random.default_rng((args.seed, CLIPS.index(name) if name in CLIPS else 99, KINDS.index(kind)))
                 sprite = make_sprite(kind, path[0][2], rng, hand=hand)
-                comp, occluders = composite(frames, path, sprite, kind)
-                comp_aligned, comp_size = face_pass(comp, detector, cache, f"{name}_{args.frames}_{kind}_{args.seed}")
+                comp, occluders = composite(source, path, sprite, kind)
+                comp = shoot(comp)
+                comp_aligned, comp_size = face_pass(comp, detector, cache, f"{key}_{kind}_{args.seed}")
                 encoded = encode_decode(comp, workdir)
                 outputs, regions, masks, seconds = simulate(comp, comp_aligned, comp_size, args.mode, settings)
                 row[kind] = measure(comp, outputs, regions, occluders, workdir, encoded)

@@ -281,7 +281,7 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     # Grey, black, white and metal: far less saturated than this face's skin (the chromaticity z misses them
     # when the skin's own spread is wide).
     saturation = np.hypot(chroma[0] - 1 / 3, chroma[1] - 1 / 3)
-    not_skin |= saturation < s.neutral_ratio * float(np.median(saturation[skin]))
+    not_skin |= neutral_objects(saturation, luma, skin, s)
     mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
     lips = (regions["lips"] > 0) & bright_enough
     if mouth_cells is None and lips.sum() >= 16:
@@ -314,6 +314,22 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     if s.close > 0 and found.any():
         found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
     return found
+
+
+def neutral_objects(saturation: np.ndarray, luma: np.ndarray, skin: np.ndarray, settings: OcclusionSettings
+                    ) -> np.ndarray:
+    """Pixels that are grey, black, white or metal rather than this face's skin: far less saturated than the skin
+    (`neutral_ratio` x its median), unless they are as pale and as bright as the face's own sheen. Sheen, powder
+    and highlights under a hard light are as pale as a white object; where the sample above the nose tip shows
+    them (pale pixels at least as bright as its median skin, `sheen_share` of it or more), pale pixels from the
+    skin's 10th brightness percentile to the sheen's 95th are skin; darker (black, grey metal) or brighter (white)
+    ones are still objects."""
+    neutral = saturation < settings.neutral_ratio * float(np.median(saturation[skin]))
+    skin_luma = luma[skin]
+    sheen = skin & neutral & (luma >= np.median(skin_luma))  # pale and bright: an object there is rare
+    if settings.sheen_share > 0 and sheen.sum() >= max(8, settings.sheen_share * skin.sum()):
+        neutral &= (luma < np.percentile(skin_luma, 10)) | (luma > np.percentile(luma[sheen], 95))
+    return neutral
 
 
 def _seeded(candidate: np.ndarray, seed: np.ndarray, min_area: float, area: int | None = None) -> np.ndarray:

@@ -176,6 +176,7 @@ class OcclusionSettings(Section):
     chroma_z: float
     chroma_floor: float
     neutral_ratio: float
+    sheen_share: float
     dark_ratio: float
     min_luma: float
     mouth_dilate: float
