@@ -123,6 +123,27 @@ def test_a_faces_own_sheen_is_not_an_occluder(face):
     assert mask is not None and (mask[occluder & (hull > 0)] >= 0.99).mean() >= 0.9
 
 
+def test_lipstick_is_lips_before_the_shot_shows_its_mouth_colours():
+    """A shot's first frames judge the lips by the lip ring's own colour (the shot's mouth colours are not learnt
+    yet): st_WDA_KatieHill's deep red lower lip, far from the ring's median, which the ring's pale edge pulls
+    towards the skin, was masked as an object in her first frames."""
+    from latentsync.faces.video import VideoFaceProcessor
+    from latentsync.utils.media import iter_frames
+
+    path = SHARED / "media" / "corpus" / "st_WDA_KatieHill.mp4"
+    if not path.is_file():
+        pytest.skip(f"corpus clip not available: {path}")
+    frames = next(iter(iter_frames(path, chunk_size=8)))
+    processor = VideoFaceProcessor(resolution=256)
+    try:
+        with OccluderMasker("auto") as masker:
+            found = [masker.patch(a.frame, a.face_box, a.landmarks) is not None
+                     for a in processor.process(iter(frames)) if a.has_face]
+    finally:
+        processor.close()
+    assert len(found) == 8 and not any(found)
+
+
 @pytest.mark.parametrize("draw", [
     with_microphone,
     pytest.param(with_pen, marks=pytest.mark.xfail(strict=True, reason="goal not met on a shot's first frame (no "

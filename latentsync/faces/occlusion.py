@@ -251,6 +251,25 @@ def _robust_z(values_map: list[np.ndarray], sample: np.ndarray, floor: float) ->
     return z
 
 
+def _deeper_than_lips(chroma: list[np.ndarray], lips: np.ndarray, skin: np.ndarray, floor: float, z: float
+                      ) -> np.ndarray:
+    """Pixels whose chromaticity lies beyond the lips' median on the line from the skin's, within `z` robust SDs
+    of that line: the deep red centre of a lipsticked lip, far from the lip ring's median (which the ring's
+    pale edge pulls towards the skin) but in the lips' own direction. An object over the lips (blue, grey,
+    black) lies elsewhere."""
+    skin_c = np.array([np.median(c[skin]) for c in chroma])
+    lip_c = np.array([np.median(c[lips]) for c in chroma])
+    axis = lip_c - skin_c
+    length = float(np.hypot(*axis))
+    if length < floor:
+        return np.zeros(lips.shape, bool)
+    dx, dy = chroma[0] - lip_c[0], chroma[1] - lip_c[1]
+    along = (dx * axis[0] + dy * axis[1]) / length
+    across = np.abs(dx * axis[1] - dy * axis[0]) / length
+    spread = max(1.4826 * float(np.median(across[lips])), floor)
+    return (along > 0) & (across <= z * spread)
+
+
 def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings,
                      mouth_cells: np.ndarray | None = None) -> np.ndarray:
     """uint8 {0, 255} mask of pixels in the analysed region that are neither skin nor lips, seeded in the face.
@@ -286,6 +305,7 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     lips = (regions["lips"] > 0) & bright_enough
     if mouth_cells is None and lips.sum() >= 16:
         not_lips = _robust_z(chroma, lips, s.chroma_floor) > s.chroma_z
+        not_lips &= ~_deeper_than_lips(chroma, lips, skin, s.chroma_floor, s.chroma_z)
         not_skin &= ~((regions["lips"] > 0) & ~not_lips)
     face_luma = float(np.median(luma[skin]))
     # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
