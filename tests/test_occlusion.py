@@ -105,7 +105,7 @@ def with_sheen(frame, landmarks, width):
 
 def test_a_faces_own_sheen_is_not_an_occluder(face):
     """Pale skin as bright as the face's own sheen is skin; a dark microphone over the same sheen is still found
-    (st_WDA_KatieHill's cheek highlight was masked in 36 of its first 60 frames: docs/faces.md "Occlusion")."""
+    (st_WDA_KatieHill's cheek highlight was masked in her frames 33-55: docs/faces.md "Occlusion")."""
     frame, box, landmarks, mouth, width = face
     shiny, sheen = with_sheen(frame, landmarks, width)
     settings = load_faces_config().occlusion

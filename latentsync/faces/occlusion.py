@@ -300,7 +300,7 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     # Grey, black, white and metal: far less saturated than this face's skin (the chromaticity z misses them
     # when the skin's own spread is wide).
     saturation = np.hypot(chroma[0] - 1 / 3, chroma[1] - 1 / 3)
-    not_skin |= neutral_objects(saturation, luma, skin, s)
+    not_skin |= _neutral_objects(saturation, luma, skin, s)
     mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
     lips = (regions["lips"] > 0) & bright_enough
     if mouth_cells is None and lips.sum() >= 16:
@@ -336,8 +336,8 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     return found
 
 
-def neutral_objects(saturation: np.ndarray, luma: np.ndarray, skin: np.ndarray, settings: OcclusionSettings
-                    ) -> np.ndarray:
+def _neutral_objects(saturation: np.ndarray, luma: np.ndarray, skin: np.ndarray, settings: OcclusionSettings
+                     ) -> np.ndarray:
     """Pixels that are grey, black, white or metal rather than this face's skin: far less saturated than the skin
     (`neutral_ratio` x its median), unless they are as pale and as bright as the face's own sheen. Sheen, powder
     and highlights under a hard light are as pale as a white object; where the sample above the nose tip shows

@@ -107,6 +107,7 @@ def _peek_size(frames: Iterable[np.ndarray]) -> tuple[tuple[int, int] | None, It
 
 
 def _popped_then(rest: Iterator[np.ndarray], held: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """The one frame in `held` (taken out of the list as it is handed on), then `rest`."""
     yield held.pop()
     yield from rest
 
