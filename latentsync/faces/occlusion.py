@@ -310,6 +310,11 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     face_luma = float(np.median(luma[skin]))
     # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
     too_dark = luma < min(s.min_luma, s.dark_ratio * face_luma)
+    if s.shadow_share > 0 and too_dark.any():
+        # A dark piece that covers part of the cheeks and nose sampled above the nose tip is the face's own shadow
+        # (a side light): an occluder in front of the mouth rarely reaches up there.
+        sample = regions["skin"] > 0
+        too_dark &= _seeded(too_dark.astype(np.uint8), sample, s.shadow_share, int(sample.sum())) == 0
     anywhere = ((not_skin & bright_enough) | too_dark) & (regions["nose"] == 0)
     if mouth_cells is None:
         anywhere &= regions["mouth"] == 0

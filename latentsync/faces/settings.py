@@ -178,6 +178,7 @@ class OcclusionSettings(Section):
     neutral_ratio: float
     sheen_share: float
     dark_ratio: float
+    shadow_share: float
     min_luma: float
     mouth_dilate: float
     nose_dilate: float
