@@ -300,14 +300,14 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     # Grey, black, white and metal: far less saturated than this face's skin (the chromaticity z misses them
     # when the skin's own spread is wide).
     saturation = np.hypot(chroma[0] - 1 / 3, chroma[1] - 1 / 3)
-    not_skin |= _neutral_objects(saturation, luma, skin, s)
+    face_luma = float(np.median(luma[skin]))
+    not_skin |= _neutral_objects(saturation, luma, skin, face_luma, s)
     mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
     lips = (regions["lips"] > 0) & bright_enough
     if mouth_cells is None and lips.sum() >= 16:
         not_lips = _robust_z(chroma, lips, s.chroma_floor) > s.chroma_z
         not_lips &= ~_deeper_than_lips(chroma, lips, skin, s.chroma_floor, s.chroma_z)
         not_skin &= ~((regions["lips"] > 0) & ~not_lips)
-    face_luma = float(np.median(luma[skin]))
     # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
     too_dark = luma < min(s.min_luma, s.dark_ratio * face_luma)
     if s.shadow_share > 0 and too_dark.any():
@@ -341,19 +341,18 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     return found
 
 
-def _neutral_objects(saturation: np.ndarray, luma: np.ndarray, skin: np.ndarray, settings: OcclusionSettings
-                     ) -> np.ndarray:
+def _neutral_objects(saturation: np.ndarray, luma: np.ndarray, skin: np.ndarray, face_luma: float,
+                     settings: OcclusionSettings) -> np.ndarray:
     """Pixels that are grey, black, white or metal rather than this face's skin: far less saturated than the skin
     (`neutral_ratio` x its median), unless they are as pale and as bright as the face's own sheen. Sheen, powder
     and highlights under a hard light are as pale as a white object; where the sample above the nose tip shows
     them (pale pixels at least as bright as its median skin, `sheen_share` of it or more), pale pixels from the
     skin's 10th brightness percentile to the sheen's 95th are skin; darker (black, grey metal) or brighter (white)
-    ones are still objects."""
+    ones are still objects. `face_luma`: the sample's median luminance."""
     neutral = saturation < settings.neutral_ratio * float(np.median(saturation[skin]))
-    skin_luma = luma[skin]
-    sheen = skin & neutral & (luma >= np.median(skin_luma))  # pale and bright: an object there is rare
+    sheen = skin & neutral & (luma >= face_luma)  # pale and bright: an object there is rare
     if settings.sheen_share > 0 and sheen.sum() >= max(8, settings.sheen_share * skin.sum()):
-        neutral &= (luma < np.percentile(skin_luma, 10)) | (luma > np.percentile(luma[sheen], 95))
+        neutral &= (luma < np.percentile(luma[skin], 10)) | (luma > np.percentile(luma[sheen], 95))
     return neutral
 
 
