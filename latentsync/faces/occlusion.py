@@ -315,15 +315,20 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
         # (a side light): an occluder in front of the mouth rarely reaches up there.
         sample = regions["skin"] > 0
         too_dark &= _seeded(too_dark.astype(np.uint8), sample, s.shadow_share, int(sample.sum())) == 0
-    anywhere = ((not_skin & bright_enough) | too_dark) & (regions["nose"] == 0)
+    never = regions["nose"] > 0
     if mouth_cells is None:
-        anywhere &= regions["mouth"] == 0
+        never |= regions["mouth"] > 0
     else:
-        anywhere &= ~(mouth_area & mouth_cells.ravel()[_colour_bins(roi, s.colour_bins)])
+        never |= mouth_area & mouth_cells.ravel()[_colour_bins(roi, s.colour_bins)]
+    anywhere = ((not_skin & bright_enough) | too_dark) & ~never
     candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
     found = _seeded(candidate, regions["seed"] > 0, s.min_area, regions.get("lower_face"))
     if not found.any():
         return found
+    if s.blend_contrast > 0:  # something is there: join its parts across the edges between its colours
+        anywhere |= _blends(image, anywhere, s.blend_contrast, s.blend_tolerance) & ~never
+        candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
+        found = _seeded(candidate, regions["seed"] > 0, s.min_area, regions.get("lower_face"))
     core = (found > 0) & (regions["seed"] > 0)
     if s.object_bins > 0:
         # The object's own colours, where it lies on the lower face: from there it is followed only over
@@ -339,6 +344,36 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     if s.close > 0 and found.any():
         found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
     return found
+
+
+def _blends(image: np.ndarray, mask: np.ndarray, contrast: float, tolerance: float) -> np.ndarray:
+    """Pixels outside `mask` that lie between two pixels of it (either side, in one of four directions) and whose
+    colour is a mix of theirs: where two colours of one object meet (a red band on a white cup), the downscaled,
+    blurred edge between them can pass for skin and would cut the object in two. A strip of real skin between two
+    objects (a jaw between dark hair and a dark microphone) is no mix of their colours and stays a gap.
+    `contrast`: the two sides differ by at least this (RGB distance); `tolerance`: the pixel lies within this
+    share of that difference of the line between them."""
+    out = np.zeros(mask.shape, bool)
+    h, w = mask.shape
+    centre = (slice(1, h - 1), slice(1, w - 1))
+    pixel, gap = image[centre], ~mask[centre]
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        before = (slice(1 - dy, h - 1 - dy), slice(1 - dx, w - 1 - dx))
+        after = (slice(1 + dy, h - 1 + dy), slice(1 + dx, w - 1 + dx))
+        both = gap & mask[before] & mask[after]
+        if not both.any():
+            continue
+        a, b, p = image[before][both], image[after][both], pixel[both]
+        span = b - a
+        length2 = np.maximum((span * span).sum(axis=1), 1e-6)
+        t = ((p - a) * span).sum(axis=1) / length2
+        off = p - (a + np.clip(t, 0, 1)[:, None] * span)
+        mixed = ((length2 >= contrast**2) & (t > 0.05) & (t < 0.95)
+                 & ((off * off).sum(axis=1) <= tolerance**2 * length2))
+        hits = np.zeros(both.shape, bool)
+        hits[both] = mixed
+        out[centre] |= hits
+    return out
 
 
 def _neutral_objects(saturation: np.ndarray, luma: np.ndarray, skin: np.ndarray, face_luma: float,

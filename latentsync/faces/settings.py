@@ -187,6 +187,8 @@ class OcclusionSettings(Section):
     reach: float
     min_area: float
     close: float
+    blend_contrast: float
+    blend_tolerance: float
     beyond_face: bool
     colour_every: int = at_least(1)
     colour_bins: int = at_least(1)
