@@ -391,9 +391,9 @@ def test_the_face_pass_finds_in_its_masker_thread_what_the_masker_finds_frame_by
         assert np.array_equal(source.track.occluders[index][1], reference.occluders[0][1])
 
 
-def with_banded_cup(frame, mouth, width):
-    """A white cup with a red band, its rim just below the lips: the band lies on the lower face, the white
-    below it reaches past the chin."""
+def with_banded_cup(frame, mouth, width, band_top: float):
+    """A white cup with a red band (from `band_top` x face width below the lips' centre, 0.08 x W high), its rim
+    just below the lips and its bottom past the chin."""
     out, mask = frame.copy(), np.zeros(frame.shape[:2], np.uint8)
     x0, y0 = int(mouth[0] - 0.22 * width), int(mouth[1] + 0.08 * width)
     x1, y1 = int(mouth[0] + 0.22 * width), int(mouth[1] + 0.7 * width)
@@ -401,22 +401,24 @@ def with_banded_cup(frame, mouth, width):
     noise = np.random.default_rng(0).normal(0, 4, frame.shape)
     white = np.clip(np.array([236, 234, 228]) + noise, 0, 255).astype(np.uint8)
     out[mask > 0] = white[mask > 0]
-    band = (slice(int(mouth[1] + 0.2 * width), int(mouth[1] + 0.28 * width)), slice(x0, x1 + 1))
-    out[band] = (190, 40, 45)
-    return out, mask > 0
+    out[int(mouth[1] + band_top * width) : int(mouth[1] + (band_top + 0.08) * width), x0 : x1 + 1] = (190, 40, 45)
+    below_band = mask > 0
+    below_band[: int(mouth[1] + (band_top + 0.1) * width)] = False
+    return out, mask > 0, below_band
 
 
-def test_an_objects_two_colours_are_one_object(face):
-    """Where a red band meets a cup's white, the edge between them, downscaled and blurred, is pink: skin-like.
-    It must not cut the cup in two (the white below the band was lost in half of the bench's cup frames)."""
+@pytest.mark.parametrize("band_top, rule", [(0.2, "blend_contrast"), (0.32, "part_share")])
+def test_an_objects_two_colours_are_one_object(face, band_top, rule):
+    """A cup is white with a red band. Where the two meet, the edge, downscaled and blurred, is pink and passes
+    for skin (`blend_contrast`); and where the band lies below the part of the cup the colours are learnt on, it
+    is no colour of the cup (`part_share`). Either cut the white below the band off (lost in half of the bench's
+    cup frames: docs/faces.md "Occlusion")."""
     frame, box, landmarks, mouth, width = face
-    occluded, occluder = with_banded_cup(frame, mouth, width)
-    below_band = occluder.copy()
-    below_band[: int(mouth[1] + 0.3 * width)] = False
-    blind = load_faces_config(overrides=["occlusion.blend_contrast=0"]).occlusion
+    occluded, occluder, below_band = with_banded_cup(frame, mouth, width, band_top)
+    blind = load_faces_config(overrides=[f"occlusion.{rule}=0"]).occlusion
     with OccluderMasker("auto", blind) as masker:
         mask = masker(occluded, box, landmarks)
-    assert mask is None or (mask[below_band] >= 0.99).mean() < 0.5  # without the rule the white below is lost
+    assert mask is not None and (mask[below_band] >= 0.99).mean() < 0.1  # without the rule: lost
     with OccluderMasker("auto") as masker:
         mask = masker(occluded, box, landmarks)
     assert mask is not None and (mask[occluder] >= 0.99).mean() >= 0.9

@@ -336,6 +336,8 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
         like_object = _like(roi, core, s.object_bins)
         anywhere &= like_object
         found = _touching((candidate > 0) & like_object, core)
+        if s.part_share > 0:
+            found = _with_parts(found > 0, candidate > 0, like_object, s.part_share)
     if s.beyond_face:
         # Beyond the face the edited region reaches into the background: follow a found object there, over
         # pixels that are neither skin nor like the background sampled beside the cheeks.
@@ -344,6 +346,29 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     if s.close > 0 and found.any():
         found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
     return found
+
+
+def _with_parts(found: np.ndarray, candidate: np.ndarray, like_object: np.ndarray, share: float) -> np.ndarray:
+    """uint8 {0, 255}: `found` (bool) with the parts of other colours it holds. An object is followed over its own
+    colours as seen on the lower face; a part of another colour (the red band of a white cup, below the chin)
+    would stop it there, and whatever lies beyond that part would be lost. A candidate piece of other colours
+    that touches the object and whose one-pixel border is mostly (`share`) the object or pixels like it is such
+    a part: it joins, and the object is followed on beyond it over its own colours. Jaw shade, hair or a collar
+    that touch the object have a border of skin, background or clothes and stay out."""
+    other = candidate & ~like_object
+    count, labels = cv2.connectedComponents(other.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return found.astype(np.uint8) * 255
+    # Each border pixel goes to the piece beside it (the largest label when two pieces are that close).
+    beside = cv2.dilate(labels.astype(np.uint16), np.ones((3, 3), np.uint8)).astype(np.intp)
+    border = ~other & (beside > 0)
+    objectish = found | (candidate & like_object)
+    size = np.bincount(beside[border], minlength=count)
+    on_object = np.bincount(beside[border & objectish], minlength=count)
+    touching = np.bincount(beside[border & found], minlength=count) > 0
+    parts = touching & (on_object >= share * np.maximum(size, 1))
+    parts[0] = False
+    return _touching(found | parts[labels] | (candidate & like_object), found)
 
 
 def _blends(image: np.ndarray, mask: np.ndarray, contrast: float, tolerance: float) -> np.ndarray:

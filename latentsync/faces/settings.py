@@ -194,6 +194,7 @@ class OcclusionSettings(Section):
     colour_bins: int = at_least(1)
     mouth_frames: int = at_least(0)
     object_bins: int = at_least(0)
+    part_share: float
     feather: float
     decay: float
     min_value: float
