@@ -321,14 +321,17 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     else:
         never |= mouth_area & mouth_cells.ravel()[_colour_bins(roi, s.colour_bins)]
     anywhere = ((not_skin & bright_enough) | too_dark) & ~never
-    candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
-    found = _seeded(candidate, regions["seed"] > 0, s.min_area, regions.get("lower_face"))
+
+    def seeded(anywhere):  # candidates where an occluder is followed, and the pieces of them on the lower face
+        candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
+        return candidate, _seeded(candidate, regions["seed"] > 0, s.min_area, regions.get("lower_face"))
+
+    candidate, found = seeded(anywhere)
     if not found.any():
         return found
     if s.blend_contrast > 0:  # something is there: join its parts across the edges between its colours
         anywhere |= _blends(image, anywhere, s.blend_contrast, s.blend_tolerance) & ~never
-        candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
-        found = _seeded(candidate, regions["seed"] > 0, s.min_area, regions.get("lower_face"))
+        candidate, found = seeded(anywhere)
     core = (found > 0) & (regions["seed"] > 0)
     if s.object_bins > 0:
         # The object's own colours, where it lies on the lower face: from there it is followed only over
@@ -360,7 +363,7 @@ def _with_parts(found: np.ndarray, candidate: np.ndarray, like_object: np.ndarra
     if count <= 1:
         return found.astype(np.uint8) * 255
     # Each border pixel goes to the piece beside it (the largest label when two pieces are that close).
-    beside = cv2.dilate(labels.astype(np.uint16), np.ones((3, 3), np.uint8)).astype(np.intp)
+    beside = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.intp)
     border = ~other & (beside > 0)
     objectish = found | (candidate & like_object)
     size = np.bincount(beside[border], minlength=count)
