@@ -329,18 +329,21 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     candidate, found = seeded(anywhere)
     if not found.any():
         return found
+    blended = np.zeros(anywhere.shape, bool)
     if s.blend_contrast > 0:  # something is there: join its parts across the edges between its colours
-        anywhere |= _blends(image, anywhere, s.blend_contrast, s.blend_tolerance) & ~never
+        blended = _blends(image, anywhere, s.blend_contrast, s.blend_tolerance) & ~never
+        anywhere |= blended
         candidate, found = seeded(anywhere)
     core = (found > 0) & (regions["seed"] > 0)
     if s.object_bins > 0:
         # The object's own colours, where it lies on the lower face: from there it is followed only over
-        # pixels like it, not into dark hair, jaw shade or nostrils that happen to touch it.
-        like_object = _like(roi, core, s.object_bins)
+        # pixels like it, not into dark hair, jaw shade or nostrils that happen to touch it. The blended edges
+        # between its colours are its own too.
+        like_object = _like(roi, core, s.object_bins) | blended
         anywhere &= like_object
         found = _touching((candidate > 0) & like_object, core)
         if s.part_share > 0:
-            found = _with_parts(found > 0, candidate > 0, like_object, s.part_share)
+            found = _with_parts(found > 0, candidate > 0, like_object, s.part_share, _disk(s.close * face_width))
     if s.beyond_face:
         # Beyond the face the edited region reaches into the background: follow a found object there, over
         # pixels that are neither skin nor like the background sampled beside the cheeks.
@@ -351,21 +354,24 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     return found
 
 
-def _with_parts(found: np.ndarray, candidate: np.ndarray, like_object: np.ndarray, share: float) -> np.ndarray:
+def _with_parts(found: np.ndarray, candidate: np.ndarray, like_object: np.ndarray, share: float,
+                disk: np.ndarray) -> np.ndarray:
     """uint8 {0, 255}: `found` (bool) with the parts of other colours it holds. An object is followed over its own
     colours as seen on the lower face; a part of another colour (the red band of a white cup, below the chin)
     would stop it there, and whatever lies beyond that part would be lost. A candidate piece of other colours
-    that touches the object and whose one-pixel border is mostly (`share`) the object or pixels like it is such
-    a part: it joins, and the object is followed on beyond it over its own colours. Jaw shade, hair or a collar
-    that touch the object have a border of skin, background or clothes and stay out."""
-    other = candidate & ~like_object
+    within the object's outline (the object and pixels like it, closed with `disk`) that touches the object and
+    whose one-pixel border is mostly (`share`) the object or pixels like it is such a part: it joins, and the
+    object is followed on beyond it over its own colours. Jaw shade, hair or a collar beside the object lie
+    outside that outline or have a border of skin, background or clothes, and stay out."""
+    objectish = found | (candidate & like_object)
+    closed = cv2.morphologyEx(objectish.astype(np.uint8), cv2.MORPH_CLOSE, disk) > 0
+    other = candidate & ~like_object & closed
     count, labels = cv2.connectedComponents(other.astype(np.uint8), connectivity=8)
     if count <= 1:
         return found.astype(np.uint8) * 255
     # Each border pixel goes to the piece beside it (the largest label when two pieces are that close).
     beside = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.intp)
     border = ~other & (beside > 0)
-    objectish = found | (candidate & like_object)
     size = np.bincount(beside[border], minlength=count)
     on_object = np.bincount(beside[border & objectish], minlength=count)
     touching = np.bincount(beside[border & found], minlength=count) > 0
