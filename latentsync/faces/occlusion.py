@@ -343,7 +343,8 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
         anywhere &= like_object
         found = _touching((candidate > 0) & like_object, core)
         if s.part_share > 0:
-            found = _with_parts(found > 0, candidate > 0, like_object, s.part_share, _disk(s.close * face_width))
+            found = _with_parts(found > 0, candidate > 0, like_object, s.part_share,
+                                _disk(s.part_outline * face_width / 2))
     if s.beyond_face:
         # Beyond the face the edited region reaches into the background: follow a found object there, over
         # pixels that are neither skin nor like the background sampled beside the cheeks.

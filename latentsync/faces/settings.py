@@ -195,6 +195,7 @@ class OcclusionSettings(Section):
     mouth_frames: int = at_least(0)
     object_bins: int = at_least(0)
     part_share: float
+    part_outline: float
     feather: float
     decay: float
     min_value: float
