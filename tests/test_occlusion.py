@@ -16,6 +16,7 @@ from latentsync.faces.occlusion import (
     draw_hand,
     edited_region,
     keep_occluders,
+    not_the_face,
 )
 from latentsync.faces.settings import load_faces_config
 from latentsync.faces.video import AlignmentTrack
@@ -291,20 +292,58 @@ def test_keep_occluders_patch_equals_full_mask():
     assert keep_occluders(original, restored, None) is restored
 
 
-def test_drawn_hand_covers_palm_and_fingers():
-    wrist, palm_length = np.array([100.0, 180.0]), 60.0
+def synthetic_hand(wrist, palm_length: float) -> np.ndarray:
+    """21 MediaPipe hand points, fingers up: the wrist (0), then thumb, index, middle, ring and little finger,
+    base to tip; the middle finger's base (9) lies `palm_length` from the wrist."""
+    wrist = np.asarray(wrist, np.float64)
     points = [wrist]
     for angle in np.radians([-60, -30, -10, 10, 30]):  # thumb, index, middle, ring, little
         direction = np.array([np.sin(angle), -np.cos(angle)])
         base = wrist + direction * palm_length * (0.5 if angle == np.radians(-60) else 1.0)
         points += [base + direction * palm_length * 0.3 * k for k in range(4)]
-    points = np.array(points)
-    order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+    return np.array(points)
+
+
+def test_drawn_hand_covers_palm_and_fingers():
+    points = synthetic_hand((100.0, 180.0), 60.0)
     mask = np.zeros((260, 220), np.uint8)
-    draw_hand(mask, points[order], finger_width=0.3, dilate=0.08)
+    draw_hand(mask, points, finger_width=0.3, dilate=0.08)
     for p in points:
         assert mask[int(round(p[1])), int(round(p[0]))] == 255
     assert mask[5, 5] == 0
+
+
+def test_a_hand_the_palm_detector_finds_on_the_face_itself_is_dropped(face):
+    """The palm detector fires on faces: a small "hand" whose wrist lies on the face's edge is the face itself;
+    a hand of a real hand's size there, or a small one whose wrist lies below the chin, is a hand."""
+    _, box, landmarks, mouth, width = face
+    settings = load_faces_config().occlusion
+    chin = np.array([mouth[0], landmarks[:, 1].max()])
+    assert not not_the_face(synthetic_hand(chin, 0.3 * width), landmarks, width, settings)
+    assert not_the_face(synthetic_hand(chin, 0.7 * width), landmarks, width, settings)
+    assert not_the_face(synthetic_hand(chin + (0, 0.6 * width), 0.3 * width), landmarks, width, settings)
+
+
+def test_no_hand_is_found_on_a_face_without_one():
+    """lp_d12's first 30 frames: no hand near the face, but the palm detector reads the jaw and lips as a hand on
+    9 of them (frames 6-14). With the face's own outline (`hand_min_palm`, `hand_wrist_band`) nothing is masked."""
+    from latentsync.faces.video import VideoFaceProcessor
+    from latentsync.utils.media import iter_frames
+
+    path = SHARED / "media" / "corpus" / "lp_d12.mp4"
+    if not path.is_file():
+        pytest.skip(f"corpus clip not available: {path}")
+    processor = VideoFaceProcessor(resolution=256)
+    try:
+        aligned = [a for a in processor.process(iter(next(iter(iter_frames(path, chunk_size=30))))) if a.has_face]
+    finally:
+        processor.close()
+    masked = {}
+    for rule in ("on", "off"):
+        settings = load_faces_config(overrides=[] if rule == "on" else ["occlusion.hand_min_palm=0"]).occlusion
+        with OccluderMasker("hands", settings) as masker:
+            masked[rule] = sum(masker.patch(a.frame, a.face_box, a.landmarks) is not None for a in aligned)
+    assert len(aligned) == 30 and masked["off"] >= 5 and masked["on"] == 0
 
 
 def test_edited_region_lies_over_the_mouth(face):
@@ -359,17 +398,27 @@ def test_corpus_clips_without_occluder_stay_edited(name):
     assert total > 0 and covered / total < 0.02
 
 
-def test_the_face_pass_finds_in_its_masker_thread_what_the_masker_finds_frame_by_frame():
-    """`ChunkSource` searches occluders in a thread of its own beside the face pass: the real hand of lp_d12
-    (frames 6-14) gives the track the masks the masker gives when called on each aligned frame in order."""
+def test_the_face_pass_finds_in_its_masker_thread_what_the_masker_finds_frame_by_frame(tmp_path):
+    """`ChunkSource` searches occluders in a thread of its own beside the face pass: on real footage (lp_d12,
+    with a microphone drawn at the chin in frames 8-23, so masks start, hold and fade out) the track gets the
+    masks the masker gives when called on each aligned frame in order."""
     from latentsync.faces.face_pass import ChunkSource
     from latentsync.faces.video import VideoFaceProcessor
-    from latentsync.utils.media import iter_frames
+    from latentsync.utils.media import VideoWriter, iter_frames
 
-    path = SHARED / "media" / "corpus" / "lp_d12.mp4"
-    if not path.is_file():
-        pytest.skip(f"corpus clip not available: {path}")
+    source_path = SHARED / "media" / "corpus" / "lp_d12.mp4"
+    if not source_path.is_file():
+        pytest.skip(f"corpus clip not available: {source_path}")
     count = 32
+    frames = list(next(iter(iter_frames(source_path, chunk_size=count))))
+    with FaceDetector(backend="mediapipe") as detector:
+        for k in range(8, 24):
+            landmarks = detector.detect(frames[k]).landmarks
+            width = float(np.ptp(landmarks[:, 0]))
+            frames[k] = with_microphone(frames[k], landmarks[[13, 14, 78, 308]].mean(axis=0), width)[0]
+    path = tmp_path / "lp_d12_with_microphone.mp4"
+    with VideoWriter(path, 25.0) as writer:
+        writer.write(np.stack(frames))
     source = ChunkSource(str(path), np.arange(count), 16, 256, 25, progress=False, occlusion="auto")
     assert sum(len(chunk.output_indices) for chunk in source) == count
     frames = next(iter(iter_frames(path, chunk_size=count)))
@@ -383,7 +432,7 @@ def test_the_face_pass_finds_in_its_masker_thread_what_the_masker_finds_frame_by
                     expected[aligned.index] = patch
     finally:
         processor.close()
-    assert len(expected) >= 5 and sorted(source.track.occluders) == sorted(expected)
+    assert len(expected) >= 10 and sorted(source.track.occluders) == sorted(expected)
     for index, patch in expected.items():
         reference = AlignmentTrack.empty(1, processor)
         reference.keep_occluder(0, patch.box, patch.mask)

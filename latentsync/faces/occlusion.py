@@ -171,6 +171,22 @@ def draw_hand(mask: np.ndarray, points: np.ndarray, finger_width: float, dilate:
 # ---------------------------------------------------------------------------------------------- hands
 
 
+def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings) -> bool:
+    """False for a "hand" that is the face itself: the palm detector fires on faces (its authors: hard to avoid,
+    it detects the palm area), and the landmarks then lie along the jaw and lips, the wrist on the face's edge.
+    A real hand in front of the face is at the face's depth or nearer, so its palm (wrist to middle-finger base)
+    is as long as an adult's at that depth, ~0.65-0.75 W; one whose wrist lies within `hand_wrist_band` x W of
+    the face's outline (the landmark hull) must have a palm of `hand_min_palm` x W at least. A smaller hand
+    with its wrist below or beside the face (an arm reaching in) is kept."""
+    s = settings
+    palm = float(np.linalg.norm(hand[9] - hand[0]))
+    if palm >= s.hand_min_palm * face_width:
+        return True
+    outline = cv2.convexHull(np.asarray(landmarks, np.float32)[:, :2])
+    wrist = (float(hand[0][0]), float(hand[0][1]))
+    return cv2.pointPolygonTest(outline, wrist, True) < -s.hand_wrist_band * face_width
+
+
 class HandFinder:
     """MediaPipe Hands on a search region around the face, in video mode (it tracks a found hand itself)."""
 
@@ -204,8 +220,9 @@ class HandFinder:
         self._region = _roi(face_box, s.hand_side, 0.0, s.hand_below, frame_hw)
         return self._region
 
-    def __call__(self, frame: np.ndarray, face_box) -> list[np.ndarray]:
-        """Hands (each (21, 2) frame pixels) seen in this frame, or held from the last few frames."""
+    def __call__(self, frame: np.ndarray, face_box, face_landmarks=None) -> list[np.ndarray]:
+        """Hands (each (21, 2) frame pixels) seen in this frame, or held from the last few frames. With the
+        face's landmarks, a "hand" that is the face itself is dropped (`not_the_face`)."""
         self._calls += 1
         if not self._last and (self._calls - 1) % self.settings.hand_every:
             return []
@@ -224,6 +241,9 @@ class HandFinder:
         for landmarks in result.multi_hand_landmarks or []:
             pts = np.array([(p.x * crop.shape[1], p.y * crop.shape[0]) for p in landmarks.landmark])
             hands.append(pts / scale + np.array([x0, y0], dtype=np.float64))
+        if face_landmarks is not None:
+            width = float(face_box[2] - face_box[0])
+            hands = [hand for hand in hands if not_the_face(hand, face_landmarks, width, self.settings)]
         if hands:
             self._last, self._missed = hands, 0
             return hands
@@ -600,7 +620,7 @@ class OccluderMasker:
 
         found = np.zeros(small_hw, np.uint8)
         face_width = (face_box[2] - face_box[0]) * scale
-        for hand in self._hands(frame, face_box) if self._hands is not None else []:
+        for hand in self._hands(frame, face_box, landmarks) if self._hands is not None else []:
             draw_hand(found, to_roi(hand), s.finger_width, s.hand_dilate)
         if self._colour_due():
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
