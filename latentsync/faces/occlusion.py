@@ -25,7 +25,8 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   and `palm_detection` models shipped inside the mediapipe wheel) on a search region around and below the face
   (hands arrive from there). While no hand is in sight the palm detector runs only every `hand_every`-th frame
   (it costs ~9 ms on a CPU core); once a hand is found it is tracked on every frame. Its pixels: the palm's
-  convex hull plus a capsule per finger, grown a little.
+  convex hull plus a capsule per finger, grown a little. The palm detector also fires on faces: a small "hand"
+  whose wrist lies on the face's edge is the face itself and is dropped (`not_the_face`).
 - **Colour** (`auto` only): objects that are neither skin nor lips. The face's own colour is sampled in the
   same frame on the cheeks and nose (the landmark hull, inset, above the nose tip: a mouth occluder rarely
   covers them); pixels whose r, g chromaticity is far from it, that are far less saturated (grey, black,
