@@ -202,6 +202,30 @@ def test_objects_in_front_of_the_mouth_are_kept(face, draw):
     assert np.array_equal(out[mask == 0], restored[mask == 0])
 
 
+def test_a_large_face_is_analysed_in_whole_blocks_and_its_occluder_found_alike(face):
+    """A face four times the astronaut's size (a close-up at 1080p) is analysed in whole 7 x 7 pixel blocks
+    (OpenCV's fast area resize) instead of at exactly `analysis_width`: the microphone is found as at 1x."""
+    from latentsync.faces.occlusion import _analysis_size, _roi, _whole_blocks
+
+    frame, box, landmarks, mouth, width = face
+    occluded, occluder = with_microphone(frame, mouth, width)
+    big = cv2.resize(occluded, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    big_occluder = cv2.resize(occluder.astype(np.uint8), None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST) > 0
+    settings = load_faces_config().occlusion
+    region = _roi(box * 4, settings.roi_side, settings.roi_top, settings.roi_bottom, big.shape[:2])
+    blocks = _whole_blocks(region, settings.analysis_width)
+    h, w = _analysis_size(blocks, settings.analysis_width)
+    k = (blocks[2] - blocks[0]) // w
+    assert k >= 4 and (blocks[2] - blocks[0], blocks[3] - blocks[1]) == (k * w, k * h)
+    assert 0 <= region[2] - blocks[2] < k and 0 <= region[3] - blocks[3] < k
+    with OccluderMasker("auto", settings) as masker:
+        mask = masker(big, box * 4, landmarks * 4)
+    hull = np.zeros(big.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull((landmarks * 4).astype(np.int32)), 1)
+    on_face = big_occluder & (hull > 0)
+    assert mask is not None and (mask[on_face] >= 0.99).mean() >= 0.9
+
+
 @pytest.mark.parametrize("draw", [with_pen, with_microphone_on_the_mouth])
 def test_objects_over_the_mouth_are_kept_once_the_shot_showed_it(face, draw):
     """After a few frames of the shot with nothing in front of the mouth, its lip and open-mouth colours are
