@@ -203,7 +203,7 @@ def test_objects_in_front_of_the_mouth_are_kept(face, draw):
 
 
 def test_a_large_face_is_analysed_in_whole_blocks_and_its_occluder_found_alike(face):
-    """A face four times the astronaut's size (a close-up at 1080p) is analysed in whole 7 x 7 pixel blocks
+    """A face four times the astronaut's size (a close-up at 1080p) is analysed in whole 5 x 5 pixel blocks
     (OpenCV's fast area resize) instead of at exactly `analysis_width`: the microphone is found as at 1x."""
     from latentsync.faces.occlusion import _analysis_size, _roi, _whole_blocks
 
