@@ -202,6 +202,26 @@ def test_objects_in_front_of_the_mouth_are_kept(face, draw):
     assert np.array_equal(out[mask == 0], restored[mask == 0])
 
 
+def test_an_elongated_objects_end_part_of_another_colour_joins_it():
+    """A pen's metal tip shares only the pen's short end, so the part rule's border share never holds (in the
+    bench it was most of the pen's misses): a piece of other colours past the end of an elongated object, within
+    its width, joins; a piece beside it (jaw shade, lips), or past the side of a round object, does not."""
+    from latentsync.faces.occlusion import _with_end_parts
+
+    found, other = np.zeros((60, 100), bool), np.zeros((60, 100), bool)
+    found[28:33, 10:70] = True  # a pen, 60 x 5
+    other[28:33, 70:82] = True  # its tip, past the right end
+    other[33:40, 30:45] = True  # shade below its middle
+    joined = _with_end_parts(found, other, 3.0) > 0
+    assert joined[28:33, 70:82].all() and not joined[33:40, 30:45].any()
+    assert not (_with_end_parts(found, other, 13.0) > 0)[28:33, 70:82].any()  # 12 x longer than wide, not 13
+    cup = np.zeros((60, 100), bool)
+    cup[10:50, 20:60] = True
+    side = np.zeros((60, 100), bool)
+    side[20:30, 60:70] = True
+    assert not (_with_end_parts(cup, side, 3.0) > 0)[20:30, 60:70].any()
+
+
 def test_a_large_face_is_analysed_in_whole_blocks_and_its_occluder_found_alike(face):
     """A face four times the astronaut's size (a close-up at 1080p) is analysed in whole 5 x 5 pixel blocks
     (OpenCV's fast area resize) instead of at exactly `analysis_width`: the microphone is found as at 1x."""

@@ -403,6 +403,8 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
         if s.part_share > 0:
             found = _with_parts(found > 0, candidate > 0, like_object, s.part_share,
                                 _disk(s.part_outline * face_width / 2))
+        if s.end_elongation > 0:
+            found = _with_end_parts(found > 0, (candidate > 0) & ~like_object & (found == 0), s.end_elongation)
     if s.beyond_face:
         # Beyond the face the edited region reaches into the background: follow a found object there, over
         # pixels that are neither skin nor like the background sampled beside the cheeks.
@@ -437,6 +439,39 @@ def _with_parts(found: np.ndarray, candidate: np.ndarray, like_object: np.ndarra
     parts = touching & (on_object >= share * np.maximum(size, 1))
     parts[0] = False
     return _touching(found | parts[labels] | (candidate & like_object), found)
+
+
+def _with_end_parts(found: np.ndarray, other: np.ndarray, elongation: float) -> np.ndarray:
+    """uint8 {0, 255}: `found` (bool) with the parts of other colours at the ends of an elongated object: a pen's
+    metal tip, a cap. Such a part shares only the object's short end, so `_with_parts`'s border rule cannot see
+    it. When the object is at least `elongation` times as long as it is wide (its pixels' principal axes), a
+    candidate piece of other colours (`other`) that touches it and lies mostly (>= 60 %) past one of its ends,
+    within its width, joins; jaw shade, lips or hair beside the object lie across its axis and stay out."""
+    ys, xs = np.nonzero(found)
+    if len(xs) < 8:
+        return found.astype(np.uint8) * 255
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    centre = points.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov((points - centre).T))
+    axis, across_axis = vectors[:, 1], vectors[:, 0]
+    along = (points - centre) @ axis
+    half_width = np.sqrt(3.0 * max(values[0], 1e-6))  # a bar of width w has sd w / sqrt(12) across
+    if along.max() - along.min() < elongation * 2 * half_width:
+        return found.astype(np.uint8) * 255
+    count, labels = cv2.connectedComponents(other.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return found.astype(np.uint8) * 255
+    touching = np.zeros(count, bool)
+    touching[np.unique(labels[cv2.dilate(found.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])] = True
+    ly, lx = np.nonzero(labels)
+    rel = np.stack([lx, ly], axis=1) - centre
+    t, d = rel @ axis, np.abs(rel @ across_axis)
+    at_end = ((t > along.max()) | (t < along.min())) & (d <= 1.5 * half_width)
+    piece = labels[ly, lx]
+    share = np.bincount(piece, weights=at_end, minlength=count) / np.maximum(np.bincount(piece, minlength=count), 1)
+    ends = touching & (share >= 0.6)
+    ends[0] = False
+    return (found | ends[labels]).astype(np.uint8) * 255
 
 
 def _blends(image: np.ndarray, mask: np.ndarray, contrast: float, tolerance: float) -> np.ndarray:

@@ -198,6 +198,7 @@ class OcclusionSettings(Section):
     object_bins: int = at_least(0)
     part_share: float
     part_outline: float
+    end_elongation: float
     feather: float
     decay: float
     min_value: float
