@@ -300,7 +300,7 @@ def test_off_mode_finds_nothing(face):
         assert masker(occluded, box, landmarks) is None
 
 
-def test_mask_is_steady_then_fades_and_reset_forgets(face):
+def test_mask_is_steady_is_held_a_frame_then_fades_and_reset_forgets(face):
     frame, box, landmarks, mouth, width = face
     occluded, _ = with_microphone(frame, mouth, width)
     settings = load_faces_config().occlusion
@@ -309,7 +309,9 @@ def test_mask_is_steady_then_fades_and_reset_forgets(face):
         second = masker.patch(occluded, box, landmarks)
         assert first is not None and second is not None
         assert np.allclose(second.full(frame.shape[:2]), first.full(frame.shape[:2]), atol=1e-6)  # same frame
-        faded = masker.patch(frame, box, landmarks)  # the occluder left: fade, no pop
+        held = masker.patch(frame, box, landmarks)  # the occluder left (or one frame missed it): held whole ...
+        assert held is not None and np.allclose(held.full(frame.shape[:2]), first.full(frame.shape[:2]), atol=1e-6)
+        faded = masker.patch(frame, box, landmarks)  # ... then it fades, no pop
         assert faded is not None
         assert faded.mask.max() == pytest.approx(settings.decay, abs=1e-5)
         values = [faded.mask.max()]

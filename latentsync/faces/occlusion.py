@@ -622,6 +622,11 @@ def _polygon(points: np.ndarray, shape, grow_px: float) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- masker
 
 
+def _core(patch: OcclusionPatch | None) -> int:
+    """Pixels a patch keeps whole (mask >= 0.99): how much of an occluder a frame found."""
+    return 0 if patch is None else int(np.count_nonzero(patch.mask >= 0.99))
+
+
 def _trim(patch: OcclusionPatch, min_value: float) -> OcclusionPatch:
     """The patch cut to the rows and columns that hold a value >= min_value (older, faded parts drop out)."""
     live = patch.mask >= min_value
@@ -643,6 +648,7 @@ class OccluderMasker:
         self.mode = mode
         self._hands = HandFinder(self.settings) if mode in ("auto", "hands") else None
         self._previous: OcclusionPatch | None = None
+        self._last_found: OcclusionPatch | None = None  # the last frame's own detection, before the decay
         self._mouth_counts: np.ndarray | None = None  # colours of the uncovered lips and mouth in this shot
         self._mouth_frames = 0
         self._mouth_grown: tuple[int, np.ndarray] | None = None  # (cells seen, those cells grown) cache
@@ -652,7 +658,7 @@ class OccluderMasker:
 
     def reset(self) -> None:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
-        self._previous = None
+        self._previous = self._last_found = None
         self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
         self._colour_calls = 0
         if self._hands is not None:
@@ -671,7 +677,7 @@ class OccluderMasker:
         if face_box is not None and landmarks is not None:
             current = self._detect(frame, np.asarray(face_box, np.float64), np.asarray(landmarks, np.float64))
         merged = self._merge(current)
-        self._previous = merged
+        self._previous, self._last_found = merged, current
         self.frames_with_mask += int(merged is not None)
         return merged
 
@@ -759,22 +765,34 @@ class OccluderMasker:
         return np.minimum(soft * 1.0, 1.0)
 
     def _merge(self, current: OcclusionPatch | None) -> OcclusionPatch | None:
-        """max(current, decay x previous) over the union of both boxes; None once it has faded out."""
+        """max(current, decay x previous) over the union of their boxes, and the last frame's own detection at
+        full strength where this frame found under `hold` of it (a dropout: the decay alone would leave 0.6 of
+        it, 40 % of the edit showing through the occluder for that frame; an object that merely moved is found
+        whole and is not held, so no trail is kept behind it); None once it has faded out."""
+        s = self.settings
+        parts = [(current, 1.0)]
+        if s.hold > 0 and self._last_found is not None and _core(current) < s.hold * _core(self._last_found):
+            parts.append((self._last_found, 1.0))
         previous = self._previous
-        decay = self.settings.decay
-        if previous is None or decay <= 0 or float(previous.mask.max()) * decay < self.settings.min_value:
-            return current
-        if current is None:
-            faded = OcclusionPatch(previous.box, previous.mask * decay)
-            return faded if faded.mask.max() >= self.settings.min_value else None
-        bx0, by0 = min(current.box[0], previous.box[0]), min(current.box[1], previous.box[1])
-        bx1, by1 = max(current.box[2], previous.box[2]), max(current.box[3], previous.box[3])
+        if previous is not None and s.decay > 0 and float(previous.mask.max()) * s.decay >= s.min_value:
+            parts.append((previous, s.decay))
+        parts = [(patch, weight) for patch, weight in parts if patch is not None]
+        if not parts:
+            return None
+        if len(parts) == 1:
+            patch, weight = parts[0]
+            if weight == 1.0:
+                return patch
+            faded = OcclusionPatch(patch.box, patch.mask * weight)
+            return faded if faded.mask.max() >= s.min_value else None
+        bx0, by0 = min(p.box[0] for p, _ in parts), min(p.box[1] for p, _ in parts)
+        bx1, by1 = max(p.box[2] for p, _ in parts), max(p.box[3] for p, _ in parts)
         merged = np.zeros((by1 - by0, bx1 - bx0), np.float32)
-        for patch, weight in ((previous, decay), (current, 1.0)):
+        for patch, weight in parts:
             x0, y0, x1, y1 = patch.box
             view = merged[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
             np.maximum(view, patch.mask * weight, out=view)
-        return _trim(OcclusionPatch((bx0, by0, bx1, by1), merged), self.settings.min_value)
+        return _trim(OcclusionPatch((bx0, by0, bx1, by1), merged), s.min_value)
 
     def close(self) -> None:
         if self._hands is not None:

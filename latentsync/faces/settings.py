@@ -201,6 +201,7 @@ class OcclusionSettings(Section):
     end_elongation: float
     feather: float
     decay: float
+    hold: float
     min_value: float
 
     def check(self, source: str) -> None:
