@@ -17,7 +17,8 @@ Interface (what the pipeline calls, once per frame of the edited face, frames in
   all that is non-zero; `keep_occluders` takes either and then only touches the box (cheap at 1080p).
 - 1 means "something covers the face here: keep the original pixels". The mask is feathered at its edge
   (grown by `feather` first, so the occluder itself stays at 1) and steady in time: each frame's mask is
-  `max(new, decay x previous)`, so a one-frame miss does not flicker and a leaving occluder fades out.
+  `max(new, decay x previous)`, so a leaving occluder fades out, and a frame that finds under `hold` of the last
+  frame's occluder (a detection dropout) also keeps the last frame's detection whole.
 
 Two cues, both computed only in a region around the lower face, at `analysis_width` pixels wide:
 
@@ -36,8 +37,9 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   none of those colours (before that, the lip ring has a per-frame colour model and the open mouth is never a
   candidate). Candidates count only on the face, a thin margin and below the chin, in pieces big enough on
   the lower face; from there an object is followed only over its own colours (those seen where it lies on the
-  lower face), and beyond the face over pixels unlike the background sampled beside the cheeks; a closing
-  bridges the pieces. While nothing is found (and once the shot's mouth colours are learnt) it runs on every
+  lower face), and beyond the face over pixels unlike the background sampled beside the cheeks; parts of
+  other colours join it (a band inside its outline, a tip past an elongated object's end); a closing bridges
+  the pieces. While nothing is found (and once the shot's mouth colours are learnt) it runs on every
   `colour_every`-th frame only: an object coming in is found at most that many frames late. It catches black,
   grey, white, metal and coloured objects (microphones, pens, cups); it cannot see skin-coloured objects (a
   wooden or beige pen, a hand without the hand model), cannot follow an object beyond the face over a
