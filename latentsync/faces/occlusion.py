@@ -80,6 +80,9 @@ NOSE_BOTTOM = {
 }
 # Regions this many analysis widths wide or more are analysed in whole pixel blocks (`_whole_blocks`).
 WHOLE_BLOCKS_FROM = 4
+# An end part (`_with_end_parts`) lies mostly (this share of its pixels) past the object's end, within this many
+# half-widths of its axis.
+END_SHARE, END_WIDTH = 0.6, 1.5
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -447,8 +450,8 @@ def _with_end_parts(found: np.ndarray, other: np.ndarray, elongation: float) -> 
     """uint8 {0, 255}: `found` (bool) with the parts of other colours at the ends of an elongated object: a pen's
     metal tip, a cap. Such a part shares only the object's short end, so `_with_parts`'s border rule cannot see
     it. When the object is at least `elongation` times as long as it is wide (its pixels' principal axes), a
-    candidate piece of other colours (`other`) that touches it and lies mostly (>= 60 %) past one of its ends,
-    within its width, joins; jaw shade, lips or hair beside the object lie across its axis and stay out."""
+    candidate piece of other colours (`other`) that touches it and lies mostly (`END_SHARE`) past one of its ends,
+    within its width (`END_WIDTH`), joins; jaw shade, lips or hair beside the object lie across its axis and stay out."""
     ys, xs = np.nonzero(found)
     if len(xs) < 8:
         return found.astype(np.uint8) * 255
@@ -468,10 +471,10 @@ def _with_end_parts(found: np.ndarray, other: np.ndarray, elongation: float) -> 
     ly, lx = np.nonzero(labels)
     rel = np.stack([lx, ly], axis=1) - centre
     t, d = rel @ axis, np.abs(rel @ across_axis)
-    at_end = ((t > along.max()) | (t < along.min())) & (d <= 1.5 * half_width)
+    at_end = ((t > along.max()) | (t < along.min())) & (d <= END_WIDTH * half_width)
     piece = labels[ly, lx]
     share = np.bincount(piece, weights=at_end, minlength=count) / np.maximum(np.bincount(piece, minlength=count), 1)
-    ends = touching & (share >= 0.6)
+    ends = touching & (share >= END_SHARE)
     ends[0] = False
     return (found | ends[labels]).astype(np.uint8) * 255
 
