@@ -314,13 +314,13 @@ def test_a_frame_that_finds_part_of_the_occluder_keeps_it_whole(face):
     upper_on_face = occluder & (hull > 0)
     upper_on_face[top:] = False
     kept = {}
-    for hold in (0.75, 0.0):
+    for hold in (settings_hold := load_faces_config().occlusion.hold, 0.0):
         settings = load_faces_config(overrides=[f"occlusion.hold={hold}"]).occlusion
         with OccluderMasker("auto", settings) as masker:
             masker.patch(occluded, box, landmarks)
             mask = masker(dropout, box, landmarks)
         kept[hold] = float((mask[upper_on_face] >= 0.99).mean())
-    assert upper_on_face.sum() > 50 and kept[0.75] >= 0.95 and kept[0.0] < 0.5
+    assert settings_hold > 0 and upper_on_face.sum() > 50 and kept[settings_hold] >= 0.95 and kept[0.0] < 0.5
 
 
 def test_mask_is_steady_is_held_a_frame_then_fades_and_reset_forgets(face):
