@@ -225,7 +225,7 @@ def test_an_elongated_objects_end_part_of_another_colour_joins_it():
 def test_a_large_face_is_analysed_in_whole_blocks_and_its_occluder_found_alike(face):
     """A face four times the astronaut's size (a close-up at 1080p) is analysed in whole 5 x 5 pixel blocks
     (OpenCV's fast area resize) instead of at exactly `analysis_width`: the microphone is found as at 1x."""
-    from latentsync.faces.occlusion import _analysis_size, _roi, _whole_blocks
+    from latentsync.faces.occlusion import _analysis_grid, _roi
 
     frame, box, landmarks, mouth, width = face
     occluded, occluder = with_microphone(frame, mouth, width)
@@ -233,8 +233,7 @@ def test_a_large_face_is_analysed_in_whole_blocks_and_its_occluder_found_alike(f
     big_occluder = cv2.resize(occluder.astype(np.uint8), None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST) > 0
     settings = load_faces_config().occlusion
     region = _roi(box * 4, settings.roi_side, settings.roi_top, settings.roi_bottom, big.shape[:2])
-    blocks = _whole_blocks(region, settings.analysis_width)
-    h, w = _analysis_size(blocks, settings.analysis_width)
+    blocks, (h, w) = _analysis_grid(region, settings.analysis_width)
     k = (blocks[2] - blocks[0]) // w
     assert k >= 4 and (blocks[2] - blocks[0], blocks[3] - blocks[1]) == (k * w, k * h)
     assert 0 <= region[2] - blocks[2] < k and 0 <= region[3] - blocks[3] < k

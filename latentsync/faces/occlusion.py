@@ -78,7 +78,7 @@ NOSE_BOTTOM = {
     478: (1, 2, 97, 326, 98, 327, 64, 294, 48, 278, 219, 439, 240, 460, 75, 305, 79, 309, 20, 250, 94, 19),
     68: (30, 31, 32, 33, 34, 35),
 }
-# Regions this many analysis widths wide or more are analysed in whole pixel blocks (`_whole_blocks`).
+# Regions this many analysis widths wide or more are analysed in whole pixel blocks (`_analysis_grid`).
 WHOLE_BLOCKS_FROM = 4
 # An end part (`_with_end_parts`) lies mostly (this share of its pixels) past the object's end, within this many
 # half-widths of its axis.
@@ -154,28 +154,18 @@ def _roi(box, widen: float, top: float, bottom: float, frame_hw) -> tuple[int, i
     return rx0, ry0, rx1, ry1
 
 
-def _blocks(region: tuple[int, int, int, int], analysis_width: int) -> int:
-    """k: the region's width over the analysis width, rounded; 1 (no blocks) below `WHOLE_BLOCKS_FROM`."""
-    k = round((region[2] - region[0]) / analysis_width)
-    return k if k >= WHOLE_BLOCKS_FROM else 1
-
-
-def _whole_blocks(region: tuple[int, int, int, int], analysis_width: int) -> tuple[int, int, int, int]:
-    """A large region trimmed by under k pixels per axis so that k x k blocks tile it (`_blocks`): the area
-    resize then averages whole blocks, OpenCV's fast path, 3-4x faster (a 600 px wide face at 1080p: 0.37
-    against 1.29 ms a frame), at an analysis width within 12 % of the setting."""
-    k = _blocks(region, analysis_width)
+def _analysis_grid(region: tuple[int, int, int, int], analysis_width: int):
+    """(region, (h, w)): the region and the size it is analysed at, `analysis_width` wide. A region k >=
+    `WHOLE_BLOCKS_FROM` times that wide (k its width over the analysis width, rounded) is trimmed by under k pixels
+    per axis so that k x k blocks tile it: the area resize then averages whole blocks, OpenCV's fast path, 3-4x
+    faster (a 600 px wide face at 1080p: 0.37 against 1.29 ms a frame), at an analysis width within 12 % of the
+    setting."""
     x0, y0, x1, y1 = region
-    return region if k == 1 else (x0, y0, x1 - (x1 - x0) % k, y1 - (y1 - y0) % k)
-
-
-def _analysis_size(region: tuple[int, int, int, int], analysis_width: int) -> tuple[int, int]:
-    """(h, w) the region is analysed at: whole blocks where `_whole_blocks` made them, else `analysis_width` wide."""
-    x0, y0, x1, y1 = region
-    k = _blocks(region, analysis_width)
-    if k > 1:
-        return (y1 - y0) // k, (x1 - x0) // k
-    return max(4, round((y1 - y0) * analysis_width / (x1 - x0))), analysis_width
+    k = round((x1 - x0) / analysis_width)
+    if k < WHOLE_BLOCKS_FROM:
+        return region, (max(4, round((y1 - y0) * analysis_width / (x1 - x0))), analysis_width)
+    x1, y1 = x1 - (x1 - x0) % k, y1 - (y1 - y0) % k
+    return (x0, y0, x1, y1), ((y1 - y0) // k, (x1 - x0) // k)
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -653,7 +643,7 @@ class OccluderMasker:
         self.mode = mode
         self._hands = HandFinder(self.settings) if mode in ("auto", "hands") else None
         self._previous: OcclusionPatch | None = None
-        self._last_found: OcclusionPatch | None = None  # the last frame's own detection, before the decay
+        self._last_found: tuple[OcclusionPatch | None, int] = (None, 0)  # last frame's own detection, its core
         self._mouth_counts: np.ndarray | None = None  # colours of the uncovered lips and mouth in this shot
         self._mouth_frames = 0
         self._mouth_grown: tuple[int, np.ndarray] | None = None  # (cells seen, those cells grown) cache
@@ -663,7 +653,7 @@ class OccluderMasker:
 
     def reset(self) -> None:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
-        self._previous = self._last_found = None
+        self._previous, self._last_found = None, (None, 0)
         self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
         self._colour_calls = 0
         if self._hands is not None:
@@ -681,8 +671,9 @@ class OccluderMasker:
         current = None
         if face_box is not None and landmarks is not None:
             current = self._detect(frame, np.asarray(face_box, np.float64), np.asarray(landmarks, np.float64))
-        merged = self._merge(current)
-        self._previous, self._last_found = merged, current
+        core = _core(current) if self.settings.hold > 0 else 0
+        merged = self._merge(current, core)
+        self._previous, self._last_found = merged, (current, core)
         self.frames_with_mask += int(merged is not None)
         return merged
 
@@ -694,8 +685,8 @@ class OccluderMasker:
         region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw)
         if region is None:
             return None
-        x0, y0, x1, y1 = region = _whole_blocks(region, s.analysis_width)
-        small_hw = _analysis_size(region, s.analysis_width)
+        region, small_hw = _analysis_grid(region, s.analysis_width)
+        x0, y0, x1, y1 = region
         scale = small_hw[1] / (x1 - x0)
         origin = np.array([x0, y0], dtype=np.float64)
 
@@ -769,15 +760,17 @@ class OccluderMasker:
         soft = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (ksize, ksize), radius / 2)
         return np.minimum(soft * 1.0, 1.0)
 
-    def _merge(self, current: OcclusionPatch | None) -> OcclusionPatch | None:
+    def _merge(self, current: OcclusionPatch | None, core: int) -> OcclusionPatch | None:
         """max(current, decay x previous) over the union of their boxes, and the last frame's own detection at
         full strength where this frame found under `hold` of it (a dropout: the decay alone would leave 0.6 of
         it, 40 % of the edit showing through the occluder for that frame; an object that merely moved is found
-        whole and is not held, so no trail is kept behind it); None once it has faded out."""
+        whole and is not held, so no trail is kept behind it); None once it has faded out. `core`: the pixels
+        `current` keeps whole (`_core`)."""
         s = self.settings
         parts = [(current, 1.0)]
-        if s.hold > 0 and self._last_found is not None and _core(current) < s.hold * _core(self._last_found):
-            parts.append((self._last_found, 1.0))
+        last, last_core = self._last_found
+        if s.hold > 0 and last is not None and core < s.hold * last_core:
+            parts.append((last, 1.0))
         previous = self._previous
         if previous is not None and s.decay > 0 and float(previous.mask.max()) * s.decay >= s.min_value:
             parts.append((previous, s.decay))
