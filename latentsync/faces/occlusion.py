@@ -16,9 +16,10 @@ Interface (what the pipeline calls, once per frame of the edited face, frames in
 - `masker.patch(...)` returns the same result as an `OcclusionPatch` (a box and the mask inside it), which is
   all that is non-zero; `keep_occluders` takes either and then only touches the box (cheap at 1080p).
 - 1 means "something covers the face here: keep the original pixels". The mask is feathered at its edge
-  (grown by `feather` first, so the occluder itself stays at 1) and steady in time: each frame's mask is
-  `max(new, decay x previous)`, so a leaving occluder fades out, and a frame that finds under `hold` of the last
-  frame's occluder (a detection dropout) also keeps the last frame's detection whole.
+  (grown by `feather` first, so the occluder itself stays at 1; the colour cue's edge, found on the coarse
+  analysis grid, is first snapped to the frame's own edges by a guided filter, `refine`) and steady in time:
+  each frame's mask is `max(new, decay x previous)`, so a leaving occluder fades out, and a frame that finds
+  under `hold` of the last frame's occluder (a detection dropout) also keeps the last frame's detection whole.
 
 Two cues, both computed only in a region around the lower face, at `analysis_width` pixels wide:
 
@@ -617,6 +618,62 @@ def _polygon(points: np.ndarray, shape, grow_px: float) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- masker
 
 
+def _feather(binary: np.ndarray, width_px: float) -> np.ndarray:
+    """Grow by `width_px`, then blur over the same width: 1 on the whole occluder, a soft ramp outside it."""
+    radius = max(1, int(round(width_px)))
+    grown = cv2.dilate(binary, _disk(radius + 1))  # +1: the upscale to the frame must not soften the edge
+    ksize = 2 * radius + 1
+    soft = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (ksize, ksize), radius / 2)
+    return np.minimum(soft, 1.0)
+
+
+def _fine_mask(crop: np.ndarray, roi: np.ndarray, colour: np.ndarray, face_width: float,
+               s: OcclusionSettings) -> np.ndarray:
+    """The colour cue's feathered mask on a grid `refine` times finer than the analysis grid (at most the crop's own
+    pixels), its edge snapped to the crop's edges there. Found on blurred, downscaled pixels, the object's edge
+    lies up to an analysis pixel off: too fat, the edit stops short of the mouth beside a thin pen; too thin, the
+    feather's ramp lies over the object. `refine_threshold` < 0.5 leans towards the object (an occluder's edge
+    painted over shows more than a thin ring of unedited mouth beside it)."""
+    h, w = crop.shape[:2]
+    fine_w = min(w, s.refine * colour.shape[1])
+    fine_h = h if fine_w == w else max(4, round(h * fine_w / w))
+    image = crop if fine_w == w else cv2.resize(crop, (fine_w, fine_h), interpolation=cv2.INTER_AREA)
+    snapped = _guided_filter(roi, colour.astype(np.float32) / 255.0, image, max(1, round(s.refine_radius)),
+                             s.refine_eps) > s.refine_threshold
+    k = fine_w / colour.shape[1]  # fine pixels per analysis pixel
+    return _feather(snapped.astype(np.uint8) * 255, s.feather * face_width * k)
+
+
+def _guided_filter(guide: np.ndarray, p: np.ndarray, fine_guide: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He, Sun and Tang's guided filter with a colour guide (IEEE TPAMI 2013), in its fast form (He and Sun 2015):
+    in every (2 radius + 1)^2 window of `guide` the mask `p` is fitted as a linear function of the colour; the
+    fitted coefficients, upsampled, are applied to `fine_guide` (the same region, finer), so the mask takes the
+    fine image's edges at the cost of the coarse grid."""
+    size = (2 * radius + 1, 2 * radius + 1)
+
+    def mean(x):
+        return cv2.boxFilter(x, -1, size, borderType=cv2.BORDER_REFLECT)
+
+    image = guide.astype(np.float32) / 255.0
+    channels = [image[..., c] for c in range(3)]
+    mean_i = [mean(c) for c in channels]
+    mean_p = mean(p)
+    cov_ip = [mean(c * p) - m * mean_p for c, m in zip(channels, mean_i, strict=True)]
+    var = {(i, j): mean(channels[i] * channels[j]) - mean_i[i] * mean_i[j] + (eps if i == j else 0.0)
+           for i in range(3) for j in range(i, 3)}
+    # The inverse of each pixel's symmetric 3 x 3 covariance by cofactors (adjugate / determinant).
+    inv = {(0, 0): var[1, 1] * var[2, 2] - var[1, 2] ** 2, (0, 1): var[0, 2] * var[1, 2] - var[0, 1] * var[2, 2],
+           (0, 2): var[0, 1] * var[1, 2] - var[0, 2] * var[1, 1], (1, 1): var[0, 0] * var[2, 2] - var[0, 2] ** 2,
+           (1, 2): var[0, 1] * var[0, 2] - var[0, 0] * var[1, 2], (2, 2): var[0, 0] * var[1, 1] - var[0, 1] ** 2}
+    det = var[0, 0] * inv[0, 0] + var[0, 1] * inv[0, 1] + var[0, 2] * inv[0, 2]
+    a = [sum(inv[min(i, j), max(i, j)] * cov_ip[j] for j in range(3)) / det for i in range(3)]
+    b = mean_p - sum(ai * m for ai, m in zip(a, mean_i, strict=True))
+    fine_wh = fine_guide.shape[1], fine_guide.shape[0]
+    a0, a1, a2, b = (cv2.resize(mean(x), fine_wh, interpolation=cv2.INTER_LINEAR) for x in (*a, b))
+    red, green, blue = (c.astype(np.float32) for c in cv2.split(fine_guide))
+    return (a0 * red + a1 * green + a2 * blue) * np.float32(1 / 255) + b
+
+
 def _core(patch: OcclusionPatch | None) -> int:
     """Pixels a patch keeps whole (mask >= 0.99): how much of an occluder a frame found."""
     return 0 if patch is None else int(np.count_nonzero(patch.mask >= 0.99))
@@ -693,19 +750,27 @@ class OccluderMasker:
         def to_roi(points):
             return (np.asarray(points, np.float64) - origin) * scale
 
-        found = np.zeros(small_hw, np.uint8)
+        hands = np.zeros(small_hw, np.uint8)
         face_width = (face_box[2] - face_box[0]) * scale
         for hand in self._hands(frame, face_box, landmarks) if self._hands is not None else []:
-            draw_hand(found, to_roi(hand), s.finger_width, s.hand_dilate)
+            draw_hand(hands, to_roi(hand), s.finger_width, s.hand_dilate)
+        colour = None
         if self._colour_due():
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
             if regions is not None:
                 roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-                found |= colour_occluders(roi, regions, face_width, s, self._mouth_model())
-                self._learn_mouth(roi, regions, found, face_width)
-        if not found.any():
-            return None
-        soft = self._feather(found, s.feather * face_width)
+                colour = colour_occluders(roi, regions, face_width, s, self._mouth_model())
+                self._learn_mouth(roi, regions, hands | colour, face_width)
+        if colour is not None and colour.any() and s.refine > 0:
+            soft = _fine_mask(frame[y0:y1, x0:x1], roi, colour, face_width, s)
+            if hands.any():  # drawn from landmarks: no edge to snap to, feathered as always
+                hand_soft = _feather(hands, s.feather * face_width)
+                soft = np.maximum(soft, cv2.resize(hand_soft, soft.shape[::-1], interpolation=cv2.INTER_LINEAR))
+        else:
+            found = hands if colour is None else hands | colour
+            if not found.any():
+                return None
+            soft = _feather(found, s.feather * face_width)
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
 
@@ -750,15 +815,6 @@ class OccluderMasker:
         else:
             self._mouth_counts += counts
         self._mouth_frames += 1
-
-    @staticmethod
-    def _feather(binary: np.ndarray, width_px: float) -> np.ndarray:
-        """Grow by `width_px`, then blur over the same width: 1 on the whole occluder, a soft ramp outside it."""
-        radius = max(1, int(round(width_px)))
-        grown = cv2.dilate(binary, _disk(radius + 1))  # +1: the upscale to the frame must not soften the edge
-        ksize = 2 * radius + 1
-        soft = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (ksize, ksize), radius / 2)
-        return np.minimum(soft * 1.0, 1.0)
 
     def _merge(self, current: OcclusionPatch | None, core: int) -> OcclusionPatch | None:
         """max(current, decay x previous) over the union of their boxes, and the last frame's own detection at

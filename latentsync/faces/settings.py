@@ -199,6 +199,10 @@ class OcclusionSettings(Section):
     part_share: float
     part_outline: float
     end_elongation: float
+    refine: int = at_least(0)
+    refine_radius: float
+    refine_eps: float
+    refine_threshold: float
     feather: float
     decay: float
     hold: float
