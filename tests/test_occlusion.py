@@ -280,6 +280,30 @@ def test_the_found_edge_is_snapped_in_the_frame_so_less_mouth_beside_a_pen_is_ke
     assert results[with_microphone, settings.refine][0] >= max(0.99, results[with_microphone, 0][0])
 
 
+def test_a_thin_faint_piece_the_colour_cue_found_stays_found(monkeypatch):
+    """In a dim shot the pen barely differs from the skin: the guided filter's fit is weak and its output tends to
+    the window's share of found pixels, so a piece two analysis pixels wide would go. What was found stays found
+    (less the outer quarter pixel of its edge)."""
+    from latentsync.faces import occlusion
+
+    settings = load_faces_config().occlusion
+    rng = np.random.default_rng(0)
+    crop = np.clip(rng.normal((60, 45, 40), 3, (150, 288, 3)), 0, 255).astype(np.uint8)  # dim skin, sensor noise
+    crop[72:78, 30:250] = (52, 42, 44)  # a faint pen, 6 px (2 analysis pixels) wide
+    roi = cv2.resize(crop, (96, 50), interpolation=cv2.INTER_AREA)
+    found = np.zeros((50, 96), np.uint8)
+    found[24:26, 10:83] = 255
+    pen = np.zeros((150, 288), bool)
+    pen[72:78, 40:240] = True
+
+    def kept():
+        return (occlusion._fine_mask(crop, roi, found, 68.0, settings)[pen] >= 0.99).mean()
+
+    assert kept() == 1.0
+    monkeypatch.setattr(occlusion, "FOUND_CORE", 1.0)  # the guided filter alone
+    assert kept() < 0.5
+
+
 def test_a_large_face_is_analysed_in_whole_blocks_and_its_occluder_found_alike(face):
     """A face four times the astronaut's size (a close-up at 1080p) is analysed in whole 5 x 5 pixel blocks
     (OpenCV's fast area resize) instead of at exactly `analysis_width`: the microphone is found as at 1x."""

@@ -84,6 +84,9 @@ WHOLE_BLOCKS_FROM = 4
 # An end part (`_with_end_parts`) lies mostly (this share of its pixels) past the object's end, within this many
 # half-widths of its axis.
 END_SHARE, END_WIDTH = 0.6, 1.5
+# `_fine_mask`: the found pixels, upscaled linearly to the finer grid, stay found where above this (all but the
+# outer quarter of an analysis pixel at their edge), whatever the guided filter says.
+FOUND_CORE = 0.75
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
@@ -633,13 +636,16 @@ def _fine_mask(crop: np.ndarray, roi: np.ndarray, colour: np.ndarray, face_width
     pixels), its edge snapped to the crop's edges there. Found on blurred, downscaled pixels, the object's edge
     lies up to an analysis pixel off: too fat, the edit stops short of the mouth beside a thin pen; too thin, the
     feather's ramp lies over the object. `refine_threshold` < 0.5 leans towards the object (an occluder's edge
-    painted over shows more than a thin ring of unedited mouth beside it)."""
+    painted over shows more than a thin ring of unedited mouth beside it), and what was found stays found but
+    for the outer quarter analysis pixel of its edge (`FOUND_CORE`): where the colours barely differ (a dim shot)
+    the fit is weak, its output tends to the window's share of found pixels, and a thin piece of a pen would go."""
     h, w = crop.shape[:2]
     fine_w = min(w, s.refine * colour.shape[1])
     fine_h = h if fine_w == w else max(4, round(h * fine_w / w))
     image = crop if fine_w == w else cv2.resize(crop, (fine_w, fine_h), interpolation=cv2.INTER_AREA)
-    snapped = _guided_filter(roi, colour.astype(np.float32) / 255.0, image, max(1, round(s.refine_radius)),
-                             s.refine_eps) > s.refine_threshold
+    found = colour.astype(np.float32) / 255.0
+    snapped = _guided_filter(roi, found, image, max(1, round(s.refine_radius)), s.refine_eps) > s.refine_threshold
+    snapped |= cv2.resize(found, (fine_w, fine_h), interpolation=cv2.INTER_LINEAR) > FOUND_CORE
     k = fine_w / colour.shape[1]  # fine pixels per analysis pixel
     return _feather(snapped.astype(np.uint8) * 255, s.feather * face_width * k)
 
