@@ -767,16 +767,17 @@ class OccluderMasker:
                 roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
                 colour = colour_occluders(roi, regions, face_width, s, self._mouth_model())
                 self._learn_mouth(roi, regions, hands | colour, face_width)
-        if colour is not None and colour.any() and s.refine > 0:
+        if colour is None or not colour.any():
+            if not hands.any():
+                return None
+            soft = _feather(hands, s.feather * face_width)
+        elif s.refine > 0:
             soft = _fine_mask(frame[y0:y1, x0:x1], roi, colour, face_width, s)
             if hands.any():  # drawn from landmarks: no edge to snap to, feathered as always
                 hand_soft = _feather(hands, s.feather * face_width)
                 soft = np.maximum(soft, cv2.resize(hand_soft, soft.shape[::-1], interpolation=cv2.INTER_LINEAR))
         else:
-            found = hands if colour is None else hands | colour
-            if not found.any():
-                return None
-            soft = _feather(found, s.feather * face_width)
+            soft = _feather(hands | colour, s.feather * face_width)
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
 
