@@ -654,7 +654,8 @@ def _guided_filter(guide: np.ndarray, p: np.ndarray, fine_guide: np.ndarray, rad
     """He, Sun and Tang's guided filter with a colour guide (IEEE TPAMI 2013), in its fast form (He and Sun 2015):
     in every (2 radius + 1)^2 window of `guide` the mask `p` is fitted as a linear function of the colour; the
     fitted coefficients, upsampled, are applied to `fine_guide` (the same region, finer), so the mask takes the
-    fine image's edges at the cost of the coarse grid."""
+    fine image's edges at the cost of the coarse grid. (OpenCV's own `ximgproc.guidedFilter` ships only in
+    opencv-contrib, which replaces opencv-python, and has no coarse-fit, fine-apply form.)"""
     size = (2 * radius + 1, 2 * radius + 1)
 
     def mean(x):
