@@ -103,7 +103,8 @@ def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 
     Also the CPU seconds of each (this process's threads and its ffmpeg children, best of `repeats`), a second
     view on a shared machine; under heavy load they grow too (worker threads spin while waiting for a core).
     And, steadier when the load changes during the run, the median over the repeats of each repeat's own share
-    (variant / plain of the same round, run seconds apart): `paired_share_*`, `paired_cpu_share_*`."""
+    (variant / plain of the same round, run seconds apart): `paired_share_*`, `paired_cpu_share_*`; every
+    round's own shares in `round_shares_*`. The order of the variants turns by one from round to round."""
     with VideoReader(video, target_fps=25) as reader:
         count = min(frames, len(reader))
     variants = {"plain": (["shots.detect=false"], "off"), "cuts": ([], "off"), "cuts+occlusion": ([], "auto")}
@@ -111,9 +112,12 @@ def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 
     best = {name: float("inf") for name in variants}
     cpu = {name: float("inf") for name in variants}
     rounds = []  # per repeat: name -> (seconds, CPU seconds)
-    for _ in range(repeats):
+    names = list(variants)
+    for repeat in range(repeats):
         rounds.append({})
-        for name, (overrides, occlusion) in variants.items():
+        first = repeat % len(names)  # each round starts with another variant: no variant always runs first or last
+        for name in names[first:] + names[:first]:
+            overrides, occlusion = variants[name]
             with FaceDetector(backend="mediapipe", config=load_faces_config(overrides=overrides)) as detector:
                 source = ChunkSource(video, np.arange(count), 16, resolution, 25, detector=detector, progress=False,
                                      occlusion=occlusion)
@@ -129,7 +133,13 @@ def real_footage_costs(video: str, frames: int, resolution: int, repeats: int = 
             | {f"face_pass_cpu_s_{k}": round(v, 2) for k, v in cpu.items()}
             | {f"added_cpu_share_{k}": round(v / plain_cpu - 1, 3) for k, v in cpu.items() if k != "plain"}
             | {f"paired_share_{k}": _paired_share(rounds, k, 0) for k in variants if k != "plain"}
-            | {f"paired_cpu_share_{k}": _paired_share(rounds, k, 1) for k in variants if k != "plain"})
+            | {f"paired_cpu_share_{k}": _paired_share(rounds, k, 1) for k in variants if k != "plain"}
+            | {f"round_shares_{k}": _round_shares(rounds, k) for k in variants if k != "plain"})
+
+
+def _round_shares(rounds: list[dict], name: str) -> list[tuple[float, float]]:
+    """Each round's own (wall, CPU) share of `name` against plain: the spread behind the medians."""
+    return [tuple(round(r[name][c] / r["plain"][c] - 1, 3) for c in (0, 1)) for r in rounds]
 
 
 def _paired_share(rounds: list[dict], name: str, column: int) -> float:

@@ -3,6 +3,7 @@ drawn occluders in front of her mouth; corpus checks skip when ../shared is abse
 
 from __future__ import annotations
 
+import dataclasses
 from itertools import islice
 
 import cv2
@@ -428,6 +429,35 @@ def test_mask_is_steady_is_held_a_frame_then_fades_and_reset_forgets(face):
         masker.patch(occluded, box, landmarks)
         masker.reset()
         assert masker.patch(frame, box, landmarks) is None  # after a cut nothing carries over
+
+
+def test_an_object_that_slides_off_the_lower_face_is_followed_for_a_while(face):
+    """A microphone found at the chin that slides beside the jaw, off the lower face, stays found (`carry_frames`):
+    alone there it is not an occluder (a fresh masker finds nothing), and it is not followed for ever."""
+    frame, box, landmarks, mouth, width = face
+    settings = load_faces_config().occlusion
+    steps = 6
+    path = [(int(mouth[0] + (0.1 - 0.6 * t / steps) * width), int(mouth[1] + (0.3 - 0.1 * t / steps) * width))
+            for t in range(steps + 1)]  # from below the lips to beside the jaw
+    head = np.zeros(frame.shape[:2], np.uint8)
+    cv2.circle(head, path[-1], int(0.15 * width), 1, -1)
+    beside_the_jaw = draw_microphone(frame, path[-1], 0.15, width)[0]
+
+    def kept_beside_the_jaw(carry_frames: int) -> tuple[float, OccluderMasker]:
+        masker = OccluderMasker("auto", dataclasses.replace(settings, carry_frames=carry_frames))
+        for centre in path:
+            mask = masker(draw_microphone(frame, centre, 0.15, width)[0], box, landmarks)
+        return (0.0 if mask is None else float((mask[head > 0] >= 0.99).mean())), masker
+
+    followed, masker = kept_beside_the_jaw(settings.carry_frames)
+    lost, _ = kept_beside_the_jaw(0)
+    with OccluderMasker("auto", settings) as fresh:
+        assert fresh(beside_the_jaw, box, landmarks) is None
+    assert settings.carry_frames > 0 and followed >= 0.95 and lost < 0.05
+    whole = [masker.patch(beside_the_jaw, box, landmarks) for _ in range(settings.carry_frames + 20)]
+    masker.close()
+    assert whole[-1] is None  # carried at most `carry_frames` frames past the last one on the lower face, then faded
+    assert sum(p is not None and p.mask.max() >= 0.99 for p in whole) <= settings.carry_frames
 
 
 def test_keep_occluders_patch_equals_full_mask():

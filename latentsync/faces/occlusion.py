@@ -712,6 +712,8 @@ class OccluderMasker:
         self._mouth_frames = 0
         self._mouth_grown: tuple[int, np.ndarray] | None = None  # (cells seen, those cells grown) cache
         self._colour_calls = 0  # frames of this shot the colour cue was asked about
+        self._carry: tuple | None = None  # last frame's colour object: (region, analysis (h, w), mask, frames unseeded)
+        self._carried_only = False  # this frame found its object only through `_carry`
         self.frames = 0
         self.frames_with_mask = 0
 
@@ -719,7 +721,7 @@ class OccluderMasker:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
         self._previous, self._last_found = None, (None, 0)
         self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
-        self._colour_calls = 0
+        self._colour_calls, self._carry = 0, None
         if self._hands is not None:
             self._hands.reset()
 
@@ -732,11 +734,13 @@ class OccluderMasker:
         self.frames += 1
         if self.mode == "off":
             return None
-        current = None
+        current, self._carried_only = None, False
         if face_box is not None and landmarks is not None:
             current = self._detect(frame, np.asarray(face_box, np.float64), np.asarray(landmarks, np.float64))
+        else:
+            self._carry = None
         core = _core(current) if self.settings.hold > 0 else 0
-        merged = self._merge(current, core)
+        merged = self._merge(current, core, self._carried_only)
         self._previous, self._last_found = merged, (current, core)
         self.frames_with_mask += int(merged is not None)
         return merged
@@ -761,13 +765,21 @@ class OccluderMasker:
         face_width = (face_box[2] - face_box[0]) * scale
         for hand in self._hands(frame, face_box, landmarks) if self._hands is not None else []:
             draw_hand(hands, to_roi(hand), s.finger_width, s.hand_dilate)
-        colour = None
+        colour, carried = None, self._carried(region, small_hw)
+        self._carry = None
         if self._colour_due():
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
             if regions is not None:
                 roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
+                own_seed = regions["seed"]
                 colour = colour_occluders(roi, regions, face_width, s, self._mouth_model())
+                if carried is not None and not colour.any():  # off the lower face: where it was, in its colours
+                    like = carried[2].ravel()[_colour_bins(roi, s.object_bins)]
+                    regions = regions | {"seed": own_seed | (carried[0] & like.astype(np.uint8) * 255)}
+                    colour = colour_occluders(roi, regions, face_width, s, self._mouth_model())
+                    self._carried_only = bool(colour.any())
                 self._learn_mouth(roi, regions, hands | colour, face_width)
+                self._remember(region, small_hw, roi, colour, own_seed, regions["lower_face"], carried)
         if colour is None or not colour.any():
             if not hands.any():
                 return None
@@ -781,6 +793,35 @@ class OccluderMasker:
             soft = _feather(hands | colour, s.feather * face_width)
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
+
+    def _carried(self, region, small_hw) -> tuple[np.ndarray, int, np.ndarray] | None:
+        """(last frame's colour object on this frame's analysis grid (uint8), frames it has been carried, its
+        colour cells grown), or None. The region moves and scales with the face: the mask is mapped through the
+        frame's coordinates."""
+        if self._carry is None:
+            return None
+        (px0, py0, px1, _), (_, pw), mask, unseeded, cells = self._carry
+        x0, y0, x1, _ = region
+        to_previous = (pw / (px1 - px0)) / (small_hw[1] / (x1 - x0))  # one analysis pixel now, in the last grid's
+        shift_x = (x0 - px0) * pw / (px1 - px0) + 0.5 * to_previous - 0.5
+        shift_y = (y0 - py0) * pw / (px1 - px0) + 0.5 * to_previous - 0.5
+        matrix = np.array([[to_previous, 0.0, shift_x], [0.0, to_previous, shift_y]])
+        mapped = cv2.warpAffine(mask, matrix, (small_hw[1], small_hw[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+        return mapped, unseeded, cells
+
+    def _remember(self, region, small_hw, roi: np.ndarray, found: np.ndarray, own_seed: np.ndarray,
+                  lower_face_px: int, carried: tuple | None) -> None:
+        """Keep this frame's colour object to seed the next frame (`carry_frames`): an object that slides off the
+        lower face (beside the jaw, below the chin) is followed for a while. Carried only so many frames past the
+        last one where it covered the lower face itself, so nothing found once lives on by seeding itself."""
+        s = self.settings
+        if s.carry_frames <= 0 or s.object_bins <= 0 or not found.any():
+            return
+        on_lower_face = (found > 0) & (own_seed > 0)
+        if np.count_nonzero(on_lower_face) >= s.min_area * max(1, lower_face_px):
+            self._carry = (region, small_hw, found, 0, _grown_cells(_cells_of(roi, on_lower_face, s.object_bins)))
+        elif carried is not None and carried[1] < s.carry_frames:
+            self._carry = (region, small_hw, found, carried[1] + 1, carried[2])
 
     def _colour_due(self) -> bool:
         """The colour cue runs on every frame while a mask is live (something was found in the last frames) and
@@ -824,16 +865,17 @@ class OccluderMasker:
             self._mouth_counts += counts
         self._mouth_frames += 1
 
-    def _merge(self, current: OcclusionPatch | None, core: int) -> OcclusionPatch | None:
+    def _merge(self, current: OcclusionPatch | None, core: int, carried_only: bool = False) -> OcclusionPatch | None:
         """max(current, decay x previous) over the union of their boxes, and the last frame's own detection at
         full strength where this frame found under `hold` of it (a dropout: the decay alone would leave 0.6 of
         it, 40 % of the edit showing through the occluder for that frame; an object that merely moved is found
         whole and is not held, so no trail is kept behind it); None once it has faded out. `core`: the pixels
-        `current` keeps whole (`_core`)."""
+        `current` keeps whole (`_core`). `carried_only`: `current` was found only from the last frame's object
+        (`_carry`), a weaker sighting that may have lost the part on the face: the last frame's is held too."""
         s = self.settings
         parts = [(current, 1.0)]
         last, last_core = self._last_found
-        if s.hold > 0 and last is not None and core < s.hold * last_core:
+        if s.hold > 0 and last is not None and (carried_only or core < s.hold * last_core):
             parts.append((last, 1.0))
         previous = self._previous
         if previous is not None and s.decay > 0 and float(previous.mask.max()) * s.decay >= s.min_value:
