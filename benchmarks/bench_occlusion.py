@@ -284,6 +284,9 @@ class Oracle:
     def reset(self):
         pass
 
+    def revisions(self):
+        return []
+
     def __enter__(self):
         return self
 
@@ -293,13 +296,13 @@ class Oracle:
 
 def simulate(frames, aligned, face_size, mode: str, settings, occluders=None):
     """Masker (or, for mode "oracle", the true occluder mask) over the frames, the simulated edit, the blend;
-    returns outputs, edited regions, masks, seconds."""
+    returns outputs, edited regions, masks, seconds. Masks the masker grows later (`revisions`) are used, as the
+    face pass does."""
     fixed = fixed_mask_rgb_u8(256, load_faces_config().fixed_mask)[..., 0]
-    outputs, regions, masks, seconds = [], [], [], 0.0
+    regions, masks, seconds, called = [], [], 0.0, []
     with (Oracle(occluders, settings) if mode == "oracle" else OccluderMasker(mode, settings)) as masker:
-        for frame, a in zip(frames, aligned, strict=True):
+        for k, (frame, a) in enumerate(zip(frames, aligned, strict=True)):
             if not a.has_face:
-                outputs.append(frame)
                 regions.append(np.zeros(frame.shape[:2], bool))
                 masks.append(None)
                 masker.reset()
@@ -307,14 +310,17 @@ def simulate(frames, aligned, face_size, mode: str, settings, occluders=None):
                     masker.k += 1
                 continue
             start = time.perf_counter()
-            patch = masker.patch(frame, a.face_box, a.landmarks)
+            masks.append(masker.patch(frame, a.face_box, a.landmarks))
+            called.append(k)
+            for back, patch in masker.revisions():
+                masks[called[-1 - back]] = patch
             seconds += time.perf_counter() - start
-            region = edited_region(frame.shape[:2], a.matrix, face_size, fixed)
-            shift = np.where(frame < 128, EDIT_SHIFT, -EDIT_SHIFT).astype(np.int16)
-            restored = np.where(region[..., None], frame.astype(np.int16) + shift, frame).astype(np.uint8)
-            outputs.append(keep_occluders(frame, restored, patch))
-            regions.append(region)
-            masks.append(patch)
+            regions.append(edited_region(frame.shape[:2], a.matrix, face_size, fixed))
+    outputs = []
+    for frame, region, patch in zip(frames, regions, masks, strict=True):
+        shift = np.where(frame < 128, EDIT_SHIFT, -EDIT_SHIFT).astype(np.int16)
+        restored = np.where(region[..., None], frame.astype(np.int16) + shift, frame).astype(np.uint8)
+        outputs.append(keep_occluders(frame, restored, patch) if region.any() else frame)
     return outputs, regions, masks, seconds
 
 

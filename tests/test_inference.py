@@ -376,6 +376,9 @@ def test_occluder_masks_reach_the_output(bundle, ckpts, tmp_path, monkeypatch):
         def reset(self):
             pass
 
+        def revisions(self):
+            return []
+
         def close(self):
             pass
 

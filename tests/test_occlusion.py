@@ -431,33 +431,42 @@ def test_mask_is_steady_is_held_a_frame_then_fades_and_reset_forgets(face):
         assert masker.patch(frame, box, landmarks) is None  # after a cut nothing carries over
 
 
-def test_an_object_that_slides_off_the_lower_face_is_followed_for_a_while(face):
-    """A microphone found at the chin that slides beside the jaw, off the lower face, stays found (`carry_frames`):
-    alone there it is not an occluder (a fresh masker finds nothing), and it is not followed for ever."""
+def test_an_object_found_at_the_chin_is_followed_back_to_where_it_came_in(face):
+    """A microphone that comes in from beside the jaw, where alone it is not taken for an occluder, is followed
+    back once it is found at the chin: the masks of up to `look_back` earlier frames grow (`revisions`, applied as
+    the face pass applies them), never across a reset."""
     frame, box, landmarks, mouth, width = face
     settings = load_faces_config().occlusion
-    steps = 6
-    path = [(int(mouth[0] + (0.1 - 0.6 * t / steps) * width), int(mouth[1] + (0.3 - 0.1 * t / steps) * width))
-            for t in range(steps + 1)]  # from below the lips to beside the jaw
-    head = np.zeros(frame.shape[:2], np.uint8)
-    cv2.circle(head, path[-1], int(0.15 * width), 1, -1)
-    beside_the_jaw = draw_microphone(frame, path[-1], 0.15, width)[0]
+    steps = 12
+    path = [(int(mouth[0] + (-0.6 + 0.7 * t / steps) * width), int(mouth[1] + (0.2 + 0.1 * t / steps) * width))
+            for t in range(steps + 1)]  # from beside the jaw to below the lips
 
-    def kept_beside_the_jaw(carry_frames: int) -> tuple[float, OccluderMasker]:
-        masker = OccluderMasker("auto", dataclasses.replace(settings, carry_frames=carry_frames))
-        for centre in path:
-            mask = masker(draw_microphone(frame, centre, 0.15, width)[0], box, landmarks)
-        return (0.0 if mask is None else float((mask[head > 0] >= 0.99).mean())), masker
+    def masks_along(look_back: int, reset_before: int | None = None) -> list:
+        masks = []
+        with OccluderMasker("auto", dataclasses.replace(settings, look_back=look_back)) as masker:
+            for k, centre in enumerate(path):
+                if k == reset_before:
+                    masker.reset()
+                masks.append(masker.patch(draw_microphone(frame, centre, 0.15, width)[0], box, landmarks))
+                for back, grown in masker.revisions():
+                    assert 1 <= back <= look_back
+                    masks[-1 - back] = grown
+        return masks
 
-    followed, masker = kept_beside_the_jaw(settings.carry_frames)
-    lost, _ = kept_beside_the_jaw(0)
-    with OccluderMasker("auto", settings) as fresh:
-        assert fresh(beside_the_jaw, box, landmarks) is None
-    assert settings.carry_frames > 0 and followed >= 0.95 and lost < 0.05
-    whole = [masker.patch(beside_the_jaw, box, landmarks) for _ in range(settings.carry_frames + 20)]
-    masker.close()
-    assert whole[-1] is None  # carried at most `carry_frames` frames past the last one on the lower face, then faded
-    assert sum(p is not None and p.mask.max() >= 0.99 for p in whole) <= settings.carry_frames
+    def head_kept(patch, centre) -> float:
+        head = np.zeros(frame.shape[:2], np.uint8)
+        cv2.circle(head, centre, int(0.15 * width), 1, -1)
+        return 0.0 if patch is None else float((patch.full(frame.shape[:2])[head > 0] >= 0.99).mean())
+
+    alone = masks_along(0)
+    first = next(k for k, patch in enumerate(alone) if patch is not None)  # found at the chin only
+    followed = masks_along(settings.look_back)
+    back = range(max(0, first - settings.look_back), first)
+    assert settings.look_back >= 2 and first >= settings.look_back
+    assert all(head_kept(followed[k], path[k]) >= 0.95 for k in back), [head_kept(followed[k], path[k]) for k in back]
+    assert all(followed[k] is None for k in range(back.start))  # no further back than `look_back`
+    after_cut = masks_along(settings.look_back, reset_before=first - 1)
+    assert after_cut[first - 1] is not None and all(after_cut[k] is None for k in range(first - 1))
 
 
 def test_keep_occluders_patch_equals_full_mask():
@@ -580,8 +589,9 @@ def test_corpus_clips_without_occluder_stay_edited(name):
 
 def test_the_face_pass_finds_in_its_masker_thread_what_the_masker_finds_frame_by_frame(tmp_path):
     """`ChunkSource` searches occluders in a thread of its own beside the face pass: on real footage (lp_d12,
-    with a microphone drawn at the chin in frames 8-23, so masks start, hold and fade out) the track gets the
-    masks the masker gives when called on each aligned frame in order."""
+    with a microphone drawn in frames 12-27, coming in from beside the jaw to the chin, so masks start, are
+    followed back across the first chunk's end, hold and fade out) the track gets the masks the masker gives when
+    called on each aligned frame in order, grown by its `revisions`."""
     from latentsync.faces.face_pass import ChunkSource
     from latentsync.faces.video import VideoFaceProcessor
     from latentsync.utils.media import VideoWriter, iter_frames
@@ -592,27 +602,36 @@ def test_the_face_pass_finds_in_its_masker_thread_what_the_masker_finds_frame_by
     count = 32
     frames = list(next(iter(iter_frames(source_path, chunk_size=count))))
     with FaceDetector(backend="mediapipe") as detector:
-        for k in range(8, 24):
+        for k in range(12, 28):
             landmarks = detector.detect(frames[k]).landmarks
             width = float(np.ptp(landmarks[:, 0]))
-            frames[k] = with_microphone(frames[k], landmarks[[13, 14, 78, 308]].mean(axis=0), width)[0]
+            mouth, t = landmarks[[13, 14, 78, 308]].mean(axis=0), min(1.0, (k - 12) / 8)
+            centre = (int(mouth[0] + (-0.6 + 0.7 * t) * width), int(mouth[1] + (0.2 + 0.1 * t) * width))
+            frames[k] = draw_microphone(frames[k], centre, 0.15, width)[0]
     path = tmp_path / "lp_d12_with_microphone.mp4"
     with VideoWriter(path, 25.0) as writer:
         writer.write(np.stack(frames))
     source = ChunkSource(str(path), np.arange(count), 16, 256, 25, progress=False, occlusion="auto")
-    assert sum(len(chunk.output_indices) for chunk in source) == count
+    in_track_when_handed_out = set()
+    for chunk in source:
+        in_track_when_handed_out |= {int(i) for i in chunk.source_indices if int(i) in source.track.occluders}
     frames = next(iter(iter_frames(path, chunk_size=count)))
     processor = VideoFaceProcessor(resolution=256)
-    expected = {}
+    expected, revised = {}, set()
     try:
         with OccluderMasker("auto") as masker:
             for aligned in processor.process(iter(frames)):
                 patch = masker.patch(aligned.frame, aligned.face_box if aligned.has_face else None, aligned.landmarks)
                 if patch is not None:
                     expected[aligned.index] = patch
+                for back, grown in masker.revisions():
+                    expected[aligned.index - back] = grown
+                    revised.add(aligned.index - back)
     finally:
         processor.close()
     assert len(expected) >= 10 and sorted(source.track.occluders) == sorted(expected)
+    assert revised and min(revised) < 16 <= max(revised)  # followed back across the first chunk's end ...
+    assert in_track_when_handed_out == set(expected)  # ... which was handed out only after that
     for index, patch in expected.items():
         reference = AlignmentTrack.empty(1, processor)
         reference.keep_occluder(0, patch.box, patch.mask)

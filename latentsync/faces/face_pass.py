@@ -86,6 +86,7 @@ class ChunkSource:
         self._occluder_track = None
         self._masking: ThreadPoolExecutor | None = None  # the masker's own thread, beside the face pass
         self._occluder_jobs: deque[tuple[int, Future]] = deque()  # (source index, its masker job), in order
+        self._masked: deque[int] = deque(maxlen=self.processor.config.occlusion.look_back + 1)  # the masker's calls
         self.replayed = prepared is not None  # True: the face pass was done before, nothing is detected here
         if prepared is not None:
             prepared.check_fits(self.processor, self.frames_needed, self.occlusion)
@@ -201,6 +202,10 @@ class ChunkSource:
         while self._occluder_jobs and self._occluder_jobs[0][0] < upto:
             self._occluder_jobs.popleft()[1].result()
 
+    def _occluders_look_back(self) -> int:
+        """How many frames later than a frame its occluder mask is final (`OccluderMasker.revisions`)."""
+        return 0 if self.masker is None else self.processor.config.occlusion.look_back
+
     def _find_occluder(self, aligned: AlignedFrame) -> None:
         """The occluder in front of this frame's face, in source order (its temporal state restarts at a cut or
         with another face). Runs in the masker's own thread, one frame after the other, off the critical path."""
@@ -208,8 +213,11 @@ class ChunkSource:
             self.masker.reset()
         self._occluder_track = aligned.track_id if aligned.has_face else self._occluder_track
         patch = self.masker.patch(aligned.frame, aligned.face_box if aligned.has_face else None, aligned.landmarks)
+        self._masked.append(aligned.index)
         if patch is not None:
             self.track.keep_occluder(aligned.index, patch.box, patch.mask)
+        for back, grown in self.masker.revisions():  # an object found now, followed back: not handed out yet
+            self.track.keep_occluder(self._masked[-1 - back], grown.box, grown.mask)
 
     def _fade_window(self, out_idx: np.ndarray) -> tuple[int, int]:
         """Output frames [lo, hi) whose faces decide this chunk's fades."""
@@ -223,7 +231,8 @@ class ChunkSource:
     def _chunk(self, out_idx: np.ndarray, face_pass, again: VideoReader, bar) -> Chunk:
         src_idx = self.schedule[out_idx]
         lo, hi = self._fade_window(out_idx)
-        self._advance(face_pass, int(self.schedule[lo:hi].max()) + 1, bar)
+        occluders_upto = int(src_idx.max()) + 1 + self._occluders_look_back()
+        self._advance(face_pass, max(int(self.schedule[lo:hi].max()) + 1, min(occluders_upto, self.num_source_frames)), bar)
         held = self._held
         shape = (self.processor.restorer.resolution,) * 2
         frames = [None] * len(src_idx)
@@ -243,7 +252,7 @@ class ChunkSource:
                 for n, k in enumerate(faced):
                     crops[again_pos[k]] = warped[n]
         with self.clock.measure("faces"):
-            self._wait_for_occluders(int(src_idx.max()) + 1)
+            self._wait_for_occluders(occluders_upto)
         has_face = self.track.has_face[src_idx].copy()
         faces = torch.stack([crops[j] for j in np.flatnonzero(has_face)]) if has_face.any() else None
         if faces is not None and faces.shape[-2:] != shape:  # pragma: no cover - guarded by VideoFaceProcessor

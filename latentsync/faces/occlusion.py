@@ -53,6 +53,7 @@ layouts; for other landmark layouts `auto` falls back to hands only.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -697,6 +698,52 @@ def _trim(patch: OcclusionPatch, min_value: float) -> OcclusionPatch:
     return OcclusionPatch((x0, y0, x0 + mask.shape[1], y0 + mask.shape[0]), mask)
 
 
+@dataclass
+class _Sighting:
+    """What the colour cue saw in one frame, kept for `look_back`."""
+
+    region: tuple[int, int, int, int]  # the analysed region in frame pixels
+    small_hw: tuple[int, int]  # its analysis grid
+    crop: np.ndarray  # the frame's pixels of `region` (a view)
+    roi: np.ndarray  # the same on the analysis grid
+    regions: dict  # `face_regions`
+    face_width: float  # in analysis pixels
+    found: np.ndarray  # the colour cue's object (uint8 {0, 255}; all 0 where none; grown by `look_back`)
+    patch: OcclusionPatch | None = None  # the mask handed out for this frame (grown by `look_back`)
+
+
+def _map_onto(mask: np.ndarray, source: _Sighting, target: _Sighting) -> np.ndarray:
+    """`mask` on `source`'s analysis grid, on `target`'s: both grids follow the face, so it goes through the
+    frame's coordinates (nearest pixel)."""
+    (sx0, sy0, sx1, _), (_, sw) = source.region, source.small_hw
+    (tx0, ty0, tx1, _), (th, tw) = target.region, target.small_hw
+    source_scale, step = sw / (sx1 - sx0), (sw / (sx1 - sx0)) / (tw / (tx1 - tx0))  # one target pixel in source's
+    matrix = np.array([[step, 0.0, (tx0 - sx0) * source_scale + 0.5 * step - 0.5],
+                       [0.0, step, (ty0 - sy0) * source_scale + 0.5 * step - 0.5]])
+    return cv2.warpAffine(mask, matrix, (tw, th), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+
+
+def _union_max(parts: list[tuple[OcclusionPatch | None, float]], min_value: float) -> OcclusionPatch | None:
+    """max(weight x patch) over the union of the patches' boxes; None when nothing reaches `min_value`."""
+    parts = [(patch, weight) for patch, weight in parts if patch is not None]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        patch, weight = parts[0]
+        if weight == 1.0:
+            return patch
+        faded = OcclusionPatch(patch.box, patch.mask * weight)
+        return faded if faded.mask.max() >= min_value else None
+    bx0, by0 = min(p.box[0] for p, _ in parts), min(p.box[1] for p, _ in parts)
+    bx1, by1 = max(p.box[2] for p, _ in parts), max(p.box[3] for p, _ in parts)
+    merged = np.zeros((by1 - by0, bx1 - bx0), np.float32)
+    for patch, weight in parts:
+        x0, y0, x1, y1 = patch.box
+        view = merged[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
+        np.maximum(view, patch.mask * weight, out=view)
+    return _trim(OcclusionPatch((bx0, by0, bx1, by1), merged), min_value)
+
+
 class OccluderMasker:
     """Per-frame occluder mask of one face, with temporal state (see the module docstring for the interface)."""
 
@@ -712,8 +759,8 @@ class OccluderMasker:
         self._mouth_frames = 0
         self._mouth_grown: tuple[int, np.ndarray] | None = None  # (cells seen, those cells grown) cache
         self._colour_calls = 0  # frames of this shot the colour cue was asked about
-        self._carry: tuple | None = None  # last frame's colour object: (region, analysis (h, w), mask, frames unseeded)
-        self._carried_only = False  # this frame found its object only through `_carry`
+        self._recent: deque[_Sighting] = deque(maxlen=max(1, self.settings.look_back))  # the last frames seen
+        self._revised: list[tuple[int, OcclusionPatch]] = []  # what the last `patch` call grew (`revisions`)
         self.frames = 0
         self.frames_with_mask = 0
 
@@ -721,7 +768,8 @@ class OccluderMasker:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
         self._previous, self._last_found = None, (None, 0)
         self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
-        self._colour_calls, self._carry = 0, None
+        self._colour_calls = 0
+        self._recent.clear()
         if self._hands is not None:
             self._hands.reset()
 
@@ -730,29 +778,47 @@ class OccluderMasker:
         return None if patch is None else patch.full(frame.shape[:2])
 
     def patch(self, frame: np.ndarray, face_box, landmarks) -> OcclusionPatch | None:
-        """The mask as an `OcclusionPatch` (box + mask), or None when nothing covers the face."""
+        """The mask as an `OcclusionPatch` (box + mask), or None when nothing covers the face. An object seen
+        here for the first time may also grow the masks of the last frames: see `revisions`."""
         self.frames += 1
+        self._revised = []
         if self.mode == "off":
             return None
-        current, self._carried_only = None, False
+        current, sighting = None, None
         if face_box is not None and landmarks is not None:
-            current = self._detect(frame, np.asarray(face_box, np.float64), np.asarray(landmarks, np.float64))
-        else:
-            self._carry = None
+            current, sighting = self._detect(frame, np.asarray(face_box, np.float64), np.asarray(landmarks, np.float64))
+        if sighting is None:
+            self._recent.clear()
         core = _core(current) if self.settings.hold > 0 else 0
-        merged = self._merge(current, core, self._carried_only)
+        merged = self._merge(current, core)
         self._previous, self._last_found = merged, (current, core)
         self.frames_with_mask += int(merged is not None)
+        if sighting is not None:
+            sighting.patch = merged
+            if sighting.found.any() and self._recent and not self._recent[-1].found.any():
+                self._look_back(sighting)
+            self._recent.append(sighting)
         return merged
+
+    def revisions(self) -> list[tuple[int, OcclusionPatch]]:
+        """Masks of earlier frames that the last `patch` call grew, as (frames back, its whole new patch): 1 is the
+        frame of the call before. An object found on the lower face for the first time is followed back, from
+        where it lies now and in its own colours, over up to `look_back` earlier frames of the shot (it came in
+        from beside the jaw or below the chin, where alone it is not taken for an occluder). Never across a
+        `reset` or a frame without a face. A caller that uses the masks only `look_back` frames later misses
+        nothing."""
+        return list(self._revised)
 
     # ----------------------------------------------------------------------------------------- per frame
 
-    def _detect(self, frame: np.ndarray, face_box: np.ndarray, landmarks: np.ndarray) -> OcclusionPatch | None:
+    def _detect(self, frame: np.ndarray, face_box: np.ndarray, landmarks: np.ndarray
+                ) -> tuple[OcclusionPatch | None, _Sighting | None]:
+        """This frame's own occluder patch, and what the colour cue saw (None where it did not run)."""
         s = self.settings
         frame_hw = frame.shape[:2]
         region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw)
         if region is None:
-            return None
+            return None, None
         region, small_hw = _analysis_grid(region, s.analysis_width)
         x0, y0, x1, y1 = region
         scale = small_hw[1] / (x1 - x0)
@@ -765,27 +831,28 @@ class OccluderMasker:
         face_width = (face_box[2] - face_box[0]) * scale
         for hand in self._hands(frame, face_box, landmarks) if self._hands is not None else []:
             draw_hand(hands, to_roi(hand), s.finger_width, s.hand_dilate)
-        colour, carried = None, self._carried(region, small_hw)
-        self._carry = None
+        colour, sighting = None, None
         if self._colour_due():
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
             if regions is not None:
                 roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-                own_seed = regions["seed"]
                 colour = colour_occluders(roi, regions, face_width, s, self._mouth_model())
-                if carried is not None and not colour.any():  # off the lower face: where it was, in its colours
-                    like = carried[2].ravel()[_colour_bins(roi, s.object_bins)]
-                    regions = regions | {"seed": own_seed | (carried[0] & like.astype(np.uint8) * 255)}
-                    colour = colour_occluders(roi, regions, face_width, s, self._mouth_model())
-                    self._carried_only = bool(colour.any())
+                sighting = _Sighting(region, small_hw, frame[y0:y1, x0:x1], roi, regions, face_width, colour)
                 self._learn_mouth(roi, regions, hands | colour, face_width)
-                self._remember(region, small_hw, roi, colour, own_seed, regions["lower_face"], carried)
+        return self._patch_from(region, sighting, colour, hands, face_width), sighting
+
+    def _patch_from(self, region, sighting: _Sighting | None, colour: np.ndarray | None, hands: np.ndarray,
+                    face_width: float) -> OcclusionPatch | None:
+        """The frame-size patch of what was found on the analysis grid: the colour cue's object (seen in
+        `sighting`) snapped to the frame's edges (`refine`), drawn hands feathered; None when nothing was."""
+        s = self.settings
+        x0, y0, x1, y1 = region
         if colour is None or not colour.any():
             if not hands.any():
                 return None
             soft = _feather(hands, s.feather * face_width)
         elif s.refine > 0:
-            soft = _fine_mask(frame[y0:y1, x0:x1], roi, colour, face_width, s)
+            soft = _fine_mask(sighting.crop, sighting.roi, colour, face_width, s)
             if hands.any():  # drawn from landmarks: no edge to snap to, feathered as always
                 hand_soft = _feather(hands, s.feather * face_width)
                 soft = np.maximum(soft, cv2.resize(hand_soft, soft.shape[::-1], interpolation=cv2.INTER_LINEAR))
@@ -794,34 +861,44 @@ class OccluderMasker:
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
 
-    def _carried(self, region, small_hw) -> tuple[np.ndarray, int, np.ndarray] | None:
-        """(last frame's colour object on this frame's analysis grid (uint8), frames it has been carried, its
-        colour cells grown), or None. The region moves and scales with the face: the mask is mapped through the
-        frame's coordinates."""
-        if self._carry is None:
-            return None
-        (px0, py0, px1, _), (_, pw), mask, unseeded, cells = self._carry
-        x0, y0, x1, _ = region
-        to_previous = (pw / (px1 - px0)) / (small_hw[1] / (x1 - x0))  # one analysis pixel now, in the last grid's
-        shift_x = (x0 - px0) * pw / (px1 - px0) + 0.5 * to_previous - 0.5
-        shift_y = (y0 - py0) * pw / (px1 - px0) + 0.5 * to_previous - 0.5
-        matrix = np.array([[to_previous, 0.0, shift_x], [0.0, to_previous, shift_y]])
-        mapped = cv2.warpAffine(mask, matrix, (small_hw[1], small_hw[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
-        return mapped, unseeded, cells
-
-    def _remember(self, region, small_hw, roi: np.ndarray, found: np.ndarray, own_seed: np.ndarray,
-                  lower_face_px: int, carried: tuple | None) -> None:
-        """Keep this frame's colour object to seed the next frame (`carry_frames`): an object that slides off the
-        lower face (beside the jaw, below the chin) is followed for a while. Carried only so many frames past the
-        last one where it covered the lower face itself, so nothing found once lives on by seeding itself."""
+    def _follow(self, sighting: _Sighting, other: _Sighting, cells: np.ndarray) -> np.ndarray:
+        """The colour cue on `sighting`, seeded also where `other` frame's object lies, in the object's colours
+        (`cells`, grown): the same object, next to or off the lower face."""
         s = self.settings
-        if s.carry_frames <= 0 or s.object_bins <= 0 or not found.any():
-            return
-        on_lower_face = (found > 0) & (own_seed > 0)
-        if np.count_nonzero(on_lower_face) >= s.min_area * max(1, lower_face_px):
-            self._carry = (region, small_hw, found, 0, _grown_cells(_cells_of(roi, on_lower_face, s.object_bins)))
-        elif carried is not None and carried[1] < s.carry_frames:
-            self._carry = (region, small_hw, found, carried[1] + 1, carried[2])
+        carried = _map_onto(other.found, other, sighting)
+        like = cells.ravel()[_colour_bins(sighting.roi, s.object_bins)]
+        regions = sighting.regions | {"seed": sighting.regions["seed"] | (carried & like.astype(np.uint8) * 255)}
+        return colour_occluders(sighting.roi, regions, sighting.face_width, s, self._mouth_model())
+
+    def _object_cells(self, sighting: _Sighting) -> np.ndarray | None:
+        """The colour cells (grown) of the object where it covers the lower face itself, None where it does not
+        cover enough of it (`min_area`)."""
+        s = self.settings
+        on_lower_face = (sighting.found > 0) & (sighting.regions["seed"] > 0)
+        if np.count_nonzero(on_lower_face) < s.min_area * max(1, sighting.regions["lower_face"]):
+            return None
+        return _grown_cells(_cells_of(sighting.roi, on_lower_face, s.object_bins))
+
+    def _look_back(self, sighting: _Sighting) -> None:
+        """Follow an object found for the first time back over the last frames (`revisions`), while they show it."""
+        s = self.settings
+        cells = self._object_cells(sighting) if s.object_bins > 0 else None
+        later = sighting
+        for back, earlier in enumerate(reversed(self._recent), start=1):
+            if cells is None or back > s.look_back or earlier.found.any():
+                return
+            found = self._follow(earlier, later, cells)
+            if not found.any():
+                return
+            earlier.found = found
+            found_patch = self._patch_from(earlier.region, earlier, found, np.zeros(earlier.small_hw, np.uint8),
+                                           earlier.face_width)
+            grown = _union_max([(earlier.patch, 1.0), (found_patch, 1.0)], s.min_value)
+            self.frames_with_mask += int(earlier.patch is None and grown is not None)
+            earlier.patch = grown
+            if grown is not None:
+                self._revised.append((back, grown))
+            later = earlier
 
     def _colour_due(self) -> bool:
         """The colour cue runs on every frame while a mask is live (something was found in the last frames) and
@@ -865,38 +942,21 @@ class OccluderMasker:
             self._mouth_counts += counts
         self._mouth_frames += 1
 
-    def _merge(self, current: OcclusionPatch | None, core: int, carried_only: bool = False) -> OcclusionPatch | None:
+    def _merge(self, current: OcclusionPatch | None, core: int) -> OcclusionPatch | None:
         """max(current, decay x previous) over the union of their boxes, and the last frame's own detection at
         full strength where this frame found under `hold` of it (a dropout: the decay alone would leave 0.6 of
         it, 40 % of the edit showing through the occluder for that frame; an object that merely moved is found
         whole and is not held, so no trail is kept behind it); None once it has faded out. `core`: the pixels
-        `current` keeps whole (`_core`). `carried_only`: `current` was found only from the last frame's object
-        (`_carry`), a weaker sighting that may have lost the part on the face: the last frame's is held too."""
+        `current` keeps whole (`_core`)."""
         s = self.settings
         parts = [(current, 1.0)]
         last, last_core = self._last_found
-        if s.hold > 0 and last is not None and (carried_only or core < s.hold * last_core):
+        if s.hold > 0 and last is not None and core < s.hold * last_core:
             parts.append((last, 1.0))
         previous = self._previous
         if previous is not None and s.decay > 0 and float(previous.mask.max()) * s.decay >= s.min_value:
             parts.append((previous, s.decay))
-        parts = [(patch, weight) for patch, weight in parts if patch is not None]
-        if not parts:
-            return None
-        if len(parts) == 1:
-            patch, weight = parts[0]
-            if weight == 1.0:
-                return patch
-            faded = OcclusionPatch(patch.box, patch.mask * weight)
-            return faded if faded.mask.max() >= s.min_value else None
-        bx0, by0 = min(p.box[0] for p, _ in parts), min(p.box[1] for p, _ in parts)
-        bx1, by1 = max(p.box[2] for p, _ in parts), max(p.box[3] for p, _ in parts)
-        merged = np.zeros((by1 - by0, bx1 - bx0), np.float32)
-        for patch, weight in parts:
-            x0, y0, x1, y1 = patch.box
-            view = merged[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
-            np.maximum(view, patch.mask * weight, out=view)
-        return _trim(OcclusionPatch((bx0, by0, bx1, by1), merged), s.min_value)
+        return _union_max(parts, s.min_value)
 
     def close(self) -> None:
         if self._hands is not None:

@@ -199,7 +199,7 @@ class OcclusionSettings(Section):
     part_share: float
     part_outline: float
     end_elongation: float
-    carry_frames: int = at_least(0)
+    look_back: int = at_least(0)
     refine: int = at_least(0)
     refine_radius: float
     refine_eps: float
