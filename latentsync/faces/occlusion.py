@@ -6,7 +6,9 @@ Interface (what the pipeline calls, once per frame of the edited face, frames in
 
     masker = OccluderMasker("auto", faces_config.occlusion)   # mode: auto | hands | off (config: a FacesConfig)
     mask = masker(frame_rgb_uint8, face_box, landmarks)   # (H, W) float32 in [0, 1], or None (nothing found)
-    out = keep_occluders(original, restored, mask)         # out = original * m + restored * (1 - m)
+    for back, patch in masker.revisions():                 # an object found now also grows the masks of up to
+        ...                                                # `look_back` earlier frames: frame (this - back)
+    out = keep_occluders(original, restored, mask)         # out = original * m + restored * (1 - m), once final
     masker.reset()                                         # at every shot cut (and when the face track changes)
     masker.close()
 
@@ -40,7 +42,11 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   the lower face; from there an object is followed only over its own colours (those seen where it lies on the
   lower face), and beyond the face over pixels unlike the background sampled beside the cheeks; parts of
   other colours join it (a band inside its outline, a tip past an elongated object's end); a closing bridges
-  the pieces. While nothing is found (and once the shot's mouth colours are learnt) it runs on every
+  the pieces. An object found on the lower face for the first time is followed back, in its own colours and
+  from where it lies, over up to `look_back` earlier frames (it came in from beside the jaw or below the chin,
+  where alone it is not taken for an occluder): `revisions()` gives those frames' grown masks, so a caller that
+  uses a frame's mask `look_back` frames after it (the face pass does) misses nothing. While nothing is found
+  (and once the shot's mouth colours are learnt) it runs on every
   `colour_every`-th frame only: an object coming in is found at most that many frames late. It catches black,
   grey, white, metal and coloured objects (microphones, pens, cups); it cannot see skin-coloured objects (a
   wooden or beige pen, a hand without the hand model), cannot follow an object beyond the face over a
