@@ -86,7 +86,7 @@ class ChunkSource:
         self._occluder_track = None
         self._masking: ThreadPoolExecutor | None = None  # the masker's own thread, beside the face pass
         self._occluder_jobs: deque[tuple[int, Future]] = deque()  # (source index, its masker job), in order
-        self._masked: deque[int] = deque(maxlen=self.processor.config.occlusion.look_back + 1)  # the masker's calls
+        self._masked: deque[int] = deque(maxlen=self.processor.config.occlusion.look_back + 1)  # its last frames
         self.replayed = prepared is not None  # True: the face pass was done before, nothing is detected here
         if prepared is not None:
             prepared.check_fits(self.processor, self.frames_needed, self.occlusion)

@@ -714,7 +714,7 @@ class _Sighting:
     roi: np.ndarray  # the same on the analysis grid
     regions: dict  # `face_regions`
     face_width: float  # in analysis pixels
-    found: np.ndarray  # the colour cue's object (uint8 {0, 255}; all 0 where none; grown by `look_back`)
+    found: np.ndarray  # the colour cue's object (uint8 {0, 255}; all 0 where none; or what `look_back` found)
     patch: OcclusionPatch | None = None  # the mask handed out for this frame (grown by `look_back`)
 
 
@@ -868,12 +868,12 @@ class OccluderMasker:
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
 
     def _follow(self, sighting: _Sighting, other: _Sighting, cells: np.ndarray) -> np.ndarray:
-        """The colour cue on `sighting`, seeded also where `other` frame's object lies, in the object's colours
-        (`cells`, grown): the same object, next to or off the lower face."""
+        """The colour cue on `sighting`, seeded also where the `other` frame's object lies, in the object's
+        colours (`cells`, grown): the same object, there off the lower face."""
         s = self.settings
-        carried = _map_onto(other.found, other, sighting)
-        like = cells.ravel()[_colour_bins(sighting.roi, s.object_bins)]
-        regions = sighting.regions | {"seed": sighting.regions["seed"] | (carried & like.astype(np.uint8) * 255)}
+        where_it_was = _map_onto(other.found, other, sighting)
+        like = cells.ravel()[_colour_bins(sighting.roi, s.object_bins)].astype(np.uint8) * 255
+        regions = sighting.regions | {"seed": sighting.regions["seed"] | (where_it_was & like)}
         return colour_occluders(sighting.roi, regions, sighting.face_width, s, self._mouth_model())
 
     def _object_cells(self, sighting: _Sighting) -> np.ndarray | None:
@@ -889,9 +889,11 @@ class OccluderMasker:
         """Follow an object found for the first time back over the last frames (`revisions`), while they show it."""
         s = self.settings
         cells = self._object_cells(sighting) if s.object_bins > 0 else None
+        if cells is None:
+            return
         later = sighting
         for back, earlier in enumerate(reversed(self._recent), start=1):
-            if cells is None or back > s.look_back or earlier.found.any():
+            if back > s.look_back or earlier.found.any():
                 return
             found = self._follow(earlier, later, cells)
             if not found.any():
