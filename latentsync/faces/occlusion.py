@@ -766,6 +766,8 @@ class OccluderMasker:
         self._mouth_grown: tuple[int, np.ndarray] | None = None  # (cells seen, those cells grown) cache
         self._colour_calls = 0  # frames of this shot the colour cue was asked about
         self._recent: deque[_Sighting] = deque(maxlen=max(1, self.settings.look_back))  # the last frames seen
+        self._run = 0  # frames in a row, up to the last, whose mask kept something whole (found, or held)
+        self._carry: tuple[_Sighting, int, np.ndarray] | None = None  # (last frame, frames carried, object colours)
         self._revised: list[tuple[int, OcclusionPatch]] = []  # what the last `patch` call grew (`revisions`)
         self.frames = 0
         self.frames_with_mask = 0
@@ -774,7 +776,7 @@ class OccluderMasker:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
         self._previous, self._last_found = None, (None, 0)
         self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
-        self._colour_calls = 0
+        self._colour_calls, self._run, self._carry = 0, 0, None
         self._recent.clear()
         if self._hands is not None:
             self._hands.reset()
@@ -790,15 +792,18 @@ class OccluderMasker:
         self._revised = []
         if self.mode == "off":
             return None
-        current, sighting = None, None
+        current, sighting, carried = None, None, False
         if face_box is not None and landmarks is not None:
-            current, sighting = self._detect(frame, np.asarray(face_box, np.float64), np.asarray(landmarks, np.float64))
+            current, sighting, carried = self._detect(frame, np.asarray(face_box, np.float64),
+                                                      np.asarray(landmarks, np.float64))
         if sighting is None:
             self._recent.clear()
         core = _core(current) if self.settings.hold > 0 else 0
-        merged = self._merge(current, core)
+        merged = self._merge(current, core, carried)
         self._previous, self._last_found = merged, (current, core)
         self.frames_with_mask += int(merged is not None)
+        self._run = self._run + 1 if _core(merged) > 0 else 0
+        self._carry = self._next_carry(sighting, carried)
         if sighting is not None:
             sighting.patch = merged
             if sighting.found.any() and self._recent and not self._recent[-1].found.any():
@@ -818,13 +823,14 @@ class OccluderMasker:
     # ----------------------------------------------------------------------------------------- per frame
 
     def _detect(self, frame: np.ndarray, face_box: np.ndarray, landmarks: np.ndarray
-                ) -> tuple[OcclusionPatch | None, _Sighting | None]:
-        """This frame's own occluder patch, and what the colour cue saw (None where it did not run)."""
+                ) -> tuple[OcclusionPatch | None, _Sighting | None, bool]:
+        """This frame's own occluder patch, what the colour cue saw (None where it did not run), and whether it
+        found its object only by carrying the last frame's (`_next_carry`)."""
         s = self.settings
         frame_hw = frame.shape[:2]
         region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw)
         if region is None:
-            return None, None
+            return None, None, False
         region, small_hw = _analysis_grid(region, s.analysis_width)
         x0, y0, x1, y1 = region
         scale = small_hw[1] / (x1 - x0)
@@ -837,15 +843,18 @@ class OccluderMasker:
         face_width = (face_box[2] - face_box[0]) * scale
         for hand in self._hands(frame, face_box, landmarks) if self._hands is not None else []:
             draw_hand(hands, to_roi(hand), s.finger_width, s.hand_dilate)
-        colour, sighting = None, None
+        colour, sighting, carried = None, None, False
         if self._colour_due():
             regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
             if regions is not None:
                 roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
                 colour = colour_occluders(roi, regions, face_width, s, self._mouth_model())
                 sighting = _Sighting(region, small_hw, frame[y0:y1, x0:x1], roi, regions, face_width, colour)
+                if self._carry is not None and not colour.any():  # it left the lower face: where it was
+                    colour = sighting.found = self._follow(sighting, self._carry[0], self._carry[2])
+                    carried = bool(colour.any())
                 self._learn_mouth(roi, regions, hands | colour, face_width)
-        return self._patch_from(region, sighting, colour, hands, face_width), sighting
+        return self._patch_from(region, sighting, colour, hands, face_width), sighting, carried
 
     def _patch_from(self, region, sighting: _Sighting | None, colour: np.ndarray | None, hands: np.ndarray,
                     face_width: float) -> OcclusionPatch | None:
@@ -884,6 +893,20 @@ class OccluderMasker:
         if np.count_nonzero(on_lower_face) < s.min_area * max(1, sighting.regions["lower_face"]):
             return None
         return _grown_cells(_cells_of(sighting.roi, on_lower_face, s.object_bins))
+
+    def _next_carry(self, sighting: _Sighting | None, carried: bool) -> tuple | None:
+        """What the next frame may follow when its own search finds nothing (`carry_frames`): an object kept
+        whole for `carry_after` frames in a row (found, or held over a dropout) that slides off the lower face
+        (beside the jaw, below the chin) is followed from where it was, in its colours on the lower face, for up to
+        `carry_frames` frames. A brief find (a false one is brief) is never carried, nor anything for ever."""
+        s = self.settings
+        if sighting is None or s.carry_frames <= 0 or s.object_bins <= 0 or not sighting.found.any():
+            return None
+        if carried:
+            _, frames, cells = self._carry
+            return (sighting, frames + 1, cells) if frames + 1 < s.carry_frames else None
+        cells = self._object_cells(sighting)
+        return (sighting, 0, cells) if cells is not None and self._run >= s.carry_after else None
 
     def _look_back(self, sighting: _Sighting) -> None:
         """Follow an object found for the first time back over the last frames (`revisions`), while they show it."""
@@ -950,16 +973,17 @@ class OccluderMasker:
             self._mouth_counts += counts
         self._mouth_frames += 1
 
-    def _merge(self, current: OcclusionPatch | None, core: int) -> OcclusionPatch | None:
+    def _merge(self, current: OcclusionPatch | None, core: int, carried: bool = False) -> OcclusionPatch | None:
         """max(current, decay x previous) over the union of their boxes, and the last frame's own detection at
         full strength where this frame found under `hold` of it (a dropout: the decay alone would leave 0.6 of
         it, 40 % of the edit showing through the occluder for that frame; an object that merely moved is found
         whole and is not held, so no trail is kept behind it); None once it has faded out. `core`: the pixels
-        `current` keeps whole (`_core`)."""
+        `current` keeps whole (`_core`). `carried`: `current` was found only by following the last frame's object
+        (`_next_carry`), which may have lost its part on the face: the last frame's is held too."""
         s = self.settings
         parts = [(current, 1.0)]
         last, last_core = self._last_found
-        if s.hold > 0 and last is not None and core < s.hold * last_core:
+        if s.hold > 0 and last is not None and (carried or core < s.hold * last_core):
             parts.append((last, 1.0))
         previous = self._previous
         if previous is not None and s.decay > 0 and float(previous.mask.max()) * s.decay >= s.min_value:

@@ -200,6 +200,8 @@ class OcclusionSettings(Section):
     part_outline: float
     end_elongation: float
     look_back: int = at_least(0)
+    carry_after: int = at_least(1)
+    carry_frames: int = at_least(0)
     refine: int = at_least(0)
     refine_radius: float
     refine_eps: float
