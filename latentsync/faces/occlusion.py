@@ -45,8 +45,10 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   the pieces. An object found on the lower face for the first time is followed back, in its own colours and
   from where it lies, over up to `look_back` earlier frames (it came in from beside the jaw or below the chin,
   where alone it is not taken for an occluder): `revisions()` gives those frames' grown masks, so a caller that
-  uses a frame's mask `look_back` frames after it (the face pass does) misses nothing. While nothing is found
-  (and once the shot's mouth colours are learnt) it runs on every
+  uses a frame's mask `look_back` frames after it (the face pass does) misses nothing. Forwards, an object kept
+  whole for `carry_after` frames in a row that slides off the lower face is followed from where it was for up to
+  `carry_frames` frames (a false find is brief: never carried). While nothing is found (and once the shot's mouth
+  colours are learnt) it runs on every
   `colour_every`-th frame only: an object coming in is found at most that many frames late. It catches black,
   grey, white, metal and coloured objects (microphones, pens, cups); it cannot see skin-coloured objects (a
   wooden or beige pen, a hand without the hand model), cannot follow an object beyond the face over a
