@@ -907,8 +907,10 @@ class OccluderMasker:
         if carried:
             _, frames, cells = self._carry
             return (sighting, frames + 1, cells) if frames + 1 < s.carry_frames else None
+        if self._run < s.carry_after:
+            return None
         cells = self._object_cells(sighting)
-        return (sighting, 0, cells) if cells is not None and self._run >= s.carry_after else None
+        return None if cells is None else (sighting, 0, cells)
 
     def _look_back(self, sighting: _Sighting) -> None:
         """Follow an object found for the first time back over the last frames (`revisions`), while they show it."""
