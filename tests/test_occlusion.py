@@ -375,6 +375,34 @@ def test_colour_cue_skips_frames_only_while_nothing_is_in_sight(face, monkeypatc
         assert len(calls) == before + 1
 
 
+def test_a_frame_the_colour_cue_skipped_is_searched_once_the_next_finds_an_object(face):
+    """While nothing is in sight the colour cue skips frames (`colour_every` 2); an object that arrives on a skipped
+    frame is found in the next and followed back over the skipped one (`look_back`): that frame keeps it as if it
+    had been analysed itself."""
+    frame, box, landmarks, mouth, width = face
+    occluded, occluder = with_microphone(frame, mouth, width)
+    hull = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    on_face = occluder & (hull > 0)
+
+    def first_occluded_frame_kept(colour_every: int, look_back: int) -> float:
+        settings = load_faces_config(overrides=[f"occlusion.colour_every={colour_every}",
+                                                f"occlusion.look_back={look_back}"]).occlusion
+        masks = []
+        with OccluderMasker("auto", settings) as masker:  # frames 0-2 learn the mouth; 3 is skipped with every 2
+            for image in [frame] * settings.mouth_frames + [occluded] * 2:
+                masks.append(masker.patch(image, box, landmarks))
+                for back, grown in masker.revisions():
+                    masks[-1 - back] = grown
+        assert all(mask is None for mask in masks[: settings.mouth_frames]) and masks[-1] is not None
+        first = masks[settings.mouth_frames]
+        return 0.0 if first is None else float((first.full(frame.shape[:2])[on_face] >= 0.99).mean())
+
+    assert first_occluded_frame_kept(2, 0) == 0.0  # skipped, and nothing looks back
+    analysed = first_occluded_frame_kept(1, 4)
+    assert analysed >= 0.9 and first_occluded_frame_kept(2, 4) >= analysed - 0.02
+
+
 def test_off_mode_finds_nothing(face):
     frame, box, landmarks, mouth, width = face
     occluded, _ = with_microphone(frame, mouth, width)

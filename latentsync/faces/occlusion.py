@@ -62,7 +62,9 @@ layouts; for other landmark layouts `auto` falls back to hands only.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -708,16 +710,34 @@ def _trim(patch: OcclusionPatch, min_value: float) -> OcclusionPatch:
 
 @dataclass
 class _Sighting:
-    """What the colour cue saw in one frame, kept for `look_back`."""
+    """One frame as the colour cue sees it, kept for `look_back`. Its analysis image and face regions are made when
+    first asked for: a frame the colour cue skipped (`colour_every`) costs nothing unless a later frame's object is
+    followed back over it."""
 
     region: tuple[int, int, int, int]  # the analysed region in frame pixels
     small_hw: tuple[int, int]  # its analysis grid
     crop: np.ndarray  # the frame's pixels of `region` (a view)
-    roi: np.ndarray  # the same on the analysis grid
-    regions: dict  # `face_regions`
+    to_roi: Callable[[np.ndarray], np.ndarray]  # frame pixels -> analysis pixels
+    landmarks: np.ndarray  # the face's, in frame pixels
     face_width: float  # in analysis pixels
-    found: np.ndarray  # the colour cue's object (uint8 {0, 255}; all 0 where none; or what `look_back` found)
+    settings: OcclusionSettings
+    found: np.ndarray | None = None  # the colour cue's object (uint8 {0, 255}; all 0 where none or where it did
+    # not look; or what `look_back` found)
     patch: OcclusionPatch | None = None  # the mask handed out for this frame (grown by `look_back`)
+
+    def __post_init__(self):
+        if self.found is None:
+            self.found = np.zeros(self.small_hw, np.uint8)
+
+    @cached_property
+    def roi(self) -> np.ndarray:
+        """`crop` on the analysis grid."""
+        return cv2.resize(self.crop, self.small_hw[::-1], interpolation=cv2.INTER_AREA)
+
+    @cached_property
+    def regions(self) -> dict:
+        """`face_regions` on the analysis grid."""
+        return face_regions(self.landmarks, self.to_roi, self.small_hw, self.face_width, self.settings)
 
 
 def _map_onto(mask: np.ndarray, source: _Sighting, target: _Sighting) -> np.ndarray:
@@ -826,8 +846,9 @@ class OccluderMasker:
 
     def _detect(self, frame: np.ndarray, face_box: np.ndarray, landmarks: np.ndarray
                 ) -> tuple[OcclusionPatch | None, _Sighting | None, bool]:
-        """This frame's own occluder patch, what the colour cue saw (None where it did not run), and whether it
-        found its object only by carrying the last frame's (`_next_carry`)."""
+        """This frame's own occluder patch, the frame as the colour cue sees it (None where it cannot run; also
+        kept where it skipped the frame, for `look_back`), and whether it found its object only by carrying the
+        last frame's (`_next_carry`)."""
         s = self.settings
         frame_hw = frame.shape[:2]
         region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw)
@@ -846,16 +867,16 @@ class OccluderMasker:
         for hand in self._hands(frame, face_box, landmarks) if self._hands is not None else []:
             draw_hand(hands, to_roi(hand), s.finger_width, s.hand_dilate)
         colour, sighting, carried = None, None, False
-        if self._colour_due():
-            regions = face_regions(landmarks, to_roi, small_hw, face_width, s)
-            if regions is not None:
-                roi = cv2.resize(frame[y0:y1, x0:x1], (small_hw[1], small_hw[0]), interpolation=cv2.INTER_AREA)
-                colour = colour_occluders(roi, regions, face_width, s, self._mouth_model())
-                sighting = _Sighting(region, small_hw, frame[y0:y1, x0:x1], roi, regions, face_width, colour)
-                if self._carry is not None and not colour.any():  # it left the lower face: where it was
-                    colour = sighting.found = self._follow(sighting, self._carry[0], self._carry[2])
-                    carried = bool(colour.any())
-                self._learn_mouth(roi, regions, hands | colour, face_width)
+        due = self._colour_due()
+        if self.mode == "auto" and len(landmarks) in INNER_LIPS and (due or s.look_back > 0):
+            sighting = _Sighting(region, small_hw, frame[y0:y1, x0:x1], to_roi, landmarks, face_width, s)
+        if due and sighting is not None:
+            colour = sighting.found = colour_occluders(sighting.roi, sighting.regions, face_width, s,
+                                                       self._mouth_model())
+            if self._carry is not None and not colour.any():  # it left the lower face: where it was
+                colour = sighting.found = self._follow(sighting, self._carry[0], self._carry[2])
+                carried = bool(colour.any())
+            self._learn_mouth(sighting.roi, sighting.regions, hands | colour, face_width)
         return self._patch_from(region, sighting, colour, hands, face_width), sighting, carried
 
     def _patch_from(self, region, sighting: _Sighting | None, colour: np.ndarray | None, hands: np.ndarray,
