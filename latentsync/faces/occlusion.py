@@ -48,8 +48,8 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   uses a frame's mask `look_back` frames after it (the face pass does) misses nothing. Forwards, an object kept
   whole for `carry_after` frames in a row that slides off the lower face is followed from where it was for up to
   `carry_frames` frames (a false find is brief: never carried). While nothing is found (and once the shot's mouth
-  colours are learnt) it runs on every
-  `colour_every`-th frame only: an object coming in is found at most that many frames late. It catches black,
+  colours are learnt) it runs on every `colour_every`-th frame only: an object coming in on a skipped frame is
+  found in a later one and followed back over the skipped frames like any other (the look back). It catches black,
   grey, white, metal and coloured objects (microphones, pens, cups); it cannot see skin-coloured objects (a
   wooden or beige pen, a hand without the hand model), cannot follow an object beyond the face over a
   background of the same colour, and does not know a dark full beard from a dark object (see docs/faces.md
@@ -959,7 +959,8 @@ class OccluderMasker:
     def _colour_due(self) -> bool:
         """The colour cue runs on every frame while a mask is live (something was found in the last frames) and
         until the shot's mouth colours are learnt, else on every `colour_every`-th frame: an object coming in is
-        found that many frames late at most (its mask then fades in through `decay` as always)."""
+        found that many frames late at most, and the frames it skipped are searched then (`_look_back`: they keep
+        a `_Sighting` whose analysis is made only if asked for)."""
         self._colour_calls += 1
         if self.mode != "auto":
             return False
