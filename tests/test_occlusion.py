@@ -349,6 +349,49 @@ def test_objects_over_the_mouth_are_kept_once_the_shot_showed_it(face, draw):
         assert cold is None or (cold[on_face] >= 0.99).mean() < 0.6
 
 
+def test_what_comes_in_over_the_lips_is_not_learnt_as_the_mouth(face):
+    """The shot's mouth colours are learnt where nothing covers the mouth. A dark object that reaches the lips
+    from the cheek before it is found is not the mouth: its pixels over the lips, joined to it, are left out of
+    the learning (`coming_in`), while the mouth's own dark inside in the same grey, joined to nothing outside the
+    lips, and a speck across the lips' edge too small for an occluder are learnt."""
+    from latentsync.faces.occlusion import _analysis_grid, _roi, colour_candidates, coming_in, face_regions
+
+    frame, box, landmarks, mouth, width = face
+    settings = load_faces_config().occlusion
+    region, (h, w) = _analysis_grid(_roi(box, settings.roi_side, settings.roi_top, settings.roi_bottom,
+                                         frame.shape[:2]), settings.analysis_width)
+    x0, y0, x1, y1 = region
+    scale = w / (x1 - x0)
+
+    def to_roi(points):
+        return (np.asarray(points, np.float64) - (x0, y0)) * scale
+
+    roi = cv2.resize(frame[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
+    regions = face_regions(landmarks, to_roi, (h, w), width * scale, settings)
+    mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
+
+    def disk(point, radius):
+        out = np.zeros((h, w), np.uint8)
+        cv2.circle(out, tuple(int(round(v)) for v in to_roi(point)), max(1, int(round(radius * scale))), 1, -1)
+        return out > 0
+
+    grey = (50, 50, 52)
+    incoming = disk(landmarks[61], 0.12 * width)  # over the left lip corner, out onto the cheek
+    inside = disk((landmarks[13] + landmarks[14]) / 2, 0.03 * width) & mouth_area  # the mouth's dark inside
+    beside = ~mouth_area[:, 1:] & mouth_area[:, :-1]  # a pixel whose left neighbour is the lips'
+    ys, xs = np.nonzero(beside)
+    y, x = ys[np.argmax(xs)], xs.max() + 1  # just beside the right lip corner
+    speck = np.zeros((h, w), bool)
+    speck[y - 1 : y + 2, x - 2 : x + 2] = True  # 3 x 4 analysis pixels across the lips' edge
+    assert speck[y, x] and not mouth_area[y, x] and mouth_area[y, x - 1]
+    for part in (incoming, inside, speck):
+        roi[part] = grey
+    came_in = coming_in(roi, regions, colour_candidates(roi, regions, settings), settings) > 0
+    assert (incoming & mouth_area).sum() >= 10 and came_in[incoming & mouth_area].mean() >= 0.9
+    assert inside.any() and not came_in[inside].any()
+    assert not came_in[speck].any() and not (came_in & ~mouth_area).any()
+
+
 def test_colour_cue_skips_frames_only_while_nothing_is_in_sight(face, monkeypatch):
     """Once the shot's mouth colours are learnt and nothing is found, the colour cue looks at every
     `colour_every`-th frame only; an object coming in is still found within that many frames, and from then on

@@ -36,7 +36,8 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   covers them); pixels whose r, g chromaticity is far from it, that are far less saturated (grey, black,
   white, metal), or too dark for a colour, are candidates. The nose's underside (nostrils) never is. The lips
   and the open mouth: the masker learns the shot's lip, teeth and cavity colours where nothing covers them
-  (state reset at `reset()`); once it has seen `mouth_frames` frames, a pixel there is a candidate when it is
+  (state reset at `reset()`; after its first frames, an object that reaches the lips before it is found
+  teaches it nothing: `coming_in`); once it has seen `mouth_frames` frames, a pixel there is a candidate when it is
   none of those colours (before that, the lip ring has a per-frame colour model and the open mouth is never a
   candidate). Candidates count only on the face, a thin margin and below the chin, in pieces big enough on
   the lower face; from there an object is followed only over its own colours (those seen where it lies on the
@@ -338,23 +339,19 @@ def _deeper_than_lips(chroma: list[np.ndarray], lips: np.ndarray, skin: np.ndarr
     return (along > 0) & (across <= z * spread)
 
 
-def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings,
-                     mouth_cells: np.ndarray | None = None) -> np.ndarray:
-    """uint8 {0, 255} mask of pixels in the analysed region that are neither skin nor lips, seeded in the face.
+@dataclass(frozen=True)
+class ColourCandidates:
+    """The colour cue's verdict per pixel of one analysed region (`colour_candidates`)."""
 
-    `roi`: (h, w, 3) RGB uint8 at analysis scale. `regions` (uint8 masks, see `face_regions`): `skin` where the
-    face's colour is sampled (cheeks and nose, above the nose tip: a mouth occluder rarely covers them),
-    `lips` (the lip ring, which has its own colour model and is only accepted there), `mouth` (the open mouth,
-    never a candidate unless `mouth_cells` is given), `nose` (the nose's underside: nostrils, never a
-    candidate), `seed` (the lower face: an occluder must cover part of it), `zone` (the face, a thin margin
-    and the area below the chin: an occluder is followed there) and `background` (beside the cheeks: beyond
-    the zone an occluder is followed over pixels unlike it). `face_width`
-    in analysis pixels. `mouth_cells` (bool, colour_bins^3, already grown by `_grown_cells`): the colours the
-    lips and the open mouth showed in earlier frames of the shot where nothing covered them; when given, a lip
-    or mouth pixel is a
-    candidate when it is neither skin nor one of those colours (replaces the lip model and the mouth exclusion,
-    so an object over the open mouth is seen).
-    """
+    image: np.ndarray  # the region, blurred (float32 RGB)
+    anywhere: np.ndarray  # bool: neither skin nor lips (nor the shot's mouth colours), or too dark for a colour
+    never: np.ndarray  # bool: never a candidate (the nose's underside; the open mouth or its learnt colours)
+
+
+def colour_candidates(roi: np.ndarray, regions: dict, settings: OcclusionSettings,
+                      mouth_cells: np.ndarray | None = None) -> ColourCandidates | None:
+    """The pixels of the analysed region that may belong to an occluder (see `colour_occluders` for the arguments),
+    None where too little of the face's skin is seen to sample its colour."""
     s = settings
     image = cv2.GaussianBlur(roi, (3, 3), 0).astype(np.float32)
     total = image[..., 0] + image[..., 1] + image[..., 2] + 1e-3  # exact (integers), much cheaper than .sum(axis=2)
@@ -363,7 +360,7 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     bright_enough = luma >= s.min_luma
     skin = (regions["skin"] > 0) & bright_enough
     if skin.sum() < 16:
-        return np.zeros(roi.shape[:2], np.uint8)
+        return None
     not_skin = _robust_z(chroma, skin, s.chroma_floor) > s.chroma_z
     # Grey, black, white and metal: far less saturated than this face's skin (the chromaticity z misses them
     # when the skin's own spread is wide).
@@ -388,7 +385,33 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
         never |= regions["mouth"] > 0
     else:
         never |= mouth_area & mouth_cells.ravel()[_colour_bins(roi, s.colour_bins)]
-    anywhere = ((not_skin & bright_enough) | too_dark) & ~never
+    return ColourCandidates(image, ((not_skin & bright_enough) | too_dark) & ~never, never)
+
+
+def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings,
+                     mouth_cells: np.ndarray | None = None, candidates: ColourCandidates | None = None) -> np.ndarray:
+    """uint8 {0, 255} mask of pixels in the analysed region that are neither skin nor lips, seeded in the face.
+
+    `roi`: (h, w, 3) RGB uint8 at analysis scale. `regions` (uint8 masks, see `face_regions`): `skin` where the
+    face's colour is sampled (cheeks and nose, above the nose tip: a mouth occluder rarely covers them),
+    `lips` (the lip ring, which has its own colour model and is only accepted there), `mouth` (the open mouth,
+    never a candidate unless `mouth_cells` is given), `nose` (the nose's underside: nostrils, never a
+    candidate), `seed` (the lower face: an occluder must cover part of it), `zone` (the face, a thin margin
+    and the area below the chin: an occluder is followed there) and `background` (beside the cheeks: beyond
+    the zone an occluder is followed over pixels unlike it). `face_width`
+    in analysis pixels. `mouth_cells` (bool, colour_bins^3, already grown by `_grown_cells`): the colours the
+    lips and the open mouth showed in earlier frames of the shot where nothing covered them; when given, a lip
+    or mouth pixel is a
+    candidate when it is neither skin nor one of those colours (replaces the lip model and the mouth exclusion,
+    so an object over the open mouth is seen). `candidates`: `colour_candidates` of the same arguments, when
+    the caller has them already.
+    """
+    s = settings
+    if candidates is None:
+        candidates = colour_candidates(roi, regions, s, mouth_cells)
+    if candidates is None:
+        return np.zeros(roi.shape[:2], np.uint8)
+    image, anywhere, never = candidates.image, candidates.anywhere.copy(), candidates.never
 
     def seeded(anywhere):  # candidates where an occluder is followed, and the pieces of them on the lower face
         candidate = (anywhere & (regions["zone"] > 0)).astype(np.uint8) * 255
@@ -423,6 +446,29 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     if s.close > 0 and found.any():
         found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
     return found
+
+
+def coming_in(roi: np.ndarray, regions: dict, candidates: ColourCandidates, settings: OcclusionSettings
+              ) -> np.ndarray:
+    """uint8 {0, 255}: the pixels of the lips and the open mouth that belong to something coming in from outside
+    them: a candidate piece on the face, as large as an occluder (`min_area` of the lower face), that touches
+    them, and the pixels there like it and joined to it. The mouth's colours are learnt where nothing covers it
+    (`OccluderMasker._learn_mouth`); an object that reaches the lips before it is found (from beside the jaw,
+    where alone it is not taken for an occluder) would teach the mouth its colours and stay unseen over the mouth
+    for the rest of the shot. Teeth and the mouth's inside appear within the lips, joined to nothing outside. Used
+    once the shot's first `mouth_frames` are learnt: a shot whose lips something touches from its first frame
+    must still learn its mouth (applied from the first frame it lost up to 9 points of kept on other clips,
+    docs/faces.md "Occlusion")."""
+    s = settings
+    mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
+    outside = candidates.anywhere & (regions["zone"] > 0) & ~mouth_area
+    rim = outside & (cv2.dilate(mouth_area.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    if not rim.any():
+        return np.zeros(mouth_area.shape, np.uint8)
+    pieces = _touching(outside, rim)
+    pieces = _seeded(pieces, np.ones(mouth_area.shape, bool), s.min_area, regions.get("lower_face")) > 0
+    like = _like(roi, pieces, s.colour_bins)
+    return _touching((mouth_area & like) | pieces, pieces) & (mouth_area.astype(np.uint8) * 255)
 
 
 def _with_parts(found: np.ndarray, candidate: np.ndarray, like_object: np.ndarray, share: float,
@@ -871,12 +917,17 @@ class OccluderMasker:
         if self.mode == "auto" and len(landmarks) in INNER_LIPS and (due or s.look_back > 0):
             sighting = _Sighting(region, small_hw, frame[y0:y1, x0:x1], to_roi, landmarks, face_width, s)
         if due and sighting is not None:
-            colour = sighting.found = colour_occluders(sighting.roi, sighting.regions, face_width, s,
-                                                       self._mouth_model())
+            mouth = self._mouth_model()
+            candidates = colour_candidates(sighting.roi, sighting.regions, s, mouth)
+            colour = sighting.found = colour_occluders(sighting.roi, sighting.regions, face_width, s, mouth,
+                                                       candidates)
             if self._carry is not None and not colour.any():  # it left the lower face: where it was
                 colour = sighting.found = self._follow(sighting, self._carry[0], self._carry[2])
                 carried = bool(colour.any())
-            self._learn_mouth(sighting.roi, sighting.regions, hands | colour, face_width)
+            came_in = None
+            if candidates is not None and mouth is not None:  # the mouth is learnt: keep out what comes in
+                came_in = coming_in(sighting.roi, sighting.regions, candidates, s)
+            self._learn_mouth(sighting.roi, sighting.regions, hands | colour, face_width, came_in)
         return self._patch_from(region, sighting, colour, hands, face_width), sighting, carried
 
     def _patch_from(self, region, sighting: _Sighting | None, colour: np.ndarray | None, hands: np.ndarray,
@@ -979,9 +1030,11 @@ class OccluderMasker:
             self._mouth_grown = (size, _grown_cells(seen))
         return self._mouth_grown[1]
 
-    def _learn_mouth(self, roi: np.ndarray, regions: dict, found: np.ndarray, face_width: float) -> None:
-        """Add this frame's lip and open-mouth colours, away from anything found in front of them, to the shot's
-        mouth model (a frame whose mouth is mostly covered adds nothing)."""
+    def _learn_mouth(self, roi: np.ndarray, regions: dict, found: np.ndarray, face_width: float,
+                     came_in: np.ndarray | None = None) -> None:
+        """Add this frame's lip and open-mouth colours, away from anything found in front of them and from what
+        is coming in over them (`came_in`, see `coming_in`), to the shot's mouth model (a frame whose mouth is
+        mostly covered by what was found adds nothing)."""
         s = self.settings
         if s.mouth_frames <= 0:
             return
@@ -992,6 +1045,8 @@ class OccluderMasker:
             if free.sum() < 0.5 * area.sum():
                 return
             area = free
+        if came_in is not None:
+            area &= came_in == 0
         counts = _cells_of(roi, area, s.colour_bins)
         if self._mouth_counts is None:
             self._mouth_counts = counts
