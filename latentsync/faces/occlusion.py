@@ -457,8 +457,8 @@ def coming_in(roi: np.ndarray, regions: dict, candidates: ColourCandidates, sett
     where alone it is not taken for an occluder) would teach the mouth its colours and stay unseen over the mouth
     for the rest of the shot. Teeth and the mouth's inside appear within the lips, joined to nothing outside. Used
     once the shot's first `mouth_frames` are learnt: a shot whose lips something touches from its first frame
-    must still learn its mouth (applied from the first frame it lost up to 9 points of kept on other clips,
-    docs/faces.md "Occlusion")."""
+    must still learn its mouth (applied from the first frame, it cost up to 9 points of kept on other clips, or
+    kept the teeth out of the model where a white cup touched the lips: docs/faces.md "Occlusion")."""
     s = settings
     mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
     outside = candidates.anywhere & (regions["zone"] > 0) & ~mouth_area
