@@ -392,6 +392,39 @@ def test_what_comes_in_over_the_lips_is_not_learnt_as_the_mouth(face):
     assert not came_in[speck].any() and not (came_in & ~mouth_area).any()
 
 
+def test_an_object_the_cue_misses_over_the_lips_for_a_while_is_not_learnt_as_the_mouth(face):
+    """An object that covers the lips for a few frames before the colour cue finds it (over a background of its own
+    colour, say; here the cue is made to miss it) does not become one of the shot's mouth colours: once found, it is
+    kept over the mouth. Without `coming_in` the mouth model learns it, and most of it is then taken for the mouth."""
+    from latentsync.faces import occlusion
+
+    frame, box, landmarks, mouth, width = face
+    occluded, occluder = with_microphone_on_the_mouth(frame, mouth, width)
+    hull = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    on_face = occluder & (hull > 0)
+    settings = load_faces_config().occlusion
+
+    def nothing(roi, *args, **kwargs):
+        return np.zeros(roi.shape[:2], np.uint8)
+
+    def kept_once_found(keep_out_what_comes_in: bool) -> float:
+        with OccluderMasker("auto", settings) as masker:
+            for _ in range(settings.mouth_frames + 1):
+                assert masker(frame, box, landmarks) is None
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(occlusion, "colour_occluders", nothing)  # the cue misses it for 4 frames
+                if not keep_out_what_comes_in:
+                    patch.setattr(occlusion, "coming_in", nothing)
+                for _ in range(4):
+                    assert masker(occluded, box, landmarks) is None
+            mask = masker(occluded, box, landmarks)
+        return 0.0 if mask is None else float((mask[on_face] >= 0.99).mean())
+
+    assert kept_once_found(True) >= 0.9
+    assert kept_once_found(False) < 0.5
+
+
 def test_colour_cue_skips_frames_only_while_nothing_is_in_sight(face, monkeypatch):
     """Once the shot's mouth colours are learnt and nothing is found, the colour cue looks at every
     `colour_every`-th frame only; an object coming in is still found within that many frames, and from then on
