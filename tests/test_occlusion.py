@@ -40,6 +40,13 @@ def face():
     return frame, box, landmarks, lips.mean(axis=0), float(box[2] - box[0])
 
 
+def face_hull(shape, landmarks) -> np.ndarray:
+    """uint8 {0, 1}: the landmarks' convex hull in a frame of `shape` (an occluder's part in front of the face)."""
+    hull = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    return hull
+
+
 def with_microphone(frame, mouth, width):
     """The frame with a textured dark microphone (head + handle) at the chin, below the lips, and its mask.
 
@@ -128,8 +135,7 @@ def test_a_faces_own_sheen_is_not_an_occluder(face):
     with OccluderMasker("auto", settings) as masker:
         assert masker(shiny, box, landmarks) is None
     occluded, occluder = with_microphone(shiny, mouth, width)
-    hull = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    hull = face_hull(frame.shape, landmarks)
     with OccluderMasker("auto", settings) as masker:
         mask = masker(occluded, box, landmarks)
     assert mask is not None and (mask[occluder & (hull > 0)] >= 0.99).mean() >= 0.9
@@ -198,8 +204,7 @@ def test_objects_in_front_of_the_mouth_are_kept(face, draw):
         mask = masker(occluded, box, landmarks)
     assert mask is not None and mask.shape == frame.shape[:2] and mask.dtype == np.float32
     assert 0.0 <= mask.min() and mask.max() <= 1.0
-    hull = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    hull = face_hull(frame.shape, landmarks)
     on_face = occluder & (hull > 0)  # the part in front of the face (beside it the colour cue does not look)
     assert on_face.sum() > 200
     assert (mask[on_face] >= 0.99).mean() >= 0.9
@@ -263,8 +268,7 @@ def test_the_found_edge_is_snapped_in_the_frame_so_less_mouth_beside_a_pen_is_ke
     frame, box, landmarks, mouth, width = face
     settings = load_faces_config().occlusion
     assert settings.refine > 0
-    hull = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    hull = face_hull(frame.shape, landmarks)
     results = {}
     for draw in (with_pen_below_the_lips, with_microphone):
         occluded, occluder = draw(frame, mouth, width)
@@ -322,9 +326,7 @@ def test_a_large_face_is_analysed_in_whole_blocks_and_its_occluder_found_alike(f
     assert 0 <= region[2] - blocks[2] < k and 0 <= region[3] - blocks[3] < k
     with OccluderMasker("auto", settings) as masker:
         mask = masker(big, box * 4, landmarks * 4)
-    hull = np.zeros(big.shape[:2], np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull((landmarks * 4).astype(np.int32)), 1)
-    on_face = big_occluder & (hull > 0)
+    on_face = big_occluder & (face_hull(big.shape, landmarks * 4) > 0)
     assert mask is not None and (mask[on_face] >= 0.99).mean() >= 0.9
 
 
@@ -334,8 +336,7 @@ def test_objects_over_the_mouth_are_kept_once_the_shot_showed_it(face, draw):
     known: an object over the mouth is told from them (a fresh masker, or one reset at a cut, does not know them)."""
     frame, box, landmarks, mouth, width = face
     occluded, occluder = draw(frame, mouth, width)
-    hull = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    hull = face_hull(frame.shape, landmarks)
     on_face = occluder & (hull > 0)
     settings = load_faces_config().occlusion
     with OccluderMasker("auto", settings) as masker:
@@ -400,8 +401,7 @@ def test_an_object_the_cue_misses_over_the_lips_for_a_while_is_not_learnt_as_the
 
     frame, box, landmarks, mouth, width = face
     occluded, occluder = with_microphone_on_the_mouth(frame, mouth, width)
-    hull = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    hull = face_hull(frame.shape, landmarks)
     on_face = occluder & (hull > 0)
     settings = load_faces_config().occlusion
 
@@ -457,8 +457,7 @@ def test_a_frame_the_colour_cue_skipped_is_searched_once_the_next_finds_an_objec
     had been analysed itself."""
     frame, box, landmarks, mouth, width = face
     occluded, occluder = with_microphone(frame, mouth, width)
-    hull = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    hull = face_hull(frame.shape, landmarks)
     on_face = occluder & (hull > 0)
 
     def first_occluded_frame_kept(colour_every: int, look_back: int) -> float:
@@ -496,8 +495,7 @@ def test_a_frame_that_finds_part_of_the_occluder_keeps_it_whole(face):
     dropout = occluded.copy()
     top = int(mouth[1] + 0.3 * width)  # the microphone head's centre row: the frame misses its upper half
     dropout[:top][occluder[:top]] = frame[:top][occluder[:top]]
-    hull = np.zeros(frame.shape[:2], np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(landmarks.astype(np.int32)), 1)
+    hull = face_hull(frame.shape, landmarks)
     upper_on_face = occluder & (hull > 0)
     upper_on_face[top:] = False
     kept = {}
