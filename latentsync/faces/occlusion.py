@@ -922,7 +922,7 @@ class OccluderMasker:
             colour = sighting.found = colour_occluders(sighting.roi, sighting.regions, face_width, s, mouth,
                                                        candidates)
             if self._carry is not None and not colour.any():  # it left the lower face: where it was
-                colour = sighting.found = self._follow(sighting, self._carry[0], self._carry[2])
+                colour = sighting.found = self._follow(sighting, self._carry[0], self._carry[2], candidates)
                 carried = bool(colour.any())
             came_in = None
             if candidates is not None and mouth is not None:  # the mouth is learnt: keep out what comes in
@@ -950,14 +950,16 @@ class OccluderMasker:
         full = cv2.resize(soft, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return _trim(OcclusionPatch((x0, y0, x1, y1), full), s.min_value)
 
-    def _follow(self, sighting: _Sighting, other: _Sighting, cells: np.ndarray) -> np.ndarray:
+    def _follow(self, sighting: _Sighting, other: _Sighting, cells: np.ndarray,
+                candidates: ColourCandidates | None = None) -> np.ndarray:
         """The colour cue on `sighting`, seeded also where the `other` frame's object lies, in the object's
-        colours (`cells`, grown): the same object, there off the lower face."""
+        colours (`cells`, grown): the same object, there off the lower face. `candidates`: the sighting's own
+        `colour_candidates` when the caller made them already (the seed does not change them)."""
         s = self.settings
         where_it_was = _map_onto(other.found, other, sighting)
         like = cells.ravel()[_colour_bins(sighting.roi, s.object_bins)].astype(np.uint8) * 255
         regions = sighting.regions | {"seed": sighting.regions["seed"] | (where_it_was & like)}
-        return colour_occluders(sighting.roi, regions, sighting.face_width, s, self._mouth_model())
+        return colour_occluders(sighting.roi, regions, sighting.face_width, s, self._mouth_model(), candidates)
 
     def _object_cells(self, sighting: _Sighting) -> np.ndarray | None:
         """The colour cells (grown) of the object where it covers the lower face itself, None where it does not
