@@ -238,6 +238,57 @@ def test_an_elongated_objects_end_part_of_another_colour_joins_it():
     assert not (_with_end_parts(cup, side, 3.0) > 0)[20:30, 60:70].any()
 
 
+def test_below_the_chin_an_object_is_followed_straight_down_not_sideways():
+    """A handle that goes on down below the chin stays found; the clothes of its colour that touch it beside it do
+    not (they cost the microphone most of the edited region below two corpus speakers' chins)."""
+    from latentsync.faces.occlusion import _straight_down
+
+    found = np.zeros((40, 60), np.uint8)
+    found[5:20, 20:30] = 255  # the head, on the face
+    found[20:40, 23:27] = 255  # its handle
+    found[25:40, 5:55] = 255  # a dark collar of its colour, joined to it
+    below = np.zeros(found.shape, bool)
+    below[22:, 10:50] = True  # the zone below the chin, off the face
+    out = _straight_down(found, below, 0.0) > 0
+    assert out[5:20, 20:30].all() and out[20:40, 23:27].all()  # the object is whole
+    assert out[25:40, 20:30].all() and not out[25:40, 10:20].any() and not out[25:40, 30:50].any()
+    assert out[25:40, 5:10].all() and out[25:40, 50:55].all()  # beyond the zone: not this rule's
+    widened = _straight_down(found, below, 1.0) > 0  # a band that widens by a pixel a row on each side
+    assert widened[30, 11:39].all() and not widened[30, 10] and not widened[30, 39:50].any()  # 9 rows in
+    assert widened[39, 10:48].all() and not widened[39, 48:50].any()  # 18 rows in
+    assert np.array_equal(_straight_down(found, np.zeros(found.shape, bool), 0.0), found)
+
+
+def test_a_microphone_is_not_followed_into_clothes_of_its_colour_below_the_chin(face):
+    frame, box, landmarks, mouth, width = face
+    chin = landmarks[152]
+    hull = face_hull(frame.shape, landmarks)
+    clothes = np.zeros(frame.shape[:2], bool)  # a dark top from just below the chin, as wide as the jaw
+    clothes[int(chin[1] + 0.05 * width):, int(chin[0] - 0.3 * width) : int(chin[0] + 0.3 * width)] = True
+    clothes &= hull == 0
+    dressed = frame.copy()
+    rng = np.random.default_rng(1)
+    dressed[clothes] = np.clip(40 + rng.normal(0, 5, (int(clothes.sum()), 3)), 0, 255).astype(np.uint8)
+    handle_x = mouth[0] + 0.1 * width
+    occluded, microphone = draw_microphone(dressed, (int(handle_x), int(mouth[1] + 0.3 * width)), 0.15, width)
+    analysed = np.zeros(frame.shape[:2], bool)
+    analysed[: int(box[3] + 0.35 * (box[3] - box[1]))] = True  # the colour cue looks no further down
+    beside = clothes & analysed & (np.abs(np.arange(frame.shape[1]) - handle_x) > 0.25 * width)[None, :]
+    assert beside.sum() > 300
+
+    def masked(chin_spread: float) -> tuple[float, float, float]:
+        settings = dataclasses.replace(load_faces_config().occlusion, chin_spread=chin_spread)
+        with OccluderMasker("auto", settings) as masker:
+            mask = masker(occluded, box, landmarks)
+        return ((mask[microphone & (hull > 0)] >= 0.99).mean(), (mask[microphone & (hull == 0) & analysed] >= 0.5).mean(),
+                (mask[beside] >= 0.5).mean())
+
+    assert masked(-1.0)[2] >= 0.9  # followed over any pixel like it (the rule off)
+    on_face, handle, clothes_taken = masked(load_faces_config().occlusion.chin_spread)
+    assert on_face >= 0.99 and handle >= 0.9
+    assert clothes_taken <= 0.3
+
+
 def test_the_guided_filter_snaps_a_coarse_mask_to_the_objects_edge():
     """The colour cue finds an object on a grid 3x coarser than the frame, where its edge pixels are blurred
     mixes: upscaled, the found edge lies up to an analysis pixel off. The guided filter, fitted on the coarse

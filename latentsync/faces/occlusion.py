@@ -397,7 +397,8 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
     `lips` (the lip ring, which has its own colour model and is only accepted there), `mouth` (the open mouth,
     never a candidate unless `mouth_cells` is given), `nose` (the nose's underside: nostrils, never a
     candidate), `seed` (the lower face: an occluder must cover part of it), `zone` (the face, a thin margin
-    and the area below the chin: an occluder is followed there) and `background` (beside the cheeks: beyond
+    and the area below the chin: an occluder is followed there), `below_chin` (bool: that area's part off the
+    face, where it is followed only straight down, `chin_spread`) and `background` (beside the cheeks: beyond
     the zone an occluder is followed over pixels unlike it). `face_width`
     in analysis pixels. `mouth_cells` (bool, colour_bins^3, already grown by `_grown_cells`): the colours the
     lips and the open mouth showed in earlier frames of the shot where nothing covered them; when given, a lip
@@ -445,7 +446,33 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
         found = _touching((found > 0) | beyond, found > 0)
     if s.close > 0 and found.any():
         found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, _disk(s.close * face_width / 2))
+    if s.chin_spread >= 0:
+        # Below the chin the object's colour is often the clothes' (a black microphone, a black turtleneck).
+        found = _straight_down(found, regions["below_chin"], s.chin_spread)
     return found
+
+
+def _straight_down(found: np.ndarray, below: np.ndarray, spread: float) -> np.ndarray:
+    """uint8 {0, 255}: `found` with its pixels in `below` (bool: below the chin) kept only under the columns it
+    covers higher up, the kept band widening by `spread` pixels a row on each side: a microphone's handle goes
+    on down, the clothes of its colour that touch it are not taken (a black microphone over a black turtleneck took
+    most of the edited region below her chin: docs/faces.md "Occlusion")."""
+    rows = np.nonzero(below.any(axis=1))[0]
+    if not rows.size or not found[rows].any():
+        return found
+    out = found.copy()
+    columns = below.any(axis=0)
+    under = (out[: rows[0]] > 0).any(axis=0) & columns  # the zone's columns the object covers above it
+    owed = 0.0
+    for y in range(rows[0], rows[-1] + 1):
+        owed += spread
+        grow = int(owed)
+        owed -= grow
+        if grow:
+            under = cv2.dilate(under.astype(np.uint8)[None], np.ones((1, 2 * grow + 1), np.uint8))[0] > 0
+        out[y, below[y] & ~under] = 0
+        under = (under | (out[y] > 0)) & columns
+    return out
 
 
 def coming_in(roi: np.ndarray, regions: dict, candidates: ColourCandidates, settings: OcclusionSettings
@@ -641,8 +668,10 @@ def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settin
     # Below the chin, within the face's width: occluders (microphones, cups, hands) come up from there.
     inset = settings.seed_inset * face_width
     xs, ys = hull[:, 0, 0], hull[:, 0, 1]
+    below_chin = zone == 0
     zone = zone.copy()
     zone[max(0, int(ys.max() - inset)):, max(0, int(xs.min() + inset)) : max(0, int(np.ceil(xs.max() - inset)))] = 255
+    below_chin &= zone > 0
     if inset >= 0.5:
         hull_mask = cv2.erode(hull_mask, _disk(inset))
     nose_y = max(0, int(np.ceil(to_roi(landmarks[NOSE_TIP[layout]][None])[0, 1])))
@@ -664,7 +693,7 @@ def face_regions(landmarks: np.ndarray, to_roi, shape, face_width: float, settin
     background[:nose_y] = 255
     background[zone > 0] = 0
     return {"skin": skin, "seed": seed, "lips": lips, "mouth": mouth, "zone": zone, "background": background,
-            "nose": nose, "lower_face": lower_face}
+            "nose": nose, "lower_face": lower_face, "below_chin": below_chin}
 
 
 def _polygon(points: np.ndarray, shape, grow_px: float) -> np.ndarray:

@@ -192,6 +192,7 @@ class OcclusionSettings(Section):
     blend_contrast: float
     blend_tolerance: float
     beyond_face: bool
+    chin_spread: float
     colour_every: int = at_least(1)
     colour_bins: int = at_least(1)
     mouth_frames: int = at_least(0)
