@@ -656,6 +656,29 @@ def test_an_object_that_slides_off_the_lower_face_is_followed_for_a_while(face):
     assert sum(p is not None and p.mask.max() >= 0.99 for p in whole) <= settings.carry_frames
 
 
+def test_an_object_is_followed_where_it_stayed_in_the_frame_and_where_it_moved_with_the_face():
+    """The carry and the look back look for the last frame's object at the same place in the frame (a microphone
+    on a stand) and where the face took it (one the speaker holds): a thin pen held to a turning head was lost
+    when only the first was tried (lp_d12 in the bench)."""
+    from latentsync.faces.occlusion import _Sighting, _where_it_may_be
+
+    settings = load_faces_config().occlusion
+    points = np.array([[130.0, 120.0], [170.0, 160.0]])  # two landmarks stand for the face
+
+    def sighting(dx: float) -> _Sighting:  # a 96 px grid on a 96 px region that follows the face
+        region = (int(100 + dx), 100, int(196 + dx), 196)
+        return _Sighting(region, (96, 96), np.zeros((96, 96, 3), np.uint8), lambda p: p, points + [dx, 0.0], 50.0,
+                         settings)
+
+    before, now = sighting(0.0), sighting(12.0)
+    found = np.zeros((96, 96), np.uint8)
+    found[40:44, 30:60] = 255  # a thin horizontal pen
+    where = _where_it_may_be(found, before, now) > 0
+    assert where[40:44, 18:48].all()  # where it was in the frame (the grid moved 12 px with the face)
+    assert where[40:44, 30:60].all()  # where the face took it
+    assert not where[:38].any() and not where[46:].any()
+
+
 def test_keep_occluders_patch_equals_full_mask():
     rng = np.random.default_rng(1)
     original = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)

@@ -815,15 +815,23 @@ class _Sighting:
         return face_regions(self.landmarks, self.to_roi, self.small_hw, self.face_width, self.settings)
 
 
-def _map_onto(mask: np.ndarray, source: _Sighting, target: _Sighting) -> np.ndarray:
-    """`mask` on `source`'s analysis grid, on `target`'s: both grids follow the face, so it goes through the
-    frame's coordinates (nearest pixel)."""
+def _map_onto(mask: np.ndarray, source: _Sighting, target: _Sighting, shift=(0.0, 0.0)) -> np.ndarray:
+    """`mask` on `source`'s analysis grid, on `target`'s, moved by `shift` frame pixels: both grids follow the
+    face, so it goes through the frame's coordinates (nearest pixel)."""
     (sx0, sy0, sx1, _), (_, sw) = source.region, source.small_hw
     (tx0, ty0, tx1, _), (th, tw) = target.region, target.small_hw
     source_scale, step = sw / (sx1 - sx0), (sw / (sx1 - sx0)) / (tw / (tx1 - tx0))  # one target pixel in source's
-    matrix = np.array([[step, 0.0, (tx0 - sx0) * source_scale + 0.5 * step - 0.5],
-                       [0.0, step, (ty0 - sy0) * source_scale + 0.5 * step - 0.5]])
+    matrix = np.array([[step, 0.0, (tx0 - sx0 - shift[0]) * source_scale + 0.5 * step - 0.5],
+                       [0.0, step, (ty0 - sy0 - shift[1]) * source_scale + 0.5 * step - 0.5]])
     return cv2.warpAffine(mask, matrix, (tw, th), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+
+
+def _where_it_may_be(found: np.ndarray, source: _Sighting, target: _Sighting) -> np.ndarray:
+    """`source`'s object on `target`'s grid, where it may lie now: at the same place in the frame (a microphone on
+    a stand) or moved with the face (one the speaker holds; a thin pen held to a turning head was lost by the first
+    alone: docs/faces.md "Occlusion")."""
+    moved = target.landmarks.mean(axis=0) - source.landmarks.mean(axis=0)
+    return np.maximum(_map_onto(found, source, target), _map_onto(found, source, target, tuple(moved.tolist())))
 
 
 def _union_max(parts: list[tuple[OcclusionPatch | None, float]], min_value: float) -> OcclusionPatch | None:
@@ -981,11 +989,11 @@ class OccluderMasker:
 
     def _follow(self, sighting: _Sighting, other: _Sighting, cells: np.ndarray,
                 candidates: ColourCandidates | None = None) -> np.ndarray:
-        """The colour cue on `sighting`, seeded also where the `other` frame's object lies, in the object's
-        colours (`cells`, grown): the same object, there off the lower face. `candidates`: the sighting's own
+        """The colour cue on `sighting`, seeded also where the `other` frame's object may lie now
+        (`_where_it_may_be`), in its colours (`cells`, grown): the same object, there off the lower face. `candidates`: the sighting's own
         `colour_candidates` when the caller made them already (the seed does not change them)."""
         s = self.settings
-        where_it_was = _map_onto(other.found, other, sighting)
+        where_it_was = _where_it_may_be(other.found, other, sighting)
         like = cells.ravel()[_colour_bins(sighting.roi, s.object_bins)].astype(np.uint8) * 255
         regions = sighting.regions | {"seed": sighting.regions["seed"] | (where_it_was & like)}
         return colour_occluders(sighting.roi, regions, sighting.face_width, s, self._mouth_model(), candidates)
