@@ -280,8 +280,9 @@ def test_a_microphone_is_not_followed_into_clothes_of_its_colour_below_the_chin(
         settings = dataclasses.replace(load_faces_config().occlusion, chin_spread=chin_spread)
         with OccluderMasker("auto", settings) as masker:
             mask = masker(occluded, box, landmarks)
-        return ((mask[microphone & (hull > 0)] >= 0.99).mean(), (mask[microphone & (hull == 0) & analysed] >= 0.5).mean(),
-                (mask[beside] >= 0.5).mean())
+        on_face = (mask[microphone & (hull > 0)] >= 0.99).mean()
+        handle = (mask[microphone & (hull == 0) & analysed] >= 0.5).mean()
+        return on_face, handle, (mask[beside] >= 0.5).mean()
 
     assert masked(-1.0)[2] >= 0.9  # followed over any pixel like it (the rule off)
     on_face, handle, clothes_taken = masked(load_faces_config().occlusion.chin_spread)

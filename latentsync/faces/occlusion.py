@@ -456,7 +456,7 @@ def _straight_down(found: np.ndarray, below: np.ndarray, spread: float) -> np.nd
     """uint8 {0, 255}: `found` with its pixels in `below` (bool: below the chin) kept only under the columns it
     covers higher up, the kept band widening by `spread` pixels a row on each side: a microphone's handle goes
     on down, the clothes of its colour that touch it are not taken (a black microphone over a black turtleneck took
-    most of the edited region below her chin: docs/faces.md "Occlusion")."""
+    half of the edited region below her chin: docs/faces.md "Occlusion")."""
     rows = np.nonzero(below.any(axis=1))[0]
     if not rows.size or not found[rows].any():
         return found
@@ -990,8 +990,9 @@ class OccluderMasker:
     def _follow(self, sighting: _Sighting, other: _Sighting, cells: np.ndarray,
                 candidates: ColourCandidates | None = None) -> np.ndarray:
         """The colour cue on `sighting`, seeded also where the `other` frame's object may lie now
-        (`_where_it_may_be`), in its colours (`cells`, grown): the same object, there off the lower face. `candidates`: the sighting's own
-        `colour_candidates` when the caller made them already (the seed does not change them)."""
+        (`_where_it_may_be`), in its colours (`cells`, grown): the same object, there off the lower face.
+        `candidates`: the sighting's own `colour_candidates` when the caller made them already (the seed does not
+        change them)."""
         s = self.settings
         where_it_was = _where_it_may_be(other.found, other, sighting)
         like = cells.ravel()[_colour_bins(sighting.roi, s.object_bins)].astype(np.uint8) * 255
