@@ -43,12 +43,13 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   the lower face; from there an object is followed only over its own colours (those seen where it lies on the
   lower face), and beyond the face over pixels unlike the background sampled beside the cheeks; parts of
   other colours join it (a band inside its outline, a tip past an elongated object's end); a closing bridges
-  the pieces. An object found on the lower face for the first time is followed back, in its own colours and
+  the pieces; below the chin it is kept only straight under where it lies higher up (a handle, not the clothes
+  of its colour beside it: `chin_spread`). An object found on the lower face for the first time is followed back, in its own colours and
   from where it lies, over up to `look_back` earlier frames (it came in from beside the jaw or below the chin,
   where alone it is not taken for an occluder): `revisions()` gives those frames' grown masks, so a caller that
   uses a frame's mask `look_back` frames after it (the face pass does) misses nothing. Forwards, an object kept
-  whole for `carry_after` frames in a row that slides off the lower face is followed from where it was for up to
-  `carry_frames` frames (a false find is brief: never carried). While nothing is found (and once the shot's mouth
+  whole for `carry_after` frames in a row that slides off the lower face is followed from where it was (in the
+  frame, or moved with the face) for up to `carry_frames` frames (a false find is brief: never carried). While nothing is found (and once the shot's mouth
   colours are learnt) it runs on every `colour_every`-th frame only: an object coming in on a skipped frame is
   found in a later one and followed back over the skipped frames like any other (the look back). It catches black,
   grey, white, metal and coloured objects (microphones, pens, cups); it cannot see skin-coloured objects (a
@@ -815,7 +816,8 @@ class _Sighting:
         return face_regions(self.landmarks, self.to_roi, self.small_hw, self.face_width, self.settings)
 
 
-def _map_onto(mask: np.ndarray, source: _Sighting, target: _Sighting, shift=(0.0, 0.0)) -> np.ndarray:
+def _map_onto(mask: np.ndarray, source: _Sighting, target: _Sighting,
+              shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """`mask` on `source`'s analysis grid, on `target`'s, moved by `shift` frame pixels: both grids follow the
     face, so it goes through the frame's coordinates (nearest pixel)."""
     (sx0, sy0, sx1, _), (_, sw) = source.region, source.small_hw
@@ -994,9 +996,9 @@ class OccluderMasker:
         `candidates`: the sighting's own `colour_candidates` when the caller made them already (the seed does not
         change them)."""
         s = self.settings
-        where_it_was = _where_it_may_be(other.found, other, sighting)
+        may_lie = _where_it_may_be(other.found, other, sighting)
         like = cells.ravel()[_colour_bins(sighting.roi, s.object_bins)].astype(np.uint8) * 255
-        regions = sighting.regions | {"seed": sighting.regions["seed"] | (where_it_was & like)}
+        regions = sighting.regions | {"seed": sighting.regions["seed"] | (may_lie & like)}
         return colour_occluders(sighting.roi, regions, sighting.face_width, s, self._mouth_model(), candidates)
 
     def _object_cells(self, sighting: _Sighting) -> np.ndarray | None:
