@@ -238,6 +238,55 @@ def test_an_elongated_objects_end_part_of_another_colour_joins_it():
     assert not (_with_end_parts(cup, side, 3.0) > 0)[20:30, 60:70].any()
 
 
+def test_an_elongated_objects_end_takes_pixels_a_face_excuses_only_past_its_end():
+    """A grey metal tip as pale as the face's sheen (or over the nose's underside) is no candidate, so the end rule
+    had nothing to join (most of the pen's lost tip in the bench): such excused pixels count past the end, within
+    the object's width and `reach` x its length, and nowhere else."""
+    from latentsync.faces.occlusion import _with_end_parts
+
+    found, nothing, excused = np.zeros((60, 120), bool), np.zeros((60, 120), bool), np.zeros((60, 120), bool)
+    found[28:33, 10:70] = True  # a pen, 60 x 5
+    excused[28:33, 70:120] = True  # pale pixels from its end on: the tip, then more sheen along the axis
+    excused[34:45, 20:60] = True  # sheen beside the pen
+    joined = _with_end_parts(found, nothing, 3.0, excused, 0.2) > 0  # up to 0.2 x 59 px past its end
+    assert joined[28:33, 70:81].all() and not joined[28:33, 81:].any()
+    assert not joined[34:45].any()
+    assert not (_with_end_parts(found, nothing, 3.0, excused, 0.0) > 0)[28:33, 70:].any()
+    assert not (_with_end_parts(found, nothing, 13.0, excused, 0.2) > 0)[28:33, 70:].any()  # not elongated enough
+
+
+def test_a_pens_grey_tip_as_pale_as_the_faces_sheen_is_kept(face):
+    """The pen's tip over the sheen, in the sheen's own grey: only the end rule's excused pixels keep it."""
+    frame, box, landmarks, mouth, width = face
+    shiny, sheen = with_sheen(frame, landmarks, width)
+    grey = int(np.median(shiny[sheen].astype(np.float32) @ np.array([0.299, 0.587, 0.114])))
+    centre, length, angle = mouth + np.array([0.1, 0.25]) * width, 1.1 * width, 20.0
+    pen, tip = np.zeros(frame.shape[:2], np.uint8), np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(pen, cv2.boxPoints((tuple(centre), (length, 0.07 * width), angle)).astype(np.int32), 1)
+    tip_centre = centre - 0.4 * length * np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+    cv2.fillConvexPoly(tip, cv2.boxPoints((tuple(tip_centre), (0.2 * length, 0.07 * width), angle)).astype(np.int32), 1)
+    occluded = shiny.copy()
+    occluded[pen > 0] = (35, 70, 170)
+    occluded[tip > 0] = (grey, grey, grey + 4)
+    on_face = (tip > 0) & (face_hull(frame.shape, landmarks) > 0)
+    assert on_face.sum() > 100
+    kept, spread = {}, {}
+    away = sheen & (cv2.dilate(pen, _disk_kernel(0.15 * width)) == 0)  # the sheen away from the pen
+    for reach in (0.0, load_faces_config().occlusion.end_reach):
+        settings = load_faces_config(overrides=[f"occlusion.end_reach={reach}"]).occlusion
+        with OccluderMasker("auto", settings) as masker:
+            mask = masker(occluded, box, landmarks)
+        kept[reach] = (mask[on_face] >= 0.99).mean()
+        assert (mask[(pen > 0) & (tip == 0) & (face_hull(frame.shape, landmarks) > 0)] >= 0.99).mean() >= 0.9
+        spread[reach] = (mask[away] >= 0.5).mean()
+    assert kept[0.0] <= 0.3 and max(kept.values()) >= 0.9, kept
+    assert away.sum() > 100 and max(spread.values()) <= spread[0.0] + 0.01, spread  # the rest of the sheen: as before
+
+
+def _disk_kernel(radius: float) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(radius) + 1, 2 * int(radius) + 1))
+
+
 def test_below_the_chin_an_object_is_followed_straight_down_not_sideways():
     """A handle that goes on down below the chin stays found; the clothes of its colour that touch it beside it do
     not (they cost the microphone most of the edited region below two corpus speakers' chins)."""

@@ -347,6 +347,8 @@ class ColourCandidates:
     image: np.ndarray  # the region, blurred (float32 RGB)
     anywhere: np.ndarray  # bool: neither skin nor lips (nor the shot's mouth colours), or too dark for a colour
     never: np.ndarray  # bool: never a candidate (the nose's underside; the open mouth or its learnt colours)
+    at_ends: np.ndarray  # bool: what only an elongated object's end may take (`_with_end_parts`): pale pixels on the
+    # face that the sheen rule excused, and the nose's underside where it is not skin-coloured (a pen's metal tip)
 
 
 def colour_candidates(roi: np.ndarray, regions: dict, settings: OcclusionSettings,
@@ -367,7 +369,8 @@ def colour_candidates(roi: np.ndarray, regions: dict, settings: OcclusionSetting
     # when the skin's own spread is wide).
     saturation = np.hypot(chroma[0] - 1 / 3, chroma[1] - 1 / 3)
     face_luma = float(np.median(luma[skin]))
-    not_skin |= _neutral_objects(saturation, luma, skin, face_luma, s)
+    neutral, like_sheen = _neutral_objects(saturation, luma, skin, face_luma, s)
+    not_skin |= neutral
     mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
     lips = (regions["lips"] > 0) & bright_enough
     if mouth_cells is None and lips.sum() >= 16:
@@ -386,7 +389,12 @@ def colour_candidates(roi: np.ndarray, regions: dict, settings: OcclusionSetting
         never |= regions["mouth"] > 0
     else:
         never |= mouth_area & mouth_cells.ravel()[_colour_bins(roi, s.colour_bins)]
-    return ColourCandidates(image, ((not_skin & bright_enough) | too_dark) & ~never, never)
+    objectish = (not_skin & bright_enough) | too_dark
+    # What only an elongated object's end may take: on the face, pale pixels excused as its sheen, and what is not
+    # skin on the nose's underside, unless too dark (nostrils, shade).
+    excused = like_sheen | (not_skin & (regions["nose"] > 0))
+    at_ends = excused & bright_enough & ~too_dark & (regions["zone"] > 0)
+    return ColourCandidates(image, objectish & ~never, never, at_ends)
 
 
 def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings: OcclusionSettings,
@@ -439,7 +447,9 @@ def colour_occluders(roi: np.ndarray, regions: dict, face_width: float, settings
             found = _with_parts(found > 0, candidate > 0, like_object, s.part_share,
                                 _disk(s.part_outline * face_width / 2))
         if s.end_elongation > 0:
-            found = _with_end_parts(found > 0, (candidate > 0) & ~like_object & (found == 0), s.end_elongation)
+            excused = candidates.at_ends & ~blended & (found == 0)
+            found = _with_end_parts(found > 0, (candidate > 0) & ~like_object & (found == 0), s.end_elongation,
+                                    excused, s.end_reach)
     if s.beyond_face:
         # Beyond the face the edited region reaches into the background: follow a found object there, over
         # pixels that are neither skin nor like the background sampled beside the cheeks.
@@ -525,12 +535,17 @@ def _with_parts(found: np.ndarray, candidate: np.ndarray, like_object: np.ndarra
     return _touching(found | parts[labels] | (candidate & like_object), found)
 
 
-def _with_end_parts(found: np.ndarray, other: np.ndarray, elongation: float) -> np.ndarray:
+def _with_end_parts(found: np.ndarray, other: np.ndarray, elongation: float, excused: np.ndarray | None = None,
+                    reach: float = 0.0) -> np.ndarray:
     """uint8 {0, 255}: `found` (bool) with the parts of other colours at the ends of an elongated object: a pen's
     metal tip, a cap. Such a part shares only the object's short end, so `_with_parts`'s border rule cannot see
     it. When the object is at least `elongation` times as long as it is wide (its pixels' principal axes), a
     candidate piece of other colours (`other`) that touches it and lies mostly (`END_SHARE`) past one of its ends,
-    within its width (`END_WIDTH`), joins; jaw shade, lips or hair beside the object lie across its axis and stay out."""
+    within its width (`END_WIDTH`), joins; jaw shade, lips or hair beside the object lie across its axis and stay out.
+    `excused` (bool): pixels that are no candidates only because a face may look like them (a grey tip as pale as
+    the face's sheen, or over the nose's underside: most of the pen's lost tip in the bench); those within that
+    width and up to `reach` x the object's length past an end count as `other` too (only there: a shiny chin or a
+    nose is no part of anything elsewhere)."""
     ys, xs = np.nonzero(found)
     if len(xs) < 8:
         return found.astype(np.uint8) * 255
@@ -542,6 +557,14 @@ def _with_end_parts(found: np.ndarray, other: np.ndarray, elongation: float) -> 
     half_width = np.sqrt(3.0 * max(values[0], 1e-6))  # a bar of width w has sd w / sqrt(12) across
     if along.max() - along.min() < elongation * 2 * half_width:
         return found.astype(np.uint8) * 255
+    if excused is not None and reach > 0:
+        ey, ex = np.nonzero(excused)
+        rel = np.stack([ex, ey], axis=1) - centre
+        t, d = rel @ axis, np.abs(rel @ across_axis)
+        beyond = np.maximum(t - along.max(), along.min() - t)  # > 0 past either end
+        band = (beyond > 0) & (beyond <= reach * (along.max() - along.min())) & (d <= END_WIDTH * half_width)
+        other = other.copy()
+        other[ey[band], ex[band]] = True
     count, labels = cv2.connectedComponents(other.astype(np.uint8), connectivity=8)
     if count <= 1:
         return found.astype(np.uint8) * 255
@@ -589,18 +612,20 @@ def _blends(image: np.ndarray, mask: np.ndarray, contrast: float, tolerance: flo
 
 
 def _neutral_objects(saturation: np.ndarray, luma: np.ndarray, skin: np.ndarray, face_luma: float,
-                     settings: OcclusionSettings) -> np.ndarray:
-    """Pixels that are grey, black, white or metal rather than this face's skin: far less saturated than the skin
-    (`neutral_ratio` x its median), unless they are as pale and as bright as the face's own sheen. Sheen, powder
-    and highlights under a hard light are as pale as a white object; where the sample above the nose tip shows
-    them (pale pixels at least as bright as its median skin, `sheen_share` of it or more), pale pixels from the
-    skin's 10th brightness percentile to the sheen's 95th are skin; darker (black, grey metal) or brighter (white)
-    ones are still objects. `face_luma`: the sample's median luminance."""
+                     settings: OcclusionSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(objects, excused), bool. Objects: pixels that are grey, black, white or metal rather than this face's skin:
+    far less saturated than the skin (`neutral_ratio` x its median), unless they are as pale and as bright as the
+    face's own sheen. Sheen, powder and highlights under a hard light are as pale as a white object; where the
+    sample above the nose tip shows them (pale pixels at least as bright as its median skin, `sheen_share` of it or
+    more), pale pixels from the skin's 10th brightness percentile to the sheen's 95th are skin; darker (black, grey
+    metal) or brighter (white) ones are still objects. Excused: the pale pixels that only this sheen rule took for
+    skin. `face_luma`: the sample's median luminance."""
     neutral = saturation < settings.neutral_ratio * float(np.median(saturation[skin]))
     sheen = skin & neutral & (luma >= face_luma)  # pale and bright: an object there is rare
     if settings.sheen_share > 0 and sheen.sum() >= max(8, settings.sheen_share * skin.sum()):
-        neutral &= (luma < np.percentile(luma[skin], 10)) | (luma > np.percentile(luma[sheen], 95))
-    return neutral
+        like_sheen = (luma >= np.percentile(luma[skin], 10)) & (luma <= np.percentile(luma[sheen], 95))
+        return neutral & ~like_sheen, neutral & like_sheen
+    return neutral, np.zeros(neutral.shape, bool)
 
 
 def _seeded(candidate: np.ndarray, seed: np.ndarray, min_area: float, area: int | None = None) -> np.ndarray:

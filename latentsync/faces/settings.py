@@ -200,6 +200,7 @@ class OcclusionSettings(Section):
     part_share: float
     part_outline: float
     end_elongation: float
+    end_reach: float = at_least(0.0)
     look_back: int = at_least(0)
     carry_after: int = at_least(1)
     carry_frames: int = at_least(0)
