@@ -764,35 +764,56 @@ def test_drawn_hand_covers_palm_and_fingers():
 
 def test_a_hand_the_palm_detector_finds_on_the_face_itself_is_dropped(face):
     """The palm detector fires on faces: a small "hand" whose wrist lies on the face's edge is the face itself;
-    a hand of a real hand's size there, or a small one whose wrist lies below the chin, is a hand."""
+    a hand of a real hand's size there, or a smaller one reaching up over the face from below the chin, is a hand."""
     _, box, landmarks, mouth, width = face
     settings = load_faces_config().occlusion
     chin = np.array([mouth[0], landmarks[:, 1].max()])
     assert not not_the_face(synthetic_hand(chin, 0.3 * width), landmarks, width, settings)
     assert not_the_face(synthetic_hand(chin, 0.7 * width), landmarks, width, settings)
-    assert not_the_face(synthetic_hand(chin + (0, 0.6 * width), 0.3 * width), landmarks, width, settings)
+    assert not_the_face(synthetic_hand(chin + (0, 0.35 * width), 0.45 * width), landmarks, width, settings)
 
 
-def test_no_hand_is_found_on_a_face_without_one():
+def test_a_hand_counts_only_with_its_fingers_over_the_face(face):
+    """vr_face3's neck and collarbone under a pen read as a hand of a real hand's size (palm 0.64-0.77 W), its
+    wrist just below the chin (0.19-0.31 W) and its fingers along the collarbone, 0-3 of its points on the face:
+    kept, it covered her whole chin for 16 frames. The same hand with its fingers up over the mouth is a hand."""
+    _, box, landmarks, mouth, width = face
+    settings = load_faces_config().occlusion
+    wrist = np.array([mouth[0], landmarks[:, 1].max() + 0.2 * width])  # within hand_wrist_band below the chin
+    up = synthetic_hand(wrist, 0.7 * width)
+    down = 2 * wrist - up  # the same hand turned 180 degrees about its wrist: fingers down the neck
+    assert not_the_face(up, landmarks, width, settings)
+    assert not not_the_face(down, landmarks, width, settings)
+    anywhere = dataclasses.replace(settings, hand_min_on_face=0)
+    assert not_the_face(down, landmarks, width, anywhere)
+    assert not not_the_face(down + (0, 0.5 * width), landmarks, width, settings)  # further below: not over the face
+
+
+@pytest.mark.parametrize("clip, frames, rule_off", [("lp_d12", 30, "occlusion.hand_min_palm=0"),
+                                                     ("vr_face3", 50, "occlusion.hand_min_on_face=0")])
+def test_no_hand_is_found_on_a_face_without_one(clip, frames, rule_off):
     """lp_d12's first 30 frames: no hand near the face, but the palm detector reads the jaw and lips as a hand on
-    9 of them (frames 6-14). With the face's own outline (`hand_min_palm`, `hand_wrist_band`) nothing is masked."""
+    9 of them (frames 6-14): with the face's own outline (`hand_min_palm`, `hand_wrist_band`) nothing is masked.
+    vr_face3's first 50: her collar reads as a small hand below the chin from frame 18 on, a few frames of it over
+    the edited region: with `hand_min_on_face` (no finger over the face) nothing is masked."""
     from latentsync.faces.video import VideoFaceProcessor
     from latentsync.utils.media import iter_frames
 
-    path = SHARED / "media" / "corpus" / "lp_d12.mp4"
+    path = SHARED / "media" / "corpus" / f"{clip}.mp4"
     if not path.is_file():
         pytest.skip(f"corpus clip not available: {path}")
     processor = VideoFaceProcessor(resolution=256)
     try:
-        aligned = [a for a in processor.process(iter(next(iter(iter_frames(path, chunk_size=30))))) if a.has_face]
+        chunk = next(iter(iter_frames(path, chunk_size=frames)))
+        aligned = [a for a in processor.process(iter(chunk)) if a.has_face]
     finally:
         processor.close()
     masked = {}
     for rule in ("on", "off"):
-        settings = load_faces_config(overrides=[] if rule == "on" else ["occlusion.hand_min_palm=0"]).occlusion
+        settings = load_faces_config(overrides=[] if rule == "on" else [rule_off]).occlusion
         with OccluderMasker("hands", settings) as masker:
             masked[rule] = sum(masker.patch(a.frame, a.face_box, a.landmarks) is not None for a in aligned)
-    assert len(aligned) == 30 and masked["off"] >= 5 and masked["on"] == 0
+    assert len(aligned) == frames and masked["off"] >= 5 and masked["on"] == 0, masked
 
 
 def test_edited_region_lies_over_the_mouth(face):

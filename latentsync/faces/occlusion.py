@@ -211,17 +211,23 @@ def draw_hand(mask: np.ndarray, points: np.ndarray, finger_width: float, dilate:
 
 
 def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings) -> bool:
-    """False for a "hand" that is the face itself: the palm detector fires on faces (its authors: hard to avoid,
-    it detects the palm area), and the landmarks then lie along the jaw and lips, the wrist on the face's edge.
-    A real hand in front of the face is at the face's depth or nearer, so its palm (wrist to middle-finger base)
-    is as long as an adult's at that depth, ~0.65-0.75 W; one whose wrist lies within `hand_wrist_band` x W of
-    the face's outline (the landmark hull) must have a palm of `hand_min_palm` x W at least. A smaller hand
-    with its wrist below or beside the face (an arm reaching in) is kept."""
+    """False for a "hand" that is not a hand in front of the face. A hand covers the mouth only with its fingers
+    over the face: `hand_min_on_face` of its 21 points inside the face's outline (the landmark hull) at least. A
+    neck and collarbone read as a hand of a real hand's size, its wrist below the chin and its fingers along the
+    collarbone, had 0-3 there and covered a whole chin (docs/faces.md "Occlusion"). And the palm detector fires on
+    faces themselves (its authors: hard to avoid, it detects the palm area): the landmarks then lie along the jaw
+    and lips, the wrist on the face's edge. A real hand in front of the face is at the face's depth or nearer, so
+    its palm (wrist to middle-finger base) is as long as an adult's there, ~0.65-0.75 W; one whose wrist lies within
+    `hand_wrist_band` x W of the outline must have a palm of `hand_min_palm` x W at least (the false hands on faces
+    measured 0.24-0.48 W). A smaller hand whose wrist lies further below or beside the face (an arm reaching in)
+    is kept."""
     s = settings
-    palm = float(np.linalg.norm(hand[9] - hand[0]))
-    if palm >= s.hand_min_palm * face_width:
-        return True
     outline = cv2.convexHull(np.asarray(landmarks, np.float32)[:, :2])
+    on_face = sum(cv2.pointPolygonTest(outline, (float(x), float(y)), False) >= 0 for x, y in hand[:, :2])
+    if on_face < s.hand_min_on_face:
+        return False
+    if np.linalg.norm(hand[9] - hand[0]) >= s.hand_min_palm * face_width:
+        return True
     wrist = (float(hand[0][0]), float(hand[0][1]))
     return cv2.pointPolygonTest(outline, wrist, True) < -s.hand_wrist_band * face_width
 
