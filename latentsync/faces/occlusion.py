@@ -29,8 +29,9 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   and `palm_detection` models shipped inside the mediapipe wheel) on a search region around and below the face
   (hands arrive from there). While no hand is in sight the palm detector runs only every `hand_every`-th frame
   (it costs ~9 ms on a CPU core); once a hand is found it is tracked on every frame. Its pixels: the palm's
-  convex hull plus a capsule per finger, grown a little. The palm detector also fires on faces: a small "hand"
-  whose wrist lies on the face's edge is the face itself and is dropped (`not_the_face`).
+  convex hull plus a capsule per finger, grown a little. A hand counts only with its fingers over the face (a neck
+  can read as a hand), and the palm detector also fires on faces: a small "hand" whose wrist lies on the face's
+  edge is the face itself and is dropped (`not_the_face`).
 - **Colour** (`auto` only): objects that are neither skin nor lips. The face's own colour is sampled in the
   same frame on the cheeks and nose (the landmark hull, inset, above the nose tip: a mouth occluder rarely
   covers them); pixels whose r, g chromaticity is far from it, that are far less saturated (grey, black,
@@ -42,7 +43,8 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
   candidate). Candidates count only on the face, a thin margin and below the chin, in pieces big enough on
   the lower face; from there an object is followed only over its own colours (those seen where it lies on the
   lower face), and beyond the face over pixels unlike the background sampled beside the cheeks; parts of
-  other colours join it (a band inside its outline, a tip past an elongated object's end); a closing bridges
+  other colours join it (a band inside its outline, a tip past an elongated object's end, even one as pale as
+  the face's sheen or over the nose's underside); a closing bridges
   the pieces; below the chin it is kept only straight under where it lies higher up (a handle, not the clothes
   of its colour beside it: `chin_spread`). An object found on the lower face for the first time is followed back, in its own colours and
   from where it lies, over up to `look_back` earlier frames (it came in from beside the jaw or below the chin,
