@@ -386,7 +386,8 @@ def colour_candidates(roi: np.ndarray, regions: dict, settings: OcclusionSetting
         not_lips &= ~_deeper_than_lips(chroma, lips, skin, s.chroma_floor, s.chroma_z)
         not_skin &= ~((regions["lips"] > 0) & ~not_lips)
     # Shadowed skin keeps its chromaticity, so darkness alone only counts where chromaticity is unreliable.
-    too_dark = luma < min(s.min_luma, s.dark_ratio * face_luma)
+    dark = min(s.min_luma, s.dark_ratio * face_luma)
+    too_dark = luma < dark
     if s.shadow_share > 0 and too_dark.any():
         # A dark piece that covers part of the cheeks and nose sampled above the nose tip is the face's own shadow
         # (a side light): an occluder in front of the mouth rarely reaches up there.
@@ -397,7 +398,12 @@ def colour_candidates(roi: np.ndarray, regions: dict, settings: OcclusionSetting
         never |= regions["mouth"] > 0
     else:
         never |= mouth_area & mouth_cells.ravel()[_colour_bins(roi, s.colour_bins)]
-    objectish = (not_skin & bright_enough) | too_dark
+    # On a dim face (median luminance under min_luma / dark_ratio) the pixels from `dark` to `min_luma` were neither:
+    # too dark to trust their chromaticity, not dark enough to count as dark. A grey or black object there (a
+    # microphone in a dim room, or in front of dark skin) is still far less saturated than the skin: noise only
+    # adds saturation, and shaded skin keeps its own.
+    dim_grey = neutral & ~bright_enough & (luma >= dark)
+    objectish = (not_skin & bright_enough) | dim_grey | too_dark
     # What only an elongated object's end may take: on the face, pale pixels excused as its sheen, and what is not
     # skin on the nose's underside, unless too dark (nostrils, shade).
     excused = like_sheen | (not_skin & (regions["nose"] > 0))
