@@ -279,6 +279,8 @@ def test_an_elongated_objects_end_takes_pixels_a_face_excuses_only_past_its_end(
 
 def test_a_pens_grey_tip_as_pale_as_the_faces_sheen_is_kept(face):
     """The pen's tip over the sheen, in the sheen's own grey: only the end rule's excused pixels keep it."""
+    from latentsync.faces.occlusion import _disk
+
     frame, box, landmarks, mouth, width = face
     shiny, sheen = with_sheen(frame, landmarks, width)
     grey = int(np.median(shiny[sheen].astype(np.float32) @ np.array([0.299, 0.587, 0.114])))
@@ -293,7 +295,7 @@ def test_a_pens_grey_tip_as_pale_as_the_faces_sheen_is_kept(face):
     on_face = (tip > 0) & (face_hull(frame.shape, landmarks) > 0)
     assert on_face.sum() > 100
     kept, spread = {}, {}
-    away = sheen & (cv2.dilate(pen, _disk_kernel(0.15 * width)) == 0)  # the sheen away from the pen
+    away = sheen & (cv2.dilate(pen, _disk(0.15 * width)) == 0)  # the sheen away from the pen
     for reach in (0.0, load_faces_config().occlusion.end_reach):
         settings = load_faces_config(overrides=[f"occlusion.end_reach={reach}"]).occlusion
         with OccluderMasker("auto", settings) as masker:
@@ -303,10 +305,6 @@ def test_a_pens_grey_tip_as_pale_as_the_faces_sheen_is_kept(face):
         spread[reach] = (mask[away] >= 0.5).mean()
     assert kept[0.0] <= 0.3 and max(kept.values()) >= 0.9, kept
     assert away.sum() > 100 and max(spread.values()) <= spread[0.0] + 0.01, spread  # the rest of the sheen: as before
-
-
-def _disk_kernel(radius: float) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(radius) + 1, 2 * int(radius) + 1))
 
 
 def test_below_the_chin_an_object_is_followed_straight_down_not_sideways():
