@@ -737,8 +737,9 @@ def test_an_object_is_followed_where_it_stayed_in_the_frame_and_where_it_moved_w
 
     def sighting(dx: float) -> _Sighting:  # a 96 px grid on a 96 px region that follows the face
         region = (int(100 + dx), 100, int(196 + dx), 196)
-        return _Sighting(region, (96, 96), np.zeros((96, 96, 3), np.uint8), lambda p: p, points + [dx, 0.0], 50.0,
-                         settings)
+        face = points + [dx, 0.0]
+        return _Sighting(region, (96, 96), np.zeros((300, 300, 3), np.uint8), lambda p: p,
+                         np.concatenate([face.min(axis=0), face.max(axis=0)]), face, 50.0, settings)
 
     before, now = sighting(0.0), sighting(12.0)
     found = np.zeros((96, 96), np.uint8)
@@ -834,6 +835,111 @@ def test_no_hand_is_found_on_a_face_without_one(clip, frames, rule_off):
         with OccluderMasker("hands", settings) as masker:
             masked[rule] = sum(masker.patch(a.frame, a.face_box, a.landmarks) is not None for a in aligned)
     assert len(aligned) == frames and masked["off"] >= 5 and masked["on"] == 0, masked
+
+
+class ScriptedHands:
+    """Stands in for MediaPipe Hands in video mode, for one synthetic hand: the palm detector fires only on frames
+    marked "palm" (a hand is often not found on its own), tracking keeps a hand found in the call before on any
+    frame marked "hand". The mark is the value of the model input's top-left pixel: 2 palm, 1 hand, 0 none.
+    `points`: the hand's 21 points as shares of the input's width and height."""
+
+    def __init__(self, points: np.ndarray, calls: list):
+        self.points, self.calls, self.tracking = points, calls, False
+
+    def process(self, crop):
+        from types import SimpleNamespace
+
+        mark = int(crop[0, 0, 0])
+        self.calls.append(mark)
+        self.tracking = mark == 2 or (mark == 1 and self.tracking)
+        if not self.tracking:
+            return SimpleNamespace(multi_hand_landmarks=None)
+        landmark = [SimpleNamespace(x=x, y=y) for x, y in self.points]
+        return SimpleNamespace(multi_hand_landmarks=[SimpleNamespace(landmark=landmark)])
+
+    def reset(self):
+        self.tracking = False
+
+    def close(self):
+        pass
+
+
+def test_a_hand_found_late_is_followed_back_over_the_frames_the_palm_detector_skipped(face, monkeypatch):
+    """The palm detector runs on every `hand_every`-th frame only. A hand in sight from frame 3 whose palm is found
+    at frame 6 (the next run) is tracked back, by a second model fed the frames backwards, over frames 5, 4 and 3
+    (`revisions`), up to `look_back` frames; frame 2, without it, stays unmasked. Without the look back frames 3-5
+    are edited over the hand."""
+    from latentsync.faces.occlusion import HandFinder
+
+    frame, box, landmarks, mouth, width = face
+    # A hand of a real hand's size reaching up over the mouth, as shares of the hand model's search region.
+    settings = load_faces_config(overrides=["occlusion.hand_every=6", "occlusion.look_back=4"]).occlusion
+    x0, y0, x1, y1 = _hand_region(box, frame.shape, settings)
+    hand = (synthetic_hand((mouth[0], mouth[1] + 0.6 * width), 0.7 * width) - (x0, y0)) / (x1 - x0, y1 - y0)
+    marks = [0, 0, 0, 1, 1, 1, 2, 1, 1, 1]  # in sight from frame 3, its palm found from frame 6 on
+    frames = []
+    for mark in marks:
+        f = frame.copy()
+        f[y0 : y0 + 8, x0 : x0 + 8] = mark  # whole blocks of the model input's downscale
+        frames.append(f)
+
+    def run(look_back: int) -> tuple[list, list]:
+        calls: list[int] = []
+        monkeypatch.setattr(HandFinder, "_model", lambda self: ScriptedHands(hand, calls))
+        masks: list = [None] * len(frames)
+        with OccluderMasker("hands", dataclasses.replace(settings, look_back=look_back)) as masker:
+            for k, f in enumerate(frames):
+                masks[k] = masker.patch(f, box, landmarks)
+                for back, grown in masker.revisions():
+                    masks[k - back] = grown
+        return [m is not None and float(m.full(frame.shape[:2])[int(mouth[1]), int(mouth[0])]) >= 0.99
+                for m in masks], calls
+
+    covered, calls = run(4)
+    assert covered == [False, False, False, True, True, True, True, True, True, True]
+    # The forward model ran on frame 0 and on frame 6 (then on every frame: it tracks); the backward one on frame
+    # 6, then 5, 4, 3 and 2, where it lost the hand.
+    assert calls[:2] == [0, 2] and calls[2:7] == [2, 1, 1, 1, 0]
+    covered, _ = run(0)
+    assert covered == [False] * 6 + [True] * 4
+
+
+def _hand_region(box, shape, settings) -> tuple[int, int, int, int]:
+    from latentsync.faces.occlusion import _roi
+
+    return _roi(box, settings.hand_side, 0.0, settings.hand_below, shape[:2])
+
+
+@pytest.mark.skipif(not (SHARED / "media" / "corpus" / "vr_face3.mp4").is_file(),
+                    reason="corpus clip not available: ../shared/media/corpus/vr_face3.mp4")
+def test_a_hand_the_palm_detector_finds_late_on_real_footage_is_followed_back():
+    """vr_face3's collar, read as a hand with the fingers-on-the-face rule off (`hand_min_on_face=0`): with the palm
+    detector on every frame it is found at frame 13 and tracked on; on every 6th frame, at 18 only. The look back
+    tracks it back to 14 (it came in right after a run): at most one frame is missed, against five before."""
+    from latentsync.faces.video import VideoFaceProcessor
+    from latentsync.utils.media import iter_frames
+
+    processor = VideoFaceProcessor(resolution=256)
+    try:
+        chunk = next(iter(iter_frames(SHARED / "media" / "corpus" / "vr_face3.mp4", chunk_size=30)))
+        aligned = list(processor.process(iter(chunk)))
+    finally:
+        processor.close()
+    assert all(a.has_face for a in aligned)
+
+    def first_masked(every: int, look_back: int) -> int:
+        overrides = ["occlusion.hand_min_on_face=0", f"occlusion.hand_every={every}", f"occlusion.look_back={look_back}"]
+        masked = [False] * len(aligned)
+        with OccluderMasker("hands", load_faces_config(overrides=overrides).occlusion) as masker:
+            for k, a in enumerate(aligned):
+                masked[k] = masker.patch(a.frame, a.face_box, a.landmarks) is not None
+                for back, grown in masker.revisions():
+                    masked[k - back] = grown is not None
+        return masked.index(True)
+
+    every_frame = first_masked(1, 0)
+    assert first_masked(6, 0) - every_frame >= 3  # found at the palm detector's next run
+    assert first_masked(6, 4) - every_frame <= 1
 
 
 def test_edited_region_lies_over_the_mouth(face):

@@ -28,7 +28,8 @@ Two cues, both computed only in a region around the lower face, at `analysis_wid
 - **Hands** (`hands`, `auto`): MediaPipe Hands (palm detector + 21-point hand landmarks, the `hand_landmark`
   and `palm_detection` models shipped inside the mediapipe wheel) on a search region around and below the face
   (hands arrive from there). While no hand is in sight the palm detector runs only every `hand_every`-th frame
-  (it costs ~9 ms on a CPU core); once a hand is found it is tracked on every frame. Its pixels: the palm's
+  (it costs ~9 ms on a CPU core); once a hand is found it is tracked on every frame, and tracked back over the
+  frames the palm detector skipped right before (up to `look_back`, `revisions`). Its pixels: the palm's
   convex hull plus a capsule per finger, grown a little. A hand counts only with its fingers over the face (a neck
   can read as a hand), and the palm detector also fires on faces: a small "hand" whose wrist lies on the face's
   edge is the face itself and is dropped (`not_the_face`).
@@ -66,7 +67,7 @@ layouts; for other landmark layouts `auto` falls back to hands only.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -238,20 +239,30 @@ class HandFinder:
     """MediaPipe Hands on a search region around the face, in video mode (it tracks a found hand itself)."""
 
     def __init__(self, settings: OcclusionSettings):
-        import mediapipe as mp
-
         self.settings = settings
-        self._hands = mp.solutions.hands.Hands(
-            static_image_mode=False, max_num_hands=2, model_complexity=settings.hand_model_complexity,
-            min_detection_confidence=settings.hand_min_score, min_tracking_confidence=settings.hand_min_score)
+        self._hands = self._model()
+        self._backwards = None  # the same model, fed frames backwards (`followed_back`), made when first needed
         self._region: tuple[int, int, int, int] | None = None
         self._calls = 0
         self._last: list[np.ndarray] = []
         self._missed = 0
+        self._skipped = 0  # frames since the palm detector last ran
+        self.unsearched = 0  # when the last call found a hand where none was: the frames right before it that the
+        # palm detector skipped (`hand_every`), else 0
         self.runs = 0
 
+    def _model(self):
+        import mediapipe as mp
+
+        s = self.settings
+        return mp.solutions.hands.Hands(
+            static_image_mode=False, max_num_hands=2, model_complexity=s.hand_model_complexity,
+            min_detection_confidence=s.hand_min_score, min_tracking_confidence=s.hand_min_score)
+
     def reset(self) -> None:
-        self._region, self._calls, self._last, self._missed = None, 0, [], 0
+        """Forget the hands seen so far, the model's own tracking included (a shot cut: nothing carries over)."""
+        self._region, self._calls, self._last, self._missed, self._skipped, self.unsearched = None, 0, [], 0, 0, 0
+        self._hands.reset()
 
     def _search_region(self, face_box, frame_hw):
         """Keep the region fixed while the face stays inside its middle, so the model's tracking stays valid."""
@@ -271,23 +282,18 @@ class HandFinder:
         """Hands (each (21, 2) frame pixels) seen in this frame, or held from the last few frames. With the
         face's landmarks, a "hand" that is the face itself is dropped (`not_the_face`)."""
         self._calls += 1
+        self.unsearched = 0
         if not self._last and (self._calls - 1) % self.settings.hand_every:
+            self._skipped += 1
             return []
+        skipped, self._skipped = self._skipped, 0
         region = self._search_region(face_box, frame.shape[:2])
         if region is None:
             return []
-        x0, y0, x1, y1 = region
-        crop, scale = self._model_input(frame[y0:y1, x0:x1])
-        self.runs += 1
-        result = self._hands.process(np.ascontiguousarray(crop))
-        hands = []
-        for landmarks in result.multi_hand_landmarks or []:
-            pts = np.array([(p.x * crop.shape[1], p.y * crop.shape[0]) for p in landmarks.landmark])
-            hands.append(pts / scale + np.array([x0, y0], dtype=np.float64))
-        if face_landmarks is not None:
-            width = float(face_box[2] - face_box[0])
-            hands = [hand for hand in hands if not_the_face(hand, face_landmarks, width, self.settings)]
+        hands = self._run(self._hands, frame, region, face_box, face_landmarks)
         if hands:
+            if not self._last:  # a hand just found: the frames skipped right before may show it too
+                self.unsearched = skipped
             self._last, self._missed = hands, 0
             return hands
         if self._last and self._missed < self.settings.hand_hold:
@@ -295,6 +301,34 @@ class HandFinder:
             return self._last
         self._last, self._missed = [], 0
         return []
+
+    def followed_back(self, frames) -> Iterator[list[np.ndarray]]:
+        """The hands in each of `frames` ((frame, face box, face landmarks), the last call's frame first, then
+        earlier ones, newest first), as a second model in video mode sees them when fed the frames backwards: a
+        hand found in the first is tracked back over the others (the palm detector alone misses a hand in many
+        frames that tracking keeps). For the frames the palm detector skipped (`OccluderMasker._look_back_hands`);
+        the forward model's tracking is not touched."""
+        if self._backwards is None:
+            self._backwards = self._model()
+        else:
+            self._backwards.reset()
+        for frame, face_box, face_landmarks in frames:
+            yield self._run(self._backwards, frame, self._region, face_box, face_landmarks)
+
+    def _run(self, model, frame: np.ndarray, region, face_box, face_landmarks) -> list[np.ndarray]:
+        """The hands `model` sees in the frame's search `region`, in frame pixels, less those that are the face."""
+        x0, y0, x1, y1 = region
+        crop, scale = self._model_input(frame[y0:y1, x0:x1])
+        self.runs += 1
+        result = model.process(np.ascontiguousarray(crop))
+        hands = []
+        for landmarks in result.multi_hand_landmarks or []:
+            pts = np.array([(p.x * crop.shape[1], p.y * crop.shape[0]) for p in landmarks.landmark])
+            hands.append(pts / scale + np.array([x0, y0], dtype=np.float64))
+        if face_landmarks is not None:
+            width = float(face_box[2] - face_box[0])
+            hands = [hand for hand in hands if not_the_face(hand, face_landmarks, width, self.settings)]
+        return hands
 
     def _model_input(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
         """The search region at the hand model's input size, and its scale: a region k >= 2 times
@@ -313,6 +347,8 @@ class HandFinder:
 
     def close(self) -> None:
         self._hands.close()
+        if self._backwards is not None:
+            self._backwards.close()
 
 
 # ---------------------------------------------------------------------------------------------- colour
@@ -831,8 +867,9 @@ class _Sighting:
 
     region: tuple[int, int, int, int]  # the analysed region in frame pixels
     small_hw: tuple[int, int]  # its analysis grid
-    crop: np.ndarray  # the frame's pixels of `region` (a view)
+    frame: np.ndarray  # the whole frame (held only while it is one of the last `look_back`)
     to_roi: Callable[[np.ndarray], np.ndarray]  # frame pixels -> analysis pixels
+    face_box: np.ndarray  # the face's landmark box, in frame pixels
     landmarks: np.ndarray  # the face's, in frame pixels
     face_width: float  # in analysis pixels
     settings: OcclusionSettings
@@ -843,6 +880,12 @@ class _Sighting:
     def __post_init__(self):
         if self.found is None:
             self.found = np.zeros(self.small_hw, np.uint8)
+
+    @property
+    def crop(self) -> np.ndarray:
+        """The frame's pixels of `region` (a view)."""
+        x0, y0, x1, y1 = self.region
+        return self.frame[y0:y1, x0:x1]
 
     @cached_property
     def roi(self) -> np.ndarray:
@@ -954,6 +997,8 @@ class OccluderMasker:
             sighting.patch = merged
             if sighting.found.any() and self._recent and not self._recent[-1].found.any():
                 self._look_back(sighting)
+            if self._hands is not None and self._hands.unsearched:  # (it ran on this frame: there is a sighting)
+                self._look_back_hands(sighting, self._hands.unsearched)
             self._recent.append(sighting)
         return merged
 
@@ -970,9 +1015,9 @@ class OccluderMasker:
 
     def _detect(self, frame: np.ndarray, face_box: np.ndarray, landmarks: np.ndarray
                 ) -> tuple[OcclusionPatch | None, _Sighting | None, bool]:
-        """This frame's own occluder patch, the frame as the colour cue sees it (None where it cannot run; also
-        kept where it skipped the frame, for `look_back`), and whether it found its object only by carrying the
-        last frame's (`_next_carry`)."""
+        """This frame's own occluder patch, the frame as the cues see it (kept for `look_back`, also where the
+        colour cue skipped it or cannot run; None where the face's region lies outside the frame), and whether it
+        found its object only by carrying the last frame's (`_next_carry`)."""
         s = self.settings
         frame_hw = frame.shape[:2]
         region = _roi(face_box, s.roi_side, s.roi_top, s.roi_bottom, frame_hw)
@@ -990,11 +1035,9 @@ class OccluderMasker:
         face_width = (face_box[2] - face_box[0]) * scale
         for hand in self._hands(frame, face_box, landmarks) if self._hands is not None else []:
             draw_hand(hands, to_roi(hand), s.finger_width, s.hand_dilate)
-        colour, sighting, carried = None, None, False
-        due = self._colour_due()
-        if self.mode == "auto" and len(landmarks) in INNER_LIPS and (due or s.look_back > 0):
-            sighting = _Sighting(region, small_hw, frame[y0:y1, x0:x1], to_roi, landmarks, face_width, s)
-        if due and sighting is not None:
+        colour, carried = None, False
+        sighting = _Sighting(region, small_hw, frame, to_roi, face_box, landmarks, face_width, s)
+        if self._colour_due() and len(landmarks) in INNER_LIPS:
             mouth = self._mouth_model()
             candidates = colour_candidates(sighting.roi, sighting.regions, s, mouth)
             colour = sighting.found = colour_occluders(sighting.roi, sighting.regions, face_width, s, mouth,
@@ -1079,14 +1122,35 @@ class OccluderMasker:
             if not found.any():
                 return
             earlier.found = found
-            found_patch = self._patch_from(earlier.region, earlier, found, np.zeros(earlier.small_hw, np.uint8),
-                                           earlier.face_width)
-            grown = _union_max([(earlier.patch, 1.0), (found_patch, 1.0)], s.min_value)
-            self.frames_with_mask += int(earlier.patch is None and grown is not None)
-            earlier.patch = grown
-            if grown is not None:
-                self._revised.append((back, grown))
+            self._revise(back, earlier, self._patch_from(earlier.region, earlier, found,
+                                                         np.zeros(earlier.small_hw, np.uint8), earlier.face_width))
             later = earlier
+
+    def _look_back_hands(self, now: _Sighting, skipped: int) -> None:
+        """A hand found where none was, after `skipped` frames the palm detector did not run on (`hand_every`):
+        look for it in those frames too, newest first, while they show it (up to `look_back`; `revisions`). So a
+        hand is masked from at most `hand_every - 1 - look_back` frames after it came into sight, at the cost of a
+        few palm detector runs only where one came."""
+        s = self.settings
+        earlier_frames = list(reversed(self._recent))[: min(skipped, s.look_back)]
+        seen = self._hands.followed_back([(now.frame, now.face_box, now.landmarks)]
+                                         + [(e.frame, e.face_box, e.landmarks) for e in earlier_frames])
+        next(seen)  # this frame: the model finds the hand here first
+        for back, (earlier, hands) in enumerate(zip(earlier_frames, seen, strict=True), start=1):
+            if not hands:
+                return
+            drawn = np.zeros(earlier.small_hw, np.uint8)
+            for hand in hands:
+                draw_hand(drawn, earlier.to_roi(hand), s.finger_width, s.hand_dilate)
+            self._revise(back, earlier, self._patch_from(earlier.region, earlier, None, drawn, earlier.face_width))
+
+    def _revise(self, back: int, earlier: _Sighting, found: OcclusionPatch | None) -> None:
+        """Grow the mask handed out `back` frames ago (`earlier`'s) by what was found there later (`revisions`)."""
+        grown = _union_max([(earlier.patch, 1.0), (found, 1.0)], self.settings.min_value)
+        self.frames_with_mask += int(earlier.patch is None and grown is not None)
+        earlier.patch = grown
+        if grown is not None:
+            self._revised.append((back, grown))
 
     def _colour_due(self) -> bool:
         """The colour cue runs on every frame while a mask is live (something was found in the last frames) and
