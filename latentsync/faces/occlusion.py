@@ -1130,7 +1130,7 @@ class OccluderMasker:
         """A hand found where none was, after `skipped` frames the palm detector did not run on (`hand_every`):
         look for it in those frames too, newest first, while they show it (up to `look_back`; `revisions`). So a
         hand is masked from at most `hand_every - 1 - look_back` frames after it came into sight, at the cost of a
-        few palm detector runs only where one came."""
+        palm detector run and a few tracking runs only where one came."""
         s = self.settings
         earlier_frames = list(reversed(self._recent))[: min(skipped, s.look_back)]
         seen = self._hands.followed_back([(now.frame, now.face_box, now.landmarks)]
