@@ -5,6 +5,7 @@ the mouth is still edited, how much the edit shrinks on clips without an occlude
     .venv/bin/python benchmarks/bench_occlusion.py --clips vr_face3,lp_d20 --frames 30 --kinds mic,pen
     .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --set occlusion.hand_every=12   # a config change
     .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --exposure 0.35   # dim footage, darker faces
+    .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --start 12 --kinds mic,pen,cup   # shot starts at the mouth
 
 For every clip: the first `--frames` frames, the face pass (`VideoFaceProcessor`) and the edited region of each
 frame (the fixed mouth mask warped back with the face's matrix). Then, per occluder kind, a composite: a
@@ -429,6 +430,10 @@ def main() -> None:
     parser.add_argument("--cost_frames", type=int, default=150, help="demo1 frames for the cost (0 = skip)")
     parser.add_argument("--mode", default="auto", choices=["auto", "hands"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start", type=int, default=0,
+                        help="each composite's shot starts at this frame of the occluder's path (the frames before "
+                        "are cut off, its face pass runs on the rest): 12 of 30 starts with the object at the mouth, "
+                        "as after a cut to someone holding a microphone")
     parser.add_argument("--exposure", type=float, default=1.0,
                         help="scale every clip's light by this (with sensor noise and a phone's H.264) before "
                         "anything else: 0.35 gives dim footage, and faces darker than the corpus has")
@@ -466,8 +471,9 @@ def main() -> None:
                 rng = np.random.default_rng((args.seed, CLIPS.index(name) if name in CLIPS else 99, KINDS.index(kind)))
                 sprite = make_sprite(kind, path[0][2], rng, hand=hand)
                 comp, occluders = composite(source, path, sprite, kind)
-                comp = shoot(comp)
-                comp_aligned, comp_size = face_pass(comp, detector, cache, f"{key}_{kind}_{args.seed}")
+                comp, occluders = shoot(comp[args.start :]), occluders[args.start :]
+                shot = f"{key}_{kind}_{args.seed}" + (f"_from{args.start}" if args.start else "")
+                comp_aligned, comp_size = face_pass(comp, detector, cache, shot)
                 encoded = encode_decode(comp, workdir)
                 outputs, regions, masks, seconds = simulate(comp, comp_aligned, comp_size, args.mode, settings)
                 row[kind] = measure(comp, outputs, regions, occluders, workdir, encoded)
