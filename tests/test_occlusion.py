@@ -474,13 +474,13 @@ def test_objects_over_the_mouth_are_kept_once_the_shot_showed_it(face, draw):
 
 def test_a_microphone_over_the_lips_from_a_shots_first_frame_is_kept(face, monkeypatch):
     """Until the shot's mouth colours are learnt the lip ring has a per-frame colour model, taken from the ring
-    itself. A microphone head over most of the ring (84 % here) made its colours the "lips'": its part over the
+    itself. A microphone head over most of the ring (95 % here) made its colours the "lips'": its part over the
     lips was not found, was then learnt as the mouth's colours, and was edited over for the whole shot. A ring
     whose median is grey is not taken for lips (`_lips_seen`)."""
     from latentsync.faces import occlusion
 
     frame, box, landmarks, mouth, width = face
-    occluded, microphone = draw_microphone(frame, (int(mouth[0]), int(mouth[1])), 0.2, width)
+    occluded, microphone = draw_microphone(frame, (int(mouth[0]), int(mouth[1])), 0.23, width)
     on_face = microphone & (face_hull(frame.shape, landmarks) > 0)
 
     def kept_per_frame() -> list[float]:
@@ -959,9 +959,9 @@ def test_a_hand_the_palm_detector_finds_late_on_real_footage_is_followed_back():
                     masked[k - back] = grown is not None
         return masked.index(True)
 
-    every_frame = first_masked(1, 0)
-    assert first_masked(6, 0) - every_frame >= 3  # found at the palm detector's next run
-    assert first_masked(6, 4) - every_frame <= 1
+    every_frame, sparse, looked_back = first_masked(1, 0), first_masked(6, 0), first_masked(6, 4)
+    # Here: 13, 18 (the palm detector's next run), 14. Tracked back up to `look_back` frames, never later than that:
+    assert looked_back <= max(every_frame, sparse - 4)
 
 
 def test_edited_region_lies_over_the_mouth(face):
