@@ -368,10 +368,10 @@ def _robust_z(values_map: list[np.ndarray], sample: np.ndarray, floor: float) ->
 def _lips_seen(saturation: np.ndarray, lips: np.ndarray, skin: np.ndarray, neutral_ratio: float) -> bool:
     """Whether the lip ring shows lips, so that its colours may be taken as the lips' own (the per-frame lip model
     used until the shot's mouth colours are learnt): its median saturation is at least `neutral_ratio` x the skin's.
-    Lips are about as saturated as the skin or more (0.77-1.6 x its median over 100 frames of every corpus clip); a
-    microphone or a cup over most of the ring is grey or white (0.05-0.32 x). Were its colours taken as the lips',
-    the object's part over the lips would not be found in the shot's first frames, and would be learnt as the mouth's
-    colours and missed on (docs/faces.md "Occlusion")."""
+    Lips are about as saturated as the skin or more (0.77 x its median at the least, over 100 frames of every corpus
+    clip); a microphone or a cup over most of the ring is grey or white (0.05-0.32 x). Were its colours taken as the
+    lips', the object's part over the lips would not be found in the shot's first frames, and would be learnt as the
+    mouth's colours and missed on (docs/faces.md "Occlusion")."""
     return float(np.median(saturation[lips])) >= neutral_ratio * float(np.median(saturation[skin]))
 
 
