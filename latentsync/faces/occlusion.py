@@ -210,6 +210,14 @@ def draw_hand(mask: np.ndarray, points: np.ndarray, finger_width: float, dilate:
             cv2.circle(mask, (int(p[0]), int(p[1])), thickness // 2, 255, -1)
 
 
+def _hands_on_grid(hands: list[np.ndarray], to_roi, shape, settings: OcclusionSettings) -> np.ndarray:
+    """uint8 {0, 255}: `hands` (frame pixels) drawn on an analysis grid of `shape` (`to_roi`: frame -> grid)."""
+    drawn = np.zeros(shape, np.uint8)
+    for hand in hands:
+        draw_hand(drawn, to_roi(hand), settings.finger_width, settings.hand_dilate)
+    return drawn
+
+
 # ---------------------------------------------------------------------------------------------- hands
 
 
@@ -365,14 +373,15 @@ def _robust_z(values_map: list[np.ndarray], sample: np.ndarray, floor: float) ->
     return z
 
 
-def _lips_seen(saturation: np.ndarray, lips: np.ndarray, skin: np.ndarray, neutral_ratio: float) -> bool:
+def _lips_seen(saturation: np.ndarray, lips: np.ndarray, skin_saturation: float, neutral_ratio: float) -> bool:
     """Whether the lip ring shows lips, so that its colours may be taken as the lips' own (the per-frame lip model
-    used until the shot's mouth colours are learnt): its median saturation is at least `neutral_ratio` x the skin's.
+    used until the shot's mouth colours are learnt): its median saturation is at least `neutral_ratio` x the skin's
+    (`skin_saturation`, the skin sample's median).
     Lips are about as saturated as the skin or more (0.77 x its median at the least, over 100 frames of every corpus
     clip); a microphone or a cup over most of the ring is grey or white (0.05-0.32 x). Were its colours taken as the
     lips', the object's part over the lips would not be found in the shot's first frames, and would be learnt as the
     mouth's colours and missed on (docs/faces.md "Occlusion")."""
-    return float(np.median(saturation[lips])) >= neutral_ratio * float(np.median(saturation[skin]))
+    return float(np.median(saturation[lips])) >= neutral_ratio * skin_saturation
 
 
 def _deeper_than_lips(chroma: list[np.ndarray], lips: np.ndarray, skin: np.ndarray, floor: float, z: float
@@ -423,11 +432,12 @@ def colour_candidates(roi: np.ndarray, regions: dict, settings: OcclusionSetting
     # when the skin's own spread is wide).
     saturation = np.hypot(chroma[0] - 1 / 3, chroma[1] - 1 / 3)
     face_luma = float(np.median(luma[skin]))
-    neutral, like_sheen = _neutral_objects(saturation, luma, skin, face_luma, s)
+    skin_saturation = float(np.median(saturation[skin]))
+    neutral, like_sheen = _neutral_objects(saturation, luma, skin, skin_saturation, face_luma, s)
     not_skin |= neutral
     mouth_area = (regions["lips"] > 0) | (regions["mouth"] > 0)
     lips = (regions["lips"] > 0) & bright_enough
-    if mouth_cells is None and lips.sum() >= 16 and _lips_seen(saturation, lips, skin, s.neutral_ratio):
+    if mouth_cells is None and lips.sum() >= 16 and _lips_seen(saturation, lips, skin_saturation, s.neutral_ratio):
         not_lips = _robust_z(chroma, lips, s.chroma_floor) > s.chroma_z
         not_lips &= ~_deeper_than_lips(chroma, lips, skin, s.chroma_floor, s.chroma_z)
         not_skin &= ~((regions["lips"] > 0) & ~not_lips)
@@ -671,16 +681,16 @@ def _blends(image: np.ndarray, mask: np.ndarray, contrast: float, tolerance: flo
     return out
 
 
-def _neutral_objects(saturation: np.ndarray, luma: np.ndarray, skin: np.ndarray, face_luma: float,
-                     settings: OcclusionSettings) -> tuple[np.ndarray, np.ndarray]:
+def _neutral_objects(saturation: np.ndarray, luma: np.ndarray, skin: np.ndarray, skin_saturation: float,
+                     face_luma: float, settings: OcclusionSettings) -> tuple[np.ndarray, np.ndarray]:
     """(objects, excused), bool. Objects: pixels that are grey, black, white or metal rather than this face's skin:
-    far less saturated than the skin (`neutral_ratio` x its median), unless they are as pale and as bright as the
+    far less saturated than the skin (`neutral_ratio` x its median, `skin_saturation`), unless they are as pale and as bright as the
     face's own sheen. Sheen, powder and highlights under a hard light are as pale as a white object; where the
     sample above the nose tip shows them (pale pixels at least as bright as its median skin, `sheen_share` of it or
     more), pale pixels from the skin's 10th brightness percentile to the sheen's 95th are skin; darker (black, grey
     metal) or brighter (white) ones are still objects. Excused: the pale pixels that only this sheen rule took for
     skin. `face_luma`: the sample's median luminance."""
-    neutral = saturation < settings.neutral_ratio * float(np.median(saturation[skin]))
+    neutral = saturation < settings.neutral_ratio * skin_saturation
     sheen = skin & neutral & (luma >= face_luma)  # pale and bright: an object there is rare
     if settings.sheen_share > 0 and sheen.sum() >= max(8, settings.sheen_share * skin.sum()):
         like_sheen = (luma >= np.percentile(luma[skin], 10)) & (luma <= np.percentile(luma[sheen], 95))
@@ -1041,10 +1051,9 @@ class OccluderMasker:
         def to_roi(points):
             return (np.asarray(points, np.float64) - origin) * scale
 
-        hands = np.zeros(small_hw, np.uint8)
         face_width = (face_box[2] - face_box[0]) * scale
-        for hand in self._hands(frame, face_box, landmarks) if self._hands is not None else []:
-            draw_hand(hands, to_roi(hand), s.finger_width, s.hand_dilate)
+        hands = _hands_on_grid(self._hands(frame, face_box, landmarks) if self._hands is not None else [], to_roi,
+                               small_hw, s)
         colour, carried = None, False
         sighting = _Sighting(region, small_hw, frame, to_roi, face_box, landmarks, face_width, s)
         if self._colour_due() and len(landmarks) in INNER_LIPS:
@@ -1149,9 +1158,7 @@ class OccluderMasker:
         for back, (earlier, hands) in enumerate(zip(earlier_frames, seen, strict=True), start=1):
             if not hands:
                 return
-            drawn = np.zeros(earlier.small_hw, np.uint8)
-            for hand in hands:
-                draw_hand(drawn, earlier.to_roi(hand), s.finger_width, s.hand_dilate)
+            drawn = _hands_on_grid(hands, earlier.to_roi, earlier.small_hw, s)
             self._revise(back, earlier, self._patch_from(earlier.region, earlier, None, drawn, earlier.face_width))
 
     def _revise(self, back: int, earlier: _Sighting, found: OcclusionPatch | None) -> None:
