@@ -50,13 +50,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentsync.faces.detector import FaceDetector  # noqa: E402
-from latentsync.faces.occlusion import (  # noqa: E402
-    OccluderMasker,
-    OcclusionPatch,
-    draw_hand,
-    edited_region,
-    keep_occluders,
-)
+from latentsync.faces.occlusion import OccluderMasker, OcclusionPatch, edited_region, keep_occluders  # noqa: E402
+from latentsync.faces.occlusion.hands import draw_hand  # noqa: E402
 from latentsync.faces.settings import load_faces_config  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
 from latentsync.pipelines.conditioning import fixed_mask_rgb_u8  # noqa: E402

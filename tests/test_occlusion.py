@@ -1,4 +1,4 @@
-"""Occluder masks (latentsync/faces/occlusion.py) on generated frames: the astronaut's face (scikit-image) with
+"""Occluder masks (latentsync/faces/occlusion/) on generated frames: the astronaut's face (scikit-image) with
 drawn occluders in front of her mouth; corpus checks skip when ../shared is absent."""
 
 from __future__ import annotations
@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 from latentsync.faces.detector import FaceDetector
-from latentsync.faces.occlusion import (
-    OccluderMasker,
-    OcclusionPatch,
-    draw_hand,
-    edited_region,
-    keep_occluders,
-    not_the_face,
-)
+from latentsync.faces.occlusion import OccluderMasker, OcclusionPatch, edited_region, keep_occluders
+from latentsync.faces.occlusion.hands import draw_hand, not_the_face
 from latentsync.faces.settings import load_faces_config
 from latentsync.faces.video import AlignmentTrack
 from latentsync.settings import SettingsError
@@ -245,7 +239,7 @@ def test_an_elongated_objects_end_part_of_another_colour_joins_it():
     """A pen's metal tip shares only the pen's short end, so the part rule's border share never holds (in the
     bench it was most of the pen's misses): a piece of other colours past the end of an elongated object, within
     its width, joins; a piece beside it (jaw shade, lips), or past the side of a round object, does not."""
-    from latentsync.faces.occlusion import _with_end_parts
+    from latentsync.faces.occlusion.colour import _with_end_parts
 
     found, other = np.zeros((60, 100), bool), np.zeros((60, 100), bool)
     found[28:33, 10:70] = True  # a pen, 60 x 5
@@ -265,7 +259,7 @@ def test_an_elongated_objects_end_takes_pixels_a_face_excuses_only_past_its_end(
     """A grey metal tip as pale as the face's sheen (or over the nose's underside) is no candidate, so the end rule
     had nothing to join (most of the pen's lost tip in the bench): such excused pixels count past the end, within
     the object's width and `reach` x its length, and nowhere else."""
-    from latentsync.faces.occlusion import _with_end_parts
+    from latentsync.faces.occlusion.colour import _with_end_parts
 
     found, nothing, excused = np.zeros((60, 120), bool), np.zeros((60, 120), bool), np.zeros((60, 120), bool)
     found[28:33, 10:70] = True  # a pen, 60 x 5
@@ -280,7 +274,7 @@ def test_an_elongated_objects_end_takes_pixels_a_face_excuses_only_past_its_end(
 
 def test_a_pens_grey_tip_as_pale_as_the_faces_sheen_is_kept(face):
     """The pen's tip over the sheen, in the sheen's own grey: only the end rule's excused pixels keep it."""
-    from latentsync.faces.occlusion import _disk
+    from latentsync.faces.occlusion.geometry import disk
 
     frame, box, landmarks, mouth, width = face
     shiny, sheen = with_sheen(frame, landmarks, width)
@@ -296,7 +290,7 @@ def test_a_pens_grey_tip_as_pale_as_the_faces_sheen_is_kept(face):
     on_face = (tip > 0) & (face_hull(frame.shape, landmarks) > 0)
     assert on_face.sum() > 100
     kept, spread = {}, {}
-    away = sheen & (cv2.dilate(pen, _disk(0.15 * width)) == 0)  # the sheen away from the pen
+    away = sheen & (cv2.dilate(pen, disk(0.15 * width)) == 0)  # the sheen away from the pen
     for reach in (0.0, load_faces_config().occlusion.end_reach):
         settings = load_faces_config(overrides=[f"occlusion.end_reach={reach}"]).occlusion
         with OccluderMasker("auto", settings) as masker:
@@ -311,7 +305,7 @@ def test_a_pens_grey_tip_as_pale_as_the_faces_sheen_is_kept(face):
 def test_below_the_chin_an_object_is_followed_straight_down_not_sideways():
     """A handle that goes on down below the chin stays found; the clothes of its colour that touch it beside it do
     not (they cost the microphone most of the edited region below two corpus speakers' chins)."""
-    from latentsync.faces.occlusion import _straight_down
+    from latentsync.faces.occlusion.colour import _straight_down
 
     found = np.zeros((40, 60), np.uint8)
     found[5:20, 20:30] = 255  # the head, on the face
@@ -364,7 +358,7 @@ def test_the_guided_filter_snaps_a_coarse_mask_to_the_objects_edge():
     """The colour cue finds an object on a grid 3x coarser than the frame, where its edge pixels are blurred
     mixes: upscaled, the found edge lies up to an analysis pixel off. The guided filter, fitted on the coarse
     grid and applied to the frame's own pixels, moves it onto the object's edge; a mask without edges stays."""
-    from latentsync.faces.occlusion import _guided_filter
+    from latentsync.faces.occlusion.masker import _guided_filter
 
     rng = np.random.default_rng(0)
     image = np.clip(rng.normal((200, 150, 130), 6, (90, 120, 3)), 0, 255).astype(np.uint8)  # textured skin
@@ -411,7 +405,7 @@ def test_a_thin_faint_piece_the_colour_cue_found_stays_found(monkeypatch):
     """In a dim shot the pen barely differs from the skin: the guided filter's fit is weak and its output tends to
     the window's share of found pixels, so a piece two analysis pixels wide would go. What was found stays found
     (less the outer quarter pixel of its edge)."""
-    from latentsync.faces import occlusion
+    from latentsync.faces.occlusion import masker as masker_module
 
     settings = load_faces_config().occlusion
     rng = np.random.default_rng(0)
@@ -424,25 +418,25 @@ def test_a_thin_faint_piece_the_colour_cue_found_stays_found(monkeypatch):
     pen[72:78, 40:240] = True
 
     def kept():
-        return (occlusion._fine_mask(crop, roi, found, 68.0, settings)[pen] >= 0.99).mean()
+        return (masker_module._fine_mask(crop, roi, found, 68.0, settings)[pen] >= 0.99).mean()
 
     assert kept() == 1.0
-    monkeypatch.setattr(occlusion, "FOUND_CORE", 1.0)  # the guided filter alone
+    monkeypatch.setattr(masker_module, "FOUND_CORE", 1.0)  # the guided filter alone
     assert kept() < 0.5
 
 
 def test_a_large_face_is_analysed_in_whole_blocks_and_its_occluder_found_alike(face):
     """A face four times the astronaut's size (a close-up at 1080p) is analysed in whole 5 x 5 pixel blocks
     (OpenCV's fast area resize) instead of at exactly `analysis_width`: the microphone is found as at 1x."""
-    from latentsync.faces.occlusion import _analysis_grid, _roi
+    from latentsync.faces.occlusion.geometry import analysis_grid, region_around
 
     frame, box, landmarks, mouth, width = face
     occluded, occluder = with_microphone(frame, mouth, width)
     big = cv2.resize(occluded, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
     big_occluder = cv2.resize(occluder.astype(np.uint8), None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST) > 0
     settings = load_faces_config().occlusion
-    region = _roi(box * 4, settings.roi_side, settings.roi_top, settings.roi_bottom, big.shape[:2])
-    blocks, (h, w) = _analysis_grid(region, settings.analysis_width)
+    region = region_around(box * 4, settings.roi_side, settings.roi_top, settings.roi_bottom, big.shape[:2])
+    blocks, (h, w) = analysis_grid(region, settings.analysis_width)
     k = (blocks[2] - blocks[0]) // w
     assert k >= 4 and (blocks[2] - blocks[0], blocks[3] - blocks[1]) == (k * w, k * h)
     assert 0 <= region[2] - blocks[2] < k and 0 <= region[3] - blocks[3] < k
@@ -477,7 +471,7 @@ def test_a_microphone_over_the_lips_from_a_shots_first_frame_is_kept(face, monke
     itself. A microphone head over most of the ring (95 % here) made its colours the "lips'": its part over the
     lips was not found, was then learnt as the mouth's colours, and was edited over for the whole shot. A ring
     whose median is grey is not taken for lips (`_lips_seen`)."""
-    from latentsync.faces import occlusion
+    from latentsync.faces.occlusion import colour as colour_module
 
     frame, box, landmarks, mouth, width = face
     occluded, microphone = draw_microphone(frame, (int(mouth[0]), int(mouth[1])), 0.23, width)
@@ -489,7 +483,7 @@ def test_a_microphone_over_the_lips_from_a_shots_first_frame_is_kept(face, monke
         return [0.0 if m is None else float((m[on_face] >= 0.99).mean()) for m in masks]
 
     assert min(kept_per_frame()) >= 0.9
-    monkeypatch.setattr(occlusion, "_lips_seen", lambda *args: True)  # the ring always taken for lips: before
+    monkeypatch.setattr(colour_module, "_lips_seen", lambda *args: True)  # the ring always taken for lips: before
     assert max(kept_per_frame()) <= 0.5
 
 
@@ -498,11 +492,12 @@ def test_what_comes_in_over_the_lips_is_not_learnt_as_the_mouth(face):
     from the cheek before it is found is not the mouth: its pixels over the lips, joined to it, are left out of
     the learning (`coming_in`), while the mouth's own dark inside in the same grey, joined to nothing outside the
     lips, and a speck across the lips' edge too small for an occluder are learnt."""
-    from latentsync.faces.occlusion import _analysis_grid, _roi, colour_candidates, coming_in, face_regions
+    from latentsync.faces.occlusion.colour import colour_candidates, coming_in, face_regions
+    from latentsync.faces.occlusion.geometry import analysis_grid, region_around
 
     frame, box, landmarks, mouth, width = face
     settings = load_faces_config().occlusion
-    region, (h, w) = _analysis_grid(_roi(box, settings.roi_side, settings.roi_top, settings.roi_bottom,
+    region, (h, w) = analysis_grid(region_around(box, settings.roi_side, settings.roi_top, settings.roi_bottom,
                                          frame.shape[:2]), settings.analysis_width)
     x0, y0, x1, y1 = region
     scale = w / (x1 - x0)
@@ -540,7 +535,7 @@ def test_an_object_the_cue_misses_over_the_lips_for_a_while_is_not_learnt_as_the
     """An object that covers the lips for a few frames before the colour cue finds it (over a background of its own
     colour, say; here the cue is made to miss it) does not become one of the shot's mouth colours: once found, it is
     kept over the mouth. Without `coming_in` the mouth model learns it, and most of it is then taken for the mouth."""
-    from latentsync.faces import occlusion
+    from latentsync.faces.occlusion import masker as masker_module
 
     frame, box, landmarks, mouth, width = face
     occluded, occluder = with_microphone_on_the_mouth(frame, mouth, width)
@@ -556,9 +551,9 @@ def test_an_object_the_cue_misses_over_the_lips_for_a_while_is_not_learnt_as_the
             for _ in range(settings.mouth_frames + 1):
                 assert masker(frame, box, landmarks) is None
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(occlusion, "colour_occluders", nothing)  # the cue misses it for 4 frames
+                patch.setattr(masker_module, "colour_occluders", nothing)  # the cue misses it for 4 frames
                 if not keep_out_what_comes_in:
-                    patch.setattr(occlusion, "coming_in", nothing)
+                    patch.setattr(masker_module, "coming_in", nothing)
                 for _ in range(4):
                     assert masker(occluded, box, landmarks) is None
             mask = masker(occluded, box, landmarks)
@@ -572,14 +567,14 @@ def test_colour_cue_skips_frames_only_while_nothing_is_in_sight(face, monkeypatc
     """Once the shot's mouth colours are learnt and nothing is found, the colour cue looks at every
     `colour_every`-th frame only; an object coming in is still found within that many frames, and from then on
     every frame is analysed."""
-    from latentsync.faces import occlusion
+    from latentsync.faces.occlusion import masker as masker_module
 
     frame, box, landmarks, mouth, width = face
     occluded, _ = with_microphone(frame, mouth, width)
     settings = load_faces_config(overrides=["occlusion.colour_every=3"]).occlusion
     calls = []
-    real = occlusion.colour_occluders
-    monkeypatch.setattr(occlusion, "colour_occluders", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = masker_module.colour_occluders
+    monkeypatch.setattr(masker_module, "colour_occluders", lambda *a, **k: calls.append(1) or real(*a, **k))
     with OccluderMasker("auto", settings) as masker:
         for _ in range(settings.mouth_frames):  # learning the mouth: every frame
             assert masker(frame, box, landmarks) is None
@@ -752,7 +747,7 @@ def test_an_object_is_followed_where_it_stayed_in_the_frame_and_where_it_moved_w
     """The carry and the look back look for the last frame's object at the same place in the frame (a microphone
     on a stand) and where the face took it (one the speaker holds): a thin pen held to a turning head was lost
     when only the first was tried (lp_d12 in the bench)."""
-    from latentsync.faces.occlusion import _Sighting, _where_it_may_be
+    from latentsync.faces.occlusion.masker import _Sighting, _where_it_may_be
 
     settings = load_faces_config().occlusion
     points = np.array([[130.0, 120.0], [170.0, 160.0]])  # two landmarks stand for the face
@@ -891,7 +886,7 @@ def test_a_hand_found_late_is_followed_back_over_the_frames_the_palm_detector_sk
     at frame 6 (the next run) is tracked back, by a second model fed the frames backwards, over frames 5, 4 and 3
     (`revisions`), up to `look_back` frames; frame 2, without it, stays unmasked. Without the look back frames 3-5
     are edited over the hand."""
-    from latentsync.faces.occlusion import HandFinder
+    from latentsync.faces.occlusion.hands import HandFinder
 
     frame, box, landmarks, mouth, width = face
     # A hand of a real hand's size reaching up over the mouth, as shares of the hand model's search region.
@@ -927,9 +922,9 @@ def test_a_hand_found_late_is_followed_back_over_the_frames_the_palm_detector_sk
 
 
 def _hand_region(box, shape, settings) -> tuple[int, int, int, int]:
-    from latentsync.faces.occlusion import _roi
+    from latentsync.faces.occlusion.geometry import region_around
 
-    return _roi(box, settings.hand_side, 0.0, settings.hand_below, shape[:2])
+    return region_around(box, settings.hand_side, 0.0, settings.hand_below, shape[:2])
 
 
 @pytest.mark.skipif(not (SHARED / "media" / "corpus" / "vr_face3.mp4").is_file(),

@@ -1,0 +1,189 @@
+"""The hand cue: MediaPipe Hands (palm detector + 21-point hand landmarks, the `hand_landmark` and
+`palm_detection` models shipped inside the mediapipe wheel) on a search region around and below the face (hands
+arrive from there).
+
+While no hand is in sight the palm detector runs only every `hand_every`-th frame (it costs ~9 ms on a CPU core);
+once a hand is found it is tracked on every frame, and tracked back over the frames the palm detector skipped
+right before (up to `look_back`: `HandFinder.followed_back`, used by the masker). Its pixels: the palm's convex
+hull plus a capsule per finger, grown a little (`draw_hand`). A hand counts only with its fingers over the face
+(a neck can read as a hand), and the palm detector also fires on faces: a small "hand" whose wrist lies on the
+face's edge is the face itself and is dropped (`not_the_face`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+from ..settings import OcclusionSettings
+from .geometry import region_around
+
+# MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
+PALM = (0, 1, 2, 5, 9, 13, 17)
+FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+
+
+def draw_hand(mask: np.ndarray, points: np.ndarray, finger_width: float, dilate: float) -> None:
+    """Draw one hand (21 MediaPipe landmarks, in `mask`'s pixels) into a uint8 mask: palm hull + finger capsules."""
+    palm_length = float(np.linalg.norm(points[9] - points[0]))
+    if palm_length < 1e-3:
+        return
+    thickness = max(1, int(round(finger_width * palm_length + 2 * dilate * palm_length)))
+    hull = cv2.convexHull(np.round(points[list(PALM)]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 255)
+    if dilate > 0:
+        cv2.polylines(mask, [hull], True, 255, max(1, int(round(2 * dilate * palm_length))))
+    for chain in FINGERS:
+        pts = np.round(points[list(chain)]).astype(np.int32)
+        cv2.polylines(mask, [pts], False, 255, thickness)
+        for p in pts:
+            cv2.circle(mask, (int(p[0]), int(p[1])), thickness // 2, 255, -1)
+
+
+def hands_on_grid(hands: list[np.ndarray], to_roi, shape, settings: OcclusionSettings) -> np.ndarray:
+    """uint8 {0, 255}: `hands` (frame pixels) drawn on an analysis grid of `shape` (`to_roi`: frame -> grid)."""
+    drawn = np.zeros(shape, np.uint8)
+    for hand in hands:
+        draw_hand(drawn, to_roi(hand), settings.finger_width, settings.hand_dilate)
+    return drawn
+
+
+def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings) -> bool:
+    """False for a "hand" that is not a hand in front of the face. A hand covers the mouth only with its fingers
+    over the face: `hand_min_on_face` of its 21 points inside the face's outline (the landmark hull) at least. A
+    neck and collarbone read as a hand of a real hand's size, its wrist below the chin and its fingers along the
+    collarbone, had 0-3 there and covered a whole chin (docs/faces.md "Occlusion"). And the palm detector fires on
+    faces themselves (its authors: hard to avoid, it detects the palm area): the landmarks then lie along the jaw
+    and lips, the wrist on the face's edge. A real hand in front of the face is at the face's depth or nearer, so
+    its palm (wrist to middle-finger base) is as long as an adult's there, ~0.65-0.75 W; one whose wrist lies within
+    `hand_wrist_band` x W of the outline must have a palm of `hand_min_palm` x W at least (the false hands on faces
+    measured 0.24-0.48 W). A smaller hand whose wrist lies further below or beside the face (an arm reaching in)
+    is kept."""
+    s = settings
+    outline = cv2.convexHull(np.asarray(landmarks, np.float32)[:, :2])
+    on_face = sum(cv2.pointPolygonTest(outline, (float(x), float(y)), False) >= 0 for x, y in hand[:, :2])
+    if on_face < s.hand_min_on_face:
+        return False
+    if np.linalg.norm(hand[9] - hand[0]) >= s.hand_min_palm * face_width:
+        return True
+    wrist = (float(hand[0][0]), float(hand[0][1]))
+    return cv2.pointPolygonTest(outline, wrist, True) < -s.hand_wrist_band * face_width
+
+
+class HandFinder:
+    """MediaPipe Hands on a search region around the face, in video mode (it tracks a found hand itself)."""
+
+    def __init__(self, settings: OcclusionSettings):
+        self.settings = settings
+        self._hands = self._model()
+        self._backwards = None  # the same model, fed frames backwards (`followed_back`), made when first needed
+        self._region: tuple[int, int, int, int] | None = None
+        self._calls = 0
+        self._last: list[np.ndarray] = []
+        self._missed = 0
+        self._skipped = 0  # frames since the palm detector last ran
+        self.unsearched = 0  # when the last call found a hand where none was: the frames right before it that the
+        # palm detector skipped (`hand_every`), else 0
+        self.runs = 0
+
+    def _model(self):
+        import mediapipe as mp
+
+        s = self.settings
+        return mp.solutions.hands.Hands(
+            static_image_mode=False, max_num_hands=2, model_complexity=s.hand_model_complexity,
+            min_detection_confidence=s.hand_min_score, min_tracking_confidence=s.hand_min_score)
+
+    def reset(self) -> None:
+        """Forget the hands seen so far, the model's own tracking included (a shot cut: nothing carries over)."""
+        self._region, self._calls, self._last, self._missed, self._skipped, self.unsearched = None, 0, [], 0, 0, 0
+        self._hands.reset()
+
+    def _search_region(self, face_box, frame_hw):
+        """Keep the region fixed while the face stays inside its middle, so the model's tracking stays valid."""
+        s = self.settings
+        x1, y1, x2, y2 = (float(v) for v in face_box)
+        if self._region is not None:
+            rx0, ry0, rx1, ry1 = self._region
+            cx, cy, fw = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1
+            expected_w = (1 + 2 * s.hand_side) * fw
+            inside = rx0 + 0.3 * (rx1 - rx0) <= cx <= rx1 - 0.3 * (rx1 - rx0) and ry0 <= cy <= ry1
+            if inside and 0.8 <= (rx1 - rx0) / max(expected_w, 1.0) <= 1.25:
+                return self._region
+        self._region = region_around(face_box, s.hand_side, 0.0, s.hand_below, frame_hw)
+        return self._region
+
+    def __call__(self, frame: np.ndarray, face_box, face_landmarks=None) -> list[np.ndarray]:
+        """Hands (each (21, 2) frame pixels) seen in this frame, or held from the last few frames. With the
+        face's landmarks, a "hand" that is the face itself is dropped (`not_the_face`)."""
+        self._calls += 1
+        self.unsearched = 0
+        if not self._last and (self._calls - 1) % self.settings.hand_every:
+            self._skipped += 1
+            return []
+        skipped, self._skipped = self._skipped, 0
+        region = self._search_region(face_box, frame.shape[:2])
+        if region is None:
+            return []
+        hands = self._run(self._hands, frame, region, face_box, face_landmarks)
+        if hands:
+            if not self._last:  # a hand just found: the frames skipped right before may show it too
+                self.unsearched = skipped
+            self._last, self._missed = hands, 0
+            return hands
+        if self._last and self._missed < self.settings.hand_hold:
+            self._missed += 1
+            return self._last
+        self._last, self._missed = [], 0
+        return []
+
+    def followed_back(self, frames) -> Iterator[list[np.ndarray]]:
+        """The hands in each of `frames` ((frame, face box, face landmarks), the last call's frame first, then
+        earlier ones, newest first), as a second model in video mode sees them when fed the frames backwards: a
+        hand found in the first is tracked back over the others (the palm detector alone misses a hand in many
+        frames that tracking keeps). For the frames the palm detector skipped (`OccluderMasker._look_back_hands`);
+        the forward model's tracking is not touched."""
+        if self._backwards is None:
+            self._backwards = self._model()
+        else:
+            self._backwards.reset()
+        for frame, face_box, face_landmarks in frames:
+            yield self._run(self._backwards, frame, self._region, face_box, face_landmarks)
+
+    def _run(self, model, frame: np.ndarray, region, face_box, face_landmarks) -> list[np.ndarray]:
+        """The hands `model` sees in the frame's search `region`, in frame pixels, less those that are the face."""
+        x0, y0, x1, y1 = region
+        crop, scale = self._model_input(frame[y0:y1, x0:x1])
+        self.runs += 1
+        result = model.process(np.ascontiguousarray(crop))
+        hands = []
+        for landmarks in result.multi_hand_landmarks or []:
+            pts = np.array([(p.x * crop.shape[1], p.y * crop.shape[0]) for p in landmarks.landmark])
+            hands.append(pts / scale + np.array([x0, y0], dtype=np.float64))
+        if face_landmarks is not None:
+            width = float(face_box[2] - face_box[0])
+            hands = [hand for hand in hands if not_the_face(hand, face_landmarks, width, self.settings)]
+        return hands
+
+    def _model_input(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
+        """The search region at the hand model's input size, and its scale: a region k >= 2 times
+        `hand_max_side` is averaged in whole k x k blocks (OpenCV's fast area resize: 2.8 against 7.1 ms for a
+        600 px face's region) to between 1 and 2 x `hand_max_side`, else area-resized to `hand_max_side`."""
+        h, w = crop.shape[:2]
+        k = max(h, w) // self.settings.hand_max_side
+        if k >= 2:
+            crop = crop[: h - h % k, : w - w % k]
+            return cv2.resize(crop, (w // k, h // k), interpolation=cv2.INTER_AREA), 1.0 / k
+        scale = min(1.0, self.settings.hand_max_side / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+        return crop, scale
+
+    def close(self) -> None:
+        self._hands.close()
+        if self._backwards is not None:
+            self._backwards.close()
+
