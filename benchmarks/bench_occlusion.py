@@ -53,7 +53,10 @@ from latentsync.faces.detector import FaceDetector  # noqa: E402
 from latentsync.faces.occlusion import OccluderMasker, OcclusionPatch, edited_region, keep_occluders  # noqa: E402
 from latentsync.faces.occlusion.hands import draw_hand  # noqa: E402
 from latentsync.faces.settings import load_faces_config  # noqa: E402
-from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
+from latentsync.faces.video import (
+    StoredMask,  # noqa: E402
+    VideoFaceProcessor,  # noqa: E402
+)
 from latentsync.pipelines.conditioning import fixed_mask_rgb_u8  # noqa: E402
 from latentsync.utils.media import VideoWriter, iter_frames  # noqa: E402
 
@@ -375,6 +378,14 @@ def measure(originals, outputs, regions, occluders, workdir: Path, encoded_origi
     return result
 
 
+def stored_sizes(masks) -> dict:
+    """What the face pass's track keeps of these masks for the run (`StoredMask`): how many, their bytes as uint8
+    and as stored (compressed)."""
+    stored = [StoredMask.of_mask(p.box, p.mask) for p in masks if p is not None]
+    return {"masks": len(stored), "raw_bytes": sum(m.shape[0] * m.shape[1] for m in stored),
+            "stored_bytes": sum(len(m.data) for m in stored)}
+
+
 def clean_shrink(frames, aligned, face_size, mode, settings, workdir) -> dict:
     outputs, regions, masks, seconds = simulate(frames, aligned, face_size, mode, settings)
     covered = [float((m.full(r.shape) * r).sum() / max(1, r.sum())) for m, r in zip(masks, regions, strict=True)
@@ -474,6 +485,7 @@ def main() -> None:
                 row[kind] = measure(comp, outputs, regions, occluders, workdir, encoded)
                 row[kind]["ms_per_frame"] = 1000 * seconds / len(comp)
                 row[kind]["frames_with_face"] = sum(a.has_face for a in comp_aligned)
+                row[kind]["stored"] = stored_sizes(masks)
                 if not args.no_oracle:
                     outputs, regions, _, _ = simulate(comp, comp_aligned, comp_size, "oracle", settings, occluders)
                     row[f"oracle_{kind}"] = measure(comp, outputs, regions, occluders, workdir, encoded)
@@ -506,6 +518,8 @@ def summarise(clips: dict, kinds) -> dict:
         for extra in ("kept_core", "kept_vs_enc"):
             values = np.array([r.get(extra, np.nan) for r in rows])
             out[kind][f"{extra}_all_pixels"] = float(np.nansum(values * weights) / weights[~np.isnan(values)].sum())
+    stored = [r[kind]["stored"] for r in clips.values() for kind in kinds if "stored" in r.get(kind, {})]
+    out["stored_masks"] = {key: sum(s[key] for s in stored) for key in ("masks", "raw_bytes", "stored_bytes")}
     shrink = [r["clean"]["shrink"] for r in clips.values()]
     out["clean"] = {"shrink_worst_clip": float(max(shrink)), "shrink_mean": float(np.mean(shrink)), "clips": len(shrink)}
     return out
@@ -549,6 +563,11 @@ def markdown_table(clips: dict, summary: dict, kinds) -> str:
         first = (f"mean {_pct(clean['shrink_mean'], 1)}, worst {_pct(clean['shrink_worst_clip'], 1)}"
                  if fmt == "main" else "")
         lines.append(f"| **all clips**: {label} | {first} | " + " | ".join(cells) + " |")
+    stored = summary.get("stored_masks", {})
+    if stored.get("masks"):
+        lines.append(f"\nOccluder masks as the face pass's track keeps them: {stored['masks']} masks, "
+                     f"{stored['raw_bytes'] / stored['masks'] / 1e3:.1f} kB a mask as uint8, "
+                     f"{stored['stored_bytes'] / stored['masks'] / 1e3:.1f} kB stored.")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,7 @@ from latentsync.faces.choice import FaceChoice
 from latentsync.faces.detector import FaceDetector
 from latentsync.faces.face_pass import ChunkSource
 from latentsync.faces.prepared import PreparedFaces, PreparedFacesError
-from latentsync.faces.video import VideoFaceProcessor
+from latentsync.faces.video import AlignmentTrack, StoredMask, VideoFaceProcessor
 from latentsync.pipelines.frame_schedule import source_frame_indices
 from latentsync.utils.content_cache import EntryCache
 from latentsync.utils.media import VideoReader
@@ -59,12 +60,13 @@ def with_occluders(record: PreparedFaces) -> PreparedFaces:
     """The record with two occluder masks of different sizes (the generated clip has no occluder)."""
     tensors, meta = record.to_tensors()
     rng = np.random.default_rng(0)
-    masks = {3: ((10, 20, 50, 44), rng.integers(0, 256, (12, 20), dtype=np.uint8)),
-             37: ((0, 0, 5, 7), rng.integers(0, 256, (7, 5), dtype=np.uint8))}
-    tensors.update({"occluder_index": torch.tensor([3, 37]), "occluder_box": torch.tensor([m[0] for m in masks.values()]),
-                    "occluder_shape": torch.tensor([m[1].shape for m in masks.values()]),
-                    "occluder_offsets": torch.tensor([0, 240, 275]),
-                    "occluder_pixels": torch.from_numpy(np.concatenate([m[1].ravel() for m in masks.values()]))})
+    masks = {3: StoredMask.of((10, 20, 50, 44), rng.integers(0, 256, (12, 20), dtype=np.uint8)),
+             37: StoredMask.of((0, 0, 5, 7), rng.integers(0, 256, (7, 5), dtype=np.uint8))}
+    data = b"".join(m.data for m in masks.values())
+    tensors.update({"occluder_index": torch.tensor([3, 37]), "occluder_box": torch.tensor([m.box for m in masks.values()]),
+                    "occluder_shape": torch.tensor([m.shape for m in masks.values()]),
+                    "occluder_offsets": torch.tensor([0, len(masks[3].data), len(data)]),
+                    "occluder_zlib": torch.from_numpy(np.frombuffer(data, np.uint8).copy())})
     return PreparedFaces.from_tensors(tensors, meta)
 
 
@@ -87,8 +89,8 @@ def test_round_trip_is_exact(first_run):
         assert np.array_equal(getattr(back, name), getattr(record, name), equal_nan=True)
         assert getattr(back, name).dtype == getattr(record, name).dtype
     assert back.occluders.keys() == {3, 37}
-    for index, (box, mask) in record.occluders.items():
-        assert back.occluders[index][0] == box and np.array_equal(back.occluders[index][1], mask)
+    for index, stored in record.occluders.items():
+        assert back.occluders[index].box == stored.box and np.array_equal(back.occluders[index].pixels(), stored.pixels())
     assert (back.cuts, back.stats, back.face_size) == (record.cuts, record.stats, record.face_size)
     assert back != first_run[1]  # the occluders count
 
@@ -114,8 +116,15 @@ def test_a_broken_or_foreign_record_is_refused(first_run):
         PreparedFaces.from_tensors({**tensors, "matrices": tensors["matrices"].double()}, meta)
     with pytest.raises(PreparedFacesError, match=r"'matrices' is float32\[40, 2, 3\], expected float32\[41"):
         PreparedFaces.from_tensors(tensors, {**meta, "num_frames": FRAMES + 1})
+    offsets = tensors["occluder_offsets"]
     with pytest.raises(PreparedFacesError, match="occluder masks do not add up"):
-        PreparedFaces.from_tensors({**tensors, "occluder_offsets": torch.tensor([0, 240, 274])}, meta)
+        PreparedFaces.from_tensors({**tensors, "occluder_offsets": offsets - torch.tensor([0, 0, 1])}, meta)
+    with pytest.raises(PreparedFacesError, match="occluder masks do not add up"):  # a stream cut short
+        PreparedFaces.from_tensors({**tensors, "occluder_offsets": offsets - torch.tensor([0, 1, 1]),
+                                    "occluder_zlib": torch.cat([tensors["occluder_zlib"][: int(offsets[1]) - 1],
+                                                                tensors["occluder_zlib"][int(offsets[1]):]])}, meta)
+    with pytest.raises(PreparedFacesError, match="occluder masks do not add up"):  # a mask of another size
+        PreparedFaces.from_tensors({**tensors, "occluder_shape": tensors["occluder_shape"] + 1}, meta)
     with pytest.raises(PreparedFacesError, match="resolution"):
         PreparedFaces.from_tensors(tensors, meta, VideoFaceProcessor(RESOLUTION * 2, detector="mediapipe"))
 
@@ -195,3 +204,20 @@ def test_a_short_schedule_replays_like_a_fresh_run_over_the_same_frames(clip, de
     assert replayed[0].has_face.all() and covering[0].has_face.all()  # the gap is bridged
     assert torch.equal(replayed[0].faces, covering[0].faces)
     assert not alone[0].has_face[list(SHORT_GAP)].any()  # a face pass ending in the gap cannot bridge it
+
+
+def test_an_occluder_mask_is_kept_exactly_and_compressed():
+    """The track keeps each frame's occluder mask as zlib-compressed uint8 (`StoredMask`): it gives back exactly
+    the uint8 mask it stored, and a feathered mask (mostly 0 and 255) takes well under a third of its raw size."""
+    disc = np.zeros((90, 120), np.float32)
+    cv2.circle(disc, (60, 50), 28, 1.0, -1)
+    mask = np.minimum(cv2.GaussianBlur(cv2.dilate(disc, np.ones((9, 9), np.uint8)), (9, 9), 2.0), 1.0)
+    track = AlignmentTrack.empty(5, VideoFaceProcessor(RESOLUTION, detector="mediapipe"))
+    track.keep_occluder(2, (300, 200, 420, 290), mask)
+    stored = track.occluders[2]
+    assert stored.box == (300, 200, 420, 290) and stored.shape == (90, 120)
+    assert np.array_equal(stored.pixels(), np.rint(mask * 255).astype(np.uint8))
+    assert len(stored.data) < mask.size / 3
+    full = track.occluder(2, (480, 640))
+    assert np.abs(full[200:290, 300:420] - mask).max() <= 0.5 / 255 + 1e-6 and full.sum() == full[200:290, 300:420].sum()
+    assert track.occluder(1, (480, 640)) is None

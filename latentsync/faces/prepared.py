@@ -6,7 +6,8 @@ shot cuts and the face pass's counts. `ChunkSource(..., prepared=record)` then r
 frame is decoded and re-warped from the recorded matrices, the path frames shown again take in a normal run,
 and that crop equals the face pass's own bit for bit (tests/test_prepared_faces.py). `to_tensors` /
 `from_tensors` turn it into named tensors plus a JSON-able dict (`latentsync.utils.content_cache.EntryCache`)
-and back exactly; the occluder masks are packed into flat tensors with offsets, nothing is pickled.
+and back exactly; the occluder masks (compressed, `StoredMask`) are packed into flat tensors with offsets, nothing is
+pickled.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .video import AlignmentTrack, VideoFaceProcessor, VideoFaceStats
+from .video import AlignmentTrack, StoredMask, VideoFaceProcessor, VideoFaceStats
 
-PREPARED_FORMAT = 1  # bump when the fields change: older records are refused (and recomputed by the caller)
+# Bump when the fields change: older records are refused (and recomputed by the caller). 2: occluder masks compressed.
+PREPARED_FORMAT = 2
 STAT_NAMES = ("frames", "with_face", "without_face", "bridged", "detector_runs")
 # name -> (dtype, shape after the frame axis) of the per-frame arrays
 FRAME_ARRAYS = {"matrices": (np.float32, (2, 3)), "has_face": (np.bool_, ()), "bridged": (np.bool_, ()),
                 "boxes": (np.float32, (4,)), "points3": (np.float32, (3, 2)), "track_ids": (np.int64, ())}
 OCCLUDER_ARRAYS = {"occluder_index": (np.int64, ()), "occluder_box": (np.int64, (4,)),
                    "occluder_shape": (np.int64, (2,)), "occluder_offsets": (np.int64, ()),
-                   "occluder_pixels": (np.uint8, ())}
+                   "occluder_zlib": (np.uint8, ())}
 
 
 class PreparedFacesError(ValueError):
@@ -53,13 +55,13 @@ class PreparedFaces:
     boxes: np.ndarray  # (N, 4) float32 landmark boxes, NaN without a face
     points3: np.ndarray  # (N, 3, 2) float32, NaN without a face
     track_ids: np.ndarray  # (N,) int64, -1 without a face
-    occluders: Mapping[int, tuple[tuple[int, int, int, int], np.ndarray]]  # index -> (box, small uint8 mask)
+    occluders: Mapping[int, StoredMask]  # source index -> its occluder mask (immutable, shared with tracks)
 
     @classmethod
     def from_track(cls, track: AlignmentTrack, cuts, occlusion: str) -> PreparedFaces:
         """The record of a finished face pass (`track` covers all its frames; the arrays are copied)."""
         arrays = {name: _frozen(getattr(track, name)) for name in FRAME_ARRAYS}
-        occluders = {int(i): (tuple(int(v) for v in box), _frozen(mask)) for i, (box, mask) in track.occluders.items()}
+        occluders = {int(i): stored for i, stored in track.occluders.items()}
         return cls(num_frames=len(track.has_face), resolution=int(track.resolution),
                    face_size=tuple(int(v) for v in track.processor.restorer.face_size), occlusion=str(occlusion),
                    cuts=tuple(sorted(int(c) for c in cuts)), stats=dict(track.stats.as_dict()),
@@ -87,7 +89,7 @@ class PreparedFaces:
         processor.cuts = set(self.cuts)
         processor.find_cuts = False
         arrays = {name: np.array(getattr(self, name)) for name in FRAME_ARRAYS}
-        occluders = {i: (box, np.array(mask)) for i, (box, mask) in self.occluders.items()}
+        occluders = dict(self.occluders)
         return AlignmentTrack(stats=processor.stats, processor=processor, occluders=occluders, **arrays)
 
     def _stats(self) -> VideoFaceStats:
@@ -144,31 +146,38 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pack_occluders(occluders: Mapping) -> dict[str, np.ndarray]:
-    """The occluder masks as flat arrays: frame index, box and mask shape per occluder, all pixels in one run."""
+def _pack_occluders(occluders: Mapping[int, StoredMask]) -> dict[str, np.ndarray]:
+    """The occluder masks as flat arrays: frame index, box and mask shape per occluder, all compressed masks in one
+    run (`occluder_offsets` into it)."""
     order = sorted(occluders)
-    masks = [np.ascontiguousarray(occluders[i][1], dtype=np.uint8) for i in order]
-    sizes = [m.size for m in masks]
+    stored = [occluders[i] for i in order]
     return {"occluder_index": np.asarray(order, dtype=np.int64).reshape(-1),
-            "occluder_box": np.asarray([occluders[i][0] for i in order], dtype=np.int64).reshape(-1, 4),
-            "occluder_shape": np.asarray([m.shape for m in masks], dtype=np.int64).reshape(-1, 2),
-            "occluder_offsets": np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64),
-            "occluder_pixels": np.concatenate([m.ravel() for m in masks]) if masks else np.zeros(0, np.uint8)}
+            "occluder_box": np.asarray([m.box for m in stored], dtype=np.int64).reshape(-1, 4),
+            "occluder_shape": np.asarray([m.shape for m in stored], dtype=np.int64).reshape(-1, 2),
+            "occluder_offsets": np.concatenate([[0], np.cumsum([len(m.data) for m in stored], dtype=np.int64)]
+                                               ).astype(np.int64),
+            "occluder_zlib": np.frombuffer(b"".join(m.data for m in stored), np.uint8).copy()}
 
 
-def _unpack_occluders(tensors: Mapping[str, torch.Tensor], num_frames: int) -> dict:
+def _unpack_occluders(tensors: Mapping[str, torch.Tensor], num_frames: int) -> dict[int, StoredMask]:
+    """`_pack_occluders`' arrays back into masks, each one checked to decompress to its shape."""
     index = _checked_array(tensors, "occluder_index", np.int64, (None,))
     count = len(index)
     box = _checked_array(tensors, "occluder_box", np.int64, (count, 4))
     shape = _checked_array(tensors, "occluder_shape", np.int64, (count, 2))
     offsets = _checked_array(tensors, "occluder_offsets", np.int64, (count + 1,))
-    pixels = _checked_array(tensors, "occluder_pixels", np.uint8, (None,))
-    sizes = shape.prod(axis=1) if count else np.zeros(0, np.int64)
-    if offsets[0] != 0 or not np.array_equal(np.diff(offsets), sizes) or offsets[-1] != len(pixels) \
+    data = _checked_array(tensors, "occluder_zlib", np.uint8, (None,)).tobytes()
+    if offsets[0] != 0 or (np.diff(offsets) < 1).any() or offsets[-1] != len(data) \
             or (shape < 1).any() or ((index < 0) | (index >= num_frames)).any() or len(set(index.tolist())) < count:
         raise PreparedFacesError("prepared face pass: the packed occluder masks do not add up")
-    return {int(i): (tuple(int(v) for v in box[k]), _frozen(pixels[offsets[k]:offsets[k + 1]].reshape(shape[k])))
-            for k, i in enumerate(index)}
+    occluders = {int(i): StoredMask(tuple(int(v) for v in box[k]), (int(shape[k][0]), int(shape[k][1])),
+                                    data[offsets[k]:offsets[k + 1]]) for k, i in enumerate(index)}
+    for stored in occluders.values():
+        try:
+            stored.pixels()
+        except ValueError as exc:
+            raise PreparedFacesError(f"prepared face pass: the packed occluder masks do not add up ({exc})") from exc
+    return occluders
 
 
 def _checked_array(tensors: Mapping[str, torch.Tensor], name: str, dtype, shape: tuple) -> np.ndarray:

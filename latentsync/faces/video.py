@@ -15,6 +15,7 @@ any crop.
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -289,6 +290,46 @@ class VideoFaceProcessor:
             self.detector.close()
 
 
+@dataclass(frozen=True)
+class StoredMask:
+    """One frame's occluder mask as the track keeps it: the frame box it covers (x0, y0, x1, y1), its stored size
+    (h, w) and its uint8 pixels (255 = keep the original), zlib-compressed. Lossless; the feathered masks are
+    mostly 0 and 255, so they shrink ~3.5x (12.2 to 3.5 kB on the occlusion bench's masks, docs/benchmarks.md):
+    a video with an occluder in every frame grows the track by that much a frame, for as long as the run lasts
+    (frames may be shown again, and the reuse cache stores them)."""
+
+    box: tuple[int, int, int, int]
+    shape: tuple[int, int]
+    data: bytes
+
+    @classmethod
+    def of_mask(cls, box, mask: np.ndarray) -> StoredMask:
+        """A float mask in [0, 1] over `box`, stored at most `OCCLUDER_STORE_SIDE` pixels a side as uint8 (the mask
+        is feathered, so little is lost)."""
+        height, width = mask.shape
+        scale = min(1.0, OCCLUDER_STORE_SIDE / max(height, width))
+        small = cv2.resize(mask, (max(1, round(width * scale)), max(1, round(height * scale))),
+                           interpolation=cv2.INTER_AREA) if scale < 1 else mask
+        return cls.of(box, np.rint(np.clip(small, 0, 1) * 255).astype(np.uint8))
+
+    @classmethod
+    def of(cls, box, pixels: np.ndarray) -> StoredMask:
+        """(h, w) uint8 pixels over `box`, compressed."""
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        return cls(tuple(int(v) for v in box), (int(pixels.shape[0]), int(pixels.shape[1])),
+                   zlib.compress(pixels.tobytes()))
+
+    def pixels(self) -> np.ndarray:
+        """The (h, w) uint8 mask (read-only). Raises ValueError for data that is not such a mask."""
+        try:
+            raw = zlib.decompress(self.data)
+        except zlib.error as exc:
+            raise ValueError(f"stored occluder mask: {exc}") from exc
+        if len(raw) != self.shape[0] * self.shape[1]:
+            raise ValueError(f"stored occluder mask: {len(raw)} bytes for a {self.shape} mask")
+        return np.frombuffer(raw, np.uint8).reshape(self.shape)
+
+
 @dataclass
 class AlignmentTrack:
     """Alignment of each source frame: matrices (N, 2, 3) image -> crop, has_face and bridged flags (N,), and for
@@ -303,7 +344,7 @@ class AlignmentTrack:
     boxes: np.ndarray
     points3: np.ndarray
     track_ids: np.ndarray
-    occluders: dict = field(default_factory=dict)  # index -> (box (x0, y0, x1, y1), small uint8 mask), see below
+    occluders: dict[int, StoredMask] = field(default_factory=dict)  # source index -> its mask (`keep_occluder`)
 
     @classmethod
     def empty(cls, num_frames: int, processor: VideoFaceProcessor) -> AlignmentTrack:
@@ -324,21 +365,17 @@ class AlignmentTrack:
     def keep_occluder(self, index: int, box: tuple[int, int, int, int], mask: np.ndarray) -> None:
         """Remember frame `index`'s occluder mask (float in [0, 1] over `box`) for every time the frame is shown.
 
-        Stored at most `OCCLUDER_STORE_SIDE` pixels a side as uint8 (the mask is feathered, so little is lost): a
-        few kB per occluded frame instead of a full-frame float mask."""
-        height, width = mask.shape
-        scale = min(1.0, OCCLUDER_STORE_SIDE / max(height, width))
-        small = cv2.resize(mask, (max(1, round(width * scale)), max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA) if scale < 1 else mask
-        self.occluders[index] = (tuple(int(v) for v in box), np.rint(np.clip(small, 0, 1) * 255).astype(np.uint8))
+        Kept small (`StoredMask.of_mask`): ~3.5 kB per occluded frame instead of a full-frame float mask."""
+        self.occluders[index] = StoredMask.of_mask(box, mask)
 
     def occluder(self, index: int, frame_hw: tuple[int, int]) -> np.ndarray | None:
         """Frame `index`'s full-frame (H, W) float32 occluder mask (1 = keep the original pixel), or None."""
         if index not in self.occluders:
             return None
-        (x0, y0, x1, y1), small = self.occluders[index]
+        stored = self.occluders[index]
+        x0, y0, x1, y1 = stored.box
         out = np.zeros(frame_hw, dtype=np.float32)
-        out[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) / 255.0
+        out[y0:y1, x0:x1] = cv2.resize(stored.pixels(), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) / 255.0
         return out
 
     @property

@@ -28,12 +28,12 @@ from latentsync.utils.content_cache import EntryCache, content_key, file_digest
 
 logger = logging.getLogger(__name__)
 
-PREPARED_VIDEO_FORMAT = 8  # bump when what an entry holds, or how its face pass (occluder masks included) or a
+PREPARED_VIDEO_FORMAT = 9  # bump when what an entry holds, or how its face pass (occluder masks included) or a
 # frame's moments are computed, changes: older entries are then recomputed (4: the mouth model kept from what comes
 # in; 5: objects followed only straight down below the chin, and followed where the face took them; 6: an elongated
 # object's end takes the pale pixels the face excuses, a hand counts only with its fingers over the face, and grey
 # objects before a dim face are candidates; 7: a hand found late is tracked back over the frames the palm detector
-# skipped; 8: a grey lip ring is not taken for the lips' colours)
+# skipped; 8: a grey lip ring is not taken for the lips' colours; 9: occluder masks stored compressed)
 
 
 class PreparedMoments:

@@ -91,5 +91,6 @@ def analysis_grid(region: tuple[int, int, int, int], analysis_width: int):
 
 
 def disk(radius: float) -> np.ndarray:
+    """An elliptic structuring element about `radius` pixels in radius (an odd size, at least 1)."""
     size = max(1, int(round(2 * radius)) | 1)
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
