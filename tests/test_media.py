@@ -67,11 +67,12 @@ def ffmpeg_fps_choice(path, fps: float = 25) -> np.ndarray:
 
 
 def generated_clip(tmp_path, name: str, video_filters: str, rate: str = "25", seconds: float = 3,
-                   video_offset: float | None = None) -> str:
-    """A testsrc2 clip (a frame counter and moving shapes: every frame differs) with the given timestamps."""
+                   video_offset: float | None = None, codec: tuple[str, ...] = ("libx264",)) -> str:
+    """A testsrc2 clip (a frame counter and moving shapes: every frame differs) with the given timestamps, encoded
+    with `codec` (the encoder and its options)."""
     out = tmp_path / name
     source = ["-f", "lavfi", "-i", f"testsrc2=size=96x64:rate={rate}:duration={seconds}"]
-    args = [*source, "-vf", video_filters, "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    args = [*source, "-vf", video_filters, "-fps_mode", "vfr", "-c:v", *codec, "-pix_fmt", "yuv420p"]
     if video_offset is not None:  # the video stream starts `video_offset` s after the audio stream
         plain = tmp_path / f"plain_{name}"
         subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", *args, str(plain)], check=True)
@@ -102,6 +103,29 @@ def test_frames_are_chosen_by_presentation_time_like_ffmpeg(tmp_path, case):
         assert np.array_equal(ours, expected)  # every output frame is the very frame ffmpeg picks
         backward = reader.get_frames(range(len(reader) - 1, -1, -1))  # ping-pong reads: same frames
         assert np.array_equal(backward[::-1], expected)
+
+
+@pytest.mark.parametrize("case", ["vfr_25_then_8.3", "ntsc_video_starts_0.84s_late"])
+def test_av1_which_decord_cannot_decode_is_read_with_ffmpeg_alone(tmp_path, case):
+    """decord 0.6's own FFmpeg has no AV1 decoder, and AV1 is what phones and video sites increasingly deliver: the
+    reader then works from ffmpeg alone, with the very frames ffmpeg's fps filter picks, read forwards, backwards
+    (ping-pong) and from a seek far from the start."""
+    filters, rate, seconds, offset = TIMING_CASES[case]
+    path = generated_clip(tmp_path, f"{case}.mp4", filters, rate, seconds, offset,
+                          codec=("libaom-av1", "-cpu-used", "8", "-crf", "30"))
+    with pytest.raises(media.MediaError):
+        media._open_decord(path)  # the pinned decord cannot: this is the path under test
+    expected = ffmpeg_fps_choice(path)
+    info = media.probe_video(path)
+    assert (info.width, info.height, info.has_audio) == (96, 64, offset is not None)
+    with media.VideoReader(path, target_fps=25) as reader:
+        assert len(reader) == len(expected) and reader.info == info
+        assert np.array_equal(np.concatenate(list(reader.iter_chunks(16))), expected)
+        assert np.array_equal(reader.get_frames(range(len(reader) - 1, -1, -1))[::-1], expected)
+    with media.VideoReader(path, target_fps=25) as cold:
+        last = range(len(cold) - 10, len(cold))
+        assert np.array_equal(cold.get_frames(last), expected[last.start :])
+        assert np.array_equal(cold.get_frames([last.stop - 1, 2, last.start]), expected[[last.stop - 1, 2, last.start]])
 
 
 def test_video_that_starts_late_holds_its_first_frame_until_it_starts(tmp_path):

@@ -1,7 +1,8 @@
 """Media I/O shared by every stage: streamed video frames, audio as float32 mono, atomic H.264/AAC output.
 
-Videos are never held in memory whole: frames come out in chunks (decord) and go into an ffmpeg pipe one
-chunk at a time. ffmpeg always runs from an argument list (never a shell string), so any path works.
+Videos are never held in memory whole: frames come out of an ffmpeg pipe in chunks (decord probes the file and
+serves what the pipe cannot; ffmpeg alone reads what decord cannot decode, such as AV1) and go into an ffmpeg pipe
+one chunk at a time. ffmpeg always runs from an argument list (never a shell string), so any path works.
 """
 
 from __future__ import annotations
@@ -111,8 +112,13 @@ def _open_decord(path: str | os.PathLike):
 
 
 def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
-    """Open a video and report fps, frame count, (upright) size, rotation and whether it has audio."""
-    reader = reader if reader is not None else _open_decord(path)
+    """Open a video and report fps, frame count, (upright) size, rotation and whether it has audio. A video whose
+    codec decord cannot decode but ffmpeg can (AV1) is probed with ffmpeg alone (`_probe_with_ffmpeg`)."""
+    if reader is None:
+        try:
+            reader = _open_decord(path)
+        except MediaError as exc:
+            return _probe_with_ffmpeg(path, exc)
     num_frames = len(reader)
     if num_frames == 0:
         raise MediaError(f"video has no frames: {path}")
@@ -124,6 +130,35 @@ def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
     rotation = _rotation_from_report(report)
     has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
     return VideoInfo(os.fspath(path), fps, num_frames, int(width), int(height), rotation, has_audio)
+
+
+def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> VideoInfo:
+    """`VideoInfo` from ffmpeg alone, for a video decord cannot open: decord 0.6's own FFmpeg has no AV1 decoder
+    (no dav1d), and AV1 is what phones and video sites increasingly deliver, while the ffmpeg binary decodes it.
+    Frame count and frame rate come from the packets' times (`read_frame_times`), the upright size from one frame
+    ffmpeg decodes. Raises `decord_error` when ffmpeg cannot read the file either."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:  # missing or empty: decord's error says so
+        raise decord_error
+    times = read_frame_times(path)
+    size = _first_frame_size(path) if times is not None else None
+    if times is None or size is None or times.end <= times.times[0]:
+        raise decord_error
+    report = _ffmpeg_stream_report(os.fspath(path))
+    fps = float(len(times.times) / (times.end - times.times[0]))
+    has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
+    return VideoInfo(os.fspath(path), fps, len(times.times), size[0], size[1], _rotation_from_report(report), has_audio)
+
+
+def _first_frame_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) of the first frame as ffmpeg delivers it (display rotation applied), from its PPM header;
+    None when ffmpeg decodes no frame."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _safe_path(path), "-map", "0:v:0",
+         "-frames:v", "1", "-f", "image2pipe", "-c:v", "ppm", "pipe:1"],
+        capture_output=True,
+    )
+    match = re.match(rb"P6\s+(\d+)\s+(\d+)\s", proc.stdout)
+    return (int(match.group(1)), int(match.group(2))) if proc.returncode == 0 and match else None
 
 
 # ----------------------------------------------------------------------------------------------- frames
@@ -305,14 +340,20 @@ class VideoReader(ClosesOnExit):
     sequential ffmpeg pipe, so memory stays at one chunk whatever the video's length. Requests that move
     backward (ping-pong playback) are served from a block of `BACKWARD_BLOCK_FRAMES` frames decoded forward
     from the keyframe before it. decord only probes the file and lists keyframes; its decoder is parked at
-    frame 0 so that it cannot decode ahead in the background. Use as a context manager, or call `close()`,
-    to end the ffmpeg child.
+    frame 0 so that it cannot decode ahead in the background. A file whose codec decord cannot decode (AV1) is
+    read with ffmpeg alone: probed by `_probe_with_ffmpeg`, and any request that the sequential pipe or a block
+    cannot serve decoded from a seek to its first frame. Use as a context manager, or call `close()`, to end the
+    ffmpeg child.
     """
 
     def __init__(self, path: str | os.PathLike, target_fps: float | None = None):
         self.path = os.fspath(path)
-        self._reader = _open_decord(path)
-        self.info = probe_video(path, self._reader)
+        try:
+            self._reader = _open_decord(path)
+            self.info = probe_video(path, self._reader)
+        except MediaError as exc:  # a codec decord lacks (AV1): ffmpeg alone, see `_probe_with_ffmpeg`
+            self._reader = None
+            self.info = _probe_with_ffmpeg(path, exc)
         self._park_decord()
         self.target_fps = float(target_fps) if target_fps else self.info.fps
         if target_fps:  # frames chosen by presentation time, as ffmpeg's fps filter does
@@ -354,6 +395,12 @@ class VideoReader(ClosesOnExit):
             frames = self._from_block(src)
             if frames is not None:
                 return frames
+        if self._reader is None:
+            frames = self._from_seek(src)
+            if frames is None:
+                raise MediaError(f"cannot decode frames {int(src.min())}-{int(src.max())} of {self.path}: ffmpeg "
+                                 "delivered fewer frames than the file lists (a damaged file? try re-encoding it)")
+            return frames
         frames = self._reader.get_batch(src.tolist()).asnumpy()
         self._park_decord()
         return frames
@@ -364,24 +411,45 @@ class VideoReader(ClosesOnExit):
         if self._block is None or lo < self._block[0] or hi > self._block[0] + len(self._block[1]):
             self._block = None
             start = max(0, min(lo, hi - BACKWARD_BLOCK_FRAMES))
-            if self._keyframes is None:
-                self._keyframes = np.asarray(self._reader.get_key_indices(), dtype=np.int64)
-            keys = self._keyframes[self._keyframes <= start]
-            key = int(keys[-1]) if len(keys) else 0
-            # Seek a quarter frame before the keyframe's time: ffmpeg then starts at the GOP before it and drops
-            # every frame earlier than the keyframe, so the first frame delivered is exactly `key`.
-            seconds = float(self._reader.get_frame_timestamp(key)[0]) - 0.25 / self.info.fps if key else 0.0
-            pipe = _FramePipe(self.path, self.info.width, self.info.height, key, max(seconds, 0.0))
-            try:
-                frames = pipe.read(np.arange(start, hi))
-            finally:
-                pipe.close()
-            self._park_decord()
+            frames = self._decoded_from(start, np.arange(start, hi))
             if frames is None:
                 return None
             self._block = (start, frames)
         first, frames = self._block
         return frames[src - first]
+
+    def _from_seek(self, src: np.ndarray) -> np.ndarray | None:
+        """Frames of any request (sorted, decoded forward from the first), for a file without decord."""
+        order = np.argsort(src, kind="stable")
+        frames = self._decoded_from(int(src[order[0]]), src[order])
+        if frames is None:
+            return None
+        out = np.empty_like(frames)
+        out[order] = frames
+        return out
+
+    def _decoded_from(self, start: int, sources: np.ndarray) -> np.ndarray | None:
+        """Frames at non-decreasing `sources` (all >= `start`), from a pipe that seeks to `start`'s keyframe (with
+        decord, which lists them) or to `start` itself (ffmpeg alone, by its time); None if ffmpeg ends first.
+
+        Seeking a quarter frame before a frame's time makes ffmpeg start at the keyframe before it and drop every
+        frame earlier than that time, so the first frame delivered is exactly the one sought."""
+        if self._reader is not None:
+            if self._keyframes is None:
+                self._keyframes = np.asarray(self._reader.get_key_indices(), dtype=np.int64)
+            keys = self._keyframes[self._keyframes <= start]
+            first = int(keys[-1]) if len(keys) else 0
+            seconds = float(self._reader.get_frame_timestamp(first)[0]) if first else 0.0
+        else:
+            first = start
+            seconds = float(read_frame_times(self.path).times[first]) if first else 0.0
+        seconds = seconds - 0.25 / self.info.fps if first else 0.0
+        pipe = _FramePipe(self.path, self.info.width, self.info.height, first, max(seconds, 0.0))
+        try:
+            return pipe.read(sources)
+        finally:
+            pipe.close()
+            self._park_decord()
 
     def _pipe_for(self, first: int) -> _FramePipe | None:
         """The sequential pipe positioned at or before `first`, (re)started at frame 0 when that is cheap."""
@@ -395,7 +463,8 @@ class VideoReader(ClosesOnExit):
 
     def _park_decord(self) -> None:
         """Stop decord's background read-ahead (it decodes the rest of the video otherwise)."""
-        self._reader.seek(0)
+        if self._reader is not None:
+            self._reader.seek(0)
 
     def _close_pipe(self) -> None:
         if self._pipe is not None:
