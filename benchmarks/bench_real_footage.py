@@ -1,12 +1,16 @@
 """Real footage: frame timing, shot cuts and occluders measured over ../shared/media/corpus (docs/benchmarks.md).
 
     python benchmarks/bench_real_footage.py                  # every part
-    python benchmarks/bench_real_footage.py --part timing    # timing | shots | occlusion
+    python benchmarks/bench_real_footage.py --part timing    # timing | formats | shots | occlusion
 
 - timing: for every corpus video and for generated variable-frame-rate / late-start clips, the frames the 25 fps
   output shows (`media.VideoReader(path, target_fps=25)`) against the frames ffmpeg's own `fps=25:start_time=0`
   filter picks (decoded and compared exactly), and how far the former index-based rule (`floor(k * avg_fps / 25)`)
   drifted from them in time.
+- formats: a corpus clip re-encoded as phones, cameras and video sites deliver it (AV1, VP9, 10-bit HLG HEVC with
+  and without a display rotation, ProRes, MPEG-4 part 2, 4:4:4 at an odd size, full range, 60 fps): whether it
+  opens, through decord or ffmpeg alone, and its 25 fps frames against ffmpeg's fps filter as in `timing`; and the
+  writer's colours as a player that assumes BT.709 shows them (saturated patches).
 - shots: benchmarks/bench_shots.py (cut sequences built from the corpus: cuts found, frames edited in shots where
   nobody visible speaks, frames aligned across a cut).
 - occlusion: benchmarks/bench_occlusion.py (hand and object composites: occluder pixels kept, mouth still edited).
@@ -86,12 +90,81 @@ def run_timing() -> list[dict]:
     return rows
 
 
+FORMATS = {  # name: (file suffix, ffmpeg output options) for a re-encode of the clip's first 3 s
+    "AV1 (mp4)": (".mp4", ["-c:v", "libaom-av1", "-cpu-used", "8", "-crf", "35", "-c:a", "aac"]),
+    "VP9 + Opus (webm)": (".webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-b:v", "1M", "-c:a", "libopus"]),
+    "HEVC 10-bit HLG (mov)": (".mov", ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error",
+                                       "-color_primaries", "bt2020", "-color_trc", "arib-std-b67", "-colorspace",
+                                       "bt2020nc", "-c:a", "aac"]),
+    "ProRes 422 + PCM (mov)": (".mov", ["-c:v", "prores_ks", "-profile:v", "2", "-c:a", "pcm_s16le"]),
+    "MPEG-4 part 2 + MP3 (avi)": (".avi", ["-c:v", "mpeg4", "-q:v", "4", "-c:a", "mp3"]),
+    "H.264 4:4:4, 525 x 467 (mkv)": (".mkv", ["-vf", "scale=525:467,setsar=1", "-c:v", "libx264", "-pix_fmt",
+                                              "yuv444p", "-c:a", "aac"]),
+    "H.264 full range (mp4)": (".mp4", ["-vf", "scale=out_range=pc", "-c:v", "libx264", "-pix_fmt", "yuvj420p",
+                                        "-c:a", "aac"]),
+    "H.264 60 fps, 48 kHz (mp4)": (".mp4", ["-vf", "fps=60", "-c:v", "libx264", "-c:a", "aac", "-ar", "48000"]),
+}
+
+
+def run_formats(clip: Path) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (name, (suffix, options)) in enumerate(FORMATS.items()):
+            path = str(Path(tmp) / f"format_{k}{suffix}")
+            subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-t", "3", *options, path],
+                           check=True)
+            rows.append(format_row(name, path))
+        rotated = str(Path(tmp) / "rotated.mov")  # the HLG clip as a phone held upright stores it
+        subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", "90", "-i",
+                        str(Path(tmp) / "format_2.mov"), "-c", "copy", rotated], check=True)
+        rows.append(format_row("HEVC 10-bit HLG, display rotation 90 (mov)", rotated))
+        colours = writer_colours(Path(tmp))
+    print("| format | opens with | size | 25 fps frames | differ from ffmpeg's fps=25 |")
+    print("| --- | --- | --- | ---: | ---: |")
+    for row in rows:
+        print(f"| {row['format']} | {row['reader']} | {row['size']} | {row['frames']} | {row['differ']} |")
+    print(f"\nWriter colours (saturated patches) as a BT.709 player shows them: max error {colours['bt709_max']}, "
+          f"mean {colours['bt709_mean']:.2f} levels; as ffmpeg reads the file: max {colours['tag_max']}.")
+    return rows
+
+
+def format_row(name: str, path: str) -> dict:
+    with media.VideoReader(path, target_fps=25) as reader:
+        opened = "ffmpeg alone" if reader._reader is None else "decord"
+        size = f"{reader.info.width} x {reader.info.height}"
+    timing = timing_row(name, path)
+    return {"format": name, "reader": opened, "size": size, "frames": timing["frames"], "differ": timing["differ"]}
+
+
+def writer_colours(folder: Path) -> dict:
+    """What `media.VideoWriter` makes of saturated colours, decoded as a BT.709 player and as ffmpeg (the tag)."""
+    patches = [(220, 30, 40), (40, 200, 60), (30, 50, 210), (230, 210, 40), (200, 150, 120), (128, 128, 128)]
+    frame = np.zeros((96, 64 * len(patches), 3), np.uint8)
+    for k, colour in enumerate(patches):
+        frame[:, 64 * k : 64 * (k + 1)] = colour
+    out = folder / "colours.mp4"
+    with media.VideoWriter(out, 25) as writer:
+        writer.write(np.stack([frame] * 3))
+    inner = (slice(16, 80), np.concatenate([np.arange(64 * k + 16, 64 * k + 48) for k in range(len(patches))]))
+    errors = {}
+    for key, scale in (("bt709", ["-vf", "scale=in_color_matrix=bt709"]), ("tag", [])):
+        raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(out), "-frames:v", "1", *scale, "-f",
+                              "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+        shown = np.frombuffer(raw, np.uint8).reshape(frame.shape)[inner].astype(int)
+        error = np.abs(shown - frame[inner].astype(int))
+        errors[f"{key}_max"], errors[f"{key}_mean"] = int(error.max()), float(error.mean())
+    return errors
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("all", "timing", "shots", "occlusion"), default="all")
+    parser.add_argument("--part", choices=("all", "timing", "formats", "shots", "occlusion"), default="all")
+    parser.add_argument("--formats_clip", default=str(CORPUS / "vr_face2.mp4"), help="the clip --part formats re-encodes")
     args, rest = parser.parse_known_args(argv)
     if args.part in ("all", "timing"):
         run_timing()
+    if args.part in ("all", "formats"):
+        run_formats(Path(args.formats_clip))
     for part in ("shots", "occlusion"):
         if args.part in ("all", part):
             script = REPO / "benchmarks" / f"bench_{part}.py"

@@ -288,3 +288,24 @@ def test_mux_pads_a_short_audio_with_silence(tmp_path, tone_wav):
     audio = media.read_audio(out)
     assert abs(len(audio) / 16000 - 3.0) < 0.03
     assert np.abs(audio[: 16000]).mean() > 0.05 and np.abs(audio[-8000:]).max() < 1e-3  # tone, then silence
+
+
+def test_written_colours_are_what_players_show(tmp_path):
+    """Players show untagged HD video as BT.709; ffmpeg's default for RGB input was BT.601, untagged, so saturated
+    colours came out shifted by up to ~35 levels over the whole frame. The writer converts with BT.709 and tags the
+    stream, so a player that assumes BT.709 and one that reads the tag (ffmpeg, decord: our readers) both show the
+    colours written."""
+    patches = [(220, 30, 40), (40, 200, 60), (30, 50, 210), (230, 210, 40), (200, 150, 120), (128, 128, 128)]
+    frame = np.zeros((96, 64 * len(patches), 3), np.uint8)
+    for k, colour in enumerate(patches):
+        frame[:, 64 * k : 64 * (k + 1)] = colour
+    out = write_video(tmp_path / "colours.mp4", [np.stack([frame] * 3)], fps=25)
+    report = subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+    assert "yuv420p(tv, bt709" in report
+    inner = (slice(16, 80), np.concatenate([np.arange(64 * k + 16, 64 * k + 48) for k in range(len(patches))]))
+    for matrix in ("bt709", None):  # a player that assumes BT.709; ffmpeg reading the tag
+        scale = ["-vf", f"scale=in_color_matrix={matrix}"] if matrix else []
+        raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(out), "-frames:v", "1", *scale, "-f",
+                              "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+        shown = np.frombuffer(raw, np.uint8).reshape(frame.shape)
+        assert np.abs(shown[inner].astype(int) - frame[inner].astype(int)).max() <= 4, matrix

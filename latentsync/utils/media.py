@@ -100,6 +100,10 @@ def _rotation_from_report(report: str) -> int:
     return 0
 
 
+class _NoDecordDecoder(MediaError):
+    """decord finds no video stream it can decode: no video at all, or a codec its own FFmpeg lacks (AV1)."""
+
+
 def _open_decord(path: str | os.PathLike):
     import decord
 
@@ -107,8 +111,9 @@ def _open_decord(path: str | os.PathLike):
     try:
         return decord.VideoReader(_safe_path(p), ctx=decord.cpu(0), num_threads=1)
     except Exception as exc:  # decord raises its own DECORDError / RuntimeError types
-        raise MediaError(f"cannot read video frames from {p}: {str(exc).splitlines()[0][:200]} "
-                         "(is it a video file? try re-encoding it with ffmpeg)") from None
+        error = _NoDecordDecoder if "cannot find video stream" in str(exc) else MediaError
+        raise error(f"cannot read video frames from {p}: {str(exc).splitlines()[0][:200]} "
+                    "(is it a video file? try re-encoding it with ffmpeg)") from None
 
 
 def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
@@ -117,7 +122,7 @@ def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
     if reader is None:
         try:
             reader = _open_decord(path)
-        except MediaError as exc:
+        except _NoDecordDecoder as exc:
             return _probe_with_ffmpeg(path, exc)
     num_frames = len(reader)
     if num_frames == 0:
@@ -136,9 +141,8 @@ def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> Vid
     """`VideoInfo` from ffmpeg alone, for a video decord cannot open: decord 0.6's own FFmpeg has no AV1 decoder
     (no dav1d), and AV1 is what phones and video sites increasingly deliver, while the ffmpeg binary decodes it.
     Frame count and frame rate come from the packets' times (`read_frame_times`), the upright size from one frame
-    ffmpeg decodes. Raises `decord_error` when ffmpeg cannot read the file either."""
-    if not os.path.isfile(path) or os.path.getsize(path) == 0:  # missing or empty: decord's error says so
-        raise decord_error
+    ffmpeg decodes. Raises `decord_error` when ffmpeg finds no video either. Only for a stream decord has no decoder
+    for: a file decord opens but cannot read (a truncated download) stays an error, not a shorter video."""
     times = read_frame_times(path)
     size = _first_frame_size(path) if times is not None else None
     if times is None or size is None or times.end <= times.times[0]:
@@ -351,7 +355,7 @@ class VideoReader(ClosesOnExit):
         try:
             self._reader = _open_decord(path)
             self.info = probe_video(path, self._reader)
-        except MediaError as exc:  # a codec decord lacks (AV1): ffmpeg alone, see `_probe_with_ffmpeg`
+        except _NoDecordDecoder as exc:  # a codec decord lacks (AV1): ffmpeg alone, see `_probe_with_ffmpeg`
             self._reader = None
             self.info = _probe_with_ffmpeg(path, exc)
         self._park_decord()
@@ -556,6 +560,15 @@ def _partial_path(final: Path) -> Path:
     return Path(name)
 
 
+# Our RGB frames go into H.264 with the BT.709 matrix, and the file says so (`setparams` tags the frames, which the
+# encoder writes into the stream): players show untagged HD video as BT.709, while ffmpeg's own default for RGB
+# input (BT.601, untagged) shifted saturated colours by up to ~35 levels in them, over the whole frame
+# (docs/benchmarks.md "Media"). Readers that honour the tags (ffmpeg, decord) get the same RGB back either way.
+BT709_FROM_RGB = (
+    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+    "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv")
+
+
 class VideoWriter:
     """Incremental H.264 (yuv420p) writer with optional AAC audio, written atomically.
 
@@ -593,7 +606,7 @@ class VideoWriter:
                     "-c:a", "aac", "-b:a", self.audio_bitrate]
             if self.audio_duration is not None:  # a shorter audio ends in silence, so both streams end together
                 cmd += ["-af", f"apad=whole_dur={self.audio_duration:.6f}"]
-        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", self.preset,
+        cmd += ["-vf", f"pad=ceil(iw/2)*2:ceil(ih/2)*2,{BT709_FROM_RGB}", "-c:v", "libx264", "-preset", self.preset,
                 "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(self._tmp)]
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
