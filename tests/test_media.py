@@ -309,3 +309,21 @@ def test_written_colours_are_what_players_show(tmp_path):
                               "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
         shown = np.frombuffer(raw, np.uint8).reshape(frame.shape)
         assert np.abs(shown[inner].astype(int) - frame[inner].astype(int)).max() <= 4, matrix
+
+
+def test_non_square_pixels_are_kept_in_the_output(tmp_path):
+    """DV and anamorphic video store non-square pixels (SAR): the output keeps the input's, so it is shown at the
+    input's display aspect, not stretched. A quarter-turn display rotation swaps the terms."""
+    stored = tmp_path / "anamorphic.mp4"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=1",
+                    "-vf", "setsar=16/15", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(stored)], check=True)
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(stored), "-c", "copy",
+                    str(rotated)], check=True)
+    assert media.probe_video(stored).sample_aspect == (16, 15)
+    assert media.probe_video(rotated).sample_aspect == (15, 16)
+    assert media.probe_video(write_video(tmp_path / "square.mp4", [moving_pattern(3)], fps=25)).sample_aspect == (1, 1)
+    out = tmp_path / "out.mp4"
+    with media.VideoWriter(out, 25, sample_aspect=(16, 15)) as writer:
+        writer.write(media.VideoReader(stored).get_frames(range(5)))
+    assert media.probe_video(out).sample_aspect == (16, 15)

@@ -72,6 +72,7 @@ class VideoInfo:
     height: int
     rotation: int  # display rotation from the container (0/90/180/270); decoded frames are already upright
     has_audio: bool
+    sample_aspect: tuple[int, int] = (1, 1)  # pixel width : height of the upright frames (non-square: DV, anamorphic)
 
     @property
     def duration(self) -> float:
@@ -104,6 +105,16 @@ class _NoDecordDecoder(MediaError):
     """decord finds no video stream it can decode: no video at all, or a codec its own FFmpeg lacks (AV1)."""
 
 
+def _sample_aspect_from_report(report: str, rotation: int) -> tuple[int, int]:
+    """The video stream's pixel aspect (SAR) as the upright frames have it: a quarter turn swaps its terms."""
+    match = re.search(r"Stream #\d+:\d+.*: Video: .*?\bSAR (\d+):(\d+)", report)
+    if not match or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
+        return (1, 1)
+    aspect = Fraction(int(match.group(1)), int(match.group(2)))
+    aspect = 1 / aspect if rotation in (90, 270) else aspect
+    return (aspect.numerator, aspect.denominator)
+
+
 def _open_decord(path: str | os.PathLike):
     import decord
 
@@ -134,7 +145,8 @@ def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
     report = _ffmpeg_stream_report(os.fspath(path))
     rotation = _rotation_from_report(report)
     has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
-    return VideoInfo(os.fspath(path), fps, num_frames, int(width), int(height), rotation, has_audio)
+    return VideoInfo(os.fspath(path), fps, num_frames, int(width), int(height), rotation, has_audio,
+                     _sample_aspect_from_report(report, rotation))
 
 
 def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> VideoInfo:
@@ -150,7 +162,9 @@ def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> Vid
     report = _ffmpeg_stream_report(os.fspath(path))
     fps = float(len(times.times) / (times.end - times.times[0]))
     has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
-    return VideoInfo(os.fspath(path), fps, len(times.times), size[0], size[1], _rotation_from_report(report), has_audio)
+    rotation = _rotation_from_report(report)
+    return VideoInfo(os.fspath(path), fps, len(times.times), size[0], size[1], rotation, has_audio,
+                     _sample_aspect_from_report(report, rotation))
 
 
 def _first_frame_size(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -575,12 +589,14 @@ class VideoWriter:
     Frames are pushed chunk by chunk into one ffmpeg process. The file appears at `path` only when
     `close()` succeeds; on any error (or leaving a `with` block by exception) the partial file is removed.
     Odd widths/heights are padded by one pixel (yuv420p needs even sizes). With `audio_duration` the audio
-    track lasts exactly that long: a longer audio is cut, a shorter one padded with silence.
+    track lasts exactly that long: a longer audio is cut, a shorter one padded with silence. `sample_aspect`: the
+    pixels' width : height, written into the stream, so non-square input pixels (DV, anamorphic video) are shown
+    at the input's display aspect rather than stretched.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, audio_path: str | os.PathLike | None = None,
                  crf: int = 18, preset: str = "medium", audio_bitrate: str = "192k",
-                 audio_duration: float | None = None):
+                 audio_duration: float | None = None, sample_aspect: tuple[int, int] = (1, 1)):
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise MediaError(f"output folder does not exist: {self.path.parent}")
@@ -590,6 +606,7 @@ class VideoWriter:
         self.audio_path = audio_path
         self.audio_duration = audio_duration  # the audio track's length: trimmed or padded with silence (None: as is)
         self.crf, self.preset, self.audio_bitrate = crf, preset, audio_bitrate
+        self.sample_aspect = sample_aspect  # the input's pixel aspect (`VideoInfo.sample_aspect`), kept in the output
         self._proc: subprocess.Popen | None = None
         self._tmp: Path | None = None
         self._size: tuple[int, int] | None = None
@@ -606,7 +623,8 @@ class VideoWriter:
                     "-c:a", "aac", "-b:a", self.audio_bitrate]
             if self.audio_duration is not None:  # a shorter audio ends in silence, so both streams end together
                 cmd += ["-af", f"apad=whole_dur={self.audio_duration:.6f}"]
-        cmd += ["-vf", f"pad=ceil(iw/2)*2:ceil(ih/2)*2,{BT709_FROM_RGB}", "-c:v", "libx264", "-preset", self.preset,
+        sar = "setsar={}/{}".format(*self.sample_aspect)
+        cmd += ["-vf", f"pad=ceil(iw/2)*2:ceil(ih/2)*2,{BT709_FROM_RGB},{sar}", "-c:v", "libx264", "-preset", self.preset,
                 "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(self._tmp)]
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
