@@ -576,8 +576,9 @@ def _partial_path(final: Path) -> Path:
 
 # Our RGB frames go into H.264 with the BT.709 matrix, and the file says so (`setparams` tags the frames, which the
 # encoder writes into the stream): players show untagged HD video as BT.709, while ffmpeg's own default for RGB
-# input (BT.601, untagged) shifted saturated colours by up to ~35 levels in them, over the whole frame
-# (docs/benchmarks.md "Media"). Readers that honour the tags (ffmpeg, decord) get the same RGB back either way.
+# input (BT.601, untagged) shifted saturated colours by up to 25-38 levels in them, over the whole frame
+# (docs/benchmarks.md "Real footage: formats and colours"). Readers that honour the tags (ffmpeg, decord) get the
+# same RGB back either way.
 BT709_FROM_RGB = (
     "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
     "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv")
