@@ -9,8 +9,9 @@
   drifted from them in time.
 - formats: a corpus clip re-encoded as phones, cameras and video sites deliver it (AV1, VP9, 10-bit HLG HEVC with
   and without a display rotation, ProRes, MPEG-4 part 2, 4:4:4 at an odd size, full range, 60 fps): whether it
-  opens, through decord or ffmpeg alone, and its 25 fps frames against ffmpeg's fps filter as in `timing`; and the
-  writer's colours as a player that assumes BT.709 shows them (saturated patches).
+  opens, through decord or ffmpeg alone, its 25 fps frames against ffmpeg's fps filter as in `timing`, and its first
+  frames written back unedited as a player that reads the colour tags shows them; and the writer's colours as a
+  player that assumes BT.709 shows them (saturated patches).
 - shots: benchmarks/bench_shots.py (cut sequences built from the corpus: cuts found, frames edited in shots where
   nobody visible speaks, frames aligned across a cut).
 - occlusion: benchmarks/bench_occlusion.py (hand and object composites: occluder pixels kept, mouth still edited).
@@ -93,9 +94,12 @@ def run_timing() -> list[dict]:
 FORMATS = {  # name: (file suffix, ffmpeg output options) for a re-encode of the clip's first 3 s
     "AV1 (mp4)": (".mp4", ["-c:v", "libaom-av1", "-cpu-used", "8", "-crf", "35", "-c:a", "aac"]),
     "VP9 + Opus (webm)": (".webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-b:v", "1M", "-c:a", "libopus"]),
-    "HEVC 10-bit HLG (mov)": (".mov", ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error",
-                                       "-color_primaries", "bt2020", "-color_trc", "arib-std-b67", "-colorspace",
-                                       "bt2020nc", "-c:a", "aac"]),
+    "HEVC 10-bit HLG (mov)": (".mov", ["-vf", "scale=out_color_matrix=bt2020:out_range=tv,format=yuv420p10le,setparams="
+                                       "colorspace=bt2020nc:color_primaries=bt2020:color_trc=arib-std-b67:range=tv",
+                                       "-c:v", "libx265", "-x265-params", "log-level=error", "-c:a", "aac"]),
+    "H.264 BT.709 tagged (mp4)": (".mp4", ["-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,setparams="
+                                           "colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
+                                           "-c:v", "libx264", "-c:a", "aac"]),
     "ProRes 422 + PCM (mov)": (".mov", ["-c:v", "prores_ks", "-profile:v", "2", "-c:a", "pcm_s16le"]),
     "MPEG-4 part 2 + MP3 (avi)": (".avi", ["-c:v", "mpeg4", "-q:v", "4", "-c:a", "mp3"]),
     "H.264 4:4:4, 525 x 467 (mkv)": (".mkv", ["-vf", "scale=525:467,setsar=1", "-c:v", "libx264", "-pix_fmt",
@@ -116,24 +120,51 @@ def run_formats(clip: Path) -> list[dict]:
             rows.append(format_row(name, path))
         rotated = str(Path(tmp) / "rotated.mov")  # the HLG clip as a phone held upright stores it
         subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", "90", "-i",
-                        str(Path(tmp) / "format_2.mov"), "-c", "copy", rotated], check=True)
+                        str(Path(tmp) / "format_2.mov"), "-c", "copy", rotated], check=True)  # (the HLG clip)
         rows.append(format_row("HEVC 10-bit HLG, display rotation 90 (mov)", rotated))
         colours = writer_colours(Path(tmp))
-    print("| format | opens with | size | 25 fps frames | differ from ffmpeg's fps=25 |")
-    print("| --- | --- | --- | ---: | ---: |")
+    print("| format | opens with | size | 25 fps frames | differ from ffmpeg's fps=25 | written back, as shown: mean "
+          "error (p99) |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
     for row in rows:
-        print(f"| {row['format']} | {row['reader']} | {row['size']} | {row['frames']} | {row['differ']} |")
+        print(f"| {row['format']} | {row['reader']} | {row['size']} | {row['frames']} | {row['differ']} | "
+              f"{row['shown_mean']:.2f} ({row['shown_p99']:.0f}) |")
     print(f"\nWriter colours (saturated patches) as a BT.709 player shows them: max error {colours['bt709_max']}, "
           f"mean {colours['bt709_mean']:.2f} levels; as ffmpeg reads the file: max {colours['tag_max']}.")
     return rows
 
 
+# How a player shows a frame: by its colour tags (an untagged one as BT.709, as players do with HD video), HDR
+# linearised by its transfer and tone-mapped to SDR.
+SHOWN = "zscale=t=linear:npl=203,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv"
+
+
 def format_row(name: str, path: str) -> dict:
+    """Opens with what, its 25 fps frames against ffmpeg's, and its first frames read and written back unedited
+    (`VideoWriter(like=...)`, as a run writes them) as a tag-reading player shows them, against the input."""
+    written = str(Path(path).with_name(Path(path).stem + "_written.mp4"))
     with media.VideoReader(path, target_fps=25) as reader:
         opened = "ffmpeg alone" if reader._reader is None else "decord"
         size = f"{reader.info.width} x {reader.info.height}"
+        with media.VideoWriter(written, 25, like=reader.info) as writer:
+            writer.write(reader.get_frames(range(10)))
+    out, inp = shown_frame(written), shown_frame(path)
+    h, w = min(out.shape[0], inp.shape[0]), min(out.shape[1], inp.shape[1])  # the writer pads odd sizes by a pixel
+    error = np.abs(out[:h, :w] - inp[:h, :w])
     timing = timing_row(name, path)
-    return {"format": name, "reader": opened, "size": size, "frames": timing["frames"], "differ": timing["differ"]}
+    return {"format": name, "reader": opened, "size": size, "frames": timing["frames"], "differ": timing["differ"],
+            "shown_mean": float(error.mean()), "shown_p99": float(np.percentile(error, 99))}
+
+
+def shown_frame(path: str) -> np.ndarray:
+    info = media.probe_video(path)
+    matrix, primaries, transfer = info.colour or ("unknown",) * 3
+    assumed = [f"{key}=bt709" for key, tag in (("colorspace", matrix), ("color_primaries", primaries),
+                                                 ("color_trc", transfer)) if tag == "unknown"]
+    chain = (f"setparams={':'.join(assumed)}," if assumed else "") + SHOWN  # what a player assumes for HD
+    raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", path, "-frames:v", "1", "-vf", chain, "-f",
+                          "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).astype(int).reshape(info.height, info.width, 3)
 
 
 def writer_colours(folder: Path) -> dict:
@@ -159,7 +190,8 @@ def writer_colours(folder: Path) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("all", "timing", "formats", "shots", "occlusion"), default="all")
-    parser.add_argument("--formats_clip", default=str(CORPUS / "vr_face2.mp4"), help="the clip --part formats re-encodes")
+    parser.add_argument("--formats_clip", default=str(CORPUS / "vr_face2.mp4"),
+                        help="the clip --part formats re-encodes")
     args, rest = parser.parse_known_args(argv)
     if args.part in ("all", "timing"):
         run_timing()

@@ -50,7 +50,7 @@ def write_clip(reader, start: int, end: int, audio: np.ndarray, sample_rate: int
     write_wav(wav, audio_span(audio, start, end, reader.fps, sample_rate), sample_rate)
     try:
         with VideoWriter(out_path, reader.fps, audio_path=wav, crf=encoding.crf, preset=encoding.preset,
-                         audio_bitrate=encoding.audio_bitrate) as writer:
+                         audio_bitrate=encoding.audio_bitrate, like=reader.info) as writer:  # its tags, as a copy
             for begin in range(start, end, chunk_size):
                 writer.write(reader.get_frames(range(begin, min(begin + chunk_size, end))))
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -291,10 +292,9 @@ def test_mux_pads_a_short_audio_with_silence(tmp_path, tone_wav):
 
 
 def test_written_colours_are_what_players_show(tmp_path):
-    """Players show untagged HD video as BT.709; ffmpeg's default for RGB input was BT.601, untagged, so saturated
-    colours came out shifted by up to 25-38 levels over the whole frame. The writer converts with BT.709 and tags the
-    stream, so a player that assumes BT.709 and one that reads the tag (ffmpeg, decord: our readers) both show the
-    colours written."""
+    """Frames of no input video (`like` None: generated clips, aligned faces) are converted with BT.709 and the stream
+    is tagged so: a player that assumes BT.709 for HD and one that reads the tag (ffmpeg, decord: our readers) both
+    show the colours written. ffmpeg's default for RGB input is BT.601, untagged: 25-38 levels off in such a player."""
     patches = [(220, 30, 40), (40, 200, 60), (30, 50, 210), (230, 210, 40), (200, 150, 120), (128, 128, 128)]
     frame = np.zeros((96, 64 * len(patches), 3), np.uint8)
     for k, colour in enumerate(patches):
@@ -324,6 +324,46 @@ def test_non_square_pixels_are_kept_in_the_output(tmp_path):
     assert media.probe_video(rotated).sample_aspect == (15, 16)
     assert media.probe_video(write_video(tmp_path / "square.mp4", [moving_pattern(3)], fps=25)).sample_aspect == (1, 1)
     out = tmp_path / "out.mp4"
-    with media.VideoWriter(out, 25, sample_aspect=(16, 15)) as writer:
+    with media.VideoWriter(out, 25, like=media.probe_video(stored)) as writer:
         writer.write(media.VideoReader(stored).get_frames(range(5)))
     assert media.probe_video(out).sample_aspect == (16, 15)
+
+
+# How a player shows a frame: by its colour tags (an untagged one as BT.709, as players do with HD video), HDR
+# linearised by its transfer and tone-mapped to SDR.
+SHOWN = "zscale=t=linear:npl=203,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv"
+AS_HD = "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709,"
+TAGGED = {"bt709": ("bt709", "colorspace=bt709:color_primaries=bt709:color_trc=bt709"),  # phones' SDR video
+          "hlg": ("bt2020", "colorspace=bt2020nc:color_primaries=bt2020:color_trc=arib-std-b67")}  # their HDR video
+
+
+def shown_by_a_player(path) -> np.ndarray:
+    untagged = media.probe_video(path).colour is None
+    raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(path), "-frames:v", "1", "-vf",
+                          (AS_HD if untagged else "") + SHOWN, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).astype(int)
+
+
+@pytest.mark.parametrize("tags", [None, "bt709", "hlg"])
+def test_a_player_shows_the_output_as_it_shows_the_input(tmp_path, tags):
+    """The output's unedited pixels look as the input's do in a player. Our readers decode with the matrix a stream
+    is tagged with, so the writer goes back through it and tags the output as the input was (`like`). Before, it
+    always wrote BT.601 untagged: right for untagged input, but a phone's BT.709 video was shown with shifted
+    colours and its HLG HDR video flat and pale (the "before" errors below)."""
+    video = tmp_path / "input.mp4"
+    colour = [] if tags is None else [
+        "-vf", f"scale=out_color_matrix={TAGGED[tags][0]}:out_range=tv,format=yuv420p,setparams={TAGGED[tags][1]}"]
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=1",
+                    *colour, "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(video)], check=True)
+    info = media.probe_video(video)
+    assert info.colour == {None: None, "bt709": ("bt709",) * 3, "hlg": ("bt2020nc", "bt2020", "arib-std-b67")}[tags]
+    errors = {}
+    for name, like in (("now", info), ("before", replace(info, colour=None))):
+        out = tmp_path / f"{name}.mp4"
+        with media.VideoWriter(out, 25, like=like) as writer:
+            writer.write(media.VideoReader(video).get_frames(range(5)))
+        assert media.probe_video(out).colour == like.colour
+        errors[name] = np.abs(shown_by_a_player(out) - shown_by_a_player(video)).mean()
+    assert errors["now"] <= 2.5, errors
+    assert tags is None or errors["before"] >= 3 * errors["now"], errors

@@ -63,7 +63,8 @@ def with_occluders(record: PreparedFaces) -> PreparedFaces:
     masks = {3: StoredMask.of((10, 20, 50, 44), rng.integers(0, 256, (12, 20), dtype=np.uint8)),
              37: StoredMask.of((0, 0, 5, 7), rng.integers(0, 256, (7, 5), dtype=np.uint8))}
     data = b"".join(m.data for m in masks.values())
-    tensors.update({"occluder_index": torch.tensor([3, 37]), "occluder_box": torch.tensor([m.box for m in masks.values()]),
+    tensors.update({"occluder_index": torch.tensor([3, 37]),
+                    "occluder_box": torch.tensor([m.box for m in masks.values()]),
                     "occluder_shape": torch.tensor([m.shape for m in masks.values()]),
                     "occluder_offsets": torch.tensor([0, len(masks[3].data), len(data)]),
                     "occluder_zlib": torch.from_numpy(np.frombuffer(data, np.uint8).copy())})
@@ -90,7 +91,8 @@ def test_round_trip_is_exact(first_run):
         assert getattr(back, name).dtype == getattr(record, name).dtype
     assert back.occluders.keys() == {3, 37}
     for index, stored in record.occluders.items():
-        assert back.occluders[index].box == stored.box and np.array_equal(back.occluders[index].pixels(), stored.pixels())
+        assert back.occluders[index].box == stored.box
+        assert np.array_equal(back.occluders[index].pixels(), stored.pixels())
     assert (back.cuts, back.stats, back.face_size) == (record.cuts, record.stats, record.face_size)
     assert back != first_run[1]  # the occluders count
 
@@ -219,5 +221,6 @@ def test_an_occluder_mask_is_kept_exactly_and_compressed():
     assert np.array_equal(stored.pixels(), np.rint(mask * 255).astype(np.uint8))
     assert len(stored.data) < mask.size / 3
     full = track.occluder(2, (480, 640))
-    assert np.abs(full[200:290, 300:420] - mask).max() <= 0.5 / 255 + 1e-6 and full.sum() == full[200:290, 300:420].sum()
+    assert np.abs(full[200:290, 300:420] - mask).max() <= 0.5 / 255 + 1e-6
+    assert full.sum() == full[200:290, 300:420].sum()  # nothing outside the box
     assert track.occluder(1, (480, 640)) is None

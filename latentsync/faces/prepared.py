@@ -6,8 +6,8 @@ shot cuts and the face pass's counts. `ChunkSource(..., prepared=record)` then r
 frame is decoded and re-warped from the recorded matrices, the path frames shown again take in a normal run,
 and that crop equals the face pass's own bit for bit (tests/test_prepared_faces.py). `to_tensors` /
 `from_tensors` turn it into named tensors plus a JSON-able dict (`latentsync.utils.content_cache.EntryCache`)
-and back exactly; the occluder masks (compressed, `StoredMask`) are packed into flat tensors with offsets, nothing is
-pickled.
+and back exactly; the occluder masks (compressed, `StoredMask`) are packed into flat tensors with offsets, nothing
+is pickled.
 """
 
 from __future__ import annotations

@@ -294,7 +294,7 @@ class VideoFaceProcessor:
 class StoredMask:
     """One frame's occluder mask as the track keeps it: the frame box it covers (x0, y0, x1, y1), its stored size
     (h, w) and its uint8 pixels (255 = keep the original), zlib-compressed. Lossless; the feathered masks are
-    mostly 0 and 255, so they shrink ~3.5x (12.2 to 3.5 kB on the occlusion bench's masks, docs/benchmarks.md):
+    mostly 0 and 255, so they shrink ~3.4x (11.6 to 3.4 kB on the occlusion bench's masks, docs/benchmarks.md):
     a video with an occluder in every frame grows the track by that much a frame, for as long as the run lasts
     (frames may be shown again, and the reuse cache stores them)."""
 

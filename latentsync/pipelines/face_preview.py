@@ -69,7 +69,7 @@ def preview_faces(video_path: str, out_path: str, seconds: float = 5.0, fps: int
     keep_mask = load_fixed_mask(resolution, fixed_mask=config.fixed_mask)[0].numpy()
     audio = video_path if info.has_audio else None
     with VideoWriter(out_path, fps, audio_path=audio, audio_duration=count / fps if audio else None, crf=23,
-                     preset="veryfast", sample_aspect=info.sample_aspect) as overlay:
+                     preset="veryfast", like=info) as overlay:
         finish = FrameFinisher(source.track, overlay=overlay, cuts=source.cuts, keep_mask=keep_mask)
         for chunk in source:
             finish(chunk, None)

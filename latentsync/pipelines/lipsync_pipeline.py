@@ -60,7 +60,7 @@ from latentsync.pipelines.settings import inference_settings
 from latentsync.pipelines.streaming import Drain, Prefetcher
 from latentsync.utils.allocator import release_freed_memory
 from latentsync.utils.content_cache import EntryCache
-from latentsync.utils.media import MediaError, VideoWriter, frame_map, probe_video, read_audio
+from latentsync.utils.media import MediaError, VideoInfo, VideoWriter, frame_map, probe_video, read_audio
 from latentsync.utils.progress import RunProgress, StageClock
 from latentsync.whisper.audio2feature import frame_feature_indices, gather_frames
 
@@ -70,13 +70,13 @@ __all__ = ["LipsyncPipeline", "LipsyncResult", "NoFaceError", "SamplingOptions"]
 
 
 @contextlib.contextmanager
-def debug_writer(path: str | None, fps: float, audio_path: str, seconds: float, sample_aspect: tuple[int, int]):
+def debug_writer(path: str | None, fps: float, audio_path: str, seconds: float, like: VideoInfo | None):
     """The `--debug_video` companion's writer (None when not asked for); written atomically like the output."""
     if path is None:
         yield None
         return
     with VideoWriter(path, fps, audio_path=audio_path, audio_duration=seconds, crf=23, preset="veryfast",
-                     sample_aspect=sample_aspect) as writer:
+                     like=like) as writer:
         yield writer
 
 
@@ -125,7 +125,7 @@ class RunPlan:
     moments: FrameMoments | None = None  # VAE moments of the frames shown again (None: every frame encoded each time)
     last_use: dict[int, int] = field(default_factory=dict)  # source frame -> last output index that shows it
     showing: dict[str, set[int]] = field(default_factory=dict)  # crop key -> source frames with that crop still shown
-    sample_aspect: tuple[int, int] = (1, 1)  # the video's pixel aspect, kept in the output (`VideoInfo.sample_aspect`)
+    video: VideoInfo | None = None  # the input video, whose pixel aspect and colour tags the output keeps
 
     @property
     def dtype(self) -> torch.dtype:
@@ -302,7 +302,7 @@ class LipsyncPipeline:
         mask_latent = mask_to_latent(mask[0:1][None], (latent_hw, latent_hw)).to(self.device, noise.dtype)
         guided = options.guided_steps or self.guided_step_count(options.num_inference_steps, options.guidance_fraction)
         return RunPlan(n_out, schedule, features, noise, mask, mask_latent, guided, options.resolution,
-                       last_use=last_uses(schedule), sample_aspect=info.sample_aspect)
+                       last_use=last_uses(schedule), video=info)
 
     def initial_noise(self, options: SamplingOptions, generator) -> torch.Tensor:
         """The official one noise tensor (1, 4, 1, h, w), drawn on the generator's device, scaled for the scheduler."""
@@ -377,9 +377,8 @@ class LipsyncPipeline:
         writing_bar = progress.stage("writing", plan.num_output)
         seconds, edited = plan.num_output / options.video_fps, 0
         with VideoWriter(video_out_path, options.video_fps, audio_path=audio_path, audio_duration=seconds,
-                         sample_aspect=plan.sample_aspect) as writer, \
-                debug_writer(options.debug_video_path, options.video_fps, audio_path, seconds,
-                             plan.sample_aspect) as overlay:
+                         like=plan.video) as writer, \
+                debug_writer(options.debug_video_path, options.video_fps, audio_path, seconds, plan.video) as overlay:
             finish = FrameFinisher(source.track, overlay=overlay, cuts=source.cuts, keep_mask=plan.mask[0].numpy())
             prefetch = Prefetcher(partial(self.prepared_chunks, source, plan, clock), depth=1, name="latentsync-decode")
             drain = Drain(partial(restore_and_write, finish, writer, clock, writing_bar), depth=1,

@@ -73,6 +73,7 @@ class VideoInfo:
     rotation: int  # display rotation from the container (0/90/180/270); decoded frames are already upright
     has_audio: bool
     sample_aspect: tuple[int, int] = (1, 1)  # pixel width : height of the upright frames (non-square: DV, anamorphic)
+    colour: tuple[str, str, str] | None = None  # (matrix, primaries, transfer) as the stream is tagged; None: untagged
 
     @property
     def duration(self) -> float:
@@ -115,6 +116,17 @@ def _sample_aspect_from_report(report: str, rotation: int) -> tuple[int, int]:
     return (aspect.numerator, aspect.denominator)
 
 
+def _colour_from_report(report: str) -> tuple[str, str, str] | None:
+    """The video stream's colour tags (matrix, primaries, transfer): "yuv420p(tv, bt709, progressive)" names all
+    three at once, "yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67, ...)" (a phone's HLG video) each one; None when the
+    stream has no matrix tag ("yuv420p(progressive)")."""
+    match = re.search(r"Stream #\d+:\d+.*: Video: .*?\w\((?:tv|pc), ([\w-]+)(?:/([\w-]+)/([\w-]+))?[,)]", report)
+    if not match or not re.match(r"(bt|smpte|fcc|ycgco|chroma|ictcp)", match.group(1)):
+        return None
+    matrix = match.group(1)
+    return (matrix, match.group(2) or matrix, match.group(3) or matrix)
+
+
 def _open_decord(path: str | os.PathLike):
     import decord
 
@@ -146,7 +158,7 @@ def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
     rotation = _rotation_from_report(report)
     has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
     return VideoInfo(os.fspath(path), fps, num_frames, int(width), int(height), rotation, has_audio,
-                     _sample_aspect_from_report(report, rotation))
+                     _sample_aspect_from_report(report, rotation), _colour_from_report(report))
 
 
 def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> VideoInfo:
@@ -164,7 +176,7 @@ def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> Vid
     has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
     rotation = _rotation_from_report(report)
     return VideoInfo(os.fspath(path), fps, len(times.times), size[0], size[1], rotation, has_audio,
-                     _sample_aspect_from_report(report, rotation))
+                     _sample_aspect_from_report(report, rotation), _colour_from_report(report))
 
 
 def _first_frame_size(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -574,14 +586,29 @@ def _partial_path(final: Path) -> Path:
     return Path(name)
 
 
-# Our RGB frames go into H.264 with the BT.709 matrix, and the file says so (`setparams` tags the frames, which the
-# encoder writes into the stream): players show untagged HD video as BT.709, while ffmpeg's own default for RGB
-# input (BT.601, untagged) shifted saturated colours by up to 25-38 levels in them, over the whole frame
-# (docs/benchmarks.md "Real footage: formats and colours"). Readers that honour the tags (ffmpeg, decord) get the
-# same RGB back either way.
-BT709_FROM_RGB = (
-    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
-    "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv")
+# `scale`'s name for the matrix a stream is tagged with (the other tags' names are setparams' own).
+SCALE_MATRIX = {"bt2020nc": "bt2020", "bt2020c": "bt2020", "bt470bg": "bt470", "smpte170m": "smpte170m",
+                "smpte240m": "smpte240m", "fcc": "fcc", "bt709": "bt709"}
+
+
+def _colour_filter(like: VideoInfo | None) -> str:
+    """Our RGB frames into yuv420p so that a player shows the output's pixels as it shows the input's.
+
+    Our readers decode with the matrix a stream is tagged with (BT.601 when untagged), so the output goes back
+    through that matrix, tagged as the input was (`setparams` tags the frames; the encoder writes it into the
+    stream): a phone's BT.709 video stays BT.709 (ffmpeg's default was BT.601, untagged, which players show as
+    BT.709 in HD: saturated colours 25-38 levels off over the whole frame), a phone's HLG HDR video keeps its
+    BT.2020 matrix, primaries and HLG transfer (tagged as SDR it looked flat and pale), and an untagged input gives
+    an untagged output in BT.601, as before. Frames of no input video (`like` None) are tagged BT.709.
+    docs/benchmarks.md "Real footage: formats and colours"."""
+    colour = ("bt709",) * 3 if like is None else like.colour
+    if colour is None or colour[0] not in SCALE_MATRIX:  # ffmpeg's own conversion: BT.601, left untagged
+        return "format=yuv420p"
+    matrix, primaries, transfer = colour
+    tags = [f"colorspace={matrix}", "range=tv"]
+    tags += [f"color_primaries={primaries}"] if primaries != "unknown" else []
+    tags += [f"color_trc={transfer}"] if transfer != "unknown" else []
+    return f"scale=out_color_matrix={SCALE_MATRIX[matrix]}:out_range=tv,format=yuv420p,setparams={':'.join(tags)}"
 
 
 class VideoWriter:
@@ -590,14 +617,14 @@ class VideoWriter:
     Frames are pushed chunk by chunk into one ffmpeg process. The file appears at `path` only when
     `close()` succeeds; on any error (or leaving a `with` block by exception) the partial file is removed.
     Odd widths/heights are padded by one pixel (yuv420p needs even sizes). With `audio_duration` the audio
-    track lasts exactly that long: a longer audio is cut, a shorter one padded with silence. `sample_aspect`: the
-    pixels' width : height, written into the stream, so non-square input pixels (DV, anamorphic video) are shown
-    at the input's display aspect rather than stretched.
+    track lasts exactly that long: a longer audio is cut, a shorter one padded with silence. `like`: the input
+    video (`probe_video`), whose look the output keeps: its pixel aspect (non-square DV or anamorphic pixels are
+    shown at the input's display aspect, not stretched) and its colour tags (`_colour_filter`).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, audio_path: str | os.PathLike | None = None,
                  crf: int = 18, preset: str = "medium", audio_bitrate: str = "192k",
-                 audio_duration: float | None = None, sample_aspect: tuple[int, int] = (1, 1)):
+                 audio_duration: float | None = None, like: VideoInfo | None = None):
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise MediaError(f"output folder does not exist: {self.path.parent}")
@@ -607,7 +634,7 @@ class VideoWriter:
         self.audio_path = audio_path
         self.audio_duration = audio_duration  # the audio track's length: trimmed or padded with silence (None: as is)
         self.crf, self.preset, self.audio_bitrate = crf, preset, audio_bitrate
-        self.sample_aspect = sample_aspect  # the input's pixel aspect (`VideoInfo.sample_aspect`), kept in the output
+        self.like = like  # the input video, whose pixel aspect and colour tags the output keeps
         self._proc: subprocess.Popen | None = None
         self._tmp: Path | None = None
         self._size: tuple[int, int] | None = None
@@ -624,9 +651,11 @@ class VideoWriter:
                     "-c:a", "aac", "-b:a", self.audio_bitrate]
             if self.audio_duration is not None:  # a shorter audio ends in silence, so both streams end together
                 cmd += ["-af", f"apad=whole_dur={self.audio_duration:.6f}"]
-        sar = "setsar={}/{}".format(*self.sample_aspect)
-        cmd += ["-vf", f"pad=ceil(iw/2)*2:ceil(ih/2)*2,{BT709_FROM_RGB},{sar}", "-c:v", "libx264", "-preset", self.preset,
-                "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(self._tmp)]
+        sar = "{}/{}".format(*(self.like.sample_aspect if self.like is not None else (1, 1)))
+        colour = _colour_filter(self.like)
+        cmd += ["-vf", f"pad=ceil(iw/2)*2:ceil(ih/2)*2,{colour},setsar={sar}", "-c:v", "libx264",
+                "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart",
+                str(self._tmp)]
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
 
