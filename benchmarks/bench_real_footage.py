@@ -8,10 +8,10 @@
   filter picks (decoded and compared exactly), and how far the former index-based rule (`floor(k * avg_fps / 25)`)
   drifted from them in time.
 - formats: a corpus clip re-encoded as phones, cameras and video sites deliver it (AV1, VP9, 10-bit HLG HEVC with
-  and without a display rotation, ProRes, MPEG-4 part 2, 4:4:4 at an odd size, full range, 60 fps): whether it
-  opens, through decord or ffmpeg alone, its 25 fps frames against ffmpeg's fps filter as in `timing`, and its first
-  frames written back unedited as a player that reads the colour tags shows them; and the writer's colours as a
-  player that assumes BT.709 shows them (saturated patches).
+  and without a display rotation, BT.709-tagged H.264, ProRes, MPEG-4 part 2, 4:4:4 at an odd size, full range,
+  60 fps): whether it opens, through decord or ffmpeg alone, its 25 fps frames against ffmpeg's fps filter as in
+  `timing`, and its first frames written back unedited as a player that reads the colour tags shows them; and the
+  writer's colours as a player that assumes BT.709 shows them (saturated patches).
 - shots: benchmarks/bench_shots.py (cut sequences built from the corpus: cuts found, frames edited in shots where
   nobody visible speaks, frames aligned across a cut).
 - occlusion: benchmarks/bench_occlusion.py (hand and object composites: occluder pixels kept, mouth still edited).
@@ -113,14 +113,15 @@ FORMATS = {  # name: (file suffix, ffmpeg output options) for a re-encode of the
 def run_formats(clip: Path) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
         for k, (name, (suffix, options)) in enumerate(FORMATS.items()):
-            path = str(Path(tmp) / f"format_{k}{suffix}")
-            subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-t", "3", *options, path],
-                           check=True)
-            rows.append(format_row(name, path))
+            paths[name] = str(Path(tmp) / f"format_{k}{suffix}")
+            subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-t", "3", *options,
+                            paths[name]], check=True)
+            rows.append(format_row(name, paths[name]))
         rotated = str(Path(tmp) / "rotated.mov")  # the HLG clip as a phone held upright stores it
         subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", "90", "-i",
-                        str(Path(tmp) / "format_2.mov"), "-c", "copy", rotated], check=True)  # (the HLG clip)
+                        paths["HEVC 10-bit HLG (mov)"], "-c", "copy", rotated], check=True)
         rows.append(format_row("HEVC 10-bit HLG, display rotation 90 (mov)", rotated))
         colours = writer_colours(Path(tmp))
     print("| format | opens with | size | 25 fps frames | differ from ffmpeg's fps=25 | written back, as shown: mean "
