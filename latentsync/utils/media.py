@@ -81,7 +81,15 @@ class VideoInfo:
 
 
 def _ffmpeg_stream_report(path: str) -> str:
-    """ffmpeg's description of the input's streams (it has no ffprobe; `-i` alone prints them to stderr)."""
+    """ffmpeg's description of the input's streams (it has no ffprobe; `-i` alone prints them to stderr). Read once
+    per file version (path, size, modification time) within a process: probing, the packet times and the stream
+    summary all read it."""
+    stat = os.stat(path)
+    return _stream_report_of(os.path.abspath(os.fspath(path)), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _stream_report_of(path: str, _size: int, _mtime_ns: int) -> str:
     proc = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _safe_path(path)],
         capture_output=True,
@@ -154,11 +162,15 @@ def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
     if not fps or not math.isfinite(fps) or fps <= 0:
         raise MediaError(f"video has no valid frame rate: {path}")
     height, width = reader[0].shape[:2]  # decord applies the display rotation, as ffmpeg's autorotate does
+    return VideoInfo(os.fspath(path), fps, num_frames, int(width), int(height), *_stream_facts(path))
+
+
+def _stream_facts(path: str | os.PathLike) -> tuple[int, bool, tuple[int, int], tuple[str, str, str] | None]:
+    """What ffmpeg's report says beyond frames: `VideoInfo`'s rotation, has_audio, sample_aspect and colour."""
     report = _ffmpeg_stream_report(os.fspath(path))
     rotation = _rotation_from_report(report)
     has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
-    return VideoInfo(os.fspath(path), fps, num_frames, int(width), int(height), rotation, has_audio,
-                     _sample_aspect_from_report(report, rotation), _colour_from_report(report))
+    return rotation, has_audio, _sample_aspect_from_report(report, rotation), _colour_from_report(report)
 
 
 def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> VideoInfo:
@@ -171,12 +183,8 @@ def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> Vid
     size = _first_frame_size(path) if times is not None else None
     if times is None or size is None or times.end <= times.times[0]:
         raise decord_error
-    report = _ffmpeg_stream_report(os.fspath(path))
     fps = float(len(times.times) / (times.end - times.times[0]))
-    has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
-    rotation = _rotation_from_report(report)
-    return VideoInfo(os.fspath(path), fps, len(times.times), size[0], size[1], rotation, has_audio,
-                     _sample_aspect_from_report(report, rotation), _colour_from_report(report))
+    return VideoInfo(os.fspath(path), fps, len(times.times), size[0], size[1], *_stream_facts(path))
 
 
 def _first_frame_size(path: str | os.PathLike) -> tuple[int, int] | None:
