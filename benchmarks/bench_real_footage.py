@@ -43,7 +43,7 @@ GENERATED = {  # name: (setpts expression, source rate, seconds, video start off
 
 def frame_hashes(path: str, video_filter: str) -> list[str]:
     """md5 of every frame ffmpeg delivers through `video_filter` (scaled small: only identity matters)."""
-    raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", path, "-map", "0:v:0", "-vf",
+    raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", path, "-map", media.video_map(path), "-vf",
                           f"{video_filter},scale=64:64:flags=neighbor", "-fps_mode", "passthrough", "-f", "rawvideo",
                           "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
     size = 64 * 64 * 3
@@ -72,7 +72,8 @@ def timing_row(name: str, path: str) -> dict:
     index_rule = np.minimum(np.floor(np.arange(len(expected)) * info.fps / 25 + 1e-6).astype(int), len(sources) - 1)
     drift = [abs(float(times.times[a]) - float(times.times[b])) for a, b in zip(index_rule, chosen, strict=True)
              if b >= 0]
-    differ = sum(sources[i] != h for i, h in zip(ours, expected, strict=False)) + abs(len(ours) - len(expected))
+    differ = sum(i >= len(sources) or sources[i] != h for i, h in zip(ours, expected, strict=False))
+    differ += abs(len(ours) - len(expected))
     return {"clip": name, "frames": len(expected), "differ": differ, "index_drift_ms": 1000 * max(drift, default=0)}
 
 
@@ -123,6 +124,17 @@ def run_formats(clip: Path) -> list[dict]:
         subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", "90", "-i",
                         paths["HEVC 10-bit HLG (mov)"], "-c", "copy", rotated], check=True)
         rows.append(format_row("HEVC 10-bit HLG, display rotation 90 (mov)", rotated))
+        covered = str(Path(tmp) / "covered.mkv")  # a download's thumbnail, stored as a video track before the video
+        subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", paths["H.264 BT.709 tagged (mp4)"],
+                        "-frames:v", "1", str(Path(tmp) / "cover.jpg")], check=True)
+        subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", str(Path(tmp) / "cover.jpg"), "-i",
+                        paths["H.264 BT.709 tagged (mp4)"], "-map", "0", "-map", "1", "-c:v:0", "mjpeg", "-c:v:1",
+                        "copy", "-c:a", "copy", "-disposition:v:1", "default", covered], check=True)
+        rows.append(format_row("H.264 BT.709 after its cover picture (mkv)", covered))
+        trimmed = str(Path(tmp) / "trimmed.mp4")  # a trim without re-encoding (phones, `-c copy`): an edit list
+        subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-ss", "1.3", "-i", str(clip), "-c", "copy", "-t",
+                        "3", trimmed], check=True)
+        rows.append(format_row("H.264 cut at 1.3 s without re-encoding (mp4, edit list)", trimmed))
         colours = writer_colours(Path(tmp))
     print("| format | opens with | size | 25 fps frames | differ from ffmpeg's fps=25 | written back, as shown: mean "
           "error (p99) |")
@@ -163,8 +175,9 @@ def shown_frame(path: str) -> np.ndarray:
     assumed = [f"{key}=bt709" for key, tag in (("colorspace", matrix), ("color_primaries", primaries),
                                                  ("color_trc", transfer)) if tag == "unknown"]
     chain = (f"setparams={':'.join(assumed)}," if assumed else "") + SHOWN  # what a player assumes for HD
-    raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", path, "-frames:v", "1", "-vf", chain, "-f",
-                          "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", path, "-map", media.video_map(path), "-frames:v",
+                          "1", "-vf", chain, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.uint8).astype(int).reshape(info.height, info.width, 3)
 
 

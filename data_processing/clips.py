@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentsync.utils.media import VideoWriter, describe_streams, ffmpeg_exe, write_wav
+from latentsync.utils.media import VideoWriter, describe_streams, ffmpeg_exe, video_map, write_wav
 
 
 def audio_span(audio: np.ndarray, start_frame: int, end_frame: int, fps: float, sample_rate: int) -> np.ndarray:
@@ -85,8 +85,8 @@ def replace_audio(video_path: Path, audio: np.ndarray, sample_rate: int, out_pat
     wav = out_path.with_suffix(".wav")
     write_wav(wav, audio, sample_rate)
     try:
-        run_ffmpeg(["-i", str(Path(video_path).resolve()), "-i", str(wav.resolve()), "-map", "0:v:0", "-map", "1:a:0",
-                    "-c:v", "copy", "-c:a", "aac", "-b:a", str(encoding.audio_bitrate),
+        run_ffmpeg(["-i", str(Path(video_path).resolve()), "-i", str(wav.resolve()), "-map", video_map(video_path),
+                    "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", str(encoding.audio_bitrate),
                     "-movflags", "+faststart", str(out_path.resolve())], f"muxing new audio into {video_path}")
     finally:
         wav.unlink(missing_ok=True)

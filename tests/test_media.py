@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -128,6 +128,72 @@ def test_av1_which_decord_cannot_decode_is_read_with_ffmpeg_alone(tmp_path, case
         assert np.array_equal(cold.get_frames(last), expected[last.start :])
         shuffled = [last.stop - 1, 2, last.start]
         assert np.array_equal(cold.get_frames(shuffled), expected[shuffled])
+
+
+@pytest.mark.parametrize("rate", ["30", "25"])
+def test_frames_an_edit_list_hides_are_never_shown(tmp_path, rate):
+    """A phone's trimmed video, or a cut made with `ffmpeg -ss 1.3 -c copy`, starts after its keyframe: the frames
+    before the cut stay in the file behind an edit list, and players and ffmpeg start at the cut. decord counts
+    them (its frame 0 was 1.3 s before the cut), and the pipe's frames were numbered as if it did: the output
+    started 1.3 s late and then jumped. Now the reader, the training clips and a data-processing stream copy all
+    show the frames ffmpeg's fps filter picks."""
+    from data_processing.clips import replace_audio
+    from latentsync.data.clips import ClipReader
+
+    whole = tmp_path / "whole.mp4"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    f"testsrc2=size=96x64:rate={rate}:duration=5", "-f", "lavfi", "-i", "sine=duration=5",
+                    "-c:v", "libx264", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", str(whole)], check=True)
+    trimmed = tmp_path / "trimmed.mp4"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-ss", "1.3", "-i", str(whole), "-c", "copy", "-t", "3",
+                    str(trimmed)], check=True)
+    times = media.read_frame_times(trimmed)
+    assert times.hidden >= 25 and times.hidden_before == times.hidden  # the premise: frames before the cut
+    assert len(media._open_decord(trimmed)) == len(times.times) + times.hidden  # ... which decord counts
+    expected = ffmpeg_fps_choice(trimmed)
+    assert media.probe_video(trimmed).num_frames == len(times.times)
+    with media.VideoReader(trimmed, target_fps=25) as reader:
+        assert len(reader) == len(expected)
+        assert np.array_equal(np.concatenate(list(reader.iter_chunks(16))), expected)
+        assert np.array_equal(reader.get_frames(range(len(reader) - 1, -1, -1))[::-1], expected)
+    clip = ClipReader(str(trimmed), 25)
+    assert len(clip) == len(expected)
+    assert np.array_equal(clip.frames(40, 16), expected[40:56]) and np.array_equal(clip.frames(3, 16), expected[3:19])
+    copied = tmp_path / "copied.mp4"
+    replace_audio(trimmed, media.read_audio(trimmed), 16000, copied, EncodingStub())
+    with media.VideoReader(copied, target_fps=25) as reader:
+        assert np.array_equal(reader.get_frames(range(len(reader))), expected)
+
+
+@dataclass(frozen=True)
+class EncodingStub:
+    audio_bitrate: str = "64k"
+
+
+@pytest.mark.parametrize("container", ["mkv", "mp4"])
+def test_a_cover_picture_stored_as_a_video_stream_is_not_read_as_the_video(tmp_path, container):
+    """Downloaded videos may carry their thumbnail as a video stream of one frame: an "attached pic", or in MKV a
+    plain one-frame track, which can come before the video itself. Every reader takes the video (the frames, the
+    packet times of its variable frame rate, its colour tags, the stream a data-processing copy keeps), not the
+    picture: before, the MKV's frames came from decord alone, its timing was taken as even (one packet listed),
+    the small-frame pipe of the speaker pass and shot detection saw one frame, and the output was tagged with the
+    picture's JPEG matrix."""
+    filters = TIMING_CASES["vfr_25_then_8.3"][0]
+    plain = generated_clip(tmp_path, "plain.mp4", filters)
+    cover = tmp_path / "cover.jpg"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", plain, "-frames:v", "1", str(cover)], check=True)
+    covered = tmp_path / f"covered.{container}"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(cover), "-i", plain, "-map", "0", "-map", "1:v",
+                    "-c:v:0", "mjpeg", "-c:v:1", "copy", "-disposition:v:0", "attached_pic",
+                    "-disposition:v:1", "default", str(covered)], check=True)
+    assert media._ffmpeg_stream_report(str(covered)).count(": Video: ") == 2
+    expected = ffmpeg_fps_choice(plain)
+    assert media.probe_video(covered).colour is None and media.describe_streams(covered).video_codec == "h264"
+    assert len(media.read_frame_times(covered).times) == media.probe_video(plain).num_frames
+    with media.VideoReader(covered, target_fps=25) as reader:
+        assert np.array_equal(np.concatenate(list(reader.iter_chunks(16))), expected)
+    small = list(media.iter_small_frames(covered, 48, 32))
+    assert len(small) == media.probe_video(plain).num_frames
 
 
 def test_video_that_starts_late_holds_its_first_frame_until_it_starts(tmp_path):

@@ -148,13 +148,10 @@ def _open_decord(path: str | os.PathLike):
 
 
 def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
-    """Open a video and report fps, frame count, (upright) size, rotation and whether it has audio. A video whose
-    codec decord cannot decode but ffmpeg can (AV1) is probed with ffmpeg alone (`_probe_with_ffmpeg`)."""
+    """Open a video and report fps, frame count, (upright) size, rotation and whether it has audio. A video decord
+    cannot decode (AV1) or would count wrongly (an edit list) is probed with ffmpeg alone (`open_video`)."""
     if reader is None:
-        try:
-            reader = _open_decord(path)
-        except _NoDecordDecoder as exc:
-            return _probe_with_ffmpeg(path, exc)
+        return open_video(path)[1]
     num_frames = len(reader)
     if num_frames == 0:
         raise MediaError(f"video has no frames: {path}")
@@ -165,12 +162,62 @@ def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
     return VideoInfo(os.fspath(path), fps, num_frames, int(width), int(height), *_stream_facts(path))
 
 
+def open_video(path: str | os.PathLike):
+    """(decord's reader, `VideoInfo`), or (None, `VideoInfo` from ffmpeg alone) for a video that decord cannot
+    decode (AV1: its own FFmpeg has no decoder) or that hides frames behind an edit list: a phone's trimmed video,
+    or a cut made with `ffmpeg -ss ... -c copy`, starts at a frame after its keyframe, and the frames before it
+    are in the file but never shown. decord counts and serves them (frame 0 was 1.3 s before the cut on a
+    generated trim), ffmpeg and every player start at the cut (`FrameTimes.hidden`)."""
+    try:
+        reader = _open_decord(path)
+    except _NoDecordDecoder as exc:
+        return None, _probe_with_ffmpeg(path, exc)
+    times = read_frame_times(path)
+    if times is not None and times.hidden and len(reader) == len(times.times) + times.hidden:
+        return None, _probe_with_ffmpeg(path, MediaError(f"cannot read video frames from {path}"))
+    return reader, probe_video(path, reader)
+
+
 def _stream_facts(path: str | os.PathLike) -> tuple[int, bool, tuple[int, int], tuple[str, str, str] | None]:
-    """What ffmpeg's report says beyond frames: `VideoInfo`'s rotation, has_audio, sample_aspect and colour."""
+    """What ffmpeg's report says beyond frames: `VideoInfo`'s rotation, has_audio, sample_aspect and colour (the
+    last three of the video stream that is read, `_video_stream`)."""
     report = _ffmpeg_stream_report(os.fspath(path))
-    rotation = _rotation_from_report(report)
+    video = _video_stream(report)
+    lines = video[1] if video is not None else ""
+    rotation = _rotation_from_report(lines)
     has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
-    return rotation, has_audio, _sample_aspect_from_report(report, rotation), _colour_from_report(report)
+    return rotation, has_audio, _sample_aspect_from_report(lines, rotation), _colour_from_report(lines)
+
+
+_STREAM_LINE = re.compile(r"^(\s*)Stream #0:(\d+)\S*: (\w+): ")
+
+
+def _video_stream(report: str) -> tuple[int, str] | None:
+    """The video stream every reader reads, as (its index in the file, its lines of ffmpeg's report), or None.
+
+    The first one marked default, else the first, leaving out cover pictures: a downloaded video may carry its
+    thumbnail as a video stream of one frame ("attached pic"; in MKV a plain one-frame track, not marked default),
+    sometimes before the video itself. decord's FFmpeg chooses alike (`av_find_best_stream`: the default stream
+    first, then one of several frames), so the pipe, the packet times and the tags describe the frames it counts."""
+    streams, lines = [], report.splitlines()
+    for k, line in enumerate(lines):
+        match = _STREAM_LINE.match(line)
+        if not match or match.group(3) != "Video" or "(attached pic)" in line:
+            continue
+        end = k + 1
+        while end < len(lines) and len(lines[end]) - len(lines[end].lstrip()) > len(match.group(1)):
+            end += 1
+        streams.append((int(match.group(2)), "\n".join(lines[k:end]), "(default)" in line))
+    if not streams:
+        return None
+    index, text, _ = next((s for s in streams if s[2]), streams[0])
+    return index, text
+
+
+def video_map(path: str | os.PathLike) -> str:
+    """ffmpeg's `-map` specifier of the video stream that is read (`_video_stream`)."""
+    video = _video_stream(_ffmpeg_stream_report(os.fspath(path)))
+    return f"0:{video[0]}" if video is not None else "0:v:0"
 
 
 def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> VideoInfo:
@@ -191,8 +238,8 @@ def _first_frame_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) of the first frame as ffmpeg delivers it (display rotation applied), from its PPM header;
     None when ffmpeg decodes no frame."""
     proc = subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _safe_path(path), "-map", "0:v:0",
-         "-frames:v", "1", "-f", "image2pipe", "-c:v", "ppm", "pipe:1"],
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _safe_path(path),
+         "-map", video_map(path), "-frames:v", "1", "-f", "image2pipe", "-c:v", "ppm", "pipe:1"],
         capture_output=True,
     )
     match = re.match(rb"P6\s+(\d+)\s+(\d+)\s", proc.stdout)
@@ -241,6 +288,8 @@ class FrameTimes:
 
     times: tuple[Fraction, ...]
     end: Fraction
+    hidden: int = 0  # frames in the stream that an edit list hides (decord counts them, ffmpeg never shows them)
+    hidden_before: int = 0  # of those, the ones before the first frame shown
 
     def grid(self, target_fps: float) -> np.ndarray:
         """Source frame index for each output frame at `target_fps` (see `frames_on_grid`)."""
@@ -271,7 +320,7 @@ def _frame_times_of(path: str, _size: int, _mtime_ns: int) -> FrameTimes | None:
     report = _ffmpeg_stream_report(os.fspath(path))
     proc = subprocess.run(
         [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _safe_path(path),
-         "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"],
+         "-map", video_map(path), "-c", "copy", "-f", "framecrc", "-"],
         capture_output=True, text=True, errors="replace",
     )
     base = re.search(r"^#tb 0: (\d+)/(\d+)", proc.stdout, flags=re.MULTILINE)
@@ -280,24 +329,37 @@ def _frame_times_of(path: str, _size: int, _mtime_ns: int) -> FrameTimes | None:
         return None
     tick = Fraction(int(base.group(1)), int(base.group(2)))
     start = _round_half_away(_file_start(report) / tick)  # ffmpeg's offset, in the stream's ticks
-    packets = sorted((int(row[2]), int(row[3])) for row in rows if row[2].strip().lstrip("-").isdigit())
-    if not packets:
+    packets = sorted((int(row[2]), int(row[3]), _discarded(row)) for row in rows
+                     if row[2].strip().lstrip("-").isdigit())
+    shown = [(pts, duration) for pts, duration, discarded in packets if not discarded]
+    if not shown:
         return None
-    times = tuple((pts - start) * tick for pts, _ in packets)
-    last_pts, last_duration = packets[-1]
-    return FrameTimes(times, (last_pts + max(last_duration, 0) - start) * tick)
+    times = tuple((pts - start) * tick for pts, _ in shown)
+    last_pts, last_duration = shown[-1]
+    hidden_before = next(k for k, packet in enumerate(packets) if not packet[2])
+    return FrameTimes(times, (last_pts + max(last_duration, 0) - start) * tick, len(packets) - len(shown),
+                      hidden_before)
+
+
+def _discarded(row: list[str]) -> bool:
+    """Whether a `framecrc` packet row carries the discard flag (0x4): a frame an edit list hides."""
+    flags = row[6].strip() if len(row) > 6 else ""
+    return flags.startswith("F=") and bool(int(flags[2:], 16) & 0x4)
 
 
 def frame_map(path: str | os.PathLike, target_fps: float, num_frames: int | None = None,
               source_fps: float | None = None) -> np.ndarray:
     """Source frame index for each output frame of `path` at `target_fps`: ffmpeg's `fps=<target>:start_time=0`.
 
-    The one rule every stage uses (inference, the speaker pre-pass, data processing, training clips). When the
-    packets cannot be listed, or disagree with the decoder's frame count (`num_frames`), the frames are assumed
-    evenly spaced at `source_fps`."""
+    The one rule every stage uses (inference, the speaker pre-pass, data processing, training clips). Indices count
+    the frames ffmpeg shows; a decoder that also counts the frames an edit list hides (`num_frames` that many more:
+    decord, which the training clips read with) gets its own indices. When the packets cannot be listed, or
+    disagree with the decoder's frame count, the frames are assumed evenly spaced at `source_fps`."""
     times = read_frame_times(path)
     if times is not None and (num_frames is None or len(times.times) == num_frames):
         return np.minimum(times.grid(target_fps), len(times.times) - 1)
+    if times is not None and times.hidden and len(times.times) + times.hidden == num_frames:
+        return np.minimum(times.grid(target_fps), len(times.times) - 1) + times.hidden_before
     if num_frames is None or source_fps is None:
         info = probe_video(path)
         num_frames, source_fps = info.num_frames, info.fps
@@ -335,7 +397,7 @@ class _FramePipe:
         # Small analysis frames need no deblocking: skipping the loop filter decodes ~25 % faster.
         fast = ["-skip_loop_filter", "all"] if scale_to is not None else []
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *seek, *fast, "-i", _safe_path(path),
-               "-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough", *scale,
+               "-map", video_map(path), "-an", "-sn", "-dn", "-fps_mode", "passthrough", *scale,
                "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, bufsize=0)
@@ -388,12 +450,7 @@ class VideoReader(ClosesOnExit):
 
     def __init__(self, path: str | os.PathLike, target_fps: float | None = None):
         self.path = os.fspath(path)
-        try:
-            self._reader = _open_decord(path)
-            self.info = probe_video(path, self._reader)
-        except _NoDecordDecoder as exc:  # a codec decord lacks (AV1): ffmpeg alone, see `_probe_with_ffmpeg`
-            self._reader = None
-            self.info = _probe_with_ffmpeg(path, exc)
+        self._reader, self.info = open_video(path)  # no decord reader: ffmpeg alone (AV1, an edit list)
         self._park_decord()
         self.target_fps = float(target_fps) if target_fps else self.info.fps
         if target_fps:  # frames chosen by presentation time, as ffmpeg's fps filter does
@@ -760,7 +817,8 @@ class StreamSummary:
 
 def describe_streams(path: str | os.PathLike) -> StreamSummary:
     report = _ffmpeg_stream_report(os.fspath(_require_file(path, "media file")))
-    video = re.search(r"Stream #\d+:\d+.*: Video: (\w+)", report)
+    stream = _video_stream(report)
+    video = re.search(r": Video: (\w+)", stream[1]) if stream is not None else None
     audio = re.search(r"Stream #\d+:\d+.*: Audio: (\w+)", report)
     dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", report)
     seconds = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
