@@ -42,9 +42,10 @@ GENERATED = {  # name: (setpts expression, source rate, seconds, video start off
 
 
 def frame_hashes(path: str, video_filter: str) -> list[str]:
-    """md5 of every frame ffmpeg delivers through `video_filter` (scaled small: only identity matters)."""
+    """md5 of every frame ffmpeg delivers through `video_filter` (scaled small: only identity matters), interlaced
+    frames deinterlaced first as our readers do (`media.DEINTERLACE`; progressive ones pass it untouched)."""
     raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", path, "-map", media.video_map(path), "-vf",
-                          f"{video_filter},scale=64:64:flags=neighbor", "-fps_mode", "passthrough", "-f", "rawvideo",
+                          f"{media.DEINTERLACE},{video_filter},scale=64:64:flags=neighbor", "-fps_mode", "passthrough", "-f", "rawvideo",
                           "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
     size = 64 * 64 * 3
     return [hashlib.md5(raw[i : i + size]).hexdigest() for i in range(0, len(raw), size)]
@@ -135,13 +136,31 @@ def run_formats(clip: Path) -> list[dict]:
         subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-ss", "1.3", "-i", str(clip), "-c", "copy", "-t",
                         "3", trimmed], check=True)
         rows.append(format_row("H.264 cut at 1.3 s without re-encoding (mp4, edit list)", trimmed))
+        tagged = paths["H.264 BT.709 tagged (mp4)"]
+        for name, suffix, options in (
+                ("H.264 remuxed to MPEG-TS (camcorders, TV: starts at 1.4 s)", ".ts", ["-c", "copy"]),
+                ("H.264 remuxed without an edit list (mp4: starts 2 frames late)", ".mp4",
+                 ["-c", "copy", "-use_editlist", "0"])):
+            remuxed = str(Path(tmp) / f"remuxed_{len(rows)}{suffix}")
+            subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", tagged, *options, remuxed], check=True)
+            rows.append(format_row(name, remuxed))
+        fields = "setpts=N/(50*TB),{}tinterlace=mode=interleave_top,setfield=tff"  # 2 frames -> the 2 fields of 1
+        for name, suffix, size, options in (
+                ("interlaced H.264 in MPEG-TS, top field first (AVCHD, TV)", ".ts", "",
+                 ["-c:v", "libx264", "-flags", "+ilme+ildct", "-pix_fmt", "yuv420p", "-c:a", "aac"]),
+                ("DV, 720 x 576 interlaced (avi)", ".avi", "scale=720:576,",
+                 ["-c:v", "dvvideo", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", "-ar", "48000"])):
+            interlaced = str(Path(tmp) / f"interlaced_{len(rows)}{suffix}")
+            subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", str(clip), "-t", "6", "-vf",
+                            fields.format(size), *options, interlaced], check=True)
+            rows.append(format_row(name, interlaced))
         colours = writer_colours(Path(tmp))
-    print("| format | opens with | size | 25 fps frames | differ from ffmpeg's fps=25 | written back, as shown: mean "
-          "error (p99) |")
-    print("| --- | --- | --- | ---: | ---: | ---: |")
+    print("| format | opens with | size | 25 fps frames | differ from ffmpeg's fps=25 | combs, woven / read | written "
+          "back, as shown: mean error (p99) |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(f"| {row['format']} | {row['reader']} | {row['size']} | {row['frames']} | {row['differ']} | "
-              f"{row['shown_mean']:.2f} ({row['shown_p99']:.0f}) |")
+              f"{row['combs_woven']:.2f} / {row['combs_read']:.2f} | {row['shown_mean']:.2f} ({row['shown_p99']:.0f}) |")
     print(f"\nWriter colours (saturated patches) as a BT.709 player shows them: max error {colours['bt709_max']}, "
           f"mean {colours['bt709_mean']:.2f} levels; as ffmpeg reads the file: max {colours['tag_max']}.")
     return rows
@@ -159,14 +178,25 @@ def format_row(name: str, path: str) -> dict:
     with media.VideoReader(path, target_fps=25) as reader:
         opened = "ffmpeg alone" if reader._reader is None else "decord"
         size = f"{reader.info.width} x {reader.info.height}"
+        first = reader.get_frames(range(10))
         with media.VideoWriter(written, 25, like=reader.info) as writer:
-            writer.write(reader.get_frames(range(10)))
+            writer.write(first)
+    woven = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", path, "-map", media.video_map(path), "-frames:v",
+                            "10", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
     out, inp = shown_frame(written), shown_frame(path)
     h, w = min(out.shape[0], inp.shape[0]), min(out.shape[1], inp.shape[1])  # the writer pads odd sizes by a pixel
     error = np.abs(out[:h, :w] - inp[:h, :w])
     timing = timing_row(name, path)
     return {"format": name, "reader": opened, "size": size, "frames": timing["frames"], "differ": timing["differ"],
-            "shown_mean": float(error.mean()), "shown_p99": float(np.percentile(error, 99))}
+            "combs_woven": combs(np.frombuffer(woven, np.uint8).reshape(-1, *first.shape[1:])),
+            "combs_read": combs(first), "shown_mean": float(error.mean()), "shown_p99": float(np.percentile(error, 99))}
+
+
+def combs(frames: np.ndarray) -> float:
+    """Mean difference of each line from the mean of its neighbours (green): two fields woven together show combs
+    wherever anything moves."""
+    green = frames[..., 1].astype(float)
+    return float(np.abs(green[:, 1:-1] - 0.5 * (green[:, :-2] + green[:, 2:])).mean())
 
 
 def shown_frame(path: str) -> np.ndarray:

@@ -28,9 +28,9 @@ COPYABLE_CODECS = ("h264",)
 
 
 def can_keep_video_stream(reader, start: int, end: int) -> bool:
-    """Whether frames [start, end) are the whole H.264 stream, unconverted: then no re-encode is needed."""
-    return (start == 0 and end == len(reader) == reader.info.num_frames
-            and np.array_equal(reader.indices, np.arange(len(reader)))
+    """Whether frames [start, end) are the whole H.264 stream, unconverted: then no re-encode is needed. Not for an
+    interlaced stream: its frames are read deinterlaced (`media.DEINTERLACE`), a copy would keep them woven."""
+    return (start == 0 and end == len(reader) and reader.on_grid and not reader.info.interlaced
             and describe_streams(reader.path).video_codec in COPYABLE_CODECS)
 
 

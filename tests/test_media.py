@@ -58,11 +58,12 @@ def test_chunks_have_requested_size(tmp_path):
     assert sizes == [8, 8, 4]
 
 
-def ffmpeg_fps_choice(path, fps: float = 25) -> np.ndarray:
-    """The frames ffmpeg's own `fps=<fps>:start_time=0` filter delivers (the reference the official converts with)."""
+def ffmpeg_fps_choice(path, fps: float = 25, video_filter: str = "null") -> np.ndarray:
+    """The frames ffmpeg's own `fps=<fps>:start_time=0` filter delivers (the reference the official converts with),
+    after `video_filter`."""
     info = media.probe_video(path)
     raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-vf",
-                          f"fps={fps}:start_time=0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                          f"{video_filter},fps={fps}:start_time=0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                          capture_output=True, check=True).stdout
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, info.height, info.width, 3)
 
@@ -128,6 +129,80 @@ def test_av1_which_decord_cannot_decode_is_read_with_ffmpeg_alone(tmp_path, case
         assert np.array_equal(cold.get_frames(last), expected[last.start :])
         shuffled = [last.stop - 1, 2, last.start]
         assert np.array_equal(cold.get_frames(shuffled), expected[shuffled])
+
+
+FILE_START_CASES = {  # name: (remux options, suffix); each file's timestamps start after 0
+    "mpeg_ts": (["-c", "copy"], ".ts"),  # camcorders (AVCHD .mts) and TV recordings: starts at 1.4 s
+    "mkv_from_5s": (["-c", "copy", "-output_ts_offset", "5"], ".mkv"),
+    "mp4_without_edit_list": (["-c", "copy", "-use_editlist", "0"], ".mp4"),  # B-frames: starts 2 frames late
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILE_START_CASES))
+def test_frames_keep_time_whatever_time_the_file_starts_at(tmp_path, case):
+    """ffmpeg counts every timestamp from the file's start. The packet times were shifted by the start once more,
+    so a file that does not start at 0 lost frames at the end and showed each frame early: of a 3 s MPEG-TS clip
+    14 frames of 50 were left, an MP4 without an edit list was 2 frames early throughout, an MKV gave none."""
+    filters, rate, seconds, _ = TIMING_CASES["vfr_25_then_8.3"]
+    plain = generated_clip(tmp_path, "plain.mp4", filters, rate, seconds)
+    options, suffix = FILE_START_CASES[case]
+    remuxed = tmp_path / f"{case}{suffix}"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", plain, *options, str(remuxed)], check=True)
+    assert "start: 0.000000" not in media._ffmpeg_stream_report(str(remuxed))  # the premise
+    expected = ffmpeg_fps_choice(remuxed)
+    with media.VideoReader(remuxed, target_fps=25) as reader:
+        assert len(reader) == len(expected)
+        assert np.array_equal(np.concatenate(list(reader.iter_chunks(16))), expected)
+        assert np.array_equal(reader.get_frames(range(len(reader) - 1, -1, -1))[::-1], expected)
+
+
+INTERLACED_CASES = {  # name: (frame size, encoder options, suffix)
+    "h264_top_field_first": ("96x64", ["-c:v", "libx264", "-flags", "+ilme+ildct", "-pix_fmt", "yuv420p"], ".mp4"),
+    "h264_in_mpeg_ts": ("96x64", ["-c:v", "libx264", "-flags", "+ilme+ildct", "-pix_fmt", "yuv420p"], ".ts"),
+    "dv": ("720x576", ["-c:v", "dvvideo", "-pix_fmt", "yuv420p"], ".avi"),  # interlaced by its format, untagged
+}
+
+
+def comb(frames: np.ndarray) -> float:
+    """How much each line differs from the mean of its neighbours: the combs of two fields woven together."""
+    green = frames[..., 1].astype(float)
+    return float(np.abs(green[:, 1:-1] - 0.5 * (green[:, :-2] + green[:, 2:])).mean())
+
+
+@pytest.mark.parametrize("case", sorted(INTERLACED_CASES))
+def test_interlaced_video_is_read_deinterlaced(tmp_path, case):
+    """TV, camcorder and DV footage stores two fields per frame, 1/50 s apart. Read woven, everything that moves
+    shows combs (the mouth, the jaw); every reader now deinterlaces them (bwdif, `media.DEINTERLACE`), the same
+    frames as ffmpeg's own bwdif then fps=25, training clips included. decord's FFmpeg could not decode the
+    interlaced H.264 transport stream at all (a raw DECORDError), which ffmpeg reads."""
+    from latentsync.data.clips import ClipReader
+
+    size, options, suffix = INTERLACED_CASES[case]
+    video = tmp_path / f"{case}{suffix}"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", f"color=c=gray:size={size}:rate=50:d=2",
+                    "-f", "lavfi", "-i", "color=c=white:size=20x48:rate=50", "-filter_complex",
+                    "[0][1]overlay=x='mod(n*3,70)':y=8:shortest=1,tinterlace=mode=interleave_top,setfield=tff",
+                    *options, str(video)], check=True)  # a bar moving 3 px a field
+    info = media.probe_video(video)
+    assert info.interlaced
+    woven = ffmpeg_fps_choice(video)
+    expected = ffmpeg_fps_choice(video, video_filter=media.DEINTERLACE)
+    with media.VideoReader(video, target_fps=25) as reader:
+        ours = np.concatenate(list(reader.iter_chunks(16)))
+        assert np.array_equal(ours, expected)
+        assert np.array_equal(reader.get_frames(range(len(reader) - 1, -1, -1))[::-1], expected)
+    assert comb(ours) < 0.3 * comb(woven)
+    clip = ClipReader(str(video), 25)
+    assert np.array_equal(clip.frames(20, 16), expected[20:36])
+
+
+def test_progressive_frames_pass_the_deinterlacer_untouched(tmp_path):
+    """The pipe always runs `media.DEINTERLACE`: a frame not flagged interlaced comes out bit for bit as decoded."""
+    path = generated_clip(tmp_path, "progressive.mp4", "null")
+    assert not media.probe_video(path).interlaced
+    with media.VideoReader(path) as reader:
+        assert np.array_equal(np.concatenate(list(reader.iter_chunks(16))),
+                              media._open_decord(path).get_batch(list(range(len(reader)))).asnumpy())
 
 
 @pytest.mark.parametrize("rate", ["30", "25"])

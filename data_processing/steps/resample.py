@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_processing.clips import COPYABLE_CODECS, replace_audio, write_clip
+from data_processing.clips import can_keep_video_stream, replace_audio, write_clip
 from data_processing.steps.base import Outcome, Step, WorkItem
-from latentsync.utils.media import VideoReader, describe_streams, read_audio
+from latentsync.utils.media import VideoReader, read_audio
 
 
 def output_name(item: WorkItem) -> str:
@@ -30,8 +30,8 @@ class Resample(Step):
         out = item.scratch("resampled.mp4")
         source_fps = reader.info.fps
         # Only a stream whose frames already sit on the 25 fps grid from t = 0 is kept as it is; a variable frame
-        # rate or a late video start is converted by presentation time.
-        copy_video = reader.on_grid and describe_streams(item.input_path).video_codec in COPYABLE_CODECS
+        # rate or a late video start is converted by presentation time, an interlaced one deinterlaced.
+        copy_video = can_keep_video_stream(reader, 0, len(reader))
         if copy_video:
             replace_audio(item.input_path, audio, rate, out, self.cfg.encoding)
         else:

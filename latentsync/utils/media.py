@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,6 +75,7 @@ class VideoInfo:
     has_audio: bool
     sample_aspect: tuple[int, int] = (1, 1)  # pixel width : height of the upright frames (non-square: DV, anamorphic)
     colour: tuple[str, str, str] | None = None  # (matrix, primaries, transfer) as the stream is tagged; None: untagged
+    interlaced: bool = False  # the stream says its frames are two fields (TV, camcorders); they are read deinterlaced
 
     @property
     def duration(self) -> float:
@@ -111,7 +113,8 @@ def _rotation_from_report(report: str) -> int:
 
 
 class _NoDecordDecoder(MediaError):
-    """decord finds no video stream it can decode: no video at all, or a codec its own FFmpeg lacks (AV1)."""
+    """decord finds no video stream it can decode (no video at all, or a codec its own FFmpeg lacks: AV1), or
+    cannot decode its first frame."""
 
 
 def _sample_aspect_from_report(report: str, rotation: int) -> tuple[int, int]:
@@ -149,7 +152,8 @@ def _open_decord(path: str | os.PathLike):
 
 def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
     """Open a video and report fps, frame count, (upright) size, rotation and whether it has audio. A video decord
-    cannot decode (AV1) or would count wrongly (an edit list) is probed with ffmpeg alone (`open_video`)."""
+    cannot decode (AV1), would count wrongly (an edit list) or would serve woven (interlaced) is probed with ffmpeg
+    alone (`open_video`)."""
     if reader is None:
         return open_video(path)[1]
     num_frames = len(reader)
@@ -158,35 +162,60 @@ def probe_video(path: str | os.PathLike, reader=None) -> VideoInfo:
     fps = float(reader.get_avg_fps())
     if not fps or not math.isfinite(fps) or fps <= 0:
         raise MediaError(f"video has no valid frame rate: {path}")
-    height, width = reader[0].shape[:2]  # decord applies the display rotation, as ffmpeg's autorotate does
+    try:
+        height, width = reader[0].shape[:2]  # decord applies the display rotation, as ffmpeg's autorotate does
+    except Exception as exc:  # decord raises its own error types
+        raise _NoDecordDecoder(f"cannot decode the first frame of {path}: {str(exc).splitlines()[0][:200]} (a "
+                               "damaged file? try re-encoding it with ffmpeg)") from None
     return VideoInfo(os.fspath(path), fps, num_frames, int(width), int(height), *_stream_facts(path))
 
 
 def open_video(path: str | os.PathLike):
-    """(decord's reader, `VideoInfo`), or (None, `VideoInfo` from ffmpeg alone) for a video that decord cannot
-    decode (AV1: its own FFmpeg has no decoder) or that hides frames behind an edit list: a phone's trimmed video,
-    or a cut made with `ffmpeg -ss ... -c copy`, starts at a frame after its keyframe, and the frames before it
-    are in the file but never shown. decord counts and serves them (frame 0 was 1.3 s before the cut on a
-    generated trim), ffmpeg and every player start at the cut (`FrameTimes.hidden`)."""
+    """(decord's reader, `VideoInfo`), or (None, `VideoInfo` from ffmpeg alone) for a video that
+
+    - decord cannot decode: AV1 (its own FFmpeg has no decoder);
+    - hides frames behind an edit list: a phone's trimmed video, or a cut made with `ffmpeg -ss ... -c copy`,
+      starts at a frame after its keyframe, and the frames before it are in the file but never shown. decord
+      counts and serves them (frame 0 was 1.3 s before the cut on a generated trim), ffmpeg and every player start
+      at the cut (`FrameTimes.hidden`);
+    - is interlaced (TV, camcorders, DV): decord serves its frames woven (combed wherever anything moves), the pipe
+      deinterlaced (`DEINTERLACE`), and decord's FFmpeg failed to decode an interlaced H.264 transport stream that
+      ffmpeg reads."""
     try:
         reader = _open_decord(path)
     except _NoDecordDecoder as exc:
         return None, _probe_with_ffmpeg(path, exc)
     times = read_frame_times(path)
-    if times is not None and times.hidden and len(reader) == len(times.times) + times.hidden:
+    hidden = times is not None and times.hidden and len(reader) == len(times.times) + times.hidden
+    if hidden or _stream_facts(path).interlaced:
         return None, _probe_with_ffmpeg(path, MediaError(f"cannot read video frames from {path}"))
-    return reader, probe_video(path, reader)
+    try:
+        return reader, probe_video(path, reader)
+    except _NoDecordDecoder as exc:  # its first frame: decord's FFmpeg failed on H.264 in MPEG-TS that ffmpeg reads
+        return None, _probe_with_ffmpeg(path, exc)
 
 
-def _stream_facts(path: str | os.PathLike) -> tuple[int, bool, tuple[int, int], tuple[str, str, str] | None]:
-    """What ffmpeg's report says beyond frames: `VideoInfo`'s rotation, has_audio, sample_aspect and colour (the
-    last three of the video stream that is read, `_video_stream`)."""
+class _StreamFacts(NamedTuple):
+    """What ffmpeg's report says beyond frames (the `VideoInfo` fields after the size)."""
+
+    rotation: int
+    has_audio: bool
+    sample_aspect: tuple[int, int]
+    colour: tuple[str, str, str] | None
+    interlaced: bool
+
+
+def _stream_facts(path: str | os.PathLike) -> _StreamFacts:
+    """All but has_audio from the video stream that is read (`_video_stream`)."""
     report = _ffmpeg_stream_report(os.fspath(path))
     video = _video_stream(report)
     lines = video[1] if video is not None else ""
     rotation = _rotation_from_report(lines)
     has_audio = bool(re.search(r"Stream #\d+:\d+.*: Audio:", report))
-    return rotation, has_audio, _sample_aspect_from_report(lines, rotation), _colour_from_report(lines)
+    # MPEG-2 and H.264 streams name their field order; DV (SD) is interlaced by its format and does not.
+    interlaced = bool(re.search(r": Video: (dvvideo\b|.*\b(top|bottom)( coded)? first\b)", lines))
+    return _StreamFacts(rotation, has_audio, _sample_aspect_from_report(lines, rotation), _colour_from_report(lines),
+                        interlaced)
 
 
 _STREAM_LINE = re.compile(r"^(\s*)Stream #0:(\d+)\S*: (\w+): ")
@@ -296,15 +325,6 @@ class FrameTimes:
         return frames_on_grid(self.times, self.end, target_fps)
 
 
-def _file_start(report: str) -> Fraction:
-    """The file's start time, which ffmpeg subtracts from every timestamp (microsecond precision)."""
-    match = re.search(r"Duration: [^,]*, start: (-?)(\d+)\.(\d{6})", report)
-    if not match:
-        return Fraction(0)
-    value = Fraction(int(match.group(2)) * 1_000_000 + int(match.group(3)), 1_000_000)
-    return -value if match.group(1) else value
-
-
 def read_frame_times(path: str | os.PathLike) -> FrameTimes | None:
     """Every video frame's presentation time, from the packets (no decoding), in presentation order.
 
@@ -317,8 +337,7 @@ def read_frame_times(path: str | os.PathLike) -> FrameTimes | None:
 
 @functools.lru_cache(maxsize=32)
 def _frame_times_of(path: str, _size: int, _mtime_ns: int) -> FrameTimes | None:
-    report = _ffmpeg_stream_report(os.fspath(path))
-    proc = subprocess.run(
+    proc = subprocess.run(  # a stream copy's times count from the file's start, as the decoded frames' do
         [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _safe_path(path),
          "-map", video_map(path), "-c", "copy", "-f", "framecrc", "-"],
         capture_output=True, text=True, errors="replace",
@@ -328,16 +347,15 @@ def _frame_times_of(path: str, _size: int, _mtime_ns: int) -> FrameTimes | None:
     if base is None or not rows:
         return None
     tick = Fraction(int(base.group(1)), int(base.group(2)))
-    start = _round_half_away(_file_start(report) / tick)  # ffmpeg's offset, in the stream's ticks
     packets = sorted((int(row[2]), int(row[3]), _discarded(row)) for row in rows
                      if row[2].strip().lstrip("-").isdigit())
     shown = [(pts, duration) for pts, duration, discarded in packets if not discarded]
     if not shown:
         return None
-    times = tuple((pts - start) * tick for pts, _ in shown)
+    times = tuple(pts * tick for pts, _ in shown)
     last_pts, last_duration = shown[-1]
     hidden_before = next(k for k, packet in enumerate(packets) if not packet[2])
-    return FrameTimes(times, (last_pts + max(last_duration, 0) - start) * tick, len(packets) - len(shown),
+    return FrameTimes(times, (last_pts + max(last_duration, 0)) * tick, len(packets) - len(shown),
                       hidden_before)
 
 
@@ -374,6 +392,12 @@ SEQUENTIAL_RESTART_MAX = 48
 BACKWARD_BLOCK_FRAMES = 32
 
 
+# Frames that are two fields (their decoder flags them: interlaced TV, DV and camcorder video) are deinterlaced into
+# one frame each, by bwdif (motion adaptive, as yadif but sharper); progressive frames pass through untouched (bit
+# for bit, tested). A woven frame shows combs wherever anything moves: the mouth, the jaw, the face's edge.
+DEINTERLACE = "bwdif=mode=send_frame:parity=auto:deint=interlaced"
+
+
 class _FramePipe:
     """Source frames in order from an ffmpeg child (`rawvideo rgb24` on stdout), starting at frame 0.
 
@@ -393,12 +417,12 @@ class _FramePipe:
         self.shape = (height, width, 3)
         self.position = start_index  # source index of the next frame the pipe delivers
         seek = ["-ss", f"{start_seconds:.6f}"] if start_index else []
-        scale = ["-vf", f"scale={width}:{height}:flags=bilinear"] if scale_to is not None else []
+        scale = [f"scale={width}:{height}:flags=bilinear"] if scale_to is not None else []
         # Small analysis frames need no deblocking: skipping the loop filter decodes ~25 % faster.
         fast = ["-skip_loop_filter", "all"] if scale_to is not None else []
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *seek, *fast, "-i", _safe_path(path),
-               "-map", video_map(path), "-an", "-sn", "-dn", "-fps_mode", "passthrough", *scale,
-               "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
+               "-map", video_map(path), "-an", "-sn", "-dn", "-fps_mode", "passthrough",
+               "-vf", ",".join([DEINTERLACE, *scale]), "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, bufsize=0)
 
@@ -530,7 +554,9 @@ class VideoReader(ClosesOnExit):
         decord, which lists them) or to `start` itself (ffmpeg alone, by its time); None if ffmpeg ends first.
 
         Seeking a quarter frame before a frame's time makes ffmpeg start at the keyframe before it and drop every
-        frame earlier than that time, so the first frame delivered is exactly the one sought."""
+        frame earlier than that time, so the first frame delivered is exactly the one sought. A seek that delivers
+        too few frames (an MPEG-TS file has no index: with a keyframe only at its start, ffmpeg delivered none) is
+        followed by a decode from the start."""
         if self._reader is not None:
             if self._keyframes is None:
                 self._keyframes = np.asarray(self._reader.get_key_indices(), dtype=np.int64)
@@ -541,7 +567,12 @@ class VideoReader(ClosesOnExit):
             first = start
             seconds = float(read_frame_times(self.path).times[first]) if first else 0.0
         seconds = seconds - 0.25 / self.info.fps if first else 0.0
-        pipe = _FramePipe(self.path, self.info.width, self.info.height, first, max(seconds, 0.0))
+        frames = self._read_once(first, max(seconds, 0.0), sources)
+        return frames if frames is not None or not first else self._read_once(0, 0.0, sources)
+
+    def _read_once(self, first: int, seconds: float, sources: np.ndarray) -> np.ndarray | None:
+        """Frames at `sources` from a pipe started at source frame `first`, found at `seconds`."""
+        pipe = _FramePipe(self.path, self.info.width, self.info.height, first, seconds)
         try:
             return pipe.read(sources)
         finally:
