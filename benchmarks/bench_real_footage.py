@@ -139,8 +139,8 @@ def run_formats(clip: Path) -> list[dict]:
         tagged = paths["H.264 BT.709 tagged (mp4)"]
         for name, suffix, options in (
                 ("H.264 remuxed to MPEG-TS (camcorders, TV: starts at 1.4 s)", ".ts", ["-c", "copy"]),
-                ("H.264 remuxed without an edit list (mp4: starts 2 frames late)", ".mp4",
-                 ["-c", "copy", "-use_editlist", "0"])):
+                ("H.264 remuxed without an edit list or audio (mp4: starts 2 frames late)", ".mp4",
+                 ["-c", "copy", "-an", "-use_editlist", "0"])):
             remuxed = str(Path(tmp) / f"remuxed_{len(rows)}{suffix}")
             subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-i", tagged, *options, remuxed], check=True)
             rows.append(format_row(name, remuxed))
