@@ -131,6 +131,24 @@ def test_av1_which_decord_cannot_decode_is_read_with_ffmpeg_alone(tmp_path, case
         assert np.array_equal(cold.get_frames(shuffled), expected[shuffled])
 
 
+def test_a_browser_recording_without_duration_is_read(tmp_path):
+    """A browser's MediaRecorder (webcam recorders, the app's webcam input) writes WebM live: no duration, no
+    index, a variable frame rate. decord refused it ("Failed to measure duration/frame-count due to broken
+    metadata"); it is read with ffmpeg alone, the frames ffmpeg's fps filter picks."""
+    recorded = tmp_path / "recorded.webm"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=30:duration=3",
+                    "-f", "lavfi", "-i", "sine=duration=3", "-vf", "setpts='(N/30+0.01*sin(N))/TB'", "-fps_mode",
+                    "vfr", "-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus", "-f", "webm", "-live", "1",
+                    str(recorded)], check=True)
+    assert "Duration: N/A" in media._ffmpeg_stream_report(str(recorded))  # the premise
+    expected = ffmpeg_fps_choice(recorded)
+    info = media.probe_video(recorded)
+    assert (info.width, info.height, info.has_audio) == (96, 64, True)
+    with media.VideoReader(recorded, target_fps=25) as reader:
+        assert np.array_equal(np.concatenate(list(reader.iter_chunks(16))), expected)
+        assert np.array_equal(reader.get_frames(range(len(reader) - 1, -1, -1))[::-1], expected)
+
+
 FILE_START_CASES = {  # name: (remux options, suffix); each file's timestamps start after 0
     "mpeg_ts": (["-c", "copy"], ".ts"),  # camcorders (AVCHD .mts) and TV recordings: starts at 1.4 s
     "mkv_from_5s": (["-c", "copy", "-output_ts_offset", "5"], ".mkv"),

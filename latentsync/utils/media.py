@@ -145,7 +145,8 @@ def _open_decord(path: str | os.PathLike):
     try:
         return decord.VideoReader(_safe_path(p), ctx=decord.cpu(0), num_threads=1)
     except Exception as exc:  # decord raises its own DECORDError / RuntimeError types
-        error = _NoDecordDecoder if "cannot find video stream" in str(exc) else MediaError
+        # No stream it can decode (AV1), or no duration (a browser's MediaRecorder WebM): ffmpeg alone may read it.
+        error = _NoDecordDecoder if re.search("cannot find video stream|measure duration", str(exc)) else MediaError
         raise error(f"cannot read video frames from {p}: {str(exc).splitlines()[0][:200]} "
                     "(is it a video file? try re-encoding it with ffmpeg)") from None
 
