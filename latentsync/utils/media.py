@@ -266,7 +266,14 @@ def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> Vid
 
 def _first_frame_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) of the first frame as ffmpeg delivers it (display rotation applied), from its PPM header;
-    None when ffmpeg decodes no frame."""
+    None when ffmpeg decodes no frame. Decoded once per file version within a process (every reader of a run
+    opens the file)."""
+    stat = os.stat(path)
+    return _first_frame_size_of(os.path.abspath(os.fspath(path)), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _first_frame_size_of(path: str, _size: int, _mtime_ns: int) -> tuple[int, int] | None:
     proc = subprocess.run(
         [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _safe_path(path),
          "-map", video_map(path), "-frames:v", "1", "-f", "image2pipe", "-c:v", "ppm", "pipe:1"],
