@@ -474,15 +474,16 @@ class VideoReader(ClosesOnExit):
     sequential ffmpeg pipe, so memory stays at one chunk whatever the video's length. Requests that move
     backward (ping-pong playback) are served from a block of `BACKWARD_BLOCK_FRAMES` frames decoded forward
     from the keyframe before it. decord only probes the file and lists keyframes; its decoder is parked at
-    frame 0 so that it cannot decode ahead in the background. A file whose codec decord cannot decode (AV1) is
-    read with ffmpeg alone: probed by `_probe_with_ffmpeg`, and any request that the sequential pipe or a block
-    cannot serve decoded from a seek to its first frame. Use as a context manager, or call `close()`, to end the
+    frame 0 so that it cannot decode ahead in the background. A file decord cannot decode, count or serve as ffmpeg
+    shows it (AV1, an edit list, interlaced: `open_video`) is read with ffmpeg alone: probed by
+    `_probe_with_ffmpeg`, and any request that the sequential pipe or a block cannot serve decoded from a seek to
+    its first frame. Use as a context manager, or call `close()`, to end the
     ffmpeg child.
     """
 
     def __init__(self, path: str | os.PathLike, target_fps: float | None = None):
         self.path = os.fspath(path)
-        self._reader, self.info = open_video(path)  # no decord reader: ffmpeg alone (AV1, an edit list)
+        self._reader, self.info = open_video(path)  # no decord reader: ffmpeg alone
         self._park_decord()
         self.target_fps = float(target_fps) if target_fps else self.info.fps
         if target_fps:  # frames chosen by presentation time, as ffmpeg's fps filter does
