@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latentsync.faces.blend import blend_edit, distance_to_unedited, edit_weights
+from latentsync.faces.blend import blend_edit, changed_box, distance_to_unedited, edit_weights
 from latentsync.faces.face_pass import ChunkSource
 from tests.inference_fixtures import face_clip
 
@@ -40,6 +40,23 @@ def test_every_switch_fades_over_at_least_fade_frames(fade):
 def test_no_fade_at_the_ends_of_the_video():
     assert edit_weights(np.ones(10, bool), 3).tolist() == [1.0] * 10
     assert edit_weights(np.ones(10, bool), 0).tolist() == [1.0] * 10
+
+
+def test_changed_box_holds_exactly_the_changed_pixels():
+    """The box is the smallest one holding every pixel that differs in any channel (a single changed byte counts,
+    in the first or last column and row as anywhere)."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        height, width = (int(v) for v in rng.integers(1, 40, 2))
+        original = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        restored = original.copy()
+        for _ in range(int(rng.integers(0, 4))):
+            y, x, c = int(rng.integers(height)), int(rng.integers(width)), int(rng.integers(3))
+            restored[y, x, c] ^= np.uint8(rng.integers(1, 256))
+        changed = np.argwhere((original != restored).any(axis=-1))
+        expected = None if len(changed) == 0 else (slice(changed[:, 0].min(), changed[:, 0].max() + 1),
+                                                   slice(changed[:, 1].min(), changed[:, 1].max() + 1))
+        assert changed_box(original, restored) == expected
 
 
 def test_blend_keeps_occluder_pixels_and_mixes_by_weight():
