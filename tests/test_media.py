@@ -159,7 +159,7 @@ FILE_START_CASES = {  # name: (remux options, suffix); each file's timestamps st
 @pytest.mark.parametrize("case", sorted(FILE_START_CASES))
 def test_frames_keep_time_whatever_time_the_file_starts_at(tmp_path, case):
     """ffmpeg counts every timestamp from the file's start. The packet times were shifted by the start once more,
-    so a file that does not start at 0 lost frames at the end and showed each frame early: of a 3 s MPEG-TS clip
+    so a file that does not start at 0 lost frames at the end and showed each frame early: of a 2 s MPEG-TS clip
     14 frames of 50 were left, an MP4 without an edit list was 2 frames early throughout, an MKV gave none."""
     filters, rate, seconds, _ = TIMING_CASES["vfr_25_then_8.3"]
     plain = generated_clip(tmp_path, "plain.mp4", filters, rate, seconds)

@@ -84,7 +84,8 @@ class ClipReader:
     """Random access to the frames of one clip at `fps` (frames are picked by time if the file's rate differs).
 
     decord's seeks serve random windows fastest (a new ffmpeg child per window cost ~40 % more per sample); a clip
-    decord cannot decode (AV1) or would count wrongly (an edit list) is read with `VideoReader` from ffmpeg alone."""
+    decord cannot decode, count or serve as ffmpeg shows it (AV1, an edit list, interlaced: `media.open_video`) is
+    read with `VideoReader` from ffmpeg alone."""
 
     def __init__(self, path: str, fps: float):
         self.path = path
