@@ -241,7 +241,7 @@ def test_frames_an_edit_list_hides_are_never_shown(tmp_path, rate):
     subprocess.run([media.ffmpeg_exe(), "-v", "error", "-ss", "1.3", "-i", str(whole), "-c", "copy", "-t", "3",
                     str(trimmed)], check=True)
     times = media.read_frame_times(trimmed)
-    assert times.hidden >= 25 and times.hidden_before == times.hidden  # the premise: frames before the cut
+    assert times.hidden >= 25  # the premise: frames before the cut
     assert len(media._open_decord(trimmed)) == len(times.times) + times.hidden  # ... which decord counts
     expected = ffmpeg_fps_choice(trimmed)
     assert media.probe_video(trimmed).num_frames == len(times.times)

@@ -187,8 +187,7 @@ def open_video(path: str | os.PathLike):
     except _NoDecordDecoder as exc:
         return None, _probe_with_ffmpeg(path, exc)
     times = read_frame_times(path)
-    hidden = times is not None and times.hidden and len(reader) == len(times.times) + times.hidden
-    if hidden or _stream_facts(path).interlaced:
+    if (times is not None and times.hidden) or _stream_facts(path).interlaced:
         return None, _probe_with_ffmpeg(path, MediaError(f"cannot read video frames from {path}"))
     try:
         return reader, probe_video(path, reader)
@@ -326,7 +325,6 @@ class FrameTimes:
     times: tuple[Fraction, ...]
     end: Fraction
     hidden: int = 0  # frames in the stream that an edit list hides (decord counts them, ffmpeg never shows them)
-    hidden_before: int = 0  # of those, the ones before the first frame shown
 
     def grid(self, target_fps: float) -> np.ndarray:
         """Source frame index for each output frame at `target_fps` (see `frames_on_grid`)."""
@@ -362,9 +360,7 @@ def _frame_times_of(path: str, _size: int, _mtime_ns: int) -> FrameTimes | None:
         return None
     times = tuple(pts * tick for pts, _ in shown)
     last_pts, last_duration = shown[-1]
-    hidden_before = next(k for k, packet in enumerate(packets) if not packet[2])
-    return FrameTimes(times, (last_pts + max(last_duration, 0)) * tick, len(packets) - len(shown),
-                      hidden_before)
+    return FrameTimes(times, (last_pts + max(last_duration, 0)) * tick, len(packets) - len(shown))
 
 
 def _discarded(row: list[str]) -> bool:
@@ -378,14 +374,12 @@ def frame_map(path: str | os.PathLike, target_fps: float, num_frames: int | None
     """Source frame index for each output frame of `path` at `target_fps`: ffmpeg's `fps=<target>:start_time=0`.
 
     The one rule every stage uses (inference, the speaker pre-pass, data processing, training clips). Indices count
-    the frames ffmpeg shows; a decoder that also counts the frames an edit list hides (`num_frames` that many more:
-    decord, which the training clips read with) gets its own indices. When the packets cannot be listed, or
-    disagree with the decoder's frame count, the frames are assumed evenly spaced at `source_fps`."""
+    the frames ffmpeg shows (a file whose edit list hides frames is read with ffmpeg alone: `open_video`). When the
+    packets cannot be listed, or disagree with the decoder's frame count (`num_frames`), the frames are assumed
+    evenly spaced at `source_fps`."""
     times = read_frame_times(path)
     if times is not None and (num_frames is None or len(times.times) == num_frames):
         return np.minimum(times.grid(target_fps), len(times.times) - 1)
-    if times is not None and times.hidden and len(times.times) + times.hidden == num_frames:
-        return np.minimum(times.grid(target_fps), len(times.times) - 1) + times.hidden_before
     if num_frames is None or source_fps is None:
         info = probe_video(path)
         num_frames, source_fps = info.num_frames, info.fps
