@@ -45,8 +45,8 @@ def frame_hashes(path: str, video_filter: str) -> list[str]:
     """md5 of every frame ffmpeg delivers through `video_filter` (scaled small: only identity matters), interlaced
     frames deinterlaced first as our readers do (`media.DEINTERLACE`; progressive ones pass it untouched)."""
     raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", path, "-map", media.video_map(path), "-vf",
-                          f"{media.DEINTERLACE},{video_filter},scale=64:64:flags=neighbor", "-fps_mode", "passthrough", "-f", "rawvideo",
-                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+                          f"{media.DEINTERLACE},{video_filter},scale=64:64:flags=neighbor", "-fps_mode", "passthrough",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
     size = 64 * 64 * 3
     return [hashlib.md5(raw[i : i + size]).hexdigest() for i in range(0, len(raw), size)]
 
@@ -160,7 +160,8 @@ def run_formats(clip: Path) -> list[dict]:
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(f"| {row['format']} | {row['reader']} | {row['size']} | {row['frames']} | {row['differ']} | "
-              f"{row['combs_woven']:.2f} / {row['combs_read']:.2f} | {row['shown_mean']:.2f} ({row['shown_p99']:.0f}) |")
+              f"{row['combs_woven']:.2f} / {row['combs_read']:.2f} | "
+              f"{row['shown_mean']:.2f} ({row['shown_p99']:.0f}) |")
     print(f"\nWriter colours (saturated patches) as a BT.709 player shows them: max error {colours['bt709_max']}, "
           f"mean {colours['bt709_mean']:.2f} levels; as ffmpeg reads the file: max {colours['tag_max']}.")
     return rows
