@@ -287,6 +287,12 @@ def test_a_cover_picture_stored_as_a_video_stream_is_not_read_as_the_video(tmp_p
         assert np.array_equal(np.concatenate(list(reader.iter_chunks(16))), expected)
     small = list(media.iter_small_frames(covered, 48, 32))
     assert len(small) == media.probe_video(plain).num_frames
+    from data_processing.clips import replace_audio
+
+    copied = tmp_path / "copied.mp4"
+    replace_audio(covered, np.zeros(16000, np.float32), 16000, copied, EncodingStub())
+    with media.VideoReader(copied, target_fps=25) as reader:
+        assert np.array_equal(reader.get_frames(range(len(reader))), expected)
 
 
 def test_video_that_starts_late_holds_its_first_frame_until_it_starts(tmp_path):
