@@ -7,6 +7,7 @@ import pytest
 
 from latentsync.faces.blend import blend_edit, changed_box, distance_to_unedited, edit_weights
 from latentsync.faces.face_pass import ChunkSource
+from latentsync.faces.occlusion import OcclusionPatch
 from tests.inference_fixtures import face_clip
 
 
@@ -69,12 +70,22 @@ def test_blend_keeps_occluder_pixels_and_mixes_by_weight():
     blend_edit(original, full, 1.0)
     assert np.array_equal(full, generated)  # full weight, no occluder: the official paste-back, untouched
 
-    occluder = np.zeros((40, 50), np.float32)
-    occluder[10:20, 10:30] = 1.0
+    occluder = OcclusionPatch((10, 10, 30, 20), np.ones((10, 20), np.float32))
     kept = generated.copy()
     blend_edit(original, kept, 1.0, occluder)
     assert np.array_equal(kept[10:20, 10:30], original[10:20, 10:30])
     assert np.array_equal(kept[25:], generated[25:])
+
+    # A soft occluder whose box reaches beyond the changed rows: as the same mask over the whole frame.
+    soft = OcclusionPatch((5, 0, 45, 30), rng.random((30, 40)).astype(np.float32))
+    by_patch, by_frame = generated.copy(), generated.copy()
+    blend_edit(original, by_patch, 0.7, soft)
+    full = soft.full((40, 50))
+    keep = 0.7 * (1.0 - full[5:])
+    expected = original[5:].astype(np.float32) + keep[..., None].astype(np.float32) * (
+        generated[5:].astype(np.float32) - original[5:].astype(np.float32))
+    by_frame[5:] = np.clip(np.rint(expected), 0, 255).astype(np.uint8)
+    assert np.abs(by_patch.astype(int) - by_frame).max() <= 1
 
     half = generated.copy()
     blend_edit(original, half, 0.5)

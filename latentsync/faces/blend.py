@@ -53,19 +53,25 @@ def changed_box(original: np.ndarray, restored: np.ndarray) -> tuple[slice, slic
     return slice(y, y + height), slice(x // channels, (x + width - 1) // channels + 1)
 
 
-def blend_edit(original: np.ndarray, restored: np.ndarray, weight: float, occluder: np.ndarray | None = None) -> None:
+def blend_edit(original: np.ndarray, restored: np.ndarray, weight: float, occluder=None) -> None:
     """Write into `restored` (H, W, 3) uint8: original + weight * (1 - occluder) * (restored - original).
 
-    `occluder`: (H, W) in [0, 1], 1 where the original pixel must stay. A full weight without an occluder leaves
-    `restored` exactly as it is (the official numerics)."""
+    `occluder`: an `OcclusionPatch` (its `mask` in [0, 1] over its `box`, 0 outside it), 1 where the original
+    pixel must stay. A full weight without an occluder leaves `restored` exactly as it is (the official numerics)."""
     if weight >= 1.0 and occluder is None:
         return
     box = changed_box(original, restored)
     if box is None:
         return
-    keep = np.full(restored[box].shape[:2], float(weight), dtype=np.float32)
+    rows, cols = box
+    keep = np.full((rows.stop - rows.start, cols.stop - cols.start), float(weight), dtype=np.float32)
     if occluder is not None:
-        keep *= 1.0 - np.clip(occluder[box], 0.0, 1.0).astype(np.float32)
+        x0, y0, x1, y1 = occluder.box
+        top, left = max(y0, rows.start), max(x0, cols.start)
+        bottom, right = min(y1, rows.stop), min(x1, cols.stop)
+        if top < bottom and left < right:  # where the occluder's box meets the changed pixels
+            covered = np.clip(occluder.mask[top - y0 : bottom - y0, left - x0 : right - x0], 0.0, 1.0)
+            keep[top - rows.start : bottom - rows.start, left - cols.start : right - cols.start] *= 1.0 - covered
     before = original[box].astype(np.float32)
     mixed = before + keep[..., None] * (restored[box].astype(np.float32) - before)
     restored[box] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)

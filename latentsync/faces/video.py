@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from .alignment import AlignRestore
 from .choice import FaceChoice
 from .detector import FaceDetector
+from .occlusion.geometry import OcclusionPatch
 from .settings import FacesConfig, as_faces_config
 from .shots import TimelineCuts, frames_after_cuts
 from .smoothing import PointSmoother, interpolate_points
@@ -368,15 +369,15 @@ class AlignmentTrack:
         Kept small (`StoredMask.of_mask`): ~3.5 kB per occluded frame instead of a full-frame float mask."""
         self.occluders[index] = StoredMask.of_mask(box, mask)
 
-    def occluder(self, index: int, frame_hw: tuple[int, int]) -> np.ndarray | None:
-        """Frame `index`'s full-frame (H, W) float32 occluder mask (1 = keep the original pixel), or None."""
+    def occluder(self, index: int) -> OcclusionPatch | None:
+        """Frame `index`'s occluder mask over its box (float32, 1 = keep the original pixel), or None. Only the box:
+        a full-frame float mask is 8 MB at 1080p, for each frame of a chunk in flight."""
         if index not in self.occluders:
             return None
         stored = self.occluders[index]
         x0, y0, x1, y1 = stored.box
-        out = np.zeros(frame_hw, dtype=np.float32)
-        out[y0:y1, x0:x1] = cv2.resize(stored.pixels(), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) / 255.0
-        return out
+        mask = cv2.resize(stored.pixels(), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) / 255.0
+        return OcclusionPatch(stored.box, mask.astype(np.float32))
 
     @property
     def resolution(self) -> int:

@@ -42,7 +42,7 @@ class FrameFinisher:
         frame_hw = chunk.frames.shape[1:3]
         faced = np.flatnonzero(chunk.has_face) if decoded is not None else np.zeros(0, dtype=np.int64)
         shown = range(len(chunk.frames)) if self.overlay is not None else faced  # frames whose occluder is used
-        occluders = {int(j): self.track.occluder(int(chunk.source_indices[j]), frame_hw) for j in shown
+        occluders = {int(j): self.track.occluder(int(chunk.source_indices[j])) for j in shown
                      if int(chunk.source_indices[j]) in self.track.occluders}
         partial = [int(j) for j in faced if j in occluders or chunk.weights[j] < 1.0]
         originals = {j: chunk.frames[j].copy() for j in partial}
@@ -51,7 +51,8 @@ class FrameFinisher:
         for j, original in originals.items():
             blend_edit(original, chunk.frames[j], float(chunk.weights[j]), occluders.get(j))
         if self.overlay is not None:
-            self.overlay.write(np.stack([self._draw(chunk, j, occluders.get(j)) for j in range(len(chunk.frames))]))
+            self.overlay.write(np.stack([self._draw(chunk, j, occluders[j].full(frame_hw) if j in occluders else None)
+                                         for j in range(len(chunk.frames))]))
         return chunk.frames
 
     def _paste_back(self, chunk: Chunk, faced: np.ndarray, decoded: torch.Tensor) -> None:
