@@ -182,13 +182,14 @@ def open_video(path: str | os.PathLike):
     - is interlaced (TV, camcorders, DV): decord serves its frames woven (combed wherever anything moves), the pipe
       deinterlaced (`DEINTERLACE`), and decord's FFmpeg failed to decode an interlaced H.264 transport stream that
       ffmpeg reads."""
+    _require_file(path, "video file")
+    times = read_frame_times(path)  # both facts come from ffmpeg, read once per file version: decord is not opened
+    if (times is not None and times.hidden) or _stream_facts(path).interlaced:
+        return None, _probe_with_ffmpeg(path, MediaError(f"cannot read video frames from {path}"))
     try:
         reader = _open_decord(path)
     except _NoDecordDecoder as exc:
         return None, _probe_with_ffmpeg(path, exc)
-    times = read_frame_times(path)
-    if (times is not None and times.hidden) or _stream_facts(path).interlaced:
-        return None, _probe_with_ffmpeg(path, MediaError(f"cannot read video frames from {path}"))
     try:
         return reader, probe_video(path, reader)
     except _NoDecordDecoder as exc:  # its first frame: decord's FFmpeg failed on H.264 in MPEG-TS that ffmpeg reads
