@@ -185,7 +185,8 @@ def open_video(path: str | os.PathLike):
     _require_file(path, "video file")
     times = read_frame_times(path)  # both facts come from ffmpeg, read once per file version: decord is not opened
     if (times is not None and times.hidden) or _stream_facts(path).interlaced:
-        return None, _probe_with_ffmpeg(path, MediaError(f"cannot read video frames from {path}"))
+        return None, _probe_with_ffmpeg(path, MediaError(f"cannot read video frames from {path}: ffmpeg decodes none "
+                                                         "(a damaged file? try re-encoding it with ffmpeg)"))
     try:
         reader = _open_decord(path)
     except _NoDecordDecoder as exc:
