@@ -53,7 +53,8 @@ from latentsync.faces.detector import FaceDetector  # noqa: E402
 from latentsync.faces.occlusion import OccluderMasker, OcclusionPatch, edited_region, keep_occluders  # noqa: E402
 from latentsync.faces.occlusion.hands import draw_hand  # noqa: E402
 from latentsync.faces.settings import load_faces_config  # noqa: E402
-from latentsync.faces.video import StoredMask, VideoFaceProcessor  # noqa: E402
+from latentsync.faces.stored_masks import StoredMask  # noqa: E402
+from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
 from latentsync.pipelines.conditioning import fixed_mask_rgb_u8  # noqa: E402
 from latentsync.utils.media import VideoWriter, iter_frames  # noqa: E402
 

@@ -17,7 +17,8 @@ from latentsync.faces.choice import FaceChoice
 from latentsync.faces.detector import FaceDetector
 from latentsync.faces.face_pass import ChunkSource
 from latentsync.faces.prepared import PreparedFaces, PreparedFacesError
-from latentsync.faces.video import AlignmentTrack, StoredMask, VideoFaceProcessor
+from latentsync.faces.stored_masks import StoredMask
+from latentsync.faces.video import AlignmentTrack, VideoFaceProcessor
 from latentsync.pipelines.frame_schedule import source_frame_indices
 from latentsync.utils.content_cache import EntryCache
 from latentsync.utils.media import VideoReader
@@ -108,6 +109,25 @@ def test_round_trip_through_the_entry_cache(first_run, tmp_path):
     no_cut = replace(record, cuts=())
     cache.put("no_cut", *no_cut.to_tensors())
     assert PreparedFaces.from_tensors(cache.get("no_cut").tensors, cache.get("no_cut").meta) == no_cut != record
+
+
+def test_the_reuse_cache_keeps_the_masks_in_shards_and_a_lost_shard_means_a_new_face_pass(first_run, tmp_path):
+    """`store_prepared` writes the occluder masks' bytes in shards of their own (whole masks, about the shard size;
+    the run never holds them all), `load_prepared` reads them back one shard at a time into the record's store;
+    a shard evicted since makes the entry unusable (None: the face pass is run again), never a wrong mask."""
+    from latentsync.pipelines.prepared_video import load_prepared, store_prepared
+
+    record = with_occluders(first_run[1])
+    sizes = [len(record.occluders[i].data) for i in (3, 37)]
+    cache = EntryCache(tmp_path)
+    store_prepared(cache, "video", record, {}, shard_bytes=max(sizes))  # one mask a shard
+    shards = sorted(p for p in tmp_path.glob("*.safetensors") if p.stem != "video")
+    assert len(shards) == 2
+    back = load_prepared(cache, "video")
+    assert back is not None and back.faces == record and back.faces.occluders.keys() == {3, 37}
+    assert "occluder_zlib" not in cache.get("video").tensors  # the entry itself holds only their index
+    shards[1].unlink()
+    assert load_prepared(cache, "video") is None
 
 
 def test_a_broken_or_foreign_record_is_refused(first_run):

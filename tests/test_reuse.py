@@ -104,10 +104,17 @@ def test_a_second_run_on_the_same_video_reuses_the_face_pass_and_the_moments(loa
     import latentsync
     from latentsync.faces import face_pass
 
+    from latentsync.faces.stored_masks import MaskStore
+
+    folders = []  # where each occluder mask store of the runs keeps its file: the output's folder, nothing outside
+    real_init = MaskStore.__init__
+    monkeypatch.setattr(MaskStore, "__init__", lambda store, folder=None: (folders.append(folder),
+                                                                           real_init(store, folder))[1])
     video, audio = clips["short"]
     options = tiny_options(ckpts, cache=True, cache_dir=str(tmp_path / "cache"), seed=3)
     first = latentsync.lipsync(str(video), str(audio), str(tmp_path / "first.mp4"), pipeline=loaded, **options)
     assert not first.prepared_from_cache and first.frames_encoded == 15  # every source frame once
+    assert folders == [str(tmp_path)]
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 2  # the prepared entry and one moments shard
 
     def no_face_pass(*args, **kwargs):
@@ -119,6 +126,7 @@ def test_a_second_run_on_the_same_video_reuses_the_face_pass_and_the_moments(loa
     assert second.prepared_from_cache and second.frames_encoded == 0
     assert (tmp_path / "second_debug.mp4").is_file()  # the overlay draws from the replayed track
     assert "face pass from the reuse cache, 0 source frames VAE-encoded" in second.summary()
+    assert folders == [str(tmp_path)] * 2  # the second run's store is read from the cache
     assert np.array_equal(decode_all(tmp_path / "first.mp4"), decode_all(tmp_path / "second.mp4"))
     monkeypatch.undo()
     fresh = latentsync.lipsync(str(video), str(audio), str(tmp_path / "fresh.mp4"), pipeline=loaded,

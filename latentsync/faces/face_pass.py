@@ -69,7 +69,7 @@ class ChunkSource:
     def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
                  detector=None, clock: StageClock | None = None, progress=True, device="cpu",
                  face_choice: FaceChoice | None = None, fade_frames: int | None = None, occlusion: str | None = None,
-                 face_frames: int | None = None, prepared: PreparedFaces | None = None):
+                 face_frames: int | None = None, prepared: PreparedFaces | None = None, mask_folder=None):
         self.video_path = str(video_path)
         self.schedule = np.asarray(schedule, dtype=np.int64)
         self.chunk_size = chunk_size
@@ -92,7 +92,8 @@ class ChunkSource:
             prepared.check_fits(self.processor, self.frames_needed, self.occlusion)
             self.track = prepared.track(self.processor)
         else:
-            self.track = AlignmentTrack.empty(max(self.frames_needed, int(face_frames or 0)), self.processor)
+            self.track = AlignmentTrack.empty(max(self.frames_needed, int(face_frames or 0)), self.processor,
+                                              mask_folder)
         self.num_source_frames = len(self.track.has_face)  # the face pass covers frames 0 .. num_source_frames-1
         self.aligned_upto = self.num_source_frames if self.replayed else 0  # frames the face pass has settled
         fade_frames = self.processor.config.blend.fade_frames if fade_frames is None else fade_frames

@@ -6,19 +6,21 @@ shot cuts and the face pass's counts. `ChunkSource(..., prepared=record)` then r
 frame is decoded and re-warped from the recorded matrices, the path frames shown again take in a normal run,
 and that crop equals the face pass's own bit for bit (tests/test_prepared_faces.py). `to_tensors` /
 `from_tensors` turn it into named tensors plus a JSON-able dict (`latentsync.utils.content_cache.EntryCache`)
-and back exactly; the occluder masks (compressed, `StoredMask`) are packed into flat tensors with offsets, nothing
-is pickled.
+and back exactly; the occluder masks (compressed, `StoredMask`, kept on disk by a `MaskStore`) are packed into flat
+tensors with offsets, nothing is pickled. The reuse cache takes the masks' bytes apart, in chunks
+(`mask_chunks`, `from_tensors(..., mask_chunks=)`), so that a long video's masks are never all in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .video import AlignmentTrack, StoredMask, VideoFaceProcessor, VideoFaceStats
+from .stored_masks import MaskStore
+from .video import AlignmentTrack, VideoFaceProcessor, VideoFaceStats
 
 # Bump when the fields change: older records are refused (and recomputed by the caller). 2: occluder masks compressed.
 PREPARED_FORMAT = 2
@@ -26,9 +28,6 @@ STAT_NAMES = ("frames", "with_face", "without_face", "bridged", "detector_runs")
 # name -> (dtype, shape after the frame axis) of the per-frame arrays
 FRAME_ARRAYS = {"matrices": (np.float32, (2, 3)), "has_face": (np.bool_, ()), "bridged": (np.bool_, ()),
                 "boxes": (np.float32, (4,)), "points3": (np.float32, (3, 2)), "track_ids": (np.int64, ())}
-OCCLUDER_ARRAYS = {"occluder_index": (np.int64, ()), "occluder_box": (np.int64, (4,)),
-                   "occluder_shape": (np.int64, (2,)), "occluder_offsets": (np.int64, ()),
-                   "occluder_zlib": (np.uint8, ())}
 
 
 class PreparedFacesError(ValueError):
@@ -55,17 +54,16 @@ class PreparedFaces:
     boxes: np.ndarray  # (N, 4) float32 landmark boxes, NaN without a face
     points3: np.ndarray  # (N, 3, 2) float32, NaN without a face
     track_ids: np.ndarray  # (N,) int64, -1 without a face
-    occluders: Mapping[int, StoredMask]  # source index -> its occluder mask (immutable, shared with tracks)
+    occluders: MaskStore  # source index -> its occluder mask (on disk; shared with the tracks made from it)
 
     @classmethod
     def from_track(cls, track: AlignmentTrack, cuts, occlusion: str) -> PreparedFaces:
         """The record of a finished face pass (`track` covers all its frames; the arrays are copied)."""
         arrays = {name: _frozen(getattr(track, name)) for name in FRAME_ARRAYS}
-        occluders = {int(i): stored for i, stored in track.occluders.items()}
         return cls(num_frames=len(track.has_face), resolution=int(track.resolution),
                    face_size=tuple(int(v) for v in track.processor.restorer.face_size), occlusion=str(occlusion),
                    cuts=tuple(sorted(int(c) for c in cuts)), stats=dict(track.stats.as_dict()),
-                   occluders=occluders, **arrays)
+                   occluders=track.occluders, **arrays)
 
     # ------------------------------------------------------------------------------------------ use
 
@@ -84,13 +82,13 @@ class PreparedFaces:
 
     def track(self, processor: VideoFaceProcessor) -> AlignmentTrack:
         """A fresh, writable AlignmentTrack of this record that warps and restores with `processor`, whose
-        counts and cuts become the record's (as after the face pass)."""
+        counts and cuts become the record's (as after the face pass). Its occluder masks are the record's own
+        store: a run from a record searches no occluders, so it only reads them."""
         processor.stats = self._stats()
         processor.cuts = set(self.cuts)
         processor.find_cuts = False
         arrays = {name: np.array(getattr(self, name)) for name in FRAME_ARRAYS}
-        occluders = dict(self.occluders)
-        return AlignmentTrack(stats=processor.stats, processor=processor, occluders=occluders, **arrays)
+        return AlignmentTrack(stats=processor.stats, processor=processor, occluders=self.occluders, **arrays)
 
     def _stats(self) -> VideoFaceStats:
         no_face = np.flatnonzero(~self.has_face).tolist()
@@ -98,22 +96,34 @@ class PreparedFaces:
 
     # ------------------------------------------------------------------------------------------ storage
 
-    def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """(named tensors, JSON-able meta) holding this record exactly; `from_tensors` reads them back."""
+    def to_tensors(self, with_masks: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+        """(named tensors, JSON-able meta) holding this record exactly; `from_tensors` reads them back.
+        `with_masks=False` leaves out the masks' bytes (`occluder_zlib`): they go apart, in `mask_chunks`."""
         tensors = {name: torch.from_numpy(np.array(getattr(self, name))) for name in FRAME_ARRAYS}
         tensors["cuts"] = torch.tensor(self.cuts, dtype=torch.int64).reshape(-1)
-        tensors.update({name: torch.from_numpy(array) for name, array in _pack_occluders(self.occluders).items()})
+        arrays, chunks = self.occluders.packed()
+        tensors.update({name: torch.from_numpy(array) for name, array in arrays.items()})
+        if with_masks:
+            tensors["occluder_zlib"] = torch.from_numpy(np.frombuffer(b"".join(chunks), np.uint8).copy())
         meta = {"format": PREPARED_FORMAT, "num_frames": self.num_frames, "resolution": self.resolution,
                 "face_size": list(self.face_size), "occlusion": self.occlusion,
                 "stats": {name: int(self.stats[name]) for name in STAT_NAMES}}
         return tensors, meta
 
+    def mask_chunks(self, chunk_bytes: int) -> Iterator[bytearray]:
+        """The occluder masks' bytes that `to_tensors(with_masks=False)` leaves out, in frame order, as chunks of
+        at most `chunk_bytes` (whole masks), read from disk as they are consumed."""
+        return self.occluders.packed(chunk_bytes)[1]
+
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, torch.Tensor], meta: Mapping,
-                     processor: VideoFaceProcessor | None = None) -> PreparedFaces:
-        """The record `to_tensors` wrote. Checks the format version, the meta fields, every tensor's dtype and
-        shape against `num_frames`, the occluder packing, and (with `processor`) the resolution and crop size;
-        raises PreparedFacesError on any mismatch."""
+                     processor: VideoFaceProcessor | None = None, mask_chunks: Iterable | None = None,
+                     mask_folder=None) -> PreparedFaces:
+        """The record `to_tensors` wrote (`mask_chunks`: the masks' bytes, when it left them out; they are kept in a
+        temp file in `mask_folder`, `MaskStore`). Checks the
+        format version, the meta fields, every tensor's dtype and shape against `num_frames`, the occluder packing
+        (every mask decompresses to its shape), and (with `processor`) the resolution and crop size; raises
+        PreparedFacesError on any mismatch."""
         meta = _checked_meta(meta)
         n = meta["num_frames"]
         arrays = {name: _checked_array(tensors, name, dtype, (n, *tail)) for name, (dtype, tail) in FRAME_ARRAYS.items()}
@@ -122,7 +132,7 @@ class PreparedFaces:
             raise PreparedFacesError(f"prepared face pass: cuts outside frames 0..{n - 1}")
         record = cls(num_frames=n, resolution=meta["resolution"], face_size=tuple(meta["face_size"]),
                      occlusion=meta["occlusion"], cuts=tuple(int(c) for c in cuts), stats=dict(meta["stats"]),
-                     occluders=_unpack_occluders(tensors, n), **{k: _frozen(v) for k, v in arrays.items()})
+                     occluders=_unpack_occluders(tensors, n, mask_chunks, mask_folder), **{k: _frozen(v) for k, v in arrays.items()})
         if processor is not None:
             record.check_fits(processor, 0, record.occlusion)
         return record
@@ -146,38 +156,21 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pack_occluders(occluders: Mapping[int, StoredMask]) -> dict[str, np.ndarray]:
-    """The occluder masks as flat arrays: frame index, box and mask shape per occluder, all compressed masks in one
-    run (`occluder_offsets` into it)."""
-    order = sorted(occluders)
-    stored = [occluders[i] for i in order]
-    return {"occluder_index": np.asarray(order, dtype=np.int64).reshape(-1),
-            "occluder_box": np.asarray([m.box for m in stored], dtype=np.int64).reshape(-1, 4),
-            "occluder_shape": np.asarray([m.shape for m in stored], dtype=np.int64).reshape(-1, 2),
-            "occluder_offsets": np.concatenate([[0], np.cumsum([len(m.data) for m in stored], dtype=np.int64)]
-                                               ).astype(np.int64),
-            "occluder_zlib": np.frombuffer(b"".join(m.data for m in stored), np.uint8).copy()}
-
-
-def _unpack_occluders(tensors: Mapping[str, torch.Tensor], num_frames: int) -> dict[int, StoredMask]:
-    """`_pack_occluders`' arrays back into masks, each one checked to decompress to its shape."""
+def _unpack_occluders(tensors: Mapping[str, torch.Tensor], num_frames: int, mask_chunks: Iterable | None,
+                       folder) -> MaskStore:
+    """`MaskStore.packed`'s arrays (and the masks' bytes: `mask_chunks`, else the tensor `occluder_zlib`) back into
+    a store."""
     index = _checked_array(tensors, "occluder_index", np.int64, (None,))
     count = len(index)
-    box = _checked_array(tensors, "occluder_box", np.int64, (count, 4))
-    shape = _checked_array(tensors, "occluder_shape", np.int64, (count, 2))
-    offsets = _checked_array(tensors, "occluder_offsets", np.int64, (count + 1,))
-    data = _checked_array(tensors, "occluder_zlib", np.uint8, (None,)).tobytes()
-    if offsets[0] != 0 or (np.diff(offsets) < 1).any() or offsets[-1] != len(data) \
-            or (shape < 1).any() or ((index < 0) | (index >= num_frames)).any() or len(set(index.tolist())) < count:
-        raise PreparedFacesError("prepared face pass: the packed occluder masks do not add up")
-    occluders = {int(i): StoredMask(tuple(int(v) for v in box[k]), (int(shape[k][0]), int(shape[k][1])),
-                                    data[offsets[k]:offsets[k + 1]]) for k, i in enumerate(index)}
-    for stored in occluders.values():
-        try:
-            stored.pixels()
-        except ValueError as exc:
-            raise PreparedFacesError(f"prepared face pass: the packed occluder masks do not add up ({exc})") from exc
-    return occluders
+    arrays = {"occluder_index": index, "occluder_box": _checked_array(tensors, "occluder_box", np.int64, (count, 4)),
+              "occluder_shape": _checked_array(tensors, "occluder_shape", np.int64, (count, 2)),
+              "occluder_offsets": _checked_array(tensors, "occluder_offsets", np.int64, (count + 1,))}
+    if mask_chunks is None:
+        mask_chunks = [_checked_array(tensors, "occluder_zlib", np.uint8, (None,)).tobytes()]
+    try:
+        return MaskStore.unpacked(arrays, mask_chunks, num_frames, folder)
+    except ValueError as exc:
+        raise PreparedFacesError(f"prepared face pass: {exc}") from exc
 
 
 def _checked_array(tensors: Mapping[str, torch.Tensor], name: str, dtype, shape: tuple) -> np.ndarray:

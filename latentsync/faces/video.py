@@ -15,7 +15,6 @@ any crop.
 
 from __future__ import annotations
 
-import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,10 +31,10 @@ from .occlusion.geometry import OcclusionPatch
 from .settings import FacesConfig, as_faces_config
 from .shots import TimelineCuts, frames_after_cuts
 from .smoothing import PointSmoother, interpolate_points
+from .stored_masks import MaskStore, StoredMask
 from .tracking import FaceTracker
 
 FACE_PASS_FPS = 25.0  # the face pass reads the output timeline (25 fps): the cut detector's time unit
-OCCLUDER_STORE_SIDE = 128  # occluder masks are kept per source frame at most this many pixels a side
 
 
 @dataclass
@@ -291,46 +290,6 @@ class VideoFaceProcessor:
             self.detector.close()
 
 
-@dataclass(frozen=True)
-class StoredMask:
-    """One frame's occluder mask as the track keeps it: the frame box it covers (x0, y0, x1, y1), its stored size
-    (h, w) and its uint8 pixels (255 = keep the original), zlib-compressed. Lossless; the feathered masks are
-    mostly 0 and 255, so they shrink ~3.4x (11.6 to 3.4 kB on the occlusion bench's masks, docs/benchmarks.md):
-    a video with an occluder in every frame grows the track by that much a frame, for as long as the run lasts
-    (frames may be shown again, and the reuse cache stores them)."""
-
-    box: tuple[int, int, int, int]
-    shape: tuple[int, int]
-    data: bytes
-
-    @classmethod
-    def of_mask(cls, box, mask: np.ndarray) -> StoredMask:
-        """A float mask in [0, 1] over `box`, stored at most `OCCLUDER_STORE_SIDE` pixels a side as uint8 (the mask
-        is feathered, so little is lost)."""
-        height, width = mask.shape
-        scale = min(1.0, OCCLUDER_STORE_SIDE / max(height, width))
-        small = cv2.resize(mask, (max(1, round(width * scale)), max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA) if scale < 1 else mask
-        return cls.of(box, np.rint(np.clip(small, 0, 1) * 255).astype(np.uint8))
-
-    @classmethod
-    def of(cls, box, pixels: np.ndarray) -> StoredMask:
-        """(h, w) uint8 pixels over `box`, compressed."""
-        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-        return cls(tuple(int(v) for v in box), (int(pixels.shape[0]), int(pixels.shape[1])),
-                   zlib.compress(pixels.tobytes()))
-
-    def pixels(self) -> np.ndarray:
-        """The (h, w) uint8 mask (read-only). Raises ValueError for data that is not such a mask."""
-        try:
-            raw = zlib.decompress(self.data)
-        except zlib.error as exc:
-            raise ValueError(f"stored occluder mask: {exc}") from exc
-        if len(raw) != self.shape[0] * self.shape[1]:
-            raise ValueError(f"stored occluder mask: {len(raw)} bytes for a {self.shape} mask")
-        return np.frombuffer(raw, np.uint8).reshape(self.shape)
-
-
 @dataclass
 class AlignmentTrack:
     """Alignment of each source frame: matrices (N, 2, 3) image -> crop, has_face and bridged flags (N,), and for
@@ -345,14 +304,15 @@ class AlignmentTrack:
     boxes: np.ndarray
     points3: np.ndarray
     track_ids: np.ndarray
-    occluders: dict[int, StoredMask] = field(default_factory=dict)  # source index -> its mask (`keep_occluder`)
+    occluders: MaskStore = field(default_factory=MaskStore)  # source index -> its mask (`keep_occluder`), on disk
 
     @classmethod
-    def empty(cls, num_frames: int, processor: VideoFaceProcessor) -> AlignmentTrack:
+    def empty(cls, num_frames: int, processor: VideoFaceProcessor, mask_folder=None) -> AlignmentTrack:
+        """A track of `num_frames` frames without a face yet; occluder masks go to a temp file in `mask_folder`."""
         return cls(np.zeros((num_frames, 2, 3), dtype=np.float32), np.zeros(num_frames, dtype=bool),
                    np.zeros(num_frames, dtype=bool), processor.stats, processor,
                    np.full((num_frames, 4), np.nan, dtype=np.float32), np.full((num_frames, 3, 2), np.nan, np.float32),
-                   np.full(num_frames, -1, dtype=np.int64))
+                   np.full(num_frames, -1, dtype=np.int64), MaskStore(mask_folder))
 
     def record(self, aligned: AlignedFrame) -> None:
         if aligned.has_face:
@@ -366,15 +326,16 @@ class AlignmentTrack:
     def keep_occluder(self, index: int, box: tuple[int, int, int, int], mask: np.ndarray) -> None:
         """Remember frame `index`'s occluder mask (float in [0, 1] over `box`) for every time the frame is shown.
 
-        Kept small (`StoredMask.of_mask`): ~3.5 kB per occluded frame instead of a full-frame float mask."""
-        self.occluders[index] = StoredMask.of_mask(box, mask)
+        Kept small (`StoredMask.of_mask`: ~3.4 kB per occluded frame instead of a full-frame float mask) and on
+        disk (`MaskStore`), so memory does not grow with the occluded frames."""
+        self.occluders.put(index, StoredMask.of_mask(box, mask))
 
     def occluder(self, index: int) -> OcclusionPatch | None:
         """Frame `index`'s occluder mask over its box (float32, 1 = keep the original pixel), or None. Only the box:
         a full-frame float mask is 8 MB at 1080p, for each frame of a chunk in flight."""
-        if index not in self.occluders:
+        stored = self.occluders.get(index)
+        if stored is None:
             return None
-        stored = self.occluders[index]
         x0, y0, x1, y1 = stored.box
         mask = cv2.resize(stored.pixels(), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) / 255.0
         return OcclusionPatch(stored.box, mask.astype(np.float32))

@@ -64,7 +64,7 @@ def preview_faces(video_path: str, out_path: str, seconds: float = 5.0, fps: int
     except NoSpeakerError as error:  # a run stops here; the preview shows what it found, every frame untouched
         chosen, stop = error.passthrough, str(error)
     source = ChunkSource(video_path, schedule, chunk_size, resolution, fps, detector=detector, progress=progress,
-                         face_choice=chosen, occlusion=occlusion)
+                         face_choice=chosen, occlusion=occlusion, mask_folder=Path(out_path).parent)
     config = detector.config if detector is not None else load_faces_config()
     keep_mask = load_fixed_mask(resolution, fixed_mask=config.fixed_mask)[0].numpy()
     audio = video_path if info.has_audio else None

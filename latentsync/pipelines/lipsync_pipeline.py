@@ -126,6 +126,7 @@ class RunPlan:
     last_use: dict[int, int] = field(default_factory=dict)  # source frame -> last output index that shows it
     showing: dict[str, set[int]] = field(default_factory=dict)  # crop key -> source frames with that crop still shown
     video: VideoInfo | None = None  # the input video, whose pixel aspect and colour tags the output keeps
+    spill_parent: str | None = None  # where the run keeps what it spills (moments, occluder masks); None: TMPDIR
 
     @property
     def dtype(self) -> torch.dtype:
@@ -214,10 +215,11 @@ class LipsyncPipeline:
         with self._eval_mode():
             # 1. Plan: audio, which source frame each output frame shows, Whisper features, initial noise, mask.
             plan = self.plan(video_path, audio_path, options, generator, clock)
-            key, prepared = self.look_up(video_path, options, cache)
+            plan.spill_parent = str(Path(video_out_path).parent)  # nothing is written outside the output's folder
+            key, prepared = self.look_up(video_path, options, cache, plan.spill_parent)
             faces = usable_faces(prepared, plan)
             try:
-                self.start_moments(plan, options, prepared, Path(video_out_path).parent, cache, key)
+                self.start_moments(plan, options, prepared, cache, key)
                 # 2. The face pass, streamed along the output (decode, shots, detect, track, align, occluders).
                 source = self.face_source(video_path, plan, options, clock, progress, faces)
                 # 3. Per chunk: encode -> denoise -> decode -> blend; restore + write run behind in their own thread.
@@ -249,9 +251,9 @@ class LipsyncPipeline:
         schedule = np.arange(n_video, dtype=np.int64)
         mask = load_fixed_mask(options.resolution, options.mask_image_path, fixed_mask=self.faces_config.fixed_mask)
         plan = RunPlan(n_video, schedule, None, None, mask, None, 0, options.resolution, last_use=last_uses(schedule))
-        key, prepared = self.look_up(video_path, options, cache)
+        key, prepared = self.look_up(video_path, options, cache, plan.spill_parent)  # no output folder: TMPDIR
         faces = usable_faces(prepared, plan)
-        self.start_moments(plan, options, prepared, tempfile.gettempdir(), cache, key)  # spill: no output folder here
+        self.start_moments(plan, options, prepared, cache, key)
         try:
             source = self.face_source(video_path, plan, options, StageClock(), progress, faces)
             bar = progress.stage("encoding", n_video)
@@ -328,12 +330,13 @@ class LipsyncPipeline:
                                          progress)
         return ChunkSource(video_path, plan.schedule, options.num_frames, plan.resolution, options.video_fps,
                            detector=self.face_detector, clock=clock, progress=progress, device=self.device,
-                           face_choice=chosen, occlusion=options.occlusion)
+                           face_choice=chosen, occlusion=options.occlusion, mask_folder=plan.spill_parent)
 
     # ---------------------------------------------------------------------------------------- reuse across runs
 
-    def look_up(self, video_path: str, options: SamplingOptions, cache: EntryCache | None):
-        """(key, prepared video or None) in the reuse cache; (None, None) without one."""
+    def look_up(self, video_path: str, options: SamplingOptions, cache: EntryCache | None, spill_parent: str | None):
+        """(key, prepared video or None) in the reuse cache (its occluder masks kept in `spill_parent`); (None, None)
+        without one."""
         if cache is None:
             return None, None
         config = self.faces_config
@@ -342,16 +345,16 @@ class LipsyncPipeline:
                            choice=[options.face_choice, options.face_index, options.face_position],
                            occlusion=options.occlusion, vae=self.vae, encode_frames_per_call=self.encode_frames_per_call,
                            mask_image_path=options.mask_image_path)
-        return key, load_prepared(cache, key)
+        return key, load_prepared(cache, key, spill_parent)
 
-    def start_moments(self, plan: RunPlan, options: SamplingOptions, prepared: PreparedVideo | None, spill_parent,
+    def start_moments(self, plan: RunPlan, options: SamplingOptions, prepared: PreparedVideo | None,
                       cache: EntryCache | None, key: str | None) -> None:
         """The run's moment store: it recalls a prepared video's moments and, with a reuse cache, records every
         crop's for the next run (in shards, as they come)."""
         if not (options.reuse_moments or cache is not None):
             return
         recorder = MomentsRecorder(cache, key, self.cache_shard_bytes) if cache is not None else None
-        plan.moments = FrameMoments(self.reuse_memory_bytes, spill_parent,
+        plan.moments = FrameMoments(self.reuse_memory_bytes, plan.spill_parent or tempfile.gettempdir(),
                                     prepared=prepared.moments if prepared is not None else None, recorder=recorder)
 
     @staticmethod
@@ -361,10 +364,11 @@ class LipsyncPipeline:
         every crop's moments, after their last shard), unless it all came from the cache."""
         if faces is not None and plan.moments.encoded == 0:
             return
-        index = plan.moments.recorder.finish()
+        recorder = plan.moments.recorder
+        index = recorder.finish()
         faces = faces if faces is not None else source.prepared()
         if faces is not None:
-            store_prepared(cache, key, faces, index)
+            store_prepared(cache, key, faces, index, recorder.shard_bytes)
 
     # ---------------------------------------------------------------------------------------- 3. per chunk
 
@@ -479,7 +483,7 @@ class LipsyncPipeline:
     def result(video_out_path: str, source: ChunkSource, plan: RunPlan, edited: int, fps: float,
                timings: dict[str, float]) -> LipsyncResult:
         track, schedule = source.track, plan.schedule
-        occluded = np.isin(schedule, list(track.occluders)) & track.has_face[schedule]
+        occluded = np.isin(schedule, track.occluders.indices()) & track.has_face[schedule]
         shots = len(set(source.processor.cuts) & set(schedule.tolist())) + 1
         return LipsyncResult(Path(video_out_path), plan.num_output, edited, int(track.bridged[schedule].sum()),
                              float(fps), timings, num_shots=shots, frames_with_occluder=int(occluded.sum()))

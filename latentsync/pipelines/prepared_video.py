@@ -7,7 +7,9 @@ A later run on the same video with a new audio track replays the face pass (no d
 encodes no frame whose moments are there.
 
 The moments live in shards (`cache.shard_mb` each, entries of the same cache) so that neither writing nor reading
-them holds a whole video's moments in memory: a run writes a shard as soon as it has that many new moments
+them holds a whole video's moments in memory, and so do the face pass's occluder masks (`mask_shards`, written with
+the entry, read back into the run's on-disk `MaskStore` one shard at a time; a missing one means the face pass is
+recomputed): a run writes a shard as soon as it has that many new moments
 (`MomentsRecorder`) and reads one shard at a time when it needs a crop from it (`PreparedMoments`). The index is
 written last, so a reader never finds an index before its shards. A shard evicted since (least recently used first)
 or unreadable is a plain miss: those crops are encoded again, with the same numbers. The store
@@ -28,12 +30,13 @@ from latentsync.utils.content_cache import EntryCache, content_key, file_digest
 
 logger = logging.getLogger(__name__)
 
-PREPARED_VIDEO_FORMAT = 9  # bump when what an entry holds, or how its face pass (occluder masks included) or a
+PREPARED_VIDEO_FORMAT = 10  # bump when what an entry holds, or how its face pass (occluder masks included) or a
 # frame's moments are computed, changes: older entries are then recomputed (4: the mouth model kept from what comes
 # in; 5: objects followed only straight down below the chin, and followed where the face took them; 6: an elongated
 # object's end takes the pale pixels the face excuses, a hand counts only with its fingers over the face, and grey
 # objects before a dim face are candidates; 7: a hand found late is tracked back over the frames the palm detector
-# skipped; 8: a grey lip ring is not taken for the lips' colours; 9: occluder masks stored compressed)
+# skipped; 8: a grey lip ring is not taken for the lips' colours; 9: occluder masks stored compressed; 10: the
+# occluder masks' bytes in shards of their own)
 
 
 class PreparedMoments:
@@ -148,15 +151,18 @@ def prepared_key(video_path: str, *, fps: float, resolution: int, faces_config, 
                        encode_frames_per_call=encode_frames_per_call)
 
 
-def load_prepared(cache: EntryCache, key: str) -> PreparedVideo | None:
-    """The cached prepared video (its face pass, and its moments' index: the moments are read when needed), or
-    None (absent, or not readable as one: then it is recomputed)."""
+def load_prepared(cache: EntryCache, key: str, mask_folder=None) -> PreparedVideo | None:
+    """The cached prepared video (its face pass, its occluder masks in a temp file in `mask_folder`, and its
+    moments' index: the moments are read when needed), or None (absent, or not readable as one: then it is
+    recomputed)."""
     entry = cache.get(key)
     if entry is None:
         return None
     try:
         faces = PreparedFaces.from_tensors({k[len("faces."):]: v for k, v in entry.tensors.items()
-                                            if k.startswith("faces.")}, entry.meta["faces"])
+                                            if k.startswith("faces.")}, entry.meta["faces"],
+                                           mask_chunks=mask_shard_bytes(cache, entry.meta["mask_shards"]),
+                                           mask_folder=mask_folder)
         shards = entry.meta["shards"]
         index = {crop: shards[i] for crop, i in zip(key_strings(entry.tensors["moments_keys"]),
                                                      entry.tensors["moments_shard"].tolist(), strict=True)}
@@ -166,14 +172,39 @@ def load_prepared(cache: EntryCache, key: str) -> PreparedVideo | None:
     return PreparedVideo(faces, PreparedMoments(cache, index))
 
 
-def store_prepared(cache: EntryCache, key: str, faces: PreparedFaces, index: dict[str, str]) -> None:
-    """Write the entry: the face pass and the moments' index (crop key, 16 bytes, -> shard), after the shards
-    themselves (`MomentsRecorder.finish`). Atomic; a full disk or an entry over the limit is a warning, never a
-    failure."""
-    tensors, meta = faces.to_tensors()
+def mask_shard_bytes(cache: EntryCache, shard_keys: list[str]):
+    """The occluder masks' bytes, shard after shard (one in memory at a time); PreparedFacesError when one is gone."""
+    for shard_key in shard_keys:
+        shard = cache.get(shard_key)
+        if shard is None or "occluder_zlib" not in shard.tensors:
+            raise PreparedFacesError(f"its occluder masks' shard {shard_key} is gone")
+        yield shard.tensors["occluder_zlib"].numpy()
+
+
+def store_mask_shards(cache: EntryCache, key: str, faces: PreparedFaces, shard_bytes: int) -> list[str] | None:
+    """Write the face pass's occluder masks in shards of about `shard_bytes`, read from disk one at a time; their
+    keys, or None when the cache did not keep one (then the entry is not written: it could not be used)."""
+    shard_keys = []
+    for number, chunk in enumerate(faces.mask_chunks(shard_bytes)):
+        shard_key = content_key(format=PREPARED_VIDEO_FORMAT, entry=key, masks=number)
+        tensors = {"occluder_zlib": torch.frombuffer(chunk, dtype=torch.uint8)}  # a bytearray of its own: no copy
+        if cache.put(shard_key, tensors, {"format": PREPARED_VIDEO_FORMAT, "entry": key}) is None:
+            return None
+        shard_keys.append(shard_key)
+    return shard_keys
+
+
+def store_prepared(cache: EntryCache, key: str, faces: PreparedFaces, index: dict[str, str], shard_bytes: int) -> None:
+    """Write the entry: the face pass (its occluder masks in shards of about `shard_bytes`, written first) and the
+    moments' index (crop key, 16 bytes, -> shard), after the shards themselves (`MomentsRecorder.finish`). Atomic;
+    a full disk or an entry over the limit is a warning, never a failure."""
+    mask_shards = store_mask_shards(cache, key, faces, shard_bytes)
+    if mask_shards is None:
+        return
+    tensors, meta = faces.to_tensors(with_masks=False)
     crops = sorted(index)
     shards = sorted(set(index.values()))
     position = {shard: i for i, shard in enumerate(shards)}
     cache.put(key, {**{f"faces.{k}": v for k, v in tensors.items()}, "moments_keys": key_bytes(crops),
                     "moments_shard": torch.tensor([position[index[c]] for c in crops], dtype=torch.int32)},
-              {"faces": meta, "shards": shards, "format": PREPARED_VIDEO_FORMAT})
+              {"faces": meta, "shards": shards, "mask_shards": mask_shards, "format": PREPARED_VIDEO_FORMAT})

@@ -45,7 +45,7 @@ class ReuseSettings(Section):
 class CacheSettings(Section):
     max_gb: float  # size limit of the reuse cache across runs (10^9 bytes; 0 = no limit)
     folder: str  # subfolder of --cache_dir for prepared videos
-    shard_mb: float = at_least(0.001)  # a prepared video's VAE moments are written and read in shards of this size
+    shard_mb: float = at_least(0.001)  # a prepared video's VAE moments (and occluder masks) go in shards of this size
 
 
 class AllocatorSettings(Section):

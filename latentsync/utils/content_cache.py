@@ -138,7 +138,8 @@ def entry_digest(key: str, tensors: Mapping[str, torch.Tensor], meta: dict) -> s
     for name in sorted(tensors):
         tensor = tensors[name].detach().cpu().contiguous()
         digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # raw bytes of any dtype (bf16, bool)
+        if tensor.numel():  # an empty tensor has no bytes (and may have a stride that refuses the byte view)
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # raw bytes of any dtype (bf16, bool)
     return digest.hexdigest()
 
 
