@@ -103,7 +103,6 @@ def test_a_second_run_on_the_same_video_reuses_the_face_pass_and_the_moments(loa
                                                                               monkeypatch):
     import latentsync
     from latentsync.faces import face_pass
-
     from latentsync.faces.stored_masks import MaskStore
 
     folders = []  # where each occluder mask store of the runs keeps its file: the output's folder, nothing outside
