@@ -7,11 +7,11 @@ A later run on the same video with a new audio track replays the face pass (no d
 encodes no frame whose moments are there.
 
 The moments live in shards (`cache.shard_mb` each, entries of the same cache) so that neither writing nor reading
-them holds a whole video's moments in memory, and so do the face pass's occluder masks (`mask_shards`, written with
-the entry, read back into the run's on-disk `MaskStore` one shard at a time; a missing one means the face pass is
-recomputed): a run writes a shard as soon as it has that many new moments
-(`MomentsRecorder`) and reads one shard at a time when it needs a crop from it (`PreparedMoments`). The index is
-written last, so a reader never finds an index before its shards. A shard evicted since (least recently used first)
+them holds a whole video's moments in memory: a run writes a shard as soon as it has that many new moments
+(`MomentsRecorder`) and reads one shard at a time when it needs a crop from it (`PreparedMoments`). The face pass's
+occluder masks have shards of their own, for the same reason (`store_mask_shards`, written just before the entry;
+`mask_shard_bytes`, read back one at a time into the run's on-disk `MaskStore`; one that is missing means the face
+pass is run again). The index is written last, so a reader never finds an index before its shards. A shard evicted since (least recently used first)
 or unreadable is a plain miss: those crops are encoded again, with the same numbers. The store
 (`latentsync.utils.content_cache.EntryCache`) writes atomically and verifies every entry's hash on reading.
 """
@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 from latentsync.faces.prepared import PreparedFaces, PreparedFacesError
@@ -172,7 +174,7 @@ def load_prepared(cache: EntryCache, key: str, mask_folder=None) -> PreparedVide
     return PreparedVideo(faces, PreparedMoments(cache, index))
 
 
-def mask_shard_bytes(cache: EntryCache, shard_keys: list[str]):
+def mask_shard_bytes(cache: EntryCache, shard_keys: list[str]) -> Iterator[np.ndarray]:
     """The occluder masks' bytes, shard after shard (one in memory at a time); PreparedFacesError when one is gone."""
     for shard_key in shard_keys:
         shard = cache.get(shard_key)
