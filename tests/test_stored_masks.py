@@ -118,3 +118,17 @@ def test_the_masks_file_lies_in_the_folder_given_and_has_no_name(tmp_path):
     where = os.readlink(f"/proc/self/fd/{store._file.fileno()}")
     assert where.startswith(str(tmp_path)) and list(tmp_path.iterdir()) == []
     store.close()
+
+
+def test_a_full_disk_is_the_user_error_it_is(tmp_path, monkeypatch):
+    """A short write (the disk or quota is full) raises ENOSPC naming the folder, which the CLI reports as a full
+    disk (exit 2), never a half-kept mask."""
+    import errno
+
+    store = MaskStore(tmp_path)
+    store.put(0, StoredMask.of((0, 0, 2, 2), np.zeros((2, 2), np.uint8)))
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: len(data) // 2)
+    with pytest.raises(OSError) as raised:
+        store.put(1, StoredMask.of((0, 0, 2, 2), np.ones((2, 2), np.uint8)))
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path)
+    assert 1 not in store and len(store) == 1

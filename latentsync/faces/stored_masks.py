@@ -10,6 +10,7 @@ back, the bytes in chunks of a given size, so that neither writing nor reading t
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import threading
@@ -110,8 +111,9 @@ class MaskStore(Mapping[int, StoredMask]):
                 self._file = tempfile.TemporaryFile(prefix=".latentsync-masks-", dir=self.folder)
             offset = self._end
             written = os.pwrite(self._file.fileno(), stored.data, offset)
-            if written != len(stored.data):
-                raise OSError(f"occluder mask store: {written} of {len(stored.data)} bytes written (disk full?)")
+            if written != len(stored.data):  # a short write to a file: the disk (or quota) is full
+                raise OSError(errno.ENOSPC, f"no space left for the occluder masks ({written} of "
+                              f"{len(stored.data)} bytes written)", str(self.folder or tempfile.gettempdir()))
             self._end += written
             record = (offset, written, *stored.box, *stored.shape)
             row = self._row(index)
