@@ -132,7 +132,8 @@ class PreparedFaces:
             raise PreparedFacesError(f"prepared face pass: cuts outside frames 0..{n - 1}")
         record = cls(num_frames=n, resolution=meta["resolution"], face_size=tuple(meta["face_size"]),
                      occlusion=meta["occlusion"], cuts=tuple(int(c) for c in cuts), stats=dict(meta["stats"]),
-                     occluders=_unpack_occluders(tensors, n, mask_chunks, mask_folder), **{k: _frozen(v) for k, v in arrays.items()})
+                     occluders=_unpack_occluders(tensors, n, mask_chunks, mask_folder),
+                     **{k: _frozen(v) for k, v in arrays.items()})
         if processor is not None:
             record.check_fits(processor, 0, record.occlusion)
         return record

@@ -4,8 +4,9 @@ A frame's occluder mask is needed every time the frame is shown (ping-pong and l
 reuse cache at the end of the run, so it is kept for the whole run. `StoredMask` is one mask, zlib-compressed
 uint8 (lossless); `MaskStore` keeps them by source frame, their bytes appended to an anonymous temp file (deleted
 by the system when the store goes), so a run's memory does not grow with the masks' bytes (~3.4 kB a mask on the
-occlusion bench): the store holds their index, ~100 bytes a mask (benchmarks/bench_mask_store.py, docs/benchmarks.md). `packed` / `MaskStore.unpacked` turn a store into flat arrays and
-back, the bytes in chunks of a given size, so that neither writing nor reading the reuse cache holds them all.
+occlusion bench): the store holds their index, ~100 bytes a mask (benchmarks/bench_mask_store.py,
+docs/benchmarks.md). `packed` / `MaskStore.unpacked` turn a store into flat arrays and back, the bytes in chunks of
+a given size, so that neither writing nor reading the reuse cache holds them all.
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ class StoredMask:
 
 class MaskStore(Mapping[int, StoredMask]):
     """Source frame -> its `StoredMask`, the compressed bytes in an anonymous temp file in `folder` (the run's
-    output folder, as the moments' spill; None: `TMPDIR`, which may be memory on a tmpfs). One thread puts (the face pass's masker: in order, and again for a few earlier frames whose masks
-    grow); others read frames already put. Putting a frame again replaces its mask (the old bytes stay unused in
-    the file: a few frames' worth)."""
+    output folder, as the moments' spill; None: `TMPDIR`, which may be memory on a tmpfs). One thread puts (the
+    face pass's masker: in order, and again for a few earlier frames whose masks grow); others read frames already
+    put. Putting a frame again replaces its mask (the old bytes stay unused in the file: a few frames' worth)."""
 
     def __init__(self, folder: str | os.PathLike | None = None):
         self.folder = folder
@@ -174,7 +175,8 @@ class MaskStore(Mapping[int, StoredMask]):
     def unpacked(cls, arrays: Mapping[str, np.ndarray], chunks: Iterable, num_frames: int,
                  folder: str | os.PathLike | None = None) -> MaskStore:
         """The store `packed` described: `arrays` as it gave them, `chunks` the masks' bytes end to end in any
-        split (anything `bytes()` takes), kept in `folder`. Every mask is checked to decompress to its shape; raises ValueError when anything does not add up."""
+        split (anything `bytes()` takes), kept in `folder`. Every mask is checked to decompress to its shape; raises
+        ValueError when anything does not add up."""
         index, box, shape, offsets = (np.asarray(arrays[k]) for k in
                                       ("occluder_index", "occluder_box", "occluder_shape", "occluder_offsets"))
         count = len(index)

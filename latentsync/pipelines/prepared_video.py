@@ -11,9 +11,10 @@ them holds a whole video's moments in memory: a run writes a shard as soon as it
 (`MomentsRecorder`) and reads one shard at a time when it needs a crop from it (`PreparedMoments`). The face pass's
 occluder masks have shards of their own, for the same reason (`store_mask_shards`, written just before the entry;
 `mask_shard_bytes`, read back one at a time into the run's on-disk `MaskStore`; one that is missing means the face
-pass is run again). The index is written last, so a reader never finds an index before its shards. A shard evicted since (least recently used first)
-or unreadable is a plain miss: those crops are encoded again, with the same numbers. The store
-(`latentsync.utils.content_cache.EntryCache`) writes atomically and verifies every entry's hash on reading.
+pass is run again). The index is written last, so a reader never finds an index before its shards. A moments shard
+evicted since (least recently used first) or unreadable is a plain miss: those crops are encoded again, with the
+same numbers. The store (`latentsync.utils.content_cache.EntryCache`) writes atomically and verifies every entry's
+hash on reading.
 """
 
 from __future__ import annotations
