@@ -153,9 +153,15 @@ def test_the_cache_key_changes_with_every_setting_that_changes_the_result(loaded
     assert prepared_key(str(clips["slow"][0]), **base) != key  # other video bytes
 
 
-def test_latentsync_prepare_fills_the_cache_ahead_of_any_audio(ckpts, clips, tmp_path, capsys):
+def test_latentsync_prepare_fills_the_cache_ahead_of_any_audio(ckpts, clips, tmp_path, capsys, monkeypatch):
+    from latentsync.faces.stored_masks import MaskStore
     from scripts import inference as cli
     from tests.inference_fixtures import TINY_CONFIG
+
+    folders = []  # prepare has no output file: what it spills goes to the cache's own folder, not TMPDIR
+    real_init = MaskStore.__init__
+    monkeypatch.setattr(MaskStore, "__init__", lambda store, folder=None: (folders.append(folder),
+                                                                           real_init(store, folder))[1])
 
     video, audio = clips["slow"]
     model = ["--unet_config_path", TINY_CONFIG, "--inference_ckpt_path", str(ckpts["unet"]), "--vae_path",
@@ -163,6 +169,7 @@ def test_latentsync_prepare_fills_the_cache_ahead_of_any_audio(ckpts, clips, tmp
              "--no_progress", "--cache_dir", str(tmp_path / "cache")]
     assert cli.main(["prepare", str(video), *model]) == 0
     assert "is prepared (" in capsys.readouterr().out
+    assert folders == [str(tmp_path / "cache" / "prepared")]
     assert cli.main(["prepare", str(video), *model]) == 0
     assert "was prepared already (0 frames encoded now)" in capsys.readouterr().out
     out = tmp_path / "out.mp4"

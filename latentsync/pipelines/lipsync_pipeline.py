@@ -250,8 +250,9 @@ class LipsyncPipeline:
         n_video = len(frame_map(video_path, options.video_fps, info.num_frames, info.fps))
         schedule = np.arange(n_video, dtype=np.int64)
         mask = load_fixed_mask(options.resolution, options.mask_image_path, fixed_mask=self.faces_config.fixed_mask)
-        plan = RunPlan(n_video, schedule, None, None, mask, None, 0, options.resolution, last_use=last_uses(schedule))
-        key, prepared = self.look_up(video_path, options, cache, plan.spill_parent)  # no output folder: TMPDIR
+        plan = RunPlan(n_video, schedule, None, None, mask, None, 0, options.resolution, last_use=last_uses(schedule),
+                       spill_parent=spill_folder_of(cache))
+        key, prepared = self.look_up(video_path, options, cache, plan.spill_parent)
         faces = usable_faces(prepared, plan)
         self.start_moments(plan, options, prepared, cache, key)
         try:
@@ -487,6 +488,16 @@ class LipsyncPipeline:
         shots = len(set(source.processor.cuts) & set(schedule.tolist())) + 1
         return LipsyncResult(Path(video_out_path), plan.num_output, edited, int(track.bridged[schedule].sum()),
                              float(fps), timings, num_shots=shots, frames_with_occluder=int(occluded.sum()))
+
+
+def spill_folder_of(cache: EntryCache) -> str | None:
+    """Where `prepare` (no output file) spills what it keeps: the cache's own folder, its output, on disk where the
+    user put it (TMPDIR may be memory on a tmpfs); None (TMPDIR) when that folder cannot be made."""
+    try:
+        cache.directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return str(cache.directory)
 
 
 def usable_faces(prepared: PreparedVideo | None, plan: RunPlan) -> PreparedFaces | None:
