@@ -32,6 +32,20 @@ def clips(tmp_path_factory):
             "slow": face_clip(folder, "slow", 1.0, fps=12.5)}  # every source frame shown twice at 25 fps
 
 
+def mask_store_folders(monkeypatch) -> list:
+    """The folder of every occluder mask store made from now on (`MaskStore(folder)`), in order."""
+    from latentsync.faces.stored_masks import MaskStore
+
+    folders, real_init = [], MaskStore.__init__
+
+    def recording_init(store, folder=None):
+        folders.append(folder)
+        real_init(store, folder)
+
+    monkeypatch.setattr(MaskStore, "__init__", recording_init)
+    return folders
+
+
 def traced_run(loaded, clip, out, monkeypatch, **changes):
     """Run with `changes` to the sampling options; returns (denoised latents per chunk, frames encoded, result)."""
     latents, encoded = [], []
@@ -103,12 +117,8 @@ def test_a_second_run_on_the_same_video_reuses_the_face_pass_and_the_moments(loa
                                                                               monkeypatch):
     import latentsync
     from latentsync.faces import face_pass
-    from latentsync.faces.stored_masks import MaskStore
 
-    folders = []  # where each occluder mask store of the runs keeps its file: the output's folder, nothing outside
-    real_init = MaskStore.__init__
-    monkeypatch.setattr(MaskStore, "__init__", lambda store, folder=None: (folders.append(folder),
-                                                                           real_init(store, folder))[1])
+    folders = mask_store_folders(monkeypatch)  # the output's folder: nothing is written outside it
     video, audio = clips["short"]
     options = tiny_options(ckpts, cache=True, cache_dir=str(tmp_path / "cache"), seed=3)
     first = latentsync.lipsync(str(video), str(audio), str(tmp_path / "first.mp4"), pipeline=loaded, **options)
@@ -154,14 +164,10 @@ def test_the_cache_key_changes_with_every_setting_that_changes_the_result(loaded
 
 
 def test_latentsync_prepare_fills_the_cache_ahead_of_any_audio(ckpts, clips, tmp_path, capsys, monkeypatch):
-    from latentsync.faces.stored_masks import MaskStore
     from scripts import inference as cli
     from tests.inference_fixtures import TINY_CONFIG
 
-    folders = []  # prepare has no output file: what it spills goes to the cache's own folder, not TMPDIR
-    real_init = MaskStore.__init__
-    monkeypatch.setattr(MaskStore, "__init__", lambda store, folder=None: (folders.append(folder),
-                                                                           real_init(store, folder))[1])
+    folders = mask_store_folders(monkeypatch)  # prepare has no output file: it spills into the cache's own folder
 
     video, audio = clips["slow"]
     model = ["--unet_config_path", TINY_CONFIG, "--inference_ckpt_path", str(ckpts["unet"]), "--vae_path",
