@@ -42,8 +42,8 @@ class FrameFinisher:
         frame_hw = chunk.frames.shape[1:3]
         faced = np.flatnonzero(chunk.has_face) if decoded is not None else np.zeros(0, dtype=np.int64)
         shown = range(len(chunk.frames)) if self.overlay is not None else faced  # frames whose occluder is used
-        occluders = {int(j): self.track.occluder(int(chunk.source_indices[j])) for j in shown
-                     if int(chunk.source_indices[j]) in self.track.occluders}
+        occluders = {int(j): patch for j in shown
+                     if (patch := self.track.occluder(int(chunk.source_indices[j]))) is not None}
         partial = [int(j) for j in faced if j in occluders or chunk.weights[j] < 1.0]
         originals = {j: chunk.frames[j].copy() for j in partial}
         if len(faced):

@@ -82,16 +82,24 @@ class VideoInfo:
         return self.num_frames / self.fps if self.fps else 0.0
 
 
+def once_per_file_version(read):
+    """`read(path)` run once per file version (absolute path, size, modification time) within a process: every
+    stage of a run asks for the same facts, and a file changed in place is read again. `read` gets the absolute
+    path."""
+    cached = functools.lru_cache(maxsize=32)(lambda path, _size, _mtime_ns: read(path))
+
+    @functools.wraps(read)
+    def for_this_version(path):
+        stat = os.stat(path)
+        return cached(os.path.abspath(os.fspath(path)), stat.st_size, stat.st_mtime_ns)
+
+    return for_this_version
+
+
+@once_per_file_version
 def _ffmpeg_stream_report(path: str) -> str:
-    """ffmpeg's description of the input's streams (it has no ffprobe; `-i` alone prints them to stderr). Read once
-    per file version (path, size, modification time) within a process: probing, the packet times and the stream
-    summary all read it."""
-    stat = os.stat(path)
-    return _stream_report_of(os.path.abspath(os.fspath(path)), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _stream_report_of(path: str, _size: int, _mtime_ns: int) -> str:
+    """ffmpeg's description of the input's streams (it has no ffprobe; `-i` alone prints them to stderr). Probing,
+    the packet times and the stream summary all read it."""
     proc = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _safe_path(path)],
         capture_output=True,
@@ -265,16 +273,10 @@ def _probe_with_ffmpeg(path: str | os.PathLike, decord_error: MediaError) -> Vid
     return VideoInfo(os.fspath(path), fps, len(times.times), size[0], size[1], *_stream_facts(path))
 
 
-def _first_frame_size(path: str | os.PathLike) -> tuple[int, int] | None:
+@once_per_file_version
+def _first_frame_size(path: str) -> tuple[int, int] | None:
     """(width, height) of the first frame as ffmpeg delivers it (display rotation applied), from its PPM header;
-    None when ffmpeg decodes no frame. Decoded once per file version within a process (every reader of a run
-    opens the file)."""
-    stat = os.stat(path)
-    return _first_frame_size_of(os.path.abspath(os.fspath(path)), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _first_frame_size_of(path: str, _size: int, _mtime_ns: int) -> tuple[int, int] | None:
+    None when ffmpeg decodes no frame. Decoded once per file version (every reader of a run opens the file)."""
     proc = subprocess.run(
         [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _safe_path(path),
          "-map", video_map(path), "-frames:v", "1", "-f", "image2pipe", "-c:v", "ppm", "pipe:1"],
@@ -333,18 +335,13 @@ class FrameTimes:
         return frames_on_grid(self.times, self.end, target_fps)
 
 
+@once_per_file_version
 def read_frame_times(path: str | os.PathLike) -> FrameTimes | None:
     """Every video frame's presentation time, from the packets (no decoding), in presentation order.
 
     Phones record variable frame rates, and edited or downloaded files often start their video after their audio:
     only the timestamps say which frame is on screen when. None when ffmpeg lists no video packets. Read once per
-    file version (path, size, modification time) within a process: every stage of a run asks for it."""
-    stat = os.stat(path)
-    return _frame_times_of(os.path.abspath(os.fspath(path)), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _frame_times_of(path: str, _size: int, _mtime_ns: int) -> FrameTimes | None:
+    file version: every stage of a run asks for it."""
     proc = subprocess.run(  # a stream copy's times count from the file's start, as the decoded frames' do
         [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", _safe_path(path),
          "-map", video_map(path), "-c", "copy", "-f", "framecrc", "-"],
