@@ -96,6 +96,11 @@ def test_round_trip_is_exact(first_run):
         assert np.array_equal(back.occluders[index].pixels(), stored.pixels())
     assert (back.cuts, back.stats, back.face_size) == (record.cuts, record.stats, record.face_size)
     assert back != first_run[1]  # the occluders count
+    said = replace(record, report=("face choice speaker: track 1 ...", "shot 1/1: frames 0-39 (40): track 1"))
+    assert PreparedFaces.from_tensors(*said.to_tensors()).report == said.report
+    tensors, meta = record.to_tensors()
+    del meta["report"]  # written before the report was kept: read as saying nothing
+    assert PreparedFaces.from_tensors(tensors, meta).report == ()
 
 
 def test_round_trip_through_the_entry_cache(first_run, tmp_path):
@@ -149,6 +154,9 @@ def test_a_broken_or_foreign_record_is_refused(first_run):
         PreparedFaces.from_tensors({**tensors, "occluder_shape": tensors["occluder_shape"] + 1}, meta)
     with pytest.raises(PreparedFacesError, match="resolution"):
         PreparedFaces.from_tensors(tensors, meta, VideoFaceProcessor(RESOLUTION * 2, detector="mediapipe"))
+    for report in ("shot 1/1", [1, 2]):
+        with pytest.raises(PreparedFacesError, match="report must be lines of text"):
+            PreparedFaces.from_tensors(tensors, {**meta, "report": report})
 
 
 def no_face_pass(monkeypatch, detector) -> None:

@@ -175,6 +175,19 @@ def test_speaker_edits_only_the_speaking_face(bundle, ckpts, clips, tmp_path, ca
     assert len(lines) == 3 and "score" in lines[0] and "lip-syncing track" in lines[2], lines
 
 
+def test_a_run_from_the_reuse_cache_names_the_face_it_replays(bundle, ckpts, clips, tmp_path, capsys):
+    """The second run on a video replays the first one's face pass (no speaker pass) and says its shot table
+    again, so every run's log names the face it lip-syncs."""
+    video, wav, _ = clips[1]
+    cached = dict(face_choice="speaker", cache=True, cache_dir=str(tmp_path / "cache"))
+    run(bundle, ckpts, video, wav, tmp_path / "first.mp4", **cached)
+    first = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith(("face choice speaker", "shot "))]
+    result = run(bundle, ckpts, video, wav, tmp_path / "second.mp4", **cached)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert result.prepared_from_cache
+    assert "replayed from the reuse cache" in err[0] and err[1:] == first and len(first) == 4, err
+
+
 def test_no_audio_track_falls_back_to_tracked(bundle, ckpts, tmp_path, capsys):
     video, wav, _ = two_face_clip(tmp_path, "silent_video", speaking=0, seconds=1.0, with_audio=False)
     result = run(bundle, ckpts, video, wav, tmp_path / "out.mp4", face_choice="speaker")

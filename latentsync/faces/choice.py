@@ -36,13 +36,16 @@ class FaceChoice:
     `choice`: largest | index | position | tracked (how `FaceTracker` picks at keyframes), with `index` (n-th
     face from the left) and `position` ((x, y) pixels) where it needs them. `guide_boxes`: the speaker pass's
     chosen box per frame ((N, 4), NaN where nobody speaks); the tracker then follows it (`tracked`).
-    `cuts`: the frames that start a shot when a pre-pass found them (None: the face pass finds them itself)."""
+    `cuts`: the frames that start a shot when a pre-pass found them (None: the face pass finds them itself).
+    `report`: what deciding it said (the speaker candidates and shot table, a fallback's warning), kept with a
+    prepared face pass so that a run replaying it from the reuse cache names its face too (`say_again`)."""
 
     choice: str
     index: int
     position: tuple[float, ...] | None
     guide_boxes: np.ndarray | None = None
     cuts: tuple[int, ...] | None = None
+    report: tuple[str, ...] = ()
 
     @classmethod
     def configured(cls, config: FacesConfig) -> FaceChoice:
@@ -69,6 +72,15 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def say_again(report, say=_say) -> None:
+    """The lines a face choice said when its face pass ran (`FaceChoice.report`), for a run that replays that face
+    pass from the reuse cache and decides nothing itself."""
+    if report:
+        say("face choice of the face pass replayed from the reuse cache (decided when this video was first run):")
+    for line in report:
+        say(line)
+
+
 def resolve_face_choice(choice: str | None, index: int | None, position, video_path: str,
                         detector: FaceDetector | None, fps: float, num_frames: int, progress: RunProgress,
                         say=_say) -> FaceChoice:
@@ -85,17 +97,14 @@ def resolve_face_choice(choice: str | None, index: int | None, position, video_p
             return configured
         choice = "speaker"
     if choice == "speaker":
-        found = _speaker_choice(configured, video_path, detector, fps, num_frames, progress, say)
-        if found is not None:
-            return found
-        choice = "tracked"
+        return _speaker_choice(configured, video_path, detector, fps, num_frames, progress, say)
     return FaceChoice(choice, configured.index if index is None else index,
                       configured.position if position is None else position)
 
 
 def _speaker_choice(configured: FaceChoice, video_path, detector: FaceDetector | None, fps: float, num_frames: int,
-                    progress: RunProgress, say) -> FaceChoice | None:
-    """Guide boxes and cuts from the speaker pass; None (after a warning) where `tracked` must take over."""
+                    progress: RunProgress, say) -> FaceChoice:
+    """Guide boxes and cuts from the speaker pass, or (after a warning) `tracked` where it cannot decide."""
     from latentsync.faces.detector import FaceDetector
     from latentsync.faces.speaker import find_speaker
 
@@ -108,13 +117,15 @@ def _speaker_choice(configured: FaceChoice, video_path, detector: FaceDetector |
         bar.close()
         if own:
             detector.close()
-    if speaker is None:
-        say(f"warning: --face_choice speaker listens to the video's own audio track, but {video_path} has none; "
-            "using --face_choice tracked instead")
-        return None
-    for line in speaker.lines() + speaker.shot_lines():
-        say(line)
     tracked = replace(configured, choice="tracked")
+    if speaker is None:
+        line = (f"warning: --face_choice speaker listens to the video's own audio track, but {video_path} has none; "
+                "using --face_choice tracked instead")
+        say(line)
+        return replace(tracked, report=(line,))
+    report = speaker.lines() + speaker.shot_lines()
+    for line in report:
+        say(line)
     if speaker.chosen is None:
         scored = any(c.score == c.score for c in speaker.candidates)  # NaN != NaN
         if not speaker.audible:
@@ -127,6 +138,7 @@ def _speaker_choice(configured: FaceChoice, video_path, detector: FaceDetector |
                 f"{len(speaker.shots)} shot(s) (the shot table above): the voice is nobody's on screen, so nothing "
                 "was lip-synced. To lip-sync a face anyway: --face_choice tracked (one person) or largest (the "
                 "official choice)", passthrough=tracked.editing_nobody(num_frames).with_cuts(speaker.cuts))
-        say(f"warning: --face_choice speaker {why}; using --face_choice tracked")
-        return tracked.with_cuts(speaker.cuts)
-    return replace(tracked, guide_boxes=speaker.boxes).with_cuts(speaker.cuts)
+        report.append(f"warning: --face_choice speaker {why}; using --face_choice tracked")
+        say(report[-1])
+        return replace(tracked.with_cuts(speaker.cuts), report=tuple(report))
+    return replace(tracked, guide_boxes=speaker.boxes, report=tuple(report)).with_cuts(speaker.cuts)

@@ -79,6 +79,7 @@ class ChunkSource:
         self.frames_needed = int(self.schedule.max()) + 1 if len(self.schedule) else 0  # what the schedule shows
         self.processor = VideoFaceProcessor(resolution=resolution, detector=detector, face_choice=face_choice)
         self.needs_a_face = face_choice is None or not face_choice.edits_nobody  # else every frame passes through
+        self.choice_report = face_choice.report if face_choice is not None else ()
         if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
         self.occlusion = occlusion or self.processor.config.occlusion.mode
@@ -195,7 +196,7 @@ class ChunkSource:
         if self.aligned_upto < self.num_source_frames:
             return None
         self._wait_for_occluders(self.num_source_frames)
-        return PreparedFaces.from_track(self.track, self.cuts, self.occlusion)
+        return PreparedFaces.from_track(self.track, self.cuts, self.occlusion, self.choice_report)
 
     def _wait_for_occluders(self, upto: int) -> None:
         """Until the occluders of source frames before `upto` are in the track (a frame is handed out, and may be

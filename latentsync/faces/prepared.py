@@ -2,9 +2,10 @@
 
 `PreparedFaces` is everything inference needs after the face pass over source frames 0 .. num_frames-1: the
 `AlignmentTrack` arrays (matrices, flags, landmark boxes, alignment points, track ids), the occluder masks, the
-shot cuts and the face pass's counts. `ChunkSource(..., prepared=record)` then runs no face pass at all: every
-frame is decoded and re-warped from the recorded matrices, the path frames shown again take in a normal run,
-and that crop equals the face pass's own bit for bit (tests/test_prepared_faces.py). `to_tensors` /
+shot cuts, the face pass's counts and what its face choice said (the speaker shot table).
+`ChunkSource(..., prepared=record)` then runs no face pass at all: every frame is decoded and re-warped from the
+recorded matrices, the path frames shown again take in a normal run, and that crop equals the face pass's own bit
+for bit (tests/test_prepared_faces.py). `to_tensors` /
 `from_tensors` turn it into named tensors plus a JSON-able dict (`latentsync.utils.content_cache.EntryCache`)
 and back exactly; the occluder masks (compressed, `StoredMask`, kept on disk by a `MaskStore`) are packed into flat
 tensors with offsets, nothing is pickled. The reuse cache takes the masks' bytes apart, in chunks
@@ -40,7 +41,8 @@ class PreparedFaces:
 
     `occlusion`: the occluder mode the pass ran with (auto | hands | off), since the occluders are part of the
     result; `face_size`: the restorer's (w, h) crop the matrices map into, which `resolution` alone does not
-    pin down across versions; `stats`: `VideoFaceStats.as_dict()` of the pass."""
+    pin down across versions; `stats`: `VideoFaceStats.as_dict()` of the pass; `report`: the lines its face
+    choice said (`FaceChoice.report`), for a replay to say again."""
 
     num_frames: int
     resolution: int
@@ -55,15 +57,16 @@ class PreparedFaces:
     points3: np.ndarray  # (N, 3, 2) float32, NaN without a face
     track_ids: np.ndarray  # (N,) int64, -1 without a face
     occluders: MaskStore  # source index -> its occluder mask (on disk; shared with the tracks made from it)
+    report: tuple[str, ...] = ()
 
     @classmethod
-    def from_track(cls, track: AlignmentTrack, cuts, occlusion: str) -> PreparedFaces:
+    def from_track(cls, track: AlignmentTrack, cuts, occlusion: str, report=()) -> PreparedFaces:
         """The record of a finished face pass (`track` covers all its frames; the arrays are copied)."""
         arrays = {name: _frozen(getattr(track, name)) for name in FRAME_ARRAYS}
         return cls(num_frames=len(track.has_face), resolution=int(track.resolution),
                    face_size=tuple(int(v) for v in track.processor.restorer.face_size), occlusion=str(occlusion),
                    cuts=tuple(sorted(int(c) for c in cuts)), stats=dict(track.stats.as_dict()),
-                   occluders=track.occluders, **arrays)
+                   occluders=track.occluders, report=tuple(str(line) for line in report), **arrays)
 
     # ------------------------------------------------------------------------------------------ use
 
@@ -107,7 +110,7 @@ class PreparedFaces:
             tensors["occluder_zlib"] = torch.from_numpy(np.frombuffer(b"".join(chunks), np.uint8).copy())
         meta = {"format": PREPARED_FORMAT, "num_frames": self.num_frames, "resolution": self.resolution,
                 "face_size": list(self.face_size), "occlusion": self.occlusion,
-                "stats": {name: int(self.stats[name]) for name in STAT_NAMES}}
+                "stats": {name: int(self.stats[name]) for name in STAT_NAMES}, "report": list(self.report)}
         return tensors, meta
 
     def mask_chunks(self, chunk_bytes: int) -> Iterator[bytearray]:
@@ -132,7 +135,7 @@ class PreparedFaces:
             raise PreparedFacesError(f"prepared face pass: cuts outside frames 0..{n - 1}")
         record = cls(num_frames=n, resolution=meta["resolution"], face_size=tuple(meta["face_size"]),
                      occlusion=meta["occlusion"], cuts=tuple(int(c) for c in cuts), stats=dict(meta["stats"]),
-                     occluders=_unpack_occluders(tensors, n, mask_chunks, mask_folder),
+                     report=tuple(meta["report"]), occluders=_unpack_occluders(tensors, n, mask_chunks, mask_folder),
                      **{k: _frozen(v) for k, v in arrays.items()})
         if processor is not None:
             record.check_fits(processor, 0, record.occlusion)
@@ -194,9 +197,12 @@ def _checked_meta(meta: Mapping) -> dict:
     try:
         out = {"num_frames": int(meta["num_frames"]), "resolution": int(meta["resolution"]),
                "face_size": [int(v) for v in meta["face_size"]], "occlusion": str(meta["occlusion"]),
-               "stats": {name: int(meta["stats"][name]) for name in STAT_NAMES}}
+               "stats": {name: int(meta["stats"][name]) for name in STAT_NAMES},
+               "report": meta.get("report", [])}  # absent in records written before it was kept
     except (KeyError, TypeError, ValueError) as exc:
         raise PreparedFacesError(f"prepared face pass: malformed meta ({exc!r})") from exc
+    if not isinstance(out["report"], list) or not all(isinstance(line, str) for line in out["report"]):
+        raise PreparedFacesError("prepared face pass: malformed meta (report must be lines of text)")
     if out["num_frames"] < 1 or len(out["face_size"]) != 2:
         raise PreparedFacesError("prepared face pass: malformed meta (num_frames or face_size)")
     return out

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from latentsync.errors import NoFaceError
-from latentsync.faces.choice import resolve_face_choice
+from latentsync.faces.choice import resolve_face_choice, say_again
 from latentsync.faces.face_pass import Chunk, ChunkSource
 from latentsync.faces.prepared import PreparedFaces
 from latentsync.faces.settings import load_faces_config
@@ -322,6 +322,7 @@ class LipsyncPipeline:
         """Stage 2: the streamed face pass (with `speaker`, its pre-pass runs here, before the first chunk), or the
         replay of one done before (`faces`, from the reuse cache)."""
         if faces is not None:
+            say_again(faces.report)
             return ChunkSource(video_path, plan.schedule, options.num_frames, plan.resolution, options.video_fps,
                                detector=self.face_detector, clock=clock, progress=progress, device=self.device,
                                occlusion=options.occlusion, prepared=faces)
