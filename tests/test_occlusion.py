@@ -1038,6 +1038,7 @@ def test_the_face_pass_finds_in_its_masker_thread_what_the_masker_finds_frame_by
     source = ChunkSource(str(path), np.arange(count), 16, 256, 25, progress=False, occlusion="auto")
     in_track_when_handed_out = set()
     for chunk in source:
+        chunk.wait_for_occluders()
         in_track_when_handed_out |= {int(i) for i in chunk.source_indices if int(i) in source.track.occluders}
     frames = next(iter(iter_frames(path, chunk_size=count)))
     processor = VideoFaceProcessor(resolution=256)
@@ -1055,7 +1056,7 @@ def test_the_face_pass_finds_in_its_masker_thread_what_the_masker_finds_frame_by
         processor.close()
     assert len(expected) >= 10 and sorted(source.track.occluders) == sorted(expected)
     assert revised and min(revised) < 16 <= max(revised)  # followed back across the first chunk's end ...
-    assert in_track_when_handed_out == set(expected)  # ... which was handed out only after that
+    assert in_track_when_handed_out == set(expected)  # ... whose wait for its occluders took that in
     for index, patch in expected.items():
         reference = AlignmentTrack.empty(1, processor)
         reference.keep_occluder(0, patch.box, patch.mask)
@@ -1093,3 +1094,49 @@ def test_an_objects_two_colours_are_one_object(face, band_top, rule):
     with OccluderMasker("auto") as masker:
         mask = masker(occluded, box, landmarks)
     assert mask is not None and (mask[occluder] >= 0.99).mean() >= 0.9
+
+
+def test_a_chunk_is_handed_out_before_its_occluders_and_edited_only_after(tmp_path, monkeypatch):
+    """The face pass does not stop at a chunk's end for the masker (which trails by one chunk at most): the chunk
+    comes out while its occluder searches still run, and `FrameFinisher` waits for them before it edits the frames
+    the masker reads, and before it reads the masks."""
+    import threading
+
+    import latentsync.faces.face_pass as face_pass_module
+    from latentsync.faces.face_pass import ChunkSource
+    from latentsync.pipelines.frame_finisher import FrameFinisher
+    from tests.inference_fixtures import face_clip
+
+    release, seen = threading.Event(), []
+
+    class SlowMasker:  # finds a fixed patch in every frame, once released
+        def patch(self, frame, face_box, landmarks):
+            release.wait(timeout=30)
+            seen.append(int(frame[0, 0, 0]))  # reads the frame, as the real masker does
+            return OcclusionPatch((0, 0, 4, 4), np.ones((4, 4), np.float32))
+
+        def revisions(self):
+            return []
+
+        def reset(self):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(face_pass_module, "occluder_masker", lambda mode, settings: SlowMasker())
+    video, _ = face_clip(tmp_path, "clip", 1.6)
+    source = ChunkSource(str(video), np.arange(40), 16, 64, 25, progress=False, occlusion="auto")
+    chunks = iter(source)
+    first = next(chunks)  # out although not one occluder search has finished
+    assert len(first.occluder_jobs) >= 16 and not any(job.done() for job in first.occluder_jobs) and not seen
+    finishing = threading.Thread(target=FrameFinisher(source.track), args=(first, None))
+    finishing.start()
+    finishing.join(timeout=0.5)
+    assert finishing.is_alive()  # the finisher waits for the masker ...
+    release.set()
+    finishing.join(timeout=30)
+    assert not finishing.is_alive() and all(int(i) in source.track.occluders for i in first.source_indices)
+    assert len(seen) >= 16  # ... which read the frames before they could be edited
+    rest = list(chunks)
+    assert sum(len(c.source_indices) for c in rest) == 24 and len(source.track.occluders) == 40

@@ -45,6 +45,13 @@ class Chunk:
     has_face: np.ndarray  # (n,) bool
     faces: torch.Tensor | None  # (n_faced, 3, R, R) uint8 crops of the frames with a face
     weights: np.ndarray  # (n,) share of the edit each frame keeps: fades where editing starts or stops (blend.py)
+    occluder_jobs: tuple[Future, ...] = ()  # the masker's searches this chunk's occluders still wait on
+
+    def wait_for_occluders(self) -> None:
+        """Until the occluders of this chunk's frames are final in the track. The masker may still be reading its
+        frames before that: edit them in place only afterwards (`FrameFinisher` does)."""
+        for job in self.occluder_jobs:
+            job.result()
 
 
 class ChunkSource:
@@ -58,11 +65,12 @@ class ChunkSource:
     RunProgress. `fade_frames`: edits fade in and out over this many output frames (the face pass looks that far
     ahead; None: the faces config's `blend.fade_frames`). `occlusion`: auto | hands | off (None: the faces
     config's): occluders in front of the mouth are found along the face pass (`OccluderMasker`, reset at shot
-    cuts; in a thread of its own, frames in order, a chunk handed out once its occluders are in) and kept per
-    source frame in the track. The faces config is the detector's (configs/faces.yaml
-    without one). `face_frames`: how many source frames the face pass covers (None: those the schedule shows;
-    give the video's frame count to make `prepared()` reusable by any later schedule): frames past the schedule's
-    are aligned after the last chunk. `prepared`: a finished face pass of this video (`PreparedFaces`); then no
+    cuts; in a thread of its own, frames in order) and kept per source frame in the track. A chunk may be handed
+    out before its occluders are in (the masker trails by one chunk at most, so the face pass does not stop at
+    every chunk's end to wait for it): `Chunk.wait_for_occluders()` before editing its frames. The faces config
+    is the detector's (configs/faces.yaml without one). `face_frames`: how many source frames the face pass
+    covers (None: those the schedule shows; give the video's frame count to make `prepared()` reusable by any
+    later schedule): frames past the schedule's are aligned after the last chunk. `prepared`: a finished face pass of this video (`PreparedFaces`); then no
     face pass runs (no detector, occluder or cut search) and its track and cuts are used.
     """
 
@@ -87,6 +95,7 @@ class ChunkSource:
         self._occluder_track = None
         self._masking: ThreadPoolExecutor | None = None  # the masker's own thread, beside the face pass
         self._occluder_jobs: deque[tuple[int, Future]] = deque()  # (source index, its masker job), in order
+        self._occluders_handed_out = 0  # the masker's jobs up to here belong to chunks handed out
         self._masked: deque[int] = deque(maxlen=self.processor.config.occlusion.look_back + 1)  # its last frames
         self.replayed = prepared is not None  # True: the face pass was done before, nothing is detected here
         if prepared is not None:
@@ -199,8 +208,8 @@ class ChunkSource:
         return PreparedFaces.from_track(self.track, self.cuts, self.occlusion, self.choice_report)
 
     def _wait_for_occluders(self, upto: int) -> None:
-        """Until the occluders of source frames before `upto` are in the track (a frame is handed out, and may be
-        edited in place, only after its occluder search)."""
+        """Until the occluders of source frames before `upto` are in the track (called by the face pass's own
+        thread only: it drops the finished jobs; a chunk's consumer waits on `Chunk.wait_for_occluders`)."""
         while self._occluder_jobs and self._occluder_jobs[0][0] < upto:
             self._occluder_jobs.popleft()[1].result()
 
@@ -254,7 +263,9 @@ class ChunkSource:
                 for n, k in enumerate(faced):
                     crops[again_pos[k]] = warped[n]
         with self.clock.measure("faces"):
-            self._wait_for_occluders(occluders_upto)
+            self._wait_for_occluders(self._occluders_handed_out)  # the masker trails by one chunk at most
+        jobs = tuple(job for index, job in self._occluder_jobs if index < occluders_upto)
+        self._occluders_handed_out = max(self._occluders_handed_out, occluders_upto)
         has_face = self.track.has_face[src_idx].copy()
         faces = torch.stack([crops[j] for j in np.flatnonzero(has_face)]) if has_face.any() else None
         if faces is not None and faces.shape[-2:] != shape:  # pragma: no cover - guarded by VideoFaceProcessor
@@ -267,7 +278,7 @@ class ChunkSource:
         self._held = {index: aligned for index, aligned in held.items() if index > int(src_idx.max())}
         # Otherwise the frames are copied once into a fresh array; restore writes into it in place.
         return Chunk(out_idx, src_idx, whole if whole is not None else np.stack(frames), has_face, faces,
-                     self._edit_weights(out_idx))
+                     self._edit_weights(out_idx), jobs)
 
 
 def occluder_masker(mode: str | None, settings: OcclusionSettings) -> OccluderMasker | None:

@@ -39,6 +39,7 @@ class FrameFinisher:
     def __call__(self, chunk: Chunk, decoded: torch.Tensor | None) -> np.ndarray:
         """The chunk's output frames (written into `chunk.frames`). `decoded` None: nothing generated (a chunk
         without faces, or the preview), the frames stay as they are."""
+        chunk.wait_for_occluders()  # the masker may still read these frames, and their occluders are used here
         frame_hw = chunk.frames.shape[1:3]
         faced = np.flatnonzero(chunk.has_face) if decoded is not None else np.zeros(0, dtype=np.int64)
         shown = range(len(chunk.frames)) if self.overlay is not None else faced  # frames whose occluder is used
