@@ -135,9 +135,10 @@ class LipsyncService:
             raise InputError(f"the {what} is {size_mb:.0f} MB; the limit is {self.max_upload_mb:g} MB")
         return p
 
-    def run(self, video: str | None, audio: str | None, progress=None, on_warning=None, **settings) -> str:
-        """Lip-sync one upload pair; `progress` (e.g. gr.Progress) gets (fraction, desc=...) as the run advances,
-        `on_warning` (e.g. gr.Warning) a result's warning (few frames with a face), which also goes to stderr."""
+    def run(self, video: str | None, audio: str | None, progress=None, on_warning=None, **settings) -> tuple[str, str]:
+        """Lip-sync one upload pair: (output video, what was done: the run's summary and what its face choice said).
+        `progress` (e.g. gr.Progress) gets (fraction, desc=...) as the run advances, `on_warning` (e.g.
+        gr.Warning) a result's warning (few frames with a face), which also goes to stderr."""
         video_path = self.check_upload(video, "video")
         audio_path = self.check_upload(audio, "audio")
         opts = self.job_options(**settings)
@@ -171,7 +172,7 @@ class LipsyncService:
             for old in self.jobs.iterdir():
                 if old != job_dir:
                     shutil.rmtree(old, ignore_errors=True)
-            return str(out)
+            return str(out), run_summary(result, warning)
 
     def preview(self, video: str | None, **settings) -> tuple[str, str]:
         """The face pass alone over the first seconds, drawn (faces, mask, shots, occluders): (video, summary)."""
@@ -218,6 +219,12 @@ class LipsyncService:
 
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def run_summary(result, warning: str | None = None) -> str:
+    """What a run did, for the page: its summary line, what its face choice said (`speaker`: the candidates and the
+    shot table, as the command line prints them) and its warning, one per line."""
+    return "\n".join([result.summary(), *result.face_choice, *([f"warning: {warning}"] if warning else [])])
 
 
 def _playable_in_browser(video_path: str) -> bool:
@@ -337,6 +344,7 @@ def build_app(service: LipsyncService, examples: bool = True):
                                 label="Example: a generated talking-face clip with its speech")
             with gr.Column():
                 video_out = gr.Video(label="Result", elem_id="video_out")
+                run_text = gr.Markdown(elem_id="run_text")
                 with gr.Accordion("Preview: which face is edited, where the mask lies, what passes through",
                                   open=False, elem_id="preview_panel"):
                     preview_out = gr.Video(label="Face pass over the first seconds", elem_id="preview_out")
@@ -344,7 +352,7 @@ def build_app(service: LipsyncService, examples: bool = True):
         preset.change(preset_fields, preset, [scheduler, steps, guidance, guided_fraction, deepcache, dtype])
         button.click(run, [video_in, audio_in, preset, scheduler, steps, guidance, guided_fraction, seed, deepcache,
                            dtype, face_detector, face_choice, face_index, face_position, length_mode, occlusion],
-                     video_out,
+                     [video_out, run_text],
                      concurrency_limit=1)
         face_inputs = [video_in, face_detector, face_choice, face_index, face_position, occlusion]
         preview_button.click(preview, face_inputs, [preview_out, preview_text], concurrency_limit=1)

@@ -39,11 +39,13 @@ def test_service_runs_one_job_and_cleans_up(ckpts, clip):
     options = LipsyncOptions(**{k: v for k, v in tiny_options(ckpts).items()})
     service = gradio_app.LipsyncService(options)
     try:
-        first = Path(service.run(str(clip[0]), str(clip[1]), inference_steps=2, seed=1, length_mode="pingpong"))
-        assert first.exists()
-        second = Path(service.run(str(clip[0]), str(clip[1]), inference_steps=2, guidance_scale=1.0, seed=2,
-                                  length_mode="loop"))
-        assert second.exists() and not first.exists(), "older results are removed"
+        first, said = service.run(str(clip[0]), str(clip[1]), inference_steps=2, seed=1, length_mode="pingpong")
+        assert Path(first).exists()
+        assert said.splitlines()[0].startswith(f"{first}: 20 frames at 25 fps, face in 20"), said
+        second, said = service.run(str(clip[0]), str(clip[1]), inference_steps=2, guidance_scale=1.0, seed=2,
+                                   length_mode="loop", face_choice="speaker")
+        assert Path(second).exists() and not Path(first).exists(), "older results are removed"
+        assert [line for line in said.splitlines()[1:] if line.startswith("shot 1/1: frames 0-19")], said
         with pytest.raises(InputError, match="upload a video"):
             service.run(None, str(clip[1]), inference_steps=2)
     finally:
@@ -132,7 +134,7 @@ def test_page_options_reach_the_pipeline_and_progress_is_reported(ckpts, clip, t
     service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)))
     calls = []
     try:
-        out = service.run(str(clip[0]), str(long_audio), progress=lambda f, desc: calls.append((f, desc)),
+        out, _ = service.run(str(clip[0]), str(long_audio), progress=lambda f, desc: calls.append((f, desc)),
                           length_mode="cut_to_shortest", face_choice="index", face_index=0, seed=5,
                           guidance_scale=1.0, guidance_fraction=0.5, enable_deepcache=False)
         frames_out = probe_video(out).num_frames  # before the next job removes it
@@ -255,6 +257,7 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
                 return [v.duration, v.currentTime];
             }""")
             progress = page.evaluate("window.seenProgress")
+            said = page.inner_text("#run_text")  # what was done, under the result
             # a bad upload: one clear message in the page, no traceback
             bad = tmp_path / "not_a_video.mp4"
             bad.write_text("this is not a video " * 100)
@@ -273,6 +276,7 @@ def test_app_in_headless_browser(ckpts, clip, tmp_path):
         assert "Traceback" not in shown
         assert "cannot read video" in shown or "not a video" in shown.lower(), shown[-1500:]
         assert abs(duration[0] - 0.8) < 0.1, duration  # cut_to_shortest: the 0.8 s video, not the 1.6 s audio
+        assert "20 frames at 25 fps, face in 20" in said, said
         assert duration[1] > 0, "the result video did not play"
         assert any(re.search(r"(detecting faces|denoising|writing) \d+/\d+", t) for t in progress), progress[:5]
     finally:

@@ -343,10 +343,11 @@ def test_few_frames_with_a_face_warn_on_stderr_and_in_the_app(ckpts, tmp_path, c
     said = []
     service = gradio_app.LipsyncService(LipsyncOptions(**tiny_options(ckpts)))
     try:
-        service.run(str(video), str(audio), on_warning=said.append, inference_steps=2)
+        _, summary = service.run(str(video), str(audio), on_warning=said.append, inference_steps=2)
     finally:
         service.close()
     assert len(said) == 1 and "of 20 frames" in said[0]
+    assert summary.splitlines()[-1] == f"warning: {said[0]}"  # and under the result
     assert "warning:" in capsys.readouterr().err  # the server's console has it too
 
     video, audio = face_clip(tmp_path, "face", 0.8)

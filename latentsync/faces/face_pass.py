@@ -87,7 +87,8 @@ class ChunkSource:
         self.frames_needed = int(self.schedule.max()) + 1 if len(self.schedule) else 0  # what the schedule shows
         self.processor = VideoFaceProcessor(resolution=resolution, detector=detector, face_choice=face_choice)
         self.needs_a_face = face_choice is None or not face_choice.edits_nobody  # else every frame passes through
-        self.choice_report = face_choice.report if face_choice is not None else ()
+        said = face_choice.report if face_choice is not None else ()
+        self.choice_report = prepared.report if prepared is not None else said  # what the face choice said
         if torch.device(device).type == "cuda":  # detection stays where the detector is; warp + restore move
             self.processor.restorer = AlignRestore(resolution=resolution, device=torch.device(device))
         self.occlusion = occlusion or self.processor.config.occlusion.mode

@@ -94,6 +94,7 @@ class LipsyncResult:
     frames_with_occluder: int = 0  # output frames where something in front of the mouth was kept
     prepared_from_cache: bool = False  # the face pass (and the moments there) came from the reuse cache
     frames_encoded: int = 0  # source frames VAE-encoded by this run (each once, however often it is shown)
+    face_choice: tuple[str, ...] = ()  # what the face choice said (`speaker`: its candidates and shot table)
 
     def summary(self) -> str:
         busy = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds_per_stage.items() if k != "wall")
@@ -488,7 +489,8 @@ class LipsyncPipeline:
         occluded = np.isin(schedule, track.occluders.indices()) & track.has_face[schedule]
         shots = len(set(source.processor.cuts) & set(schedule.tolist())) + 1
         return LipsyncResult(Path(video_out_path), plan.num_output, edited, int(track.bridged[schedule].sum()),
-                             float(fps), timings, num_shots=shots, frames_with_occluder=int(occluded.sum()))
+                             float(fps), timings, num_shots=shots, frames_with_occluder=int(occluded.sum()),
+                             face_choice=source.choice_report)
 
 
 def spill_folder_of(cache: EntryCache) -> str | None:
