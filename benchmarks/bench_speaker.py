@@ -73,10 +73,11 @@ def windows(video: str, detector: FaceDetector, cfg) -> dict:
     samples = read_audio(video, SAMPLE_RATE)
     band = smooth(speech_band_level(samples, SAMPLE_RATE, 25, n, cfg.speech_band_hz, float(cfg.envelope_floor)), k)
     rms = smooth(speech_envelope(samples, SAMPLE_RATE, 25, n, float(cfg.envelope_floor)), k)
-    opening_motion = MouthTrack(face.track_id, face.boxes, face.opening).mouth_motion()
-    cues = {"opening + lip motion, speech band (used)": (smooth(face.mouth_motion(), k), band),
+    opening = face.over(face.opening, 0, n)  # the track's openings over the whole video, NaN where it was lost
+    opening_motion = MouthTrack(face.track_id, face.over(face.boxes, 0, n), opening).mouth_motion()
+    cues = {"opening + lip motion, speech band (used)": (smooth(face.mouth_motion(0, n), k), band),
             "opening motion, log RMS (before)": (smooth(opening_motion, k), rms),
-            "opening, log RMS": (smooth(face.opening, k), rms)}
+            "opening, log RMS": (smooth(opening, k), rms)}
     report = {}
     for name, (mouth, envelope) in cues.items():
         wins, margins = [], []

@@ -184,10 +184,12 @@ def test_tracks_of_all_faces_end_at_the_cut(cut_clip, detector):
     for k, frame in enumerate(same):
         tracker.update(frame, cut=k == cut)
     tracks = [t for t in tracker.tracks() if t.num_frames]
-    spans = [np.flatnonzero(np.isfinite(t.opening)) for t in tracks]
+    spans = [t.first + np.flatnonzero(np.isfinite(t.opening)) for t in tracks]  # video frames
     assert len(spans) == 2 and all(s.max() < cut or s.min() >= cut for s in spans)
     for track, span in zip(tracks, spans, strict=True):  # lip speed from each track's own previous frame only
-        assert np.isnan(track.motion[span[0]]) and np.isfinite(track.motion[span[1:]]).mean() > 0.9
+        motion = track.over(track.motion, 0, len(same))
+        assert np.isnan(motion[span[0]]) and np.isfinite(motion[span[1:]]).mean() > 0.9
+        assert track.first == span[0] and len(track.opening) == span[-1] - span[0] + 1  # only the frames it covers
 
 
 @pytest.mark.parametrize("name", ["vr_face2.mp4", "lp_d20.mp4"])

@@ -19,6 +19,7 @@ from latentsync.faces.speaker import (
     choose_speaker,
     find_speaker,
     lagged_correlation,
+    score_face,
     speech_band_level,
     speech_envelope,
 )
@@ -116,6 +117,29 @@ def test_mouth_motion_adds_opening_speed_and_lip_speed_alike():
     expected = np.abs(np.gradient(opening)) / np.std(np.abs(np.gradient(opening))) + lips / np.nanstd(lips)
     assert np.isnan(both[0]) and np.allclose(both[1:], expected[1:])
     assert np.allclose(both[2:4], MouthTrack(1, np.zeros((5, 4)), opening, motion=lips * 100).mouth_motion()[2:4])
+
+
+def test_a_track_keeps_only_the_frames_it_covers_and_scores_as_over_the_whole_video():
+    """A track seen in frames 40-79 of a 120-frame video holds 40 rows (a long video with many shots has many
+    tracks: none may cost the whole video's length), and reads over any window as full-length arrays would."""
+    rng = np.random.default_rng(3)
+    n, first, rows = 120, 40, 40
+    boxes, opening, motion = rng.random((rows, 4)), rng.random(rows), rng.random(rows)
+    late = MouthTrack(7, boxes, opening, motion=motion, first=first)
+    full_opening, full_motion, full_boxes = np.full(n, np.nan), np.full(n, np.nan), np.full((n, 4), np.nan)
+    full_opening[first:first + rows], full_motion[first:first + rows], full_boxes[first:first + rows] = \
+        opening, motion, boxes
+    full = MouthTrack(7, full_boxes, full_opening, motion=full_motion)
+    for start, end in ((0, n), (30, 50), (45, 55), (70, 110), (0, 10)):
+        assert np.array_equal(late.mouth_motion(start, end), full.mouth_motion(start, end), equal_nan=True)
+        assert np.array_equal(late.over(late.boxes, start, end), full_boxes[start:end], equal_nan=True)
+    assert [late.seen_in(a, b) for a, b in ((0, 40), (0, 41), (79, 80), (80, 120))] == [False, True, True, False]
+    envelope = rng.random(n)
+    mine, theirs = score_face(late, envelope, SPEAKER, 30, 100), score_face(full, envelope, SPEAKER, 30, 100)
+    assert np.isfinite(mine.score) and np.isfinite(mine.threshold) and mine.frames == rows
+    assert (mine.score, mine.lag, mine.frames, mine.threshold) == (theirs.score, theirs.lag, theirs.frames,
+                                                                   theirs.threshold)
+    assert np.array_equal(mine.box, theirs.box)
 
 
 def _activity(rng, n):

@@ -6,7 +6,9 @@ keyframes each track's landmarks are found from its previous landmarks, as `Face
 (`update(frame, cut=True)`) every track ends and the detector runs at once: no track continues across a cut. A detection
 continues the track found in the same place in this frame, or a track lost there within the last
 `tracking.reacquire_after` frames (IoU >= `tracking.min_iou`); any other valid detection starts a new track.
-Only small per-frame numbers are kept (a box, an opening and the lips' motion per track), never frames.
+Only small per-frame numbers are kept (a box, an opening and the lips' motion per track), never frames, and only
+for the frames a track covers: a long video with many shots has many tracks, so a track's arrays start at its
+first frame and grow as it goes (`MouthTrack.first`), instead of spanning the whole video.
 """
 
 from __future__ import annotations
@@ -23,24 +25,42 @@ from .detector import FaceDetector, box_iou
 
 @dataclass
 class MouthTrack:
-    """One tracked face over the video's frames: its box, mouth opening and lip motion per frame, NaN where it was
-    not found. `motion` is None for a backend without lip points (or a track given as openings only)."""
+    """One tracked face: its box, mouth opening and lip motion per frame from video frame `first` on, NaN where it
+    was not found (`over` gives them over any frames of the video). `motion` is None for a backend without lip
+    points (or a track given as openings only)."""
 
     track_id: int
-    boxes: np.ndarray  # (N, 4) landmark box (x1, y1, x2, y2) in full-frame pixels
-    opening: np.ndarray  # (N,) mean inner-lip distance / face height
-    motion: np.ndarray | None = None  # (N,) lip speed in the face frame (`lip_speed`), NaN after a frame without it
+    boxes: np.ndarray  # (n, 4) landmark box (x1, y1, x2, y2) in full-frame pixels
+    opening: np.ndarray  # (n,) mean inner-lip distance / face height
+    motion: np.ndarray | None = None  # (n,) lip speed in the face frame (`lip_speed`), NaN after a frame without it
+    first: int = 0  # the video frame of the arrays' first row
 
-    def mouth_motion(self, start: int = 0, end: int | None = None) -> np.ndarray:
-        """The mouth motion in frames [start, end) that the speaker score correlates with the audio: |d opening /
-        dt| plus the lip speed, each in units of its own spread there (so both count alike); |d opening / dt|
-        alone without lip speeds. The opening alone misses lip shapes, the lip speed alone is noisier on faces
-        whose landmarks jitter (measured in docs/faces.md)."""
-        opening = np.asarray(self.opening[start:end], dtype=np.float64)
+    def over(self, series: np.ndarray, start: int, end: int) -> np.ndarray:
+        """One of this track's series (`boxes`, `opening`, `motion`) over video frames [start, end), NaN where the
+        track has no row."""
+        out = np.full((max(0, end - start), *series.shape[1:]), np.nan)
+        lo, hi = max(start, self.first), min(end, self.first + len(series))
+        if hi > lo:
+            out[lo - start: hi - start] = series[lo - self.first: hi - self.first]
+        return out
+
+    def seen_in(self, start: int, end: int) -> bool:
+        """Whether the face was found in any of video frames [start, end)."""
+        lo, hi = max(start, self.first), min(end, self.first + len(self.opening))
+        return hi > lo and bool(np.isfinite(self.opening[lo - self.first: hi - self.first]).any())
+
+    def mouth_motion(self, start: int | None = None, end: int | None = None) -> np.ndarray:
+        """The mouth motion in video frames [start, end) (None: the track's own frames) that the speaker score
+        correlates with the audio: |d opening / dt| plus the lip speed, each in units of its own spread there (so
+        both count alike); |d opening / dt| alone without lip speeds. The opening alone misses lip shapes, the lip
+        speed alone is noisier on faces whose landmarks jitter (measured in docs/faces.md)."""
+        start = self.first if start is None else start
+        end = self.first + len(self.opening) if end is None else end
+        opening = self.over(self.opening, start, end)
         opening_motion = np.abs(np.gradient(opening)) if len(opening) >= 2 else np.full(len(opening), np.nan)
         if self.motion is None:
             return opening_motion
-        return in_spread_units(opening_motion) + in_spread_units(np.asarray(self.motion[start:end], np.float64))
+        return in_spread_units(opening_motion) + in_spread_units(self.over(self.motion, start, end))
 
     @property
     def num_frames(self) -> int:
@@ -86,12 +106,39 @@ def lip_speed(previous: np.ndarray, current: np.ndarray) -> float:
     return float(np.mean(np.linalg.norm(current - previous, axis=1)))
 
 
+class _Rows:
+    """A track's per-frame rows (box, opening, lip motion) from its first frame on, NaN where it was not found;
+    grown as the track goes, so its memory follows the frames it covers."""
+
+    WIDTH = 6
+
+    def __init__(self, first: int):
+        self.first, self.length = first, 0
+        self.data = np.full((64, self.WIDTH), np.nan)
+
+    def put(self, index: int, box, opening: float, motion: float) -> None:
+        row = index - self.first
+        if row >= len(self.data):
+            grown = np.full((max(2 * len(self.data), row + 1), self.WIDTH), np.nan)
+            grown[: self.length] = self.data[: self.length]
+            self.data = grown
+        self.data[row] = (*box, opening, motion)
+        self.length = max(self.length, row + 1)
+
+    def drop(self, index: int) -> None:
+        """Forget frame `index` (set earlier by `put`)."""
+        self.data[index - self.first] = np.nan
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(boxes (n, 4), opening (n,), motion (n,)), copies trimmed to the rows written."""
+        rows = self.data[: self.length].copy()
+        return rows[:, :4], rows[:, 4], rows[:, 5]
+
+
 @dataclass
 class _Track:
     track_id: int
-    boxes: np.ndarray
-    opening: np.ndarray
-    motion: np.ndarray
+    rows: _Rows
     lips: np.ndarray | None = None  # the last recorded lip points in the face frame
     lips_at: int = -2  # ... and their frame
     search_box: np.ndarray | None = None  # where to look in the next frame (analysis pixels); None = lost
@@ -130,20 +177,19 @@ class AllFacesTracker:
 
     def _record(self, track: _Track, landmarks: np.ndarray) -> None:
         box = landmark_box(landmarks)
-        track.boxes[self._index] = box * self.scale
-        track.opening[self._index] = mouth_opening(landmarks, self.mouth_pairs)
+        motion = float("nan")
         if self.lip_points:
             lips = lips_in_face_frame(landmarks, self.lip_points, self.face_anchors)
             if track.lips is not None and track.lips_at == self._index - 1:
-                track.motion[self._index] = lip_speed(track.lips, lips)
+                motion = lip_speed(track.lips, lips)
             track.lips, track.lips_at = lips, self._index
+        track.rows.put(self._index, box * self.scale, mouth_opening(landmarks, self.mouth_pairs), motion)
         track.search_box = self.backend.track_box(landmarks)
         track.last_box, track.last_seen = box, self._index
         track.found = {self._index: box}
 
     def _new_track(self) -> _Track:
-        track = _Track(len(self._tracks) + 1, np.full((self.num_frames, 4), np.nan), np.full(self.num_frames, np.nan),
-                       np.full(self.num_frames, np.nan))
+        track = _Track(len(self._tracks) + 1, _Rows(first=self._index))
         self._tracks.append(track)
         return track
 
@@ -199,11 +245,12 @@ class AllFacesTracker:
                 if self._here(older) is None or self._here(younger) is None:
                     continue
                 if box_iou(self._here(older), self._here(younger)) >= self.duplicate_iou:
-                    younger.boxes[self._index] = np.nan
-                    younger.opening[self._index] = np.nan
-                    younger.motion[self._index] = np.nan
+                    younger.rows.drop(self._index)
                     younger.search_box, younger.found, younger.last_box = None, {}, None
 
     def tracks(self) -> list[MouthTrack]:
-        return [MouthTrack(t.track_id, t.boxes, t.opening, t.motion if self.lip_points else None)
-                for t in self._tracks]
+        out = []
+        for t in self._tracks:
+            boxes, opening, motion = t.rows.columns()
+            out.append(MouthTrack(t.track_id, boxes, opening, motion if self.lip_points else None, first=t.rows.first))
+        return out

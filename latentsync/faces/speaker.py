@@ -137,7 +137,7 @@ def speech_band_level(samples: np.ndarray, sample_rate: int, fps: float, num_fra
                       ) -> np.ndarray:
     """log RMS of the `band` [low, high) Hz part of the audio during each video frame (a Hann-windowed spectrum
     per frame); silence past the end. Voice lives in this band; hum, rumble and hiss do not move a mouth."""
-    samples = np.asarray(samples, dtype=np.float64)
+    samples = np.asarray(samples)  # each frame's samples meet the float64 window; no float64 copy of the whole
     edges = frame_edges(num_frames, sample_rate, fps)
     size = int(max(2, (edges[1:] - edges[:-1]).max(initial=2)))
     frequencies = np.fft.rfftfreq(size, 1.0 / sample_rate)
@@ -209,8 +209,9 @@ def score_face(face: MouthTrack, envelope: np.ndarray, cfg: SpeakerSettings, sta
         null = null_scores(mouth, audio, cfg)
         if len(null):
             threshold = float(np.quantile(null, float(cfg.null_quantile)) + float(cfg.null_margin))
-    frames = int(np.isfinite(face.opening[start:end]).sum())
-    return SpeakerCandidate(face.track_id, np.nanmedian(face.boxes[start:end], axis=0), r, lag, frames, threshold)
+    frames = int(np.isfinite(face.over(face.opening, start, end)).sum())
+    return SpeakerCandidate(face.track_id, np.nanmedian(face.over(face.boxes, start, end), axis=0), r, lag, frames,
+                            threshold)
 
 
 def _best_first(candidates: list[SpeakerCandidate]) -> list[SpeakerCandidate]:
@@ -225,12 +226,12 @@ def choose_speaker(faces: list[MouthTrack], envelope: np.ndarray, cfg: SpeakerSe
     boxes = np.full((num_frames, 4), np.nan)
     shots, everyone = [], []
     for start, end in shot_ranges(cuts, num_frames):
-        here = [f for f in faces if np.isfinite(f.opening[start:end]).any()]
+        here = [f for f in faces if f.seen_in(start, end)]
         candidates = _best_first([score_face(f, envelope, cfg, start, end) for f in here])
         chosen = next((c for c in candidates if c.speaks), None)
         if chosen is not None:
             track = next(f for f in faces if f.track_id == chosen.track_id)
-            boxes[start:end] = track.boxes[start:end]
+            boxes[start:end] = track.over(track.boxes, start, end)
         shots.append(ShotSpeaker(start, end, candidates, chosen))
         everyone += candidates
     spoken = [s.chosen for s in shots if s.chosen is not None]
