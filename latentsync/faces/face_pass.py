@@ -70,8 +70,9 @@ class ChunkSource:
     every chunk's end to wait for it): `Chunk.wait_for_occluders()` before editing its frames. The faces config
     is the detector's (configs/faces.yaml without one). `face_frames`: how many source frames the face pass
     covers (None: those the schedule shows; give the video's frame count to make `prepared()` reusable by any
-    later schedule): frames past the schedule's are aligned after the last chunk. `prepared`: a finished face pass of this video (`PreparedFaces`); then no
-    face pass runs (no detector, occluder or cut search) and its track and cuts are used.
+    later schedule): frames past the schedule's are aligned after the last chunk. `prepared`: a finished face
+    pass of this video (`PreparedFaces`); then no face pass runs (no detector, occluder or cut search) and its
+    track and cuts are used.
     """
 
     def __init__(self, video_path: str, schedule: np.ndarray, chunk_size: int, resolution: int, fps: float,
