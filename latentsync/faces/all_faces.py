@@ -39,15 +39,19 @@ class MouthTrack:
         """One of this track's series (`boxes`, `opening`, `motion`) over video frames [start, end), NaN where the
         track has no row."""
         out = np.full((max(0, end - start), *series.shape[1:]), np.nan)
-        lo, hi = max(start, self.first), min(end, self.first + len(series))
-        if hi > lo:
-            out[lo - start: hi - start] = series[lo - self.first: hi - self.first]
+        rows = self._rows(start, end)
+        if rows.stop > rows.start:
+            out[rows.start + self.first - start: rows.stop + self.first - start] = series[rows]
         return out
 
     def seen_in(self, start: int, end: int) -> bool:
         """Whether the face was found in any of video frames [start, end)."""
+        return bool(np.isfinite(self.opening[self._rows(start, end)]).any())
+
+    def _rows(self, start: int, end: int) -> slice:
+        """The rows of this track's arrays that hold video frames [start, end) (empty when none do)."""
         lo, hi = max(start, self.first), min(end, self.first + len(self.opening))
-        return hi > lo and bool(np.isfinite(self.opening[lo - self.first: hi - self.first]).any())
+        return slice(lo - self.first, max(lo, hi) - self.first)
 
     def mouth_motion(self, start: int | None = None, end: int | None = None) -> np.ndarray:
         """The mouth motion in video frames [start, end) (None: the track's own frames) that the speaker score

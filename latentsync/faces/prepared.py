@@ -5,9 +5,8 @@
 shot cuts, the face pass's counts and what its face choice said (the speaker shot table).
 `ChunkSource(..., prepared=record)` then runs no face pass at all: every frame is decoded and re-warped from the
 recorded matrices, the path frames shown again take in a normal run, and that crop equals the face pass's own bit
-for bit (tests/test_prepared_faces.py). `to_tensors` /
-`from_tensors` turn it into named tensors plus a JSON-able dict (`latentsync.utils.content_cache.EntryCache`)
-and back exactly; the occluder masks (compressed, `StoredMask`, kept on disk by a `MaskStore`) are packed into flat
+for bit (tests/test_prepared_faces.py). `to_tensors` / `from_tensors` turn it into named tensors plus a JSON-able
+dict (`latentsync.utils.content_cache.EntryCache`) and back exactly; the occluder masks (compressed, `StoredMask`, kept on disk by a `MaskStore`) are packed into flat
 tensors with offsets, nothing is pickled. The reuse cache takes the masks' bytes apart, in chunks
 (`mask_chunks`, `from_tensors(..., mask_chunks=)`), so that a long video's masks are never all in memory.
 """
@@ -123,10 +122,9 @@ class PreparedFaces:
                      processor: VideoFaceProcessor | None = None, mask_chunks: Iterable | None = None,
                      mask_folder=None) -> PreparedFaces:
         """The record `to_tensors` wrote (`mask_chunks`: the masks' bytes, when it left them out; they are kept in a
-        temp file in `mask_folder`, `MaskStore`). Checks the
-        format version, the meta fields, every tensor's dtype and shape against `num_frames`, the occluder packing
-        (every mask decompresses to its shape), and (with `processor`) the resolution and crop size; raises
-        PreparedFacesError on any mismatch."""
+        temp file in `mask_folder`, `MaskStore`). Checks the format version, the meta fields, every tensor's dtype
+        and shape against `num_frames`, the occluder packing (every mask decompresses to its shape), and (with
+        `processor`) the resolution and crop size; raises PreparedFacesError on any mismatch."""
         meta = _checked_meta(meta)
         n = meta["num_frames"]
         arrays = {name: _checked_array(tensors, name, dtype, (n, *tail)) for name, (dtype, tail) in FRAME_ARRAYS.items()}
