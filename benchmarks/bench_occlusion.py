@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentsync.faces.detector import FaceDetector  # noqa: E402
 from latentsync.faces.occlusion import OccluderMasker, OcclusionPatch, edited_region, keep_occluders  # noqa: E402
-from latentsync.faces.occlusion.hands import draw_hand  # noqa: E402
+from latentsync.faces.occlusion.hands import PALM, draw_hand  # noqa: E402
 from latentsync.faces.settings import load_faces_config  # noqa: E402
 from latentsync.faces.stored_masks import StoredMask  # noqa: E402
 from latentsync.faces.video import VideoFaceProcessor  # noqa: E402
@@ -61,7 +61,7 @@ from latentsync.utils.media import VideoWriter, iter_frames  # noqa: E402
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"
 CLIPS = ("vr_face1", "vr_face2", "vr_face3", "vr_face4", "vr_face5", "lp_d12", "lp_d20", "lp_src_s32",
          "st_WDA_KatieHill", "stt_andrew_clip_1", "demo1")
-KINDS = ("mic", "pen", "cup", "hand", "wood_pen")
+KINDS = ("mic", "pen", "cup", "hand", "wood_pen", "hand_photo")  # hand_photo: only with --hand_photo
 EDIT_SHIFT = 80  # grey levels every edited pixel moves by in the simulated edit
 TOLERANCE = 8  # grey levels: "kept its value"
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
@@ -122,8 +122,8 @@ def _texture(rgb: np.ndarray, rng: np.random.Generator, sigma: float = 6.0) -> n
 def make_sprite(kind: str, face_w: float, rng: np.random.Generator, hand=None):
     """(rgb (h, w, 3) uint8, mask (h, w) bool, anchor (x, y) in the sprite): anchor goes to the path point."""
     u = face_w
-    if kind == "hand":
-        rgb, mask, anchor, source_w = hand
+    if kind in ("hand", "hand_photo"):
+        rgb, mask, anchor, source_w = hand[kind]
         scale = u / source_w
         size = (max(2, round(rgb.shape[1] * scale)), max(2, round(rgb.shape[0] * scale)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
@@ -208,6 +208,40 @@ def real_hand(detector) -> tuple:
     box = face.detect(frame).box
     anchor = (float(pts[8, 0] - x0), float(pts[8, 1] - y0))  # the index fingertip goes along the path
     return frame[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1] > 0, anchor, float(box[2] - box[0])
+
+
+PHOTO_PALM = 0.45  # a hand photographed without a face: its palm (wrist to middle-finger base) is made this x the
+# clip's face width (landmark box), as the hand model measures hands held to faces in photos (0.39-0.47)
+
+
+def photo_hand(path: Path, detector) -> tuple:
+    """A real hand in a still photo (`--hand_photo`), cut out with the hand model's landmarks. Held to a face in
+    the photo, it keeps its size against that face, and a hand over the photo's mouth is placed as it lay there (the
+    anchor is the photo's mouth centre); in a photo without a face, its palm is made `PHOTO_PALM` x the clip's face
+    width. Else the palm's centre goes over the mouth."""
+    import mediapipe as mp
+
+    bgr = cv2.imread(str(path))
+    if bgr is None:
+        raise SystemExit(f"--hand_photo: cannot read {path} as an image")
+    frame = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=1) as hands:
+        result = hands.process(frame)
+    if not result.multi_hand_landmarks:
+        raise SystemExit(f"--hand_photo: the hand model finds no hand in {path}")
+    pts = np.array([(p.x * frame.shape[1], p.y * frame.shape[0]) for p in result.multi_hand_landmarks[0].landmark])
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    draw_hand(mask, pts, load_faces_config().occlusion.finger_width, 0.0)
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    face = detector.detect(frame)
+    centre, source_w = pts[list(PALM)].mean(axis=0), float(np.linalg.norm(pts[9] - pts[0])) / PHOTO_PALM
+    if face is not None and len(face.landmarks) >= 468:  # the face's width as the clip's: its landmark box
+        mouth, source_w = face.landmarks[list(INNER_LIPS)].mean(axis=0), float(np.ptp(face.landmarks[:, 0]))
+        if x0 <= mouth[0] < x1 and y0 <= mouth[1] < y1:
+            centre = mouth
+    anchor = (float(centre[0] - x0), float(centre[1] - y0))
+    return frame[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1] > 0, anchor, source_w
 
 
 def mouth_path(aligned, count: int) -> list[tuple[float, float, float]]:
@@ -429,7 +463,7 @@ def cost_1080p(detector, settings, frames_count: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", default=",".join(CLIPS))
-    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--kinds", default=",".join(k for k in KINDS if k != "hand_photo"))
     parser.add_argument("--frames", type=int, default=50, help="frames per clip (from the start)")
     parser.add_argument("--cost_frames", type=int, default=150, help="demo1 frames for the cost (0 = skip)")
     parser.add_argument("--mode", default="auto", choices=["auto", "hands"])
@@ -441,6 +475,10 @@ def main() -> None:
     parser.add_argument("--exposure", type=float, default=1.0,
                         help="scale every clip's light by this (with sensor noise and a phone's H.264) before "
                         "anything else: 0.35 gives dim footage, and faces darker than the corpus has")
+    parser.add_argument("--hand_photo", default=None,
+                        help="a still photo of a hand held to a face (with its palm in sight): adds the kind "
+                        "hand_photo, that hand cut out and moved across every clip's mouth (the corpus's only real "
+                        "hand, lp_d12's, is fingers at the frame's edge, without the palm the hand model needs)")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--cache", default=None, help="keep face-pass results here between runs (a folder)")
     parser.add_argument("--no_oracle", action="store_true", help="skip the oracle rows (true occluder masks)")
@@ -456,7 +494,10 @@ def main() -> None:
     results = {"settings": settings.__dict__, "clips": {}}
     with FaceDetector(backend="mediapipe", config=config) as detector, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        hand = real_hand(detector) if "hand" in args.kinds.split(",") else None
+        hand = {"hand": real_hand(detector) if "hand" in args.kinds.split(",") else None,
+                "hand_photo": photo_hand(Path(args.hand_photo), detector) if args.hand_photo else None}
+        if "hand_photo" in args.kinds.split(",") and not args.hand_photo:
+            raise SystemExit("the kind hand_photo needs --hand_photo PATH")
 
         def shoot(frames):  # the scene (clip and occluder) as the camera records it
             return frames if args.exposure == 1 else underexposed(frames, args.exposure, workdir)
@@ -477,6 +518,8 @@ def main() -> None:
                 comp, occluders = composite(source, path, sprite, kind)
                 comp, occluders = shoot(comp[args.start :]), occluders[args.start :]
                 shot = f"{key}_{kind}_{args.seed}" + (f"_from{args.start}" if args.start else "")
+                if kind == "hand_photo":
+                    shot += f"_{Path(args.hand_photo).stem}"
                 comp_aligned, comp_size = face_pass(comp, detector, cache, shot)
                 encoded = encode_decode(comp, workdir)
                 outputs, regions, masks, seconds = simulate(comp, comp_aligned, comp_size, args.mode, settings)

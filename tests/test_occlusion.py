@@ -827,6 +827,25 @@ def test_a_hand_counts_only_with_its_fingers_over_the_face(face):
     assert not not_the_face(down + (0, 0.5 * width), landmarks, width, settings)  # further below: not over the face
 
 
+def test_a_hand_beside_the_mouth_counts_but_not_one_below_the_chin(face):
+    """A real hand held beside the mouth (a photographed hand moved across corpus faces: docs/faces.md
+    "Occlusion") lays its fingers beside the cheek, over the edited region's side but outside the landmark hull:
+    2-5 of its points inside it, and it was dropped. Points beside the outline within `hand_face_reach` count, as
+    long as they lie no lower than the chin; the same hand below the chin, beside the neck, still does not count."""
+    _, box, landmarks, mouth, width = face
+    settings = load_faces_config().occlusion
+    outline = cv2.convexHull(landmarks.astype(np.float32))
+    row = [p for p in landmarks if abs(p[1] - mouth[1]) < 0.05 * width]
+    cheek = max(p[0] for p in row)  # the outline's right edge at mouth height
+    beside = synthetic_hand((cheek + 0.25 * width, mouth[1] + 0.6 * width), 0.45 * width)
+    inside = sum(cv2.pointPolygonTest(outline, (float(x), float(y)), False) >= 0 for x, y in beside)
+    assert inside < settings.hand_min_on_face
+    assert settings.hand_face_reach > 0 and not_the_face(beside, landmarks, width, settings)
+    assert not not_the_face(beside, landmarks, width, dataclasses.replace(settings, hand_face_reach=0.0))
+    below = beside + (0, landmarks[:, 1].max() - beside[:, 1].min() + 1)  # fingertips just under the chin
+    assert not not_the_face(below, landmarks, width, settings)
+
+
 @pytest.mark.parametrize("clip, frames, rule_off", [("lp_d12", 30, "occlusion.hand_min_palm=0"),
                                                      ("vr_face3", 50, "occlusion.hand_min_on_face=0")])
 def test_no_hand_is_found_on_a_face_without_one(clip, frames, rule_off):

@@ -172,6 +172,7 @@ class OcclusionSettings(Section):
     hand_min_score: float
     hand_model_complexity: int = at_least(0)
     hand_min_on_face: int = at_least(0)
+    hand_face_reach: float
     hand_min_palm: float
     hand_wrist_band: float
     finger_width: float

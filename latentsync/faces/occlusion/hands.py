@@ -6,8 +6,8 @@ While no hand is in sight the palm detector runs only every `hand_every`-th fram
 once a hand is found it is tracked on every frame, and tracked back over the frames the palm detector skipped
 right before (up to `look_back`: `HandFinder.followed_back`, used by the masker). Its pixels: the palm's convex
 hull plus a capsule per finger, grown a little (`draw_hand`). A hand counts only with its fingers over the face
-(a neck can read as a hand), and the palm detector also fires on faces: a small "hand" whose wrist lies on the
-face's edge is the face itself and is dropped (`not_the_face`).
+or beside it, no lower than the chin (a neck can read as a hand), and the palm detector also fires on faces: a
+small "hand" whose wrist lies on the face's edge is the face itself and is dropped (`not_the_face`).
 """
 
 from __future__ import annotations
@@ -52,9 +52,11 @@ def hands_on_grid(hands: list[np.ndarray], to_roi, shape, settings: OcclusionSet
 
 def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings) -> bool:
     """False for a "hand" that is not a hand in front of the face. A hand covers the mouth only with its fingers
-    over the face: `hand_min_on_face` of its 21 points inside the face's outline (the landmark hull) at least. A
-    neck and collarbone read as a hand of a real hand's size, its wrist below the chin and its fingers along the
-    collarbone, had 0-3 there and covered a whole chin (docs/faces.md "Occlusion"). And the palm detector fires on
+    over the face or beside it: `hand_min_on_face` of its 21 points inside the face's outline (the landmark hull)
+    or within `hand_face_reach` x W beside it, no lower than the chin, at least. A neck and collarbone read as a
+    hand of a real hand's size, its wrist below the chin and its fingers along the collarbone, had 0-3 inside and
+    covered a whole chin (docs/faces.md "Occlusion"); a real hand held beside the mouth has 2-5 inside and its
+    fingers beside the cheek, over the edited region's side. And the palm detector fires on
     faces themselves (its authors: hard to avoid, it detects the palm area): the landmarks then lie along the jaw
     and lips, the wrist on the face's edge. A real hand in front of the face is at the face's depth or nearer, so
     its palm (wrist to middle-finger base) is as long as an adult's there, ~0.65-0.75 W; one whose wrist lies within
@@ -63,7 +65,10 @@ def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, set
     is kept."""
     s = settings
     outline = cv2.convexHull(np.asarray(landmarks, np.float32)[:, :2])
-    on_face = sum(cv2.pointPolygonTest(outline, (float(x), float(y)), False) >= 0 for x, y in hand[:, :2])
+    chin = float(outline[:, 0, 1].max())
+    reach = s.hand_face_reach * face_width
+    on_face = sum(y <= chin and cv2.pointPolygonTest(outline, (float(x), float(y)), True) >= -reach
+                  for x, y in hand[:, :2])
     if on_face < s.hand_min_on_face:
         return False
     if np.linalg.norm(hand[9] - hand[0]) >= s.hand_min_palm * face_width:
