@@ -940,6 +940,51 @@ def test_a_hand_found_late_is_followed_back_over_the_frames_the_palm_detector_sk
     assert covered == [False] * 6 + [True] * 4
 
 
+def test_a_small_hand_on_the_face_counts_when_the_lips_no_longer_show_under_it(face, monkeypatch):
+    """The palm detector's false hands on faces and real hands held to the face measure alike (palm 0.24-0.48 W
+    against 0.39-0.47 W, the wrist on the face's edge), but the lips under a false hand still show. The same small
+    hand over the mouth (scripted in place of MediaPipe): on the astronaut as photographed it is her own face and is
+    dropped; with skin-coloured pixels over it (the lips hidden) it is a hand and masked, once her lips were seen
+    with no hand over them (frame 0); a hand there from the shot's first frame is dropped as before, and so is one
+    where the model reported a "hand" over the lips in that first frame (the lips are learnt only where none is)."""
+    from latentsync.faces.occlusion.hands import HandFinder, lips_and_cheeks
+
+    frame, box, landmarks, mouth, width = face
+    settings = load_faces_config(overrides=["occlusion.hand_every=1"]).occlusion
+    lips, cheeks = lips_and_cheeks(frame, landmarks, width, settings)
+    own = lips - cheeks
+    assert own < -settings.lips_min_contrast  # her lips are redder than her cheeks
+    hand = synthetic_hand((mouth[0], landmarks[:, 1].max()), 0.35 * width)  # wrist at the chin, fingers up
+    assert not not_the_face(hand, landmarks, width, settings)  # too small a palm for a hand on the face's edge
+    drawn = np.zeros(frame.shape[:2], np.uint8)
+    draw_hand(drawn, hand, settings.finger_width, settings.hand_dilate)
+    cheek = np.median(frame[int(landmarks[50][1]) - 3 : int(landmarks[50][1]) + 3,
+                            int(landmarks[50][0]) - 3 : int(landmarks[50][0]) + 3].reshape(-1, 3), axis=0)
+    covered = frame.copy()
+    covered[drawn > 0] = cheek.astype(np.uint8)
+    for shown, hidden in ((frame, False), (covered, True)):
+        ring, free = lips_and_cheeks(shown, landmarks, width, settings, hand)
+        assert ((ring - (cheeks if free is None else free)) > settings.lips_hidden_share * own) == hidden
+
+    x0, y0, x1, y1 = _hand_region(box, frame.shape, settings)
+    shares = (hand - (x0, y0)) / (x1 - x0, y1 - y0)
+
+    def masked(frames, marks) -> list[bool]:
+        out = []
+        for f, mark in zip(frames, marks, strict=True):
+            f = f.copy()
+            f[y0 : y0 + 8, x0 : x0 + 8] = mark  # 2: the scripted palm detector fires, 0: no hand
+            out.append(f)
+        monkeypatch.setattr(HandFinder, "_model", lambda self: ScriptedHands(shares, []))
+        with OccluderMasker("hands", settings) as masker:
+            return [masker.patch(f, box, landmarks) is not None for f in out]
+
+    assert masked([frame, frame], [0, 2]) == [False, False]  # her own face, lips showing
+    assert masked([frame, covered], [0, 2]) == [False, True]  # a hand over her lips, seen once without it
+    assert masked([covered, covered], [2, 2]) == [False, False]  # there from the first frame: lips never seen
+    assert masked([frame, covered], [2, 2]) == [False, False]  # the model's "hand" over them in the first frame
+
+
 def _hand_region(box, shape, settings) -> tuple[int, int, int, int]:
     from latentsync.faces.occlusion.geometry import region_around
 

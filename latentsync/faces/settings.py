@@ -175,6 +175,9 @@ class OcclusionSettings(Section):
     hand_face_reach: float
     hand_min_palm: float
     hand_wrist_band: float
+    lips_min_cover: float
+    lips_min_contrast: float
+    lips_hidden_share: float
     finger_width: float
     hand_dilate: float
     chroma_z: float

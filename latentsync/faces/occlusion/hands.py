@@ -18,11 +18,14 @@ import cv2
 import numpy as np
 
 from ..settings import OcclusionSettings
+from .colour import INNER_LIPS, OUTER_LIPS
 from .geometry import region_around
 
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+# Face mesh points on the cheeks (beside the nose, beside the mouth): the skin the lips are told from.
+CHEEKS = {468: (50, 280, 205, 425), 478: (50, 280, 205, 425)}
 
 
 def draw_hand(mask: np.ndarray, points: np.ndarray, finger_width: float, dilate: float) -> None:
@@ -50,19 +53,60 @@ def hands_on_grid(hands: list[np.ndarray], to_roi, shape, settings: OcclusionSet
     return drawn
 
 
-def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings) -> bool:
+def lips_and_cheeks(frame: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings,
+                    hand: np.ndarray | None = None) -> tuple[float | None, float | None]:
+    """The median green chromaticity g / (r + g + b) of the lip ring (outer lips less the inner ones) and of the
+    cheeks. Lips are redder than skin: their green is 0.01-0.10 below the cheeks' on the corpus's faces, while a
+    hand over them reads within -0.004 and +0.06 of the cheeks. With `hand`, of the ring's part that hand covers
+    (None when that is under `lips_min_cover` of the ring) and of the cheeks it leaves free. None where too few
+    pixels are seen, and for layouts without cheek points."""
+    layout = len(landmarks)
+    if layout not in CHEEKS:
+        return None, None
+    points = np.asarray(landmarks, np.float32)[:, :2]
+    x0, y0 = (max(0, int(v)) for v in np.floor(points.min(axis=0)))
+    x1, y1 = (int(v) + 1 for v in np.ceil(points.max(axis=0)))
+    crop, origin = frame[y0:y1, x0:x1], np.array([x0, y0], np.float32)
+    ring = np.zeros(crop.shape[:2], np.uint8)
+    cv2.fillPoly(ring, [np.round(points[list(OUTER_LIPS[layout])] - origin).astype(np.int32)], 1)
+    cv2.fillPoly(ring, [np.round(points[list(INNER_LIPS[layout])] - origin).astype(np.int32)], 0)
+    cheeks = np.zeros_like(ring)
+    for index in CHEEKS[layout]:
+        x, y = np.round(points[index] - origin).astype(int)
+        cv2.circle(cheeks, (int(x), int(y)), max(2, round(0.05 * face_width)), 1, -1)
+    ring, cheeks = ring > 0, cheeks > 0
+    if hand is not None:
+        drawn = np.zeros(crop.shape[:2], np.uint8)
+        draw_hand(drawn, np.asarray(hand, np.float64) - origin, settings.finger_width, settings.hand_dilate)
+        covered = ring & (drawn > 0)
+        if covered.sum() < settings.lips_min_cover * max(1, int(ring.sum())):
+            return None, None
+        ring, cheeks = covered, cheeks & (drawn == 0)
+
+    def green(pixels: np.ndarray) -> float | None:
+        if len(pixels) < 20:
+            return None
+        pixels = pixels.astype(np.float32) + 1.0
+        return float(np.median(pixels[:, 1] / pixels.sum(axis=1)))
+
+    return green(crop[ring]), green(crop[cheeks])
+
+
+def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings,
+                 hides_lips=None) -> bool:
     """False for a "hand" that is not a hand in front of the face. A hand covers the mouth only with its fingers
     over the face or beside it: `hand_min_on_face` of its 21 points inside the face's outline (the landmark hull)
     or within `hand_face_reach` x W beside it, no lower than the chin, at least. A neck and collarbone read as a
     hand of a real hand's size, its wrist below the chin and its fingers along the collarbone, had 0-3 inside and
     covered a whole chin (docs/faces.md "Occlusion"); a real hand held beside the mouth has 2-5 inside and its
-    fingers beside the cheek, over the edited region's side. And the palm detector fires on
-    faces themselves (its authors: hard to avoid, it detects the palm area): the landmarks then lie along the jaw
-    and lips, the wrist on the face's edge. A real hand in front of the face is at the face's depth or nearer, so
-    its palm (wrist to middle-finger base) is as long as an adult's there, ~0.65-0.75 W; one whose wrist lies within
-    `hand_wrist_band` x W of the outline must have a palm of `hand_min_palm` x W at least (the false hands on faces
-    measured 0.24-0.48 W). A smaller hand whose wrist lies further below or beside the face (an arm reaching in)
-    is kept."""
+    fingers beside the cheek, over the edited region's side.
+
+    And the palm detector fires on faces themselves (its authors: hard to avoid, it detects the palm area): the
+    landmarks then lie along the jaw and lips, the wrist on the face's edge, the palm (wrist to middle-finger base)
+    0.24-0.48 W. A "hand" whose wrist lies within `hand_wrist_band` x W of the outline counts with a palm of
+    `hand_min_palm` x W, or where `hides_lips(hand)` says it hides the lips: real hands held to faces measure as
+    small (0.39-0.47 W in photos), but the lips under a false hand still show. A smaller hand whose wrist lies
+    further below or beside the face (an arm reaching in) is kept."""
     s = settings
     outline = cv2.convexHull(np.asarray(landmarks, np.float32)[:, :2])
     chin = float(outline[:, 0, 1].max())
@@ -74,7 +118,9 @@ def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, set
     if np.linalg.norm(hand[9] - hand[0]) >= s.hand_min_palm * face_width:
         return True
     wrist = (float(hand[0][0]), float(hand[0][1]))
-    return cv2.pointPolygonTest(outline, wrist, True) < -s.hand_wrist_band * face_width
+    if cv2.pointPolygonTest(outline, wrist, True) < -s.hand_wrist_band * face_width:
+        return True
+    return hides_lips is not None and hides_lips(hand)
 
 
 class HandFinder:
@@ -89,6 +135,8 @@ class HandFinder:
         self._last: list[np.ndarray] = []
         self._missed = 0
         self._skipped = 0  # frames since the palm detector last ran
+        self._lips: np.ndarray | None = None  # the face's own (lips, cheeks) green, from frames without a hand
+        self._seen: list[np.ndarray] = []  # every hand the last model run reported, counted or not
         self.unsearched = 0  # when the last call found a hand where none was: the frames right before it that the
         # palm detector skipped (`hand_every`), else 0
         self.runs = 0
@@ -104,6 +152,7 @@ class HandFinder:
     def reset(self) -> None:
         """Forget the hands seen so far, the model's own tracking included (a shot cut: nothing carries over)."""
         self._region, self._calls, self._last, self._missed, self._skipped, self.unsearched = None, 0, [], 0, 0, 0
+        self._lips, self._seen = None, []
         self._hands.reset()
 
     def _search_region(self, face_box, frame_hw):
@@ -132,7 +181,9 @@ class HandFinder:
         region = self._search_region(face_box, frame.shape[:2])
         if region is None:
             return []
-        hands = self._run(self._hands, frame, region, face_box, face_landmarks)
+        hands = self._run(self._hands, frame, region, face_box, face_landmarks, tracked=bool(self._last))
+        if face_landmarks is not None:
+            self._learn_lips(frame, face_landmarks, float(face_box[2] - face_box[0]))
         if hands:
             if not self._last:  # a hand just found: the frames skipped right before may show it too
                 self.unsearched = skipped
@@ -144,6 +195,31 @@ class HandFinder:
         self._last, self._missed = [], 0
         return []
 
+    def _learn_lips(self, frame: np.ndarray, landmarks: np.ndarray, face_width: float) -> None:
+        """The face's own lips and cheeks (`lips_and_cheeks`), averaged over the frames where the model saw no hand
+        over the lips (counted or not: the hand over them may be a real one not yet counted)."""
+        if any(lips_and_cheeks(frame, landmarks, face_width, self.settings, hand)[0] is not None
+               for hand in self._seen):
+            return
+        lips, cheeks = lips_and_cheeks(frame, landmarks, face_width, self.settings)
+        if lips is not None and cheeks is not None:
+            seen = np.array([lips, cheeks])
+            self._lips = seen if self._lips is None else 0.8 * self._lips + 0.2 * seen
+
+    def _hides_lips(self, frame: np.ndarray, landmarks: np.ndarray, face_width: float, hand: np.ndarray) -> bool:
+        """Whether `hand` covers the lips and they no longer show there: the ring under it is less than
+        `lips_hidden_share` as far below the cheeks' green as this face's lips are (the cheeks of this frame, or
+        the learnt ones where the hand covers them). Never before the face's lips were seen without a hand, nor on
+        a face whose lips are as green as its cheeks (`lips_min_contrast`)."""
+        s = self.settings
+        if self._lips is None or self._lips[0] - self._lips[1] > -s.lips_min_contrast:
+            return False
+        ring, cheeks = lips_and_cheeks(frame, landmarks, face_width, s, hand)
+        if ring is None:
+            return False
+        cheeks = self._lips[1] if cheeks is None else cheeks
+        return ring - cheeks > s.lips_hidden_share * (self._lips[0] - self._lips[1])
+
     def followed_back(self, frames) -> Iterator[list[np.ndarray]]:
         """The hands in each of `frames` ((frame, face box, face landmarks), the last call's frame first, then
         earlier ones, newest first), as a second model in video mode sees them when fed the frames backwards: a
@@ -154,11 +230,13 @@ class HandFinder:
             self._backwards = self._model()
         else:
             self._backwards.reset()
-        for frame, face_box, face_landmarks in frames:
-            yield self._run(self._backwards, frame, self._region, face_box, face_landmarks)
+        for k, (frame, face_box, face_landmarks) in enumerate(frames):
+            yield self._run(self._backwards, frame, self._region, face_box, face_landmarks, tracked=k > 0)
 
-    def _run(self, model, frame: np.ndarray, region, face_box, face_landmarks) -> list[np.ndarray]:
-        """The hands `model` sees in the frame's search `region`, in frame pixels, less those that are the face."""
+    def _run(self, model, frame: np.ndarray, region, face_box, face_landmarks, tracked: bool = False) -> list:
+        """The hands `model` sees in the frame's search `region`, in frame pixels, less those that are the face.
+        `tracked`: the model tracks on a hand that counted in the frame before, which need not hide the lips again
+        to count (it slides off them, beside the mouth)."""
         x0, y0, x1, y1 = region
         crop, scale = self._model_input(frame[y0:y1, x0:x1])
         self.runs += 1
@@ -167,9 +245,14 @@ class HandFinder:
         for landmarks in result.multi_hand_landmarks or []:
             pts = np.array([(p.x * crop.shape[1], p.y * crop.shape[0]) for p in landmarks.landmark])
             hands.append(pts / scale + np.array([x0, y0], dtype=np.float64))
+        self._seen = hands
         if face_landmarks is not None:
             width = float(face_box[2] - face_box[0])
-            hands = [hand for hand in hands if not_the_face(hand, face_landmarks, width, self.settings)]
+
+            def hides_lips(hand):
+                return tracked or self._hides_lips(frame, face_landmarks, width, hand)
+
+            hands = [hand for hand in hands if not_the_face(hand, face_landmarks, width, self.settings, hides_lips)]
         return hands
 
     def _model_input(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
