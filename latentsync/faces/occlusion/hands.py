@@ -135,7 +135,7 @@ class HandFinder:
         self._last: list[np.ndarray] = []
         self._missed = 0
         self._skipped = 0  # frames since the palm detector last ran
-        self._lips: np.ndarray | None = None  # the face's own (lips, cheeks) green, from frames without a hand
+        self._lips: np.ndarray | None = None  # the face's own (lips, cheeks) green, where no hand covers the lips
         self._seen: list[np.ndarray] = []  # every hand the last model run reported, counted or not
         self.unsearched = 0  # when the last call found a hand where none was: the frames right before it that the
         # palm detector skipped (`hand_every`), else 0
@@ -209,8 +209,8 @@ class HandFinder:
     def _hides_lips(self, frame: np.ndarray, landmarks: np.ndarray, face_width: float, hand: np.ndarray) -> bool:
         """Whether `hand` covers the lips and they no longer show there: the ring under it is less than
         `lips_hidden_share` as far below the cheeks' green as this face's lips are (the cheeks of this frame, or
-        the learnt ones where the hand covers them). Never before the face's lips were seen without a hand, nor on
-        a face whose lips are as green as its cheeks (`lips_min_contrast`)."""
+        the learnt ones where the hand covers them). Never before the face's lips were seen with no hand over
+        them, nor on a face whose lips are as green as its cheeks (`lips_min_contrast`)."""
         s = self.settings
         if self._lips is None or self._lips[0] - self._lips[1] > -s.lips_min_contrast:
             return False
