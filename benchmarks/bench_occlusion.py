@@ -6,11 +6,13 @@ the mouth is still edited, how much the edit shrinks on clips without an occlude
     .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --set occlusion.hand_every=12   # a config change
     .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --exposure 0.35   # dim footage, darker faces
     .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --start 12 --kinds mic,pen,cup   # shot starts at the mouth
+    .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --kinds hand_photo --hand_photo PHOTO.jpg   # a real hand
 
 For every clip: the first `--frames` frames, the face pass (`VideoFaceProcessor`) and the edited region of each
 frame (the fixed mouth mask warped back with the face's matrix). Then, per occluder kind, a composite: a
 textured microphone, pen, cup or skin-coloured (wooden) pen drawn with a known pixel mask, or a real hand cut
-out of `lp_d12.mp4` with the hand model's mask, moved across the talking mouth. The face pass and the masker
+out of `lp_d12.mp4` with the hand model's mask (with `--hand_photo`, also a hand with its palm cut out of a
+photo the same way), moved across the talking mouth. The face pass and the masker
 run on the composite as the pipeline would; the edit is simulated (every edited-region pixel moved by 80 grey
 levels), blended with `keep_occluders`, encoded with H.264 (crf 18) and decoded. Measured on luma:
 
