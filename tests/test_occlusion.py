@@ -985,6 +985,17 @@ def test_a_small_hand_on_the_face_counts_when_the_lips_no_longer_show_under_it(f
     assert masked([frame, covered], [2, 2]) == [False, False]  # the model's "hand" over them in the first frame
 
 
+def test_only_the_hand_that_counted_goes_on_without_the_lips_test():
+    """A counted hand the model tracks on as it slides off the lips needs no new proof; a second "hand" elsewhere
+    in the same frame (the palm detector firing on the face beside a real hand) is not that hand."""
+    from latentsync.faces.occlusion.hands import follows
+
+    hand = synthetic_hand((100.0, 200.0), 60.0)
+    assert follows(hand + (8.0, -5.0), [hand])  # moved on by a fraction of its palm
+    assert not follows(hand + (60.0, 0.0), [hand])  # a palm away: another hand
+    assert not follows(hand, [])
+
+
 def _hand_region(box, shape, settings) -> tuple[int, int, int, int]:
     from latentsync.faces.occlusion.geometry import region_around
 

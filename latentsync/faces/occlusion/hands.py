@@ -92,6 +92,13 @@ def lips_and_cheeks(frame: np.ndarray, landmarks: np.ndarray, face_width: float,
     return green(crop[ring]), green(crop[cheeks])
 
 
+def follows(hand: np.ndarray, before) -> bool:
+    """Whether `hand` is one of the hands `before` (the frame before's), moved on: its 21 points lie on average
+    within half that hand's palm length of its points."""
+    return any(np.linalg.norm(hand - other, axis=1).mean() < 0.5 * np.linalg.norm(other[9] - other[0])
+               for other in before)
+
+
 def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings,
                  hides_lips=None) -> bool:
     """False for a "hand" that is not a hand in front of the face. A hand covers the mouth only with its fingers
@@ -181,7 +188,7 @@ class HandFinder:
         region = self._search_region(face_box, frame.shape[:2])
         if region is None:
             return []
-        hands = self._run(self._hands, frame, region, face_box, face_landmarks, tracked=bool(self._last))
+        hands = self._run(self._hands, frame, region, face_box, face_landmarks, counted=self._last)
         if face_landmarks is not None:
             self._learn_lips(frame, face_landmarks, float(face_box[2] - face_box[0]))
         if hands:
@@ -230,13 +237,15 @@ class HandFinder:
             self._backwards = self._model()
         else:
             self._backwards.reset()
-        for k, (frame, face_box, face_landmarks) in enumerate(frames):
-            yield self._run(self._backwards, frame, self._region, face_box, face_landmarks, tracked=k > 0)
+        counted = self._last  # the first frame is the forward model's last one
+        for frame, face_box, face_landmarks in frames:
+            counted = self._run(self._backwards, frame, self._region, face_box, face_landmarks, counted)
+            yield counted
 
-    def _run(self, model, frame: np.ndarray, region, face_box, face_landmarks, tracked: bool = False) -> list:
+    def _run(self, model, frame: np.ndarray, region, face_box, face_landmarks, counted=()) -> list:
         """The hands `model` sees in the frame's search `region`, in frame pixels, less those that are the face.
-        `tracked`: the model tracks on a hand that counted in the frame before, which need not hide the lips again
-        to count (it slides off them, beside the mouth)."""
+        A hand that follows one of `counted` (the hands that counted in the frame before) need not hide the lips
+        again to count: the model tracks it on as it slides off them, beside the mouth."""
         x0, y0, x1, y1 = region
         crop, scale = self._model_input(frame[y0:y1, x0:x1])
         self.runs += 1
@@ -250,7 +259,7 @@ class HandFinder:
             width = float(face_box[2] - face_box[0])
 
             def hides_lips(hand):
-                return tracked or self._hides_lips(frame, face_landmarks, width, hand)
+                return follows(hand, counted) or self._hides_lips(frame, face_landmarks, width, hand)
 
             hands = [hand for hand in hands if not_the_face(hand, face_landmarks, width, self.settings, hides_lips)]
         return hands
