@@ -6,7 +6,7 @@ the mouth is still edited, how much the edit shrinks on clips without an occlude
     .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --set occlusion.hand_every=12   # a config change
     .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --exposure 0.35   # dim footage, darker faces
     .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --start 12 --kinds mic,pen,cup   # shot starts at the mouth
-    .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --kinds hand_photo --hand_photo PHOTO.jpg   # a real hand
+    .venv/bin/python benchmarks/bench_occlusion.py --frames 30 --kinds hand_photo --hand_photo PHOTO.jpg --lead_in 6   # a real hand, raised mid-shot
 
 For every clip: the first `--frames` frames, the face pass (`VideoFaceProcessor`) and the edited region of each
 frame (the fixed mouth mask warped back with the face's matrix). Then, per occluder kind, a composite: a
@@ -258,13 +258,18 @@ def mouth_path(aligned, count: int) -> list[tuple[float, float, float]]:
     return [p if p is not None else first for p in out]
 
 
-def composite(frames, path, sprite, kind: str):
-    """Frames with the sprite moved across the mouth, and the occluder's own pixel mask per frame."""
+def composite(frames, path, sprite, kind: str, lead_in: int = 0):
+    """Frames with the sprite moved across the mouth, and the occluder's own pixel mask per frame; with `lead_in`,
+    the sprite comes into sight only after that many frames (and crosses the mouth in the frames left)."""
     rgb, mask, anchor = sprite
     out, masks = [], []
-    n = len(frames)
+    n = len(frames) - lead_in
     for k, (frame, point) in enumerate(zip(frames, path, strict=True)):
-        t = k / max(1, n - 1)
+        if k < lead_in:
+            out.append(frame.copy())
+            masks.append(np.zeros(frame.shape[:2], bool))
+            continue
+        t = (k - lead_in) / max(1, n - 1)
         mx, my, fw = point
         dx = (-0.45 + 0.9 * t) * fw
         dy = {"mic": 0.05, "cup": -0.03, "hand": 0.0}.get(kind, 0.0) * fw + 0.06 * fw * np.sin(np.pi * t)
@@ -474,6 +479,9 @@ def main() -> None:
                         help="each composite's shot starts at this frame of the occluder's path (the frames before "
                         "are cut off, its face pass runs on the rest): 12 of 30 starts with the object at the mouth, "
                         "as after a cut to someone holding a microphone")
+    parser.add_argument("--lead_in", type=int, default=0,
+                        help="the occluder comes into sight only after this many frames of the shot (as a hand "
+                        "raised to the face mid-shot), then crosses the mouth in the frames left")
     parser.add_argument("--exposure", type=float, default=1.0,
                         help="scale every clip's light by this (with sensor noise and a phone's H.264) before "
                         "anything else: 0.35 gives dim footage, and faces darker than the corpus has")
@@ -517,9 +525,10 @@ def main() -> None:
             for kind in args.kinds.split(","):
                 rng = np.random.default_rng((args.seed, CLIPS.index(name) if name in CLIPS else 99, KINDS.index(kind)))
                 sprite = make_sprite(kind, path[0][2], rng, hand=hand)
-                comp, occluders = composite(source, path, sprite, kind)
+                comp, occluders = composite(source, path, sprite, kind, args.lead_in)
                 comp, occluders = shoot(comp[args.start :]), occluders[args.start :]
                 shot = f"{key}_{kind}_{args.seed}" + (f"_from{args.start}" if args.start else "")
+                shot += f"_lead{args.lead_in}" if args.lead_in else ""
                 if kind == "hand_photo":
                     shot += f"_{Path(args.hand_photo).stem}"
                 comp_aligned, comp_size = face_pass(comp, detector, cache, shot)
