@@ -184,7 +184,6 @@ def real_hand(detector) -> tuple:
     import mediapipe as mp
 
     frames = read_frames(clip_path("lp_d12"), 120)
-    settings = load_faces_config().occlusion
     best = None
     with mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1, model_complexity=0,
                                   min_detection_confidence=0.2) as hands:
@@ -202,14 +201,21 @@ def real_hand(detector) -> tuple:
     if best is None:
         raise RuntimeError("the hand model found no hand in lp_d12.mp4")
     _, frame, pts = best
-    mask = np.zeros(frame.shape[:2], np.uint8)
-    draw_hand(mask, pts, settings.finger_width, 0.0)
-    ys, xs = np.nonzero(mask)
-    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    rgb, mask, (x0, y0) = cut_out_hand(frame, pts)
     face = FaceDetector(backend="mediapipe") if detector is None else detector
     box = face.detect(frame).box
     anchor = (float(pts[8, 0] - x0), float(pts[8, 1] - y0))  # the index fingertip goes along the path
-    return frame[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1] > 0, anchor, float(box[2] - box[0])
+    return rgb, mask, anchor, float(box[2] - box[0])
+
+
+def cut_out_hand(frame: np.ndarray, pts: np.ndarray) -> tuple:
+    """The hand drawn from its 21 landmarks as the masker draws it (not grown): (rgb, mask) of its box, and the
+    box's top-left corner in the frame."""
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    draw_hand(mask, pts, load_faces_config().occlusion.finger_width, 0.0)
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    return frame[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1] > 0, (x0, y0)
 
 
 PHOTO_PALM = 0.45  # a hand photographed without a face: its palm (wrist to middle-finger base) is made this x the
@@ -232,10 +238,8 @@ def photo_hand(path: Path, detector) -> tuple:
     if not result.multi_hand_landmarks:
         raise SystemExit(f"--hand_photo: the hand model finds no hand in {path}")
     pts = np.array([(p.x * frame.shape[1], p.y * frame.shape[0]) for p in result.multi_hand_landmarks[0].landmark])
-    mask = np.zeros(frame.shape[:2], np.uint8)
-    draw_hand(mask, pts, load_faces_config().occlusion.finger_width, 0.0)
-    ys, xs = np.nonzero(mask)
-    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    rgb, mask, (x0, y0) = cut_out_hand(frame, pts)
+    x1, y1 = x0 + mask.shape[1], y0 + mask.shape[0]
     face = detector.detect(frame)
     centre, source_w = pts[list(PALM)].mean(axis=0), float(np.linalg.norm(pts[9] - pts[0])) / PHOTO_PALM
     if face is not None and len(face.landmarks) >= 468:  # the face's width as the clip's: its landmark box
@@ -243,7 +247,7 @@ def photo_hand(path: Path, detector) -> tuple:
         if x0 <= mouth[0] < x1 and y0 <= mouth[1] < y1:
             centre = mouth
     anchor = (float(centre[0] - x0), float(centre[1] - y0))
-    return frame[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1] > 0, anchor, source_w
+    return rgb, mask, anchor, source_w
 
 
 def mouth_path(aligned, count: int) -> list[tuple[float, float, float]]:

@@ -947,11 +947,11 @@ def test_a_small_hand_on_the_face_counts_when_the_lips_no_longer_show_under_it(f
     dropped; with skin-coloured pixels over it (the lips hidden) it is a hand and masked, once her lips were seen
     with no hand over them (frame 0); a hand there from the shot's first frame is dropped as before, and so is one
     where the model reported a "hand" over the lips in that first frame (the lips are learnt only where none is)."""
-    from latentsync.faces.occlusion.hands import HandFinder, lips_and_cheeks
+    from latentsync.faces.occlusion.hands import HandFinder, LipsAndCheeks
 
     frame, box, landmarks, mouth, width = face
     settings = load_faces_config(overrides=["occlusion.hand_every=1"]).occlusion
-    lips, cheeks = lips_and_cheeks(frame, landmarks, width, settings)
+    lips, cheeks = LipsAndCheeks(frame, landmarks, width, settings).green()
     own = lips - cheeks
     assert own < -settings.lips_min_contrast  # her lips are redder than her cheeks
     hand = synthetic_hand((mouth[0], landmarks[:, 1].max()), 0.35 * width)  # wrist at the chin, fingers up
@@ -963,7 +963,7 @@ def test_a_small_hand_on_the_face_counts_when_the_lips_no_longer_show_under_it(f
     covered = frame.copy()
     covered[drawn > 0] = cheek.astype(np.uint8)
     for shown, hidden in ((frame, False), (covered, True)):
-        ring, free = lips_and_cheeks(shown, landmarks, width, settings, hand)
+        ring, free = LipsAndCheeks(shown, landmarks, width, settings).green(hand)
         assert ((ring - (cheeks if free is None else free)) > settings.lips_hidden_share * own) == hidden
 
     x0, y0, x1, y1 = _hand_region(box, frame.shape, settings)

@@ -53,43 +53,63 @@ def hands_on_grid(hands: list[np.ndarray], to_roi, shape, settings: OcclusionSet
     return drawn
 
 
-def lips_and_cheeks(frame: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings,
-                    hand: np.ndarray | None = None) -> tuple[float | None, float | None]:
-    """The median green chromaticity g / (r + g + b) of the lip ring (outer lips less the inner ones) and of the
-    cheeks. Lips are redder than skin: their green is 0.01-0.10 below the cheeks' on the corpus's faces, while a
-    hand over them reads within -0.004 and +0.06 of the cheeks. With `hand`, of the ring's part that hand covers
-    (None when that is under `lips_min_cover` of the ring) and of the cheeks it leaves free. None where too few
-    pixels are seen, and for layouts without cheek points."""
-    layout = len(landmarks)
-    if layout not in CHEEKS:
-        return None, None
-    points = np.asarray(landmarks, np.float32)[:, :2]
-    x0, y0 = (max(0, int(v)) for v in np.floor(points.min(axis=0)))
-    x1, y1 = (int(v) + 1 for v in np.ceil(points.max(axis=0)))
-    crop, origin = frame[y0:y1, x0:x1], np.array([x0, y0], np.float32)
-    ring = np.zeros(crop.shape[:2], np.uint8)
-    cv2.fillPoly(ring, [np.round(points[list(OUTER_LIPS[layout])] - origin).astype(np.int32)], 1)
-    cv2.fillPoly(ring, [np.round(points[list(INNER_LIPS[layout])] - origin).astype(np.int32)], 0)
-    cheeks = np.zeros_like(ring)
-    for index in CHEEKS[layout]:
-        x, y = np.round(points[index] - origin).astype(int)
-        cv2.circle(cheeks, (int(x), int(y)), max(2, round(0.05 * face_width)), 1, -1)
-    ring, cheeks = ring > 0, cheeks > 0
-    if hand is not None:
-        drawn = np.zeros(crop.shape[:2], np.uint8)
-        draw_hand(drawn, np.asarray(hand, np.float64) - origin, settings.finger_width, settings.hand_dilate)
-        covered = ring & (drawn > 0)
-        if covered.sum() < settings.lips_min_cover * max(1, int(ring.sum())):
-            return None, None
-        ring, cheeks = covered, cheeks & (drawn == 0)
+class LipsAndCheeks:
+    """The lip ring (outer lips less the inner ones) and four cheek points of one face in one frame, made once and
+    read for every hand: their median green chromaticity g / (r + g + b). Lips are redder than skin: their green is
+    0.01-0.10 below the cheeks' on the corpus's faces, while a hand over them reads within -0.004 and +0.06 of the
+    cheeks. Layouts without cheek points see nothing."""
 
-    def green(pixels: np.ndarray) -> float | None:
+    def __init__(self, frame: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings):
+        self.settings = settings
+        self.ring = self.cheeks = None
+        layout = len(landmarks)
+        if layout not in CHEEKS:
+            return
+        points = np.asarray(landmarks, np.float32)[:, :2]
+        x0, y0 = (max(0, int(v)) for v in np.floor(points.min(axis=0)))
+        x1, y1 = (int(v) + 1 for v in np.ceil(points.max(axis=0)))
+        self.crop, self.origin = frame[y0:y1, x0:x1], np.array([x0, y0], np.float32)
+        ring = np.zeros(self.crop.shape[:2], np.uint8)
+        cv2.fillPoly(ring, [np.round(points[list(OUTER_LIPS[layout])] - self.origin).astype(np.int32)], 1)
+        cv2.fillPoly(ring, [np.round(points[list(INNER_LIPS[layout])] - self.origin).astype(np.int32)], 0)
+        cheeks = np.zeros_like(ring)
+        for index in CHEEKS[layout]:
+            x, y = np.round(points[index] - self.origin).astype(int)
+            cv2.circle(cheeks, (int(x), int(y)), max(2, round(0.05 * face_width)), 1, -1)
+        self.ring, self.cheeks = ring > 0, cheeks > 0
+
+    def _drawn(self, hand: np.ndarray) -> np.ndarray:
+        drawn = np.zeros(self.crop.shape[:2], np.uint8)
+        draw_hand(drawn, np.asarray(hand, np.float64) - self.origin, self.settings.finger_width,
+                  self.settings.hand_dilate)
+        return drawn > 0
+
+    def _under(self, hand: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ring's part under `hand` and the hand's pixels, or None when that part is under `lips_min_cover` of
+        the ring."""
+        drawn = self._drawn(hand)
+        covered = self.ring & drawn
+        return (covered, drawn) if covered.sum() >= self.settings.lips_min_cover * max(1, int(self.ring.sum())) else None
+
+    def green(self, hand: np.ndarray | None = None) -> tuple[float | None, float | None]:
+        """(lips, cheeks); with `hand`, of the ring's part that hand covers (None when that is under `lips_min_cover`
+        of the ring) and of the cheeks it leaves free. None where too few pixels are seen."""
+        if self.ring is None:
+            return None, None
+        ring, cheeks = self.ring, self.cheeks
+        if hand is not None:
+            under = self._under(hand)
+            if under is None:
+                return None, None
+            ring, cheeks = under[0], cheeks & ~under[1]
+        return self._median_green(ring), self._median_green(cheeks)
+
+    def _median_green(self, where: np.ndarray) -> float | None:
+        pixels = self.crop[where]
         if len(pixels) < 20:
             return None
         pixels = pixels.astype(np.float32) + 1.0
         return float(np.median(pixels[:, 1] / pixels.sum(axis=1)))
-
-    return green(crop[ring]), green(crop[cheeks])
 
 
 def follows(hand: np.ndarray, before) -> bool:
@@ -188,9 +208,11 @@ class HandFinder:
         region = self._search_region(face_box, frame.shape[:2])
         if region is None:
             return []
-        hands = self._run(self._hands, frame, region, face_box, face_landmarks, counted=self._last)
-        if face_landmarks is not None:
-            self._learn_lips(frame, face_landmarks, float(face_box[2] - face_box[0]))
+        lips = None if face_landmarks is None else LipsAndCheeks(
+            frame, face_landmarks, float(face_box[2] - face_box[0]), self.settings)
+        hands = self._run(self._hands, frame, region, face_box, face_landmarks, self._last, lips)
+        if lips is not None:
+            self._learn_lips(lips)
         if hands:
             if not self._last:  # a hand just found: the frames skipped right before may show it too
                 self.unsearched = skipped
@@ -202,18 +224,17 @@ class HandFinder:
         self._last, self._missed = [], 0
         return []
 
-    def _learn_lips(self, frame: np.ndarray, landmarks: np.ndarray, face_width: float) -> None:
-        """The face's own lips and cheeks (`lips_and_cheeks`), averaged over the frames where the model saw no hand
-        over the lips (counted or not: the hand over them may be a real one not yet counted)."""
-        if any(lips_and_cheeks(frame, landmarks, face_width, self.settings, hand)[0] is not None
-               for hand in self._seen):
+    def _learn_lips(self, lips: LipsAndCheeks) -> None:
+        """The face's own lips and cheeks, averaged over the frames where the model saw no hand over the lips
+        (counted or not: the hand over them may be a real one not yet counted)."""
+        if any(lips.green(hand)[0] is not None for hand in self._seen):
             return
-        lips, cheeks = lips_and_cheeks(frame, landmarks, face_width, self.settings)
-        if lips is not None and cheeks is not None:
-            seen = np.array([lips, cheeks])
+        ring, cheeks = lips.green()
+        if ring is not None and cheeks is not None:
+            seen = np.array([ring, cheeks])
             self._lips = seen if self._lips is None else 0.8 * self._lips + 0.2 * seen
 
-    def _hides_lips(self, frame: np.ndarray, landmarks: np.ndarray, face_width: float, hand: np.ndarray) -> bool:
+    def _hides_lips(self, lips: LipsAndCheeks, hand: np.ndarray) -> bool:
         """Whether `hand` covers the lips and they no longer show there: the ring under it is less than
         `lips_hidden_share` as far below the cheeks' green as this face's lips are (the cheeks of this frame, or
         the learnt ones where the hand covers them). Never before the face's lips were seen with no hand over
@@ -221,7 +242,7 @@ class HandFinder:
         s = self.settings
         if self._lips is None or self._lips[0] - self._lips[1] > -s.lips_min_contrast:
             return False
-        ring, cheeks = lips_and_cheeks(frame, landmarks, face_width, s, hand)
+        ring, cheeks = lips.green(hand)
         if ring is None:
             return False
         cheeks = self._lips[1] if cheeks is None else cheeks
@@ -242,10 +263,11 @@ class HandFinder:
             counted = self._run(self._backwards, frame, self._region, face_box, face_landmarks, counted)
             yield counted
 
-    def _run(self, model, frame: np.ndarray, region, face_box, face_landmarks, counted=()) -> list:
+    def _run(self, model, frame: np.ndarray, region, face_box, face_landmarks, counted=(), lips=None) -> list:
         """The hands `model` sees in the frame's search `region`, in frame pixels, less those that are the face.
         A hand that follows one of `counted` (the hands that counted in the frame before) need not hide the lips
-        again to count: the model tracks it on as it slides off them, beside the mouth."""
+        again to count: the model tracks it on as it slides off them, beside the mouth. `lips`: the frame's
+        `LipsAndCheeks`, when the caller has made it."""
         x0, y0, x1, y1 = region
         crop, scale = self._model_input(frame[y0:y1, x0:x1])
         self.runs += 1
@@ -257,9 +279,10 @@ class HandFinder:
         self._seen = hands
         if face_landmarks is not None:
             width = float(face_box[2] - face_box[0])
+            lips = lips or LipsAndCheeks(frame, face_landmarks, width, self.settings)
 
             def hides_lips(hand):
-                return follows(hand, counted) or self._hides_lips(frame, face_landmarks, width, hand)
+                return follows(hand, counted) or self._hides_lips(lips, hand)
 
             hands = [hand for hand in hands if not_the_face(hand, face_landmarks, width, self.settings, hides_lips)]
         return hands
