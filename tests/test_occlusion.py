@@ -945,8 +945,10 @@ def test_a_small_hand_on_the_face_counts_when_the_lips_no_longer_show_under_it(f
     against 0.39-0.47 W, the wrist on the face's edge), but the lips under a false hand still show. The same small
     hand over the mouth (scripted in place of MediaPipe): on the astronaut as photographed it is her own face and is
     dropped; with skin-coloured pixels over it (the lips hidden) it is a hand and masked, once her lips were seen
-    with no hand over them (frame 0); a hand there from the shot's first frame is dropped as before, and so is one
-    where the model reported a "hand" over the lips in that first frame (the lips are learnt only where none is)."""
+    with no hand over them (frame 0). Before her lips were seen (a hand there from the shot's first frame, or the
+    model's "hand" over them in that frame: the lips are learnt only where none is) a hand as green as her cheeks
+    is undecided and dropped, and one greener than her cheeks by `lips_unseen_min` (as real hands over lips were;
+    a face's own lips never were) is masked."""
     from latentsync.faces.occlusion.hands import HandFinder, LipsAndCheeks
 
     frame, box, landmarks, mouth, width = face
@@ -967,22 +969,69 @@ def test_a_small_hand_on_the_face_counts_when_the_lips_no_longer_show_under_it(f
         assert ((ring - (cheeks if free is None else free)) > settings.lips_hidden_share * own) == hidden
 
     x0, y0, x1, y1 = _hand_region(box, frame.shape, settings)
-    shares = (hand - (x0, y0)) / (x1 - x0, y1 - y0)
 
-    def masked(frames, marks) -> list[bool]:
+    def masked(frames, marks, points=hand) -> list[bool]:
         out = []
         for f, mark in zip(frames, marks, strict=True):
             f = f.copy()
             f[y0 : y0 + 8, x0 : x0 + 8] = mark  # 2: the scripted palm detector fires, 0: no hand
             out.append(f)
+        shares = (points - (x0, y0)) / (x1 - x0, y1 - y0)
         monkeypatch.setattr(HandFinder, "_model", lambda self: ScriptedHands(shares, []))
         with OccluderMasker("hands", settings) as masker:
             return [masker.patch(f, box, landmarks) is not None for f in out]
 
     assert masked([frame, frame], [0, 2]) == [False, False]  # her own face, lips showing
     assert masked([frame, covered], [0, 2]) == [False, True]  # a hand over her lips, seen once without it
-    assert masked([covered, covered], [2, 2]) == [False, False]  # there from the first frame: lips never seen
-    assert masked([frame, covered], [2, 2]) == [False, False]  # the model's "hand" over them in the first frame
+    assert masked([covered, covered], [2, 2]) == [False, False]  # from the first frame, over her cheeks too
+    assert masked([frame, covered], [2, 2]) == [False, False]  # a "hand" over them in frame 0: lips not learnt
+    small = synthetic_hand((mouth[0], landmarks[:, 1].max()), 0.3 * width)  # leaves cheeks free to compare with
+    drawn = np.zeros(frame.shape[:2], np.uint8)
+    draw_hand(drawn, small, settings.finger_width, settings.hand_dilate)
+    greener = frame.copy()
+    greener[drawn > 0] = np.clip(cheek + (-12, 12, 0), 0, 255).astype(np.uint8)  # g / (r + g + b) up ~0.02
+    ring, free = LipsAndCheeks(greener, landmarks, width, settings).green(small)
+    assert ring - free > settings.lips_unseen_min
+    assert masked([greener, greener], [2, 2], small) == [True, True]
+    as_cheeks = frame.copy()
+    as_cheeks[drawn > 0] = cheek.astype(np.uint8)
+    assert masked([as_cheeks, as_cheeks], [2, 2], small) == [False, False]
+
+
+def test_a_hand_seen_before_it_counts_is_watched_on_every_frame_and_followed_back(face, monkeypatch):
+    """The palm detector runs on every `hand_every`-th frame only while no hand is in sight. A hand it finds over
+    the face that does not count yet (frames 6-7: the lips still show under it) is watched on every frame, not
+    left for the next run: it counts at frame 8, where it hides the lips, and is followed back over 7 and 6, where
+    it was seen but not counted (`unsearched`). Before, the model ran next at frame 12."""
+    from latentsync.faces.occlusion.hands import HandFinder
+
+    frame, box, landmarks, mouth, width = face
+    settings = load_faces_config(overrides=["occlusion.hand_every=6", "occlusion.look_back=4"]).occlusion
+    hand = synthetic_hand((mouth[0], landmarks[:, 1].max()), 0.35 * width)  # wrist at the chin, fingers up
+    drawn = np.zeros(frame.shape[:2], np.uint8)
+    draw_hand(drawn, hand, settings.finger_width, settings.hand_dilate)
+    cheek = np.median(frame[int(landmarks[50][1]) - 3 : int(landmarks[50][1]) + 3,
+                            int(landmarks[50][0]) - 3 : int(landmarks[50][0]) + 3].reshape(-1, 3), axis=0)
+    covered = frame.copy()
+    covered[drawn > 0] = cheek.astype(np.uint8)
+    x0, y0, x1, y1 = _hand_region(box, frame.shape, settings)
+    marks = [0, 0, 0, 0, 0, 0, 2, 1, 2]  # the palm found at 6 and 8, tracked at 7
+    frames = []
+    for k, mark in enumerate(marks):
+        f = (covered if k == 8 else frame).copy()
+        f[y0 : y0 + 8, x0 : x0 + 8] = mark
+        frames.append(f)
+    calls: list = []
+    monkeypatch.setattr(HandFinder, "_model", lambda self: ScriptedHands((hand - (x0, y0)) / (x1 - x0, y1 - y0), calls))
+    masks: list = [None] * len(frames)
+    with OccluderMasker("hands", settings) as masker:
+        for k, f in enumerate(frames):
+            masks[k] = masker.patch(f, box, landmarks)
+            for back, grown in masker.revisions():
+                masks[k - back] = grown
+    assert [m is not None for m in masks] == [False] * 6 + [True] * 3
+    # Forward: frame 0, then 6, 7 and 8 (watched); backward from 8: 7 and 6 show the hand, 5 does not.
+    assert calls == [0, 2, 1, 2] + [2, 1, 2, 0]
 
 
 def test_only_the_hand_that_counted_goes_on_without_the_lips_test():

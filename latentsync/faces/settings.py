@@ -166,6 +166,7 @@ class OcclusionSettings(Section):
     analysis_width: int = at_least(16)
     hand_every: int = at_least(1)
     hand_hold: int = at_least(0)
+    hand_watch_reach: float
     hand_side: float
     hand_below: float
     hand_max_side: int = at_least(64)
@@ -178,6 +179,7 @@ class OcclusionSettings(Section):
     lips_min_cover: float
     lips_min_contrast: float
     lips_hidden_share: float
+    lips_unseen_min: float
     finger_width: float
     hand_dilate: float
     chroma_z: float

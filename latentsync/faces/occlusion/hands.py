@@ -3,11 +3,13 @@
 arrive from there).
 
 While no hand is in sight the palm detector runs only every `hand_every`-th frame (it costs ~9 ms on a CPU core);
-once a hand is found it is tracked on every frame, and tracked back over the frames the palm detector skipped
-right before (up to `look_back`: `HandFinder.followed_back`, used by the masker). Its pixels: the palm's convex
-hull plus a capsule per finger, grown a little (`draw_hand`). A hand counts only with its fingers over the face
-or beside it, no lower than the chin (a neck can read as a hand), and the palm detector also fires on faces: a
-small "hand" whose wrist lies on the face's edge is the face itself and is dropped (`not_the_face`).
+once a hand is found it is tracked on every frame, and so is a hand seen near the mouth that does not count yet
+(it may cover the lips next). A hand that comes to count is tracked back over the frames right before where none
+did (skipped, or seen but not counted; up to `look_back`: `HandFinder.followed_back`, used by the masker).
+Its pixels: the palm's convex hull plus a capsule per finger, grown a little (`draw_hand`). A hand counts only
+with its fingers over the face or beside it, no lower than the chin (a neck can read as a hand), and the palm
+detector also fires on faces: a small "hand" whose wrist lies on the face's edge is the face itself and is dropped
+(`not_the_face`) unless the lips no longer show under it.
 """
 
 from __future__ import annotations
@@ -119,31 +121,36 @@ def follows(hand: np.ndarray, before) -> bool:
                for other in before)
 
 
-def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings,
-                 hides_lips=None) -> bool:
-    """False for a "hand" that is not a hand in front of the face. A hand covers the mouth only with its fingers
-    over the face or beside it: `hand_min_on_face` of its 21 points inside the face's outline (the landmark hull)
-    or within `hand_face_reach` x W beside it, no lower than the chin, at least. A neck and collarbone read as a
-    hand of a real hand's size, its wrist below the chin and its fingers along the collarbone, had 0-3 inside and
-    covered a whole chin (docs/faces.md "Occlusion"); a real hand held beside the mouth has 2-5 inside and its
-    fingers beside the cheek, over the edited region's side.
-
-    And the palm detector fires on faces themselves (its authors: hard to avoid, it detects the palm area): the
-    landmarks then lie along the jaw and lips, the wrist on the face's edge, the palm (wrist to middle-finger base)
-    0.24-0.48 W. A "hand" whose wrist lies within `hand_wrist_band` x W of the outline counts with a palm of
-    `hand_min_palm` x W, or where `hides_lips(hand)` says it hides the lips: real hands held to faces measure as
-    small (0.39-0.47 W in photos), but the lips under a false hand still show. A smaller hand whose wrist lies
-    further below or beside the face (an arm reaching in) is kept."""
-    s = settings
+def over_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings) -> bool:
+    """Whether `hand` lays its fingers over the face or beside it: `hand_min_on_face` of its 21 points inside the
+    face's outline (the landmark hull) or within `hand_face_reach` x W beside it, no lower than the chin. A hand
+    covers the mouth only so. A neck and collarbone read as a hand of a real hand's size, its wrist below the chin
+    and its fingers along the collarbone, had 0-3 inside and covered a whole chin (docs/faces.md "Occlusion"); a
+    real hand held beside the mouth has 2-5 inside and its fingers beside the cheek, over the edited region's side."""
     outline = cv2.convexHull(np.asarray(landmarks, np.float32)[:, :2])
     chin = float(outline[:, 0, 1].max())
-    reach = s.hand_face_reach * face_width
+    reach = settings.hand_face_reach * face_width
     on_face = sum(y <= chin and cv2.pointPolygonTest(outline, (float(x), float(y)), True) >= -reach
                   for x, y in hand[:, :2])
-    if on_face < s.hand_min_on_face:
+    return on_face >= settings.hand_min_on_face
+
+
+def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings,
+                 hides_lips=None) -> bool:
+    """False for a "hand" that is not a hand in front of the face: one not `over_the_face`, or the face itself.
+
+    The palm detector fires on faces (its authors: hard to avoid, it detects the palm area): the landmarks then lie
+    along the jaw and lips, the wrist on the face's edge, the palm (wrist to middle-finger base) 0.24-0.48 W. A
+    "hand" whose wrist lies within `hand_wrist_band` x W of the outline counts with a palm of `hand_min_palm` x W,
+    or where `hides_lips(hand)` says it hides the lips: real hands held to faces measure as small (0.39-0.47 W in
+    photos), but the lips under a false hand still show. A smaller hand whose wrist lies further below or beside
+    the face (an arm reaching in) is kept."""
+    s = settings
+    if not over_the_face(hand, landmarks, face_width, s):
         return False
     if np.linalg.norm(hand[9] - hand[0]) >= s.hand_min_palm * face_width:
         return True
+    outline = cv2.convexHull(np.asarray(landmarks, np.float32)[:, :2])
     wrist = (float(hand[0][0]), float(hand[0][1]))
     if cv2.pointPolygonTest(outline, wrist, True) < -s.hand_wrist_band * face_width:
         return True
@@ -161,11 +168,12 @@ class HandFinder:
         self._calls = 0
         self._last: list[np.ndarray] = []
         self._missed = 0
-        self._skipped = 0  # frames since the palm detector last ran
+        self._uncounted = 0  # frames since a hand last counted (the palm detector skipped them, or no hand counted)
+        self._watching = False  # the last run saw a hand that may count soon (`_worth_watching`): run on every frame
         self._lips: np.ndarray | None = None  # the face's own (lips, cheeks) green, where no hand covers the lips
         self._seen: list[np.ndarray] = []  # every hand the last model run reported, counted or not
-        self.unsearched = 0  # when the last call found a hand where none was: the frames right before it that the
-        # palm detector skipped (`hand_every`), else 0
+        self.unsearched = 0  # when the last call found a hand where none was: the frames right before it where
+        # none counted (the palm detector skipped them, `hand_every`, or saw the hand but it did not count yet), else 0
         self.runs = 0
 
     def _model(self):
@@ -178,8 +186,8 @@ class HandFinder:
 
     def reset(self) -> None:
         """Forget the hands seen so far, the model's own tracking included (a shot cut: nothing carries over)."""
-        self._region, self._calls, self._last, self._missed, self._skipped, self.unsearched = None, 0, [], 0, 0, 0
-        self._lips, self._seen = None, []
+        self._region, self._calls, self._last, self._missed, self._uncounted, self.unsearched = None, 0, [], 0, 0, 0
+        self._lips, self._seen, self._watching = None, [], False
         self._hands.reset()
 
     def _search_region(self, face_box, frame_hw):
@@ -198,31 +206,46 @@ class HandFinder:
 
     def __call__(self, frame: np.ndarray, face_box, face_landmarks=None) -> list[np.ndarray]:
         """Hands (each (21, 2) frame pixels) seen in this frame, or held from the last few frames. With the
-        face's landmarks, a "hand" that is the face itself is dropped (`not_the_face`)."""
+        face's landmarks, a "hand" that is the face itself is dropped (`not_the_face`). A hand near the mouth that
+        does not count (yet) is watched on every frame (`_worth_watching`): it may cover the lips next."""
         self._calls += 1
         self.unsearched = 0
-        if not self._last and (self._calls - 1) % self.settings.hand_every:
-            self._skipped += 1
+        if not (self._last or self._watching) and (self._calls - 1) % self.settings.hand_every:
+            self._uncounted += 1
             return []
-        skipped, self._skipped = self._skipped, 0
         region = self._search_region(face_box, frame.shape[:2])
         if region is None:
+            self._uncounted += 1
             return []
         lips = None if face_landmarks is None else LipsAndCheeks(
             frame, face_landmarks, float(face_box[2] - face_box[0]), self.settings)
         hands = self._run(self._hands, frame, region, face_box, face_landmarks, self._last, lips)
         if lips is not None:
             self._learn_lips(lips)
+        self._watching = face_landmarks is not None and self._worth_watching(face_landmarks, face_box)
         if hands:
-            if not self._last:  # a hand just found: the frames skipped right before may show it too
-                self.unsearched = skipped
-            self._last, self._missed = hands, 0
+            if not self._last:  # a hand just found: the frames right before may show it too
+                self.unsearched = self._uncounted
+            self._last, self._missed, self._uncounted = hands, 0, 0
             return hands
         if self._last and self._missed < self.settings.hand_hold:
             self._missed += 1
             return self._last
         self._last, self._missed = [], 0
+        self._uncounted += 1
         return []
+
+    def _worth_watching(self, landmarks: np.ndarray, face_box) -> bool:
+        """Whether the last run saw a hand that may count on the next frames: over the face, a point of it within
+        `hand_watch_reach` x W of the mouth's centre. Real hands on their way over the lips were within 0.49 W; the
+        palm detector's steady false hand on an ear (lp_src_s32, 3 s) 0.70-0.78 W away would otherwise have the
+        model run on every frame."""
+        width = float(face_box[2] - face_box[0])
+        lips = INNER_LIPS.get(len(landmarks))
+        mouth = None if lips is None else np.asarray(landmarks, np.float64)[list(lips), :2].mean(axis=0)
+        return any(over_the_face(hand, landmarks, width, self.settings) and (
+            mouth is None or np.linalg.norm(hand[:, :2] - mouth, axis=1).min() <= self.settings.hand_watch_reach * width)
+            for hand in self._seen)
 
     def _learn_lips(self, lips: LipsAndCheeks) -> None:
         """The face's own lips and cheeks, averaged over the frames where the model saw no hand over the lips
@@ -237,13 +260,17 @@ class HandFinder:
     def _hides_lips(self, lips: LipsAndCheeks, hand: np.ndarray) -> bool:
         """Whether `hand` covers the lips and they no longer show there: the ring under it is less than
         `lips_hidden_share` as far below the cheeks' green as this face's lips are (the cheeks of this frame, or
-        the learnt ones where the hand covers them). Never before the face's lips were seen with no hand over
-        them, nor on a face whose lips are as green as its cheeks (`lips_min_contrast`)."""
+        the learnt ones where the hand covers them). Never on a face whose lips are as green as its cheeks
+        (`lips_min_contrast`). Before the face's lips were seen in the shot (a hand there from its first frame),
+        the ring under the hand must be greener than this frame's cheeks by `lips_unseen_min`, as no face's own
+        lips were on the corpus."""
         s = self.settings
-        if self._lips is None or self._lips[0] - self._lips[1] > -s.lips_min_contrast:
-            return False
         ring, cheeks = lips.green(hand)
         if ring is None:
+            return False
+        if self._lips is None:
+            return cheeks is not None and ring - cheeks > s.lips_unseen_min
+        if self._lips[0] - self._lips[1] > -s.lips_min_contrast:
             return False
         cheeks = self._lips[1] if cheeks is None else cheeks
         return ring - cheeks > s.lips_hidden_share * (self._lips[0] - self._lips[1])
