@@ -846,6 +846,28 @@ def test_a_hand_beside_the_mouth_counts_but_not_one_below_the_chin(face):
     assert not not_the_face(below, landmarks, width, settings)
 
 
+def test_a_finger_raised_to_the_lips_from_below_the_chin_counts(face):
+    """A fist under the chin with the index finger up to the lips (a held-out photo, OneHand10K 33) has 2-4 of its
+    points above the chin and was dropped as a neck would be. A fingertip within `hand_tip_reach` of the outer lips
+    makes it a hand in front of the face; the same hand lowered until its fingertip is well off the lips does not
+    count, and neither does it without the rule."""
+    from latentsync.faces.occlusion.hands import over_the_face
+
+    _, box, landmarks, mouth, width = face
+    settings = load_faces_config().occlusion
+    chin = float(landmarks[:, 1].max())
+    fist = np.array([mouth[0] + 0.05 * width, chin + 0.25 * width])
+    hand = np.repeat(fist[None], 21, axis=0) + np.random.default_rng(0).normal(0, 0.03 * width, (21, 2))
+    hand[0] = fist + (0, 0.2 * width)  # the wrist below the fist
+    hand[5:9] = np.linspace(fist, mouth + (0, 0.02 * width), 4)  # the index finger, its tip on the lower lip
+    above = sum(y <= chin for _, y in hand)
+    assert 1 <= above < settings.hand_min_on_face
+    assert over_the_face(hand, landmarks, width, settings) and not_the_face(hand, landmarks, width, settings)
+    assert not over_the_face(hand, landmarks, width, dataclasses.replace(settings, hand_tip_reach=-1.0))
+    lowered = hand + (0, 0.3 * width)  # the fingertip by the chin, ~0.2 W below the lips
+    assert not over_the_face(lowered, landmarks, width, settings)
+
+
 @pytest.mark.parametrize("clip, frames, rule_off", [("lp_d12", 30, "occlusion.hand_min_palm=0"),
                                                      ("vr_face3", 50, "occlusion.hand_min_on_face=0")])
 def test_no_hand_is_found_on_a_face_without_one(clip, frames, rule_off):

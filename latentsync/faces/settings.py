@@ -174,6 +174,7 @@ class OcclusionSettings(Section):
     hand_model_complexity: int = at_least(0)
     hand_min_on_face: int = at_least(0)
     hand_face_reach: float
+    hand_tip_reach: float
     hand_min_palm: float
     hand_wrist_band: float
     lips_min_cover: float

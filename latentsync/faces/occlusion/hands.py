@@ -26,6 +26,7 @@ from .geometry import region_around
 # MediaPipe hand: the palm polygon and the five finger chains (landmark 0 is the wrist).
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+FINGERTIPS = tuple(chain[-1] for chain in FINGERS)
 # Face mesh points on the cheeks (beside the nose, beside the mouth): the skin the lips are told from.
 CHEEKS = {468: (50, 280, 205, 425), 478: (50, 280, 205, 425)}
 
@@ -123,16 +124,24 @@ def follows(hand: np.ndarray, before) -> bool:
 
 def over_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings) -> bool:
     """Whether `hand` lays its fingers over the face or beside it: `hand_min_on_face` of its 21 points inside the
-    face's outline (the landmark hull) or within `hand_face_reach` x W beside it, no lower than the chin. A hand
-    covers the mouth only so. A neck and collarbone read as a hand of a real hand's size, its wrist below the chin
-    and its fingers along the collarbone, had 0-3 inside and covered a whole chin (docs/faces.md "Occlusion"); a
-    real hand held beside the mouth has 2-5 inside and its fingers beside the cheek, over the edited region's side."""
-    outline = cv2.convexHull(np.asarray(landmarks, np.float32)[:, :2])
+    face's outline (the landmark hull) or within `hand_face_reach` x W beside it, no lower than the chin, or a
+    fingertip within `hand_tip_reach` x W of the outer lips. A hand covers the mouth only so. A neck and collarbone
+    read as a hand of a real hand's size, its wrist below the chin and its fingers along the collarbone, had 0-3
+    inside and covered a whole chin (docs/faces.md "Occlusion"); a real hand held beside the mouth has 2-5 inside
+    and its fingers beside the cheek, over the edited region's side; a finger raised to the lips from a fist under
+    the chin has 2-4 inside, its tip on the lips."""
+    points = np.asarray(landmarks, np.float32)[:, :2]
+    outline = cv2.convexHull(points)
     chin = float(outline[:, 0, 1].max())
     reach = settings.hand_face_reach * face_width
     on_face = sum(y <= chin and cv2.pointPolygonTest(outline, (float(x), float(y)), True) >= -reach
                   for x, y in hand[:, :2])
-    return on_face >= settings.hand_min_on_face
+    if on_face >= settings.hand_min_on_face:
+        return True
+    lips = OUTER_LIPS.get(len(landmarks))
+    return lips is not None and any(
+        cv2.pointPolygonTest(points[list(lips)], (float(x), float(y)), True) >= -settings.hand_tip_reach * face_width
+        for x, y in hand[list(FINGERTIPS), :2])
 
 
 def not_the_face(hand: np.ndarray, landmarks: np.ndarray, face_width: float, settings: OcclusionSettings,
