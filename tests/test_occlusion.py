@@ -962,6 +962,21 @@ def test_a_hand_found_late_is_followed_back_over_the_frames_the_palm_detector_sk
     assert covered == [False] * 6 + [True] * 4
 
 
+def cheek_colour(frame, landmarks) -> np.ndarray:
+    """The median RGB of a small patch of the cheek beside the nose (face mesh point 50)."""
+    x, y = (int(v) for v in landmarks[50][:2])
+    return np.median(frame[y - 3 : y + 3, x - 3 : x + 3].reshape(-1, 3), axis=0)
+
+
+def painted_hand(frame, hand, colour, settings) -> np.ndarray:
+    """The frame with `hand` (21 points) drawn as the masker draws it and filled with one skin `colour`."""
+    drawn = np.zeros(frame.shape[:2], np.uint8)
+    draw_hand(drawn, hand, settings.finger_width, settings.hand_dilate)
+    out = frame.copy()
+    out[drawn > 0] = np.clip(colour, 0, 255).astype(np.uint8)
+    return out
+
+
 def test_a_small_hand_on_the_face_counts_when_the_lips_no_longer_show_under_it(face, monkeypatch):
     """The palm detector's false hands on faces and real hands held to the face measure alike (palm 0.24-0.48 W
     against 0.39-0.47 W, the wrist on the face's edge), but the lips under a false hand still show. The same small
@@ -980,12 +995,8 @@ def test_a_small_hand_on_the_face_counts_when_the_lips_no_longer_show_under_it(f
     assert own < -settings.lips_min_contrast  # her lips are redder than her cheeks
     hand = synthetic_hand((mouth[0], landmarks[:, 1].max()), 0.35 * width)  # wrist at the chin, fingers up
     assert not not_the_face(hand, landmarks, width, settings)  # too small a palm for a hand on the face's edge
-    drawn = np.zeros(frame.shape[:2], np.uint8)
-    draw_hand(drawn, hand, settings.finger_width, settings.hand_dilate)
-    cheek = np.median(frame[int(landmarks[50][1]) - 3 : int(landmarks[50][1]) + 3,
-                            int(landmarks[50][0]) - 3 : int(landmarks[50][0]) + 3].reshape(-1, 3), axis=0)
-    covered = frame.copy()
-    covered[drawn > 0] = cheek.astype(np.uint8)
+    cheek = cheek_colour(frame, landmarks)
+    covered = painted_hand(frame, hand, cheek, settings)
     for shown, hidden in ((frame, False), (covered, True)):
         ring, free = LipsAndCheeks(shown, landmarks, width, settings).green(hand)
         assert ((ring - (cheeks if free is None else free)) > settings.lips_hidden_share * own) == hidden
@@ -1008,15 +1019,11 @@ def test_a_small_hand_on_the_face_counts_when_the_lips_no_longer_show_under_it(f
     assert masked([covered, covered], [2, 2]) == [False, False]  # from the first frame, over her cheeks too
     assert masked([frame, covered], [2, 2]) == [False, False]  # a "hand" over them in frame 0: lips not learnt
     small = synthetic_hand((mouth[0], landmarks[:, 1].max()), 0.3 * width)  # leaves cheeks free to compare with
-    drawn = np.zeros(frame.shape[:2], np.uint8)
-    draw_hand(drawn, small, settings.finger_width, settings.hand_dilate)
-    greener = frame.copy()
-    greener[drawn > 0] = np.clip(cheek + (-12, 12, 0), 0, 255).astype(np.uint8)  # g / (r + g + b) up ~0.02
+    greener = painted_hand(frame, small, cheek + (-12, 12, 0), settings)  # g / (r + g + b) up ~0.02
     ring, free = LipsAndCheeks(greener, landmarks, width, settings).green(small)
     assert ring - free > settings.lips_unseen_min
     assert masked([greener, greener], [2, 2], small) == [True, True]
-    as_cheeks = frame.copy()
-    as_cheeks[drawn > 0] = cheek.astype(np.uint8)
+    as_cheeks = painted_hand(frame, small, cheek, settings)
     assert masked([as_cheeks, as_cheeks], [2, 2], small) == [False, False]
 
 
@@ -1030,12 +1037,8 @@ def test_a_hand_seen_before_it_counts_is_watched_on_every_frame_and_followed_bac
     frame, box, landmarks, mouth, width = face
     settings = load_faces_config(overrides=["occlusion.hand_every=6", "occlusion.look_back=4"]).occlusion
     hand = synthetic_hand((mouth[0], landmarks[:, 1].max()), 0.35 * width)  # wrist at the chin, fingers up
-    drawn = np.zeros(frame.shape[:2], np.uint8)
-    draw_hand(drawn, hand, settings.finger_width, settings.hand_dilate)
-    cheek = np.median(frame[int(landmarks[50][1]) - 3 : int(landmarks[50][1]) + 3,
-                            int(landmarks[50][0]) - 3 : int(landmarks[50][0]) + 3].reshape(-1, 3), axis=0)
-    covered = frame.copy()
-    covered[drawn > 0] = cheek.astype(np.uint8)
+    cheek = cheek_colour(frame, landmarks)
+    covered = painted_hand(frame, hand, cheek, settings)
     x0, y0, x1, y1 = _hand_region(box, frame.shape, settings)
     marks = [0, 0, 0, 0, 0, 0, 2, 1, 2]  # the palm found at 6 and 8, tracked at 7
     frames = []
