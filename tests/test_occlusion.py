@@ -1059,13 +1059,41 @@ def test_a_hand_seen_before_it_counts_is_watched_on_every_frame_and_followed_bac
     assert calls == [0, 2, 1, 2] + [2, 1, 2, 0]
 
 
+def test_a_bridged_frame_is_searched_with_the_last_landmarks(face, monkeypatch):
+    """A hand over the face can make the face mesh give up for a few frames; the face pass bridges them (a face
+    box, no landmarks) and edits them. The masker searches them with the last frame's landmarks, so the hand the
+    model still tracks there stays masked whole, not held one frame and then faded (0.6, 0.36) and painted over."""
+    from latentsync.faces.occlusion.hands import HandFinder
+
+    frame, box, landmarks, mouth, width = face
+    settings = load_faces_config(overrides=["occlusion.hand_every=1"]).occlusion
+    hand = synthetic_hand((mouth[0], landmarks[:, 1].max() + 0.3 * width), 0.6 * width)  # a large hand, from below
+    assert not_the_face(hand, landmarks, width, settings)
+    x0, y0, x1, y1 = _hand_region(box, frame.shape, settings)
+    monkeypatch.setattr(HandFinder, "_model", lambda self: ScriptedHands((hand - (x0, y0)) / (x1 - x0, y1 - y0), []))
+    frames = []
+    for mark in (2, 1, 1, 1):
+        f = frame.copy()
+        f[y0 : y0 + 8, x0 : x0 + 8] = mark
+        frames.append(f)
+    at = (int(hand[9][1]), int(hand[9][0]))  # the middle finger's base
+    with OccluderMasker("hands", settings) as masker:
+        values = [float(masker.patch(f, box, lm).full(frame.shape[:2])[at])
+                  for f, lm in zip(frames, (landmarks, landmarks, None, None), strict=True)]
+    assert min(values) > 0.99, values
+
+
 def test_only_the_hand_that_counted_goes_on_without_the_lips_test():
-    """A counted hand the model tracks on as it slides off the lips needs no new proof; a second "hand" elsewhere
-    in the same frame (the palm detector firing on the face beside a real hand) is not that hand."""
+    """A counted hand the model tracks on as it slides off the lips, or refits, needs no new proof; a second "hand"
+    elsewhere in the same frame (the palm detector firing on the face beside a real hand) is not that hand."""
     from latentsync.faces.occlusion.hands import follows
 
     hand = synthetic_hand((100.0, 200.0), 60.0)
     assert follows(hand + (8.0, -5.0), [hand])  # moved on by a fraction of its palm
+    centre, turn = hand.mean(axis=0), np.radians(45)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    refit = centre + (hand - centre) @ rotation.T  # the model refits its pose: the points move, the centre stays
+    assert np.linalg.norm(refit - hand, axis=1).mean() > 0.5 * 60.0 and follows(refit, [hand])
     assert not follows(hand + (60.0, 0.0), [hand])  # a palm away: another hand
     assert not follows(hand, [])
 

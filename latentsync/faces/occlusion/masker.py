@@ -226,6 +226,7 @@ class OccluderMasker:
         self._run = 0  # frames in a row, up to the last, whose mask kept something whole (found, or held)
         self._carry: tuple[_Sighting, int, np.ndarray] | None = None  # (last frame, frames carried, object colours)
         self._revised: list[tuple[int, OcclusionPatch]] = []  # what the last `patch` call grew (`revisions`)
+        self._landmarks: np.ndarray | None = None  # the last frame's face landmarks (for a bridged frame: `patch`)
         self.frames = 0
         self.frames_with_mask = 0
 
@@ -233,7 +234,7 @@ class OccluderMasker:
         """Forget the temporal state (call at shot cuts): the next mask owes nothing to earlier frames."""
         self._previous, self._last_found = None, (None, 0)
         self._mouth_counts, self._mouth_frames, self._mouth_grown = None, 0, None
-        self._colour_calls, self._run, self._carry = 0, 0, None
+        self._colour_calls, self._run, self._carry, self._landmarks = 0, 0, None, None
         self._recent.clear()
         if self._hands is not None:
             self._hands.reset()
@@ -244,11 +245,22 @@ class OccluderMasker:
 
     def patch(self, frame: np.ndarray, face_box, landmarks) -> OcclusionPatch | None:
         """The mask as an `OcclusionPatch` (box + mask), or None when nothing covers the face. An object seen
-        here for the first time may also grow the masks of the last frames: see `revisions`."""
+        here for the first time may also grow the masks of the last frames: see `revisions`.
+
+        A frame with a face box but no landmarks is one the face pass bridged: the landmark model lost the face
+        for a few frames, often under the very occluder, and the edit goes on with interpolated points. It is
+        searched with the last frame's landmarks (its box is that frame's too), so a hand that covers the face
+        until the face mesh gives up is not painted over there (a photo hand on vr_face1: frames 19-22 lost)."""
         self.frames += 1
         self._revised = []
         if self.mode == "off":
             return None
+        if face_box is None:
+            self._landmarks = None
+        elif landmarks is None:
+            landmarks = self._landmarks
+        else:
+            self._landmarks = landmarks
         current, sighting, carried = None, None, False
         if face_box is not None and landmarks is not None:
             current, sighting, carried = self._detect(frame, np.asarray(face_box, np.float64),
