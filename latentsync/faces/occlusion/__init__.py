@@ -14,7 +14,9 @@ Interface (what the pipeline calls, once per frame of the edited face, frames in
 
 - `face_box` is the face's landmark box (x1, y1, x2, y2) in frame pixels (`AlignedFrame.face_box`),
   `landmarks` its (N, 2) landmarks in frame pixels (`AlignedFrame.landmarks`). Frames without a face: do not
-  call it (or pass `face_box=None`, which returns None and lets the fade-out state decay).
+  call it (or pass `face_box=None`, which returns None and lets the fade-out state decay). A bridged frame (a face
+  box, `landmarks=None`: the face pass lost the landmarks for a few frames and edits them anyway) is searched
+  with the last frame's landmarks.
 - `masker.patch(...)` returns the same result as an `OcclusionPatch` (a box and the mask inside it), which is
   all that is non-zero; `keep_occluders` takes either and then only touches the box (cheap at 1080p).
 - 1 means "something covers the face here: keep the original pixels". The mask is feathered at its edge
