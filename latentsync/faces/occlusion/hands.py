@@ -233,7 +233,8 @@ class HandFinder:
         hands = self._run(self._hands, frame, region, face_box, face_landmarks, self._last, lips)
         if lips is not None:
             self._learn_lips(lips)
-        self._watching = face_landmarks is not None and self._worth_watching(face_landmarks, face_box)
+        # (a frame where a hand counts runs the model on the next one anyway: no need to look at the rest)
+        self._watching = not hands and face_landmarks is not None and self._worth_watching(face_landmarks, face_box)
         if hands:
             if not self._last:  # a hand just found: the frames right before may show it too
                 self.unsearched = self._uncounted
@@ -254,9 +255,9 @@ class HandFinder:
         width = float(face_box[2] - face_box[0])
         lips = INNER_LIPS.get(len(landmarks))
         mouth = None if lips is None else np.asarray(landmarks, np.float64)[list(lips), :2].mean(axis=0)
-        return any(over_the_face(hand, landmarks, width, self.settings) and (
-            mouth is None or np.linalg.norm(hand[:, :2] - mouth, axis=1).min() <= self.settings.hand_watch_reach * width)
-            for hand in self._seen)
+        return any((mouth is None or np.linalg.norm(hand[:, :2] - mouth, axis=1).min()
+                    <= self.settings.hand_watch_reach * width) and over_the_face(hand, landmarks, width, self.settings)
+                   for hand in self._seen)
 
     def _learn_lips(self, lips: LipsAndCheeks) -> None:
         """The face's own lips and cheeks, averaged over the frames where the model saw no hand over the lips
